@@ -1,0 +1,1 @@
+//! The archive file: engine-backup's layout, codecs, writer, reader and manifest.

@@ -1,0 +1,6 @@
+//! PostgreSQL: connections, client tools chosen by server version, dump, restore,
+//! roles, and inspection of what a database holds.
+
+pub mod conn;
+
+pub use conn::ConnParams;

@@ -1,0 +1,1 @@
+//! Versioned schema upgrades with a `schema_version` history.
