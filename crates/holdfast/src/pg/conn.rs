@@ -30,3 +30,62 @@ impl ConnParams {
         self.host.starts_with('/')
     }
 }
+
+/// Open a connection with the `postgres` crate (the password stays in memory).
+///
+/// TLS is not offered by in-process connections yet: a component whose conf asks
+/// for `SECURED` is refused with a message instead of silently connecting in clear.
+pub fn connect(params: &ConnParams) -> crate::Result<postgres::Client> {
+    if params.secured {
+        return Err(crate::Error::usage(format!(
+            "{}: TLS connections (SECURED=True) are not supported by holdfast yet; \
+             connect through a local socket or a trusted network",
+            params.display()
+        )));
+    }
+    let mut config = postgres::Config::new();
+    if params.is_socket() {
+        config.host_path(&params.host);
+    } else {
+        config.host(&params.host);
+    }
+    config
+        .port(params.port)
+        .user(&params.user)
+        .dbname(&params.database)
+        .application_name("holdfast")
+        .connect_timeout(std::time::Duration::from_secs(15));
+    if let Some(p) = &params.password {
+        config.password(p.expose());
+    }
+    config.connect(postgres::NoTls).map_err(|e| {
+        crate::Error::postgres(format!(
+            "cannot connect to database '{}' as {}: {}",
+            params.database,
+            params.display(),
+            error_text(&e)
+        ))
+    })
+}
+
+/// The server's own message for a database error, else the client's description.
+pub fn error_text(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => {
+            let mut text = format!("{}: {}", db.severity(), db.message());
+            if let Some(detail) = db.detail() {
+                text.push_str(&format!(" ({detail})"));
+            }
+            text
+        }
+        None => {
+            let mut text = e.to_string();
+            let mut source = std::error::Error::source(e);
+            while let Some(s) = source {
+                text.push_str(&format!(": {s}"));
+                source = s.source();
+            }
+            text
+        }
+    }
+}

@@ -3,4 +3,4 @@
 
 pub mod conn;
 
-pub use conn::ConnParams;
+pub use conn::{connect, error_text, ConnParams};
