@@ -21,7 +21,9 @@
 pub mod archive;
 pub mod conf;
 pub mod error;
+pub mod log;
 pub mod pg;
+pub mod profile;
 pub mod schema;
 pub mod secret;
 

@@ -1,0 +1,314 @@
+//! Application profiles: everything application-specific (conf files, database
+//! components, files, hooks, version rule) lives here as data, never as
+//! `if app == …` code. The built-in `ovirt-engine` profile reproduces oVirt's
+//! engine-backup; users write TOML profiles for their own applications.
+
+mod environment;
+mod model;
+mod version;
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+pub use environment::{Component, Environment, InstallRoot};
+pub use model::*;
+pub use version::{check_restore_version, installed_version, loose_version_cmp};
+
+use crate::{Error, Result};
+
+const OVIRT_ENGINE: &str = include_str!("ovirt-engine.toml");
+
+/// Names of the profiles compiled into holdfast.
+pub const BUILTIN: &[&str] = &["ovirt-engine"];
+
+impl Profile {
+    /// A built-in profile by name, or a TOML file when `name_or_path` names one.
+    pub fn load(name_or_path: &str) -> Result<Profile> {
+        if let Some(text) = builtin_text(name_or_path) {
+            return Profile::parse(text, &format!("built-in profile {name_or_path}"));
+        }
+        let path = Path::new(name_or_path);
+        if !path.exists() {
+            return Err(Error::usage(format!(
+                "profile '{name_or_path}' is neither a built-in profile ({}) nor an existing file; \
+                 pass a built-in name or the path of a TOML profile",
+                BUILTIN.join(", ")
+            )));
+        }
+        let text =
+            std::fs::read_to_string(path).map_err(|e| Error::io_path("read profile", path, e))?;
+        Profile::parse(&text, &path.display().to_string())
+    }
+
+    /// The built-in `ovirt-engine` profile.
+    pub fn ovirt_engine() -> Profile {
+        Profile::parse(OVIRT_ENGINE, "built-in profile ovirt-engine")
+            .expect("the built-in ovirt-engine profile is valid")
+    }
+
+    /// Parse and validate profile text; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Profile> {
+        let profile: Profile = toml::from_str(text).map_err(|e| {
+            let line = e
+                .span()
+                .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1)
+                .map(|l| format!(" line {l}:"))
+                .unwrap_or_default();
+            Error::usage(format!(
+                "{origin}:{line} {}",
+                e.message().lines().next().unwrap_or("invalid TOML").trim()
+            ))
+        })?;
+        profile.validate(origin)?;
+        Ok(profile)
+    }
+
+    fn validate(&self, origin: &str) -> Result<()> {
+        let bad = |key: &str, what: &str| Err(Error::usage(format!("{origin}: {key}: {what}")));
+        if self.name.trim().is_empty() {
+            return bad("name", "must not be empty");
+        }
+        let mut scopes = HashSet::new();
+        let mut members = HashSet::new();
+        let mut prefixes = HashSet::new();
+        let mut options = HashSet::new();
+        let reserved = ["all", "files"];
+        for (i, db) in self.databases.iter().enumerate() {
+            let key = |k: &str| format!("databases[{i}].{k}");
+            if !valid_scope(&db.scope) || reserved.contains(&db.scope.as_str()) {
+                return bad(
+                    &key("scope"),
+                    &format!("'{}' is not a usable scope name (letters, digits, '-', '_'; not all/files)", db.scope),
+                );
+            }
+            if !scopes.insert(db.scope.clone()) {
+                return bad(
+                    &key("scope"),
+                    &format!("scope '{}' is used twice", db.scope),
+                );
+            }
+            if !members.insert(db.member.clone()) || !valid_member(&db.member) {
+                return bad(
+                    &key("member"),
+                    &format!(
+                        "'{}' must be a unique name under db/ (like db/app_backup.db)",
+                        db.member
+                    ),
+                );
+            }
+            if db.key_prefix.is_empty() || !prefixes.insert(db.key_prefix.clone()) {
+                return bad(&key("key_prefix"), "must be non-empty and unique");
+            }
+            if !valid_scope(&db.option_prefix) || !options.insert(db.option_prefix.clone()) {
+                return bad(
+                    &key("option_prefix"),
+                    "must be unique (letters, digits, '-')",
+                );
+            }
+            for f in &db.conf_files {
+                check_relative(f).or_else(|m| bad(&key("conf_files"), &m))?;
+            }
+            if let Some(e) = &db.enabled_if {
+                check_relative(&e.file).or_else(|m| bad(&key("enabled_if.file"), &m))?;
+            }
+        }
+        for (i, s) in self.sqlite.iter().enumerate() {
+            let key = |k: &str| format!("sqlite[{i}].{k}");
+            if !valid_scope(&s.scope)
+                || reserved.contains(&s.scope.as_str())
+                || !scopes.insert(s.scope.clone())
+            {
+                return bad(
+                    &key("scope"),
+                    &format!("'{}' must be a unique scope name", s.scope),
+                );
+            }
+            if !members.insert(s.member.clone()) || !valid_member(&s.member) {
+                return bad(&key("member"), "must be a unique name under db/");
+            }
+            check_relative(&s.path).or_else(|m| bad(&key("path"), &m))?;
+        }
+        for p in self.config.sources.iter() {
+            check_relative(p).or_else(|m| bad("config.sources", &m))?;
+        }
+        for p in self.files.include.iter() {
+            check_relative(p).or_else(|m| bad("files.include", &m))?;
+        }
+        for c in self.files.include_children.iter() {
+            check_relative(&c.dir).or_else(|m| bad("files.include_children.dir", &m))?;
+        }
+        if let Some(n) = &self.notify {
+            if !self.databases.iter().any(|d| d.scope == n.database) {
+                return bad(
+                    "notify.database",
+                    &format!("no database component has scope '{}'", n.database),
+                );
+            }
+            let known = ["scope", "status", "message", "fqdn", "log"];
+            if let Some(p) = n.params.iter().find(|p| !known.contains(&p.as_str())) {
+                return bad(
+                    "notify.params",
+                    &format!("unknown parameter '{p}' (known: {})", known.join(", ")),
+                );
+            }
+        }
+        if let Some(p) = &self.post_restore {
+            if !self.databases.iter().any(|d| d.scope == p.database) {
+                return bad(
+                    "post_restore.database",
+                    &format!("no database component has scope '{}'", p.database),
+                );
+            }
+        }
+        if let Some(v) = &self.verify {
+            if !self.databases.iter().any(|d| d.scope == v.database) {
+                return bad(
+                    "verify.database",
+                    &format!("no database component has scope '{}'", v.database),
+                );
+            }
+        }
+        for pair in &self.version.upgrade_pairs {
+            for v in pair {
+                if !v.split('.').all(|p| p.parse::<u32>().is_ok()) {
+                    return bad(
+                        "version.upgrade_pairs",
+                        &format!("'{v}' is not an X.Y version"),
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The database component with this `--scope` name.
+    pub fn database(&self, scope: &str) -> Option<&DatabaseComponent> {
+        self.databases.iter().find(|d| d.scope == scope)
+    }
+
+    /// Every scope name this profile knows, `files` first, in profile order.
+    pub fn scopes(&self) -> Vec<&str> {
+        std::iter::once("files")
+            .chain(self.databases.iter().map(|d| d.scope.as_str()))
+            .chain(self.sqlite.iter().map(|s| s.scope.as_str()))
+            .collect()
+    }
+}
+
+fn builtin_text(name: &str) -> Option<&'static str> {
+    match name {
+        "ovirt-engine" => Some(OVIRT_ENGINE),
+        _ => None,
+    }
+}
+
+fn valid_scope(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+fn valid_member(m: &str) -> bool {
+    m.strip_prefix("db/")
+        .is_some_and(|n| !n.is_empty() && !n.contains('/') && n != "." && n != "..")
+}
+
+/// Profile paths are relative to the install root and stay inside it.
+fn check_relative(p: &str) -> std::result::Result<(), String> {
+    let path = PathBuf::from(p);
+    if p.is_empty()
+        || path.is_absolute()
+        || path
+            .components()
+            .any(|c| matches!(c, std::path::Component::ParentDir))
+    {
+        return Err(format!(
+            "'{p}' must be a path relative to the install root, without '..'"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_ovirt_engine_profile_is_valid() {
+        let p = Profile::ovirt_engine();
+        assert_eq!(p.name, "ovirt-engine");
+        assert_eq!(
+            p.scopes(),
+            [
+                "files",
+                "db",
+                "dwhdb",
+                "cinderlibdb",
+                "managedblockdb",
+                "keycloakdb",
+                "grafanadb"
+            ]
+        );
+        let engine = p.database("db").unwrap();
+        assert_eq!(engine.key_prefix, "ENGINE_DB_");
+        assert_eq!(engine.member, "db/engine_backup.db");
+        assert_eq!(
+            p.database("dwhdb").unwrap().default_database.as_deref(),
+            Some("ovirt_engine_history")
+        );
+    }
+
+    #[test]
+    fn unknown_key_is_named_with_its_line() {
+        let err = Profile::parse("name = \"x\"\n\n[files]\ninclud = [\"etc\"]\n", "app.toml")
+            .unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.starts_with("app.toml: line 4:"), "{msg}");
+        assert!(msg.contains("includ"), "{msg}");
+        assert!(!msg.contains('\n'));
+    }
+
+    #[test]
+    fn semantic_errors_name_the_key() {
+        let text = r#"
+name = "app"
+[[databases]]
+scope = "db"
+label = "App"
+key_prefix = "APP_DB_"
+option_prefix = "db"
+member = "db/app.db"
+archive_config_prefix = "DB_"
+conf_files = ["/etc/app.conf"]
+"#;
+        let msg = Profile::parse(text, "app.toml").unwrap_err().to_string();
+        assert_eq!(msg, "app.toml: databases[0].conf_files: '/etc/app.conf' must be a path relative to the install root, without '..'");
+
+        let dup = text.replace("conf_files = [\"/etc/app.conf\"]", "")
+            + r#"
+[[databases]]
+scope = "db"
+label = "Other"
+key_prefix = "OTHER_DB_"
+option_prefix = "other-db"
+member = "db/other.db"
+archive_config_prefix = "OTHER_DB_"
+"#;
+        let msg = Profile::parse(&dup, "app.toml").unwrap_err().to_string();
+        assert_eq!(
+            msg,
+            "app.toml: databases[1].scope: scope 'db' is used twice"
+        );
+    }
+
+    #[test]
+    fn missing_profile_file_says_what_to_pass() {
+        let msg = Profile::load("/nonexistent/app.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("neither a built-in profile (ovirt-engine)"),
+            "{msg}"
+        );
+    }
+}
