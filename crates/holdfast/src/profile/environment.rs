@@ -167,16 +167,16 @@ fn read_conf(profile: &Profile, root: &InstallRoot) -> Result<ConfValues> {
         let (Some(user), Some(database)) = (&db.default_user, &db.default_database) else {
             continue;
         };
-        conf.set(&format!("{p}{}", keys.host), "localhost");
-        conf.set(&format!("{p}{}", keys.port), "5432");
-        conf.set(&format!("{p}{}", keys.user), user);
-        conf.set(&format!("{p}{}", keys.password), "");
-        conf.set(&format!("{p}{}", keys.database), database);
+        conf.set(format!("{p}{}", keys.host), "localhost");
+        conf.set(format!("{p}{}", keys.port), "5432");
+        conf.set(format!("{p}{}", keys.user), user);
+        conf.set(format!("{p}{}", keys.password), "");
+        conf.set(format!("{p}{}", keys.database), database);
         if let Some(s) = &keys.secured {
-            conf.set(&format!("{p}{s}"), "False");
+            conf.set(format!("{p}{s}"), "False");
         }
         if let Some(s) = &keys.secured_validation {
-            conf.set(&format!("{p}{s}"), "False");
+            conf.set(format!("{p}{s}"), "False");
         }
     }
     for (k, v) in &profile.config.defaults {
