@@ -291,7 +291,7 @@ pub fn object_inventory(client: &mut Client) -> Result<ObjectInventory> {
         client,
         "types",
         &format!(
-            "SELECT format('%I.%I', n.nspname, t.typname) || ' ' || t.typtype \
+            "SELECT format('%I.%I %s', n.nspname, t.typname, t.typtype) \
                FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace \
               WHERE {USER_SCHEMA} AND {} \
                 AND (t.typtype IN ('e', 'd', 'r', 'm') \
