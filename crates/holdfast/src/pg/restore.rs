@@ -181,9 +181,7 @@ fn skip_reason(entry: &TocEntry, target: &TargetState) -> Option<&'static str> {
             Some("extension exists")
         }
         ("COMMENT", None, name)
-            if name
-                .strip_prefix("EXTENSION ")
-                .is_some_and(|ext| target.extensions.contains(ext)) =>
+            if named(name, "EXTENSION ").is_some_and(|ext| target.extensions.contains(&ext)) =>
         {
             Some("extension exists")
         }
@@ -191,14 +189,19 @@ fn skip_reason(entry: &TocEntry, target: &TargetState) -> Option<&'static str> {
             Some("language exists")
         }
         ("COMMENT" | "ACL", None, name)
-            if name
-                .strip_prefix("LANGUAGE ")
-                .is_some_and(|lang| target.languages.contains(lang)) =>
+            if named(name, "LANGUAGE ").is_some_and(|lang| target.languages.contains(&lang)) =>
         {
             Some("language exists")
         }
         _ => None,
     }
+}
+
+/// The object of a comment or ACL entry (`EXTENSION "uuid-ossp"`) of one kind,
+/// without the identifier quoting pg_dump adds.
+fn named(entry_name: &str, kind: &str) -> Option<String> {
+    let (name, rest) = leading_identifier(entry_name.strip_prefix(kind)?)?;
+    rest.is_empty().then_some(name)
 }
 
 fn target_state(conn: &ConnParams, tools: &PgTools) -> Result<TargetState> {
@@ -331,14 +334,19 @@ fn restore_failure(finished: &crate::pg::Finished, database: &str) -> Error {
 /// streaming it into `psql -X -q -v ON_ERROR_STOP=1 --single-transaction -f -`:
 /// the first error stops psql and rolls everything back.
 ///
-/// Plain dumps by pg_dump 13.22/14.19/15.14/16.10/17.6 and later begin with
-/// `\restrict KEY` and end with `\unrestrict KEY`; a psql older than those does
-/// not know the meta-commands, so for it exactly those two lines are removed.
+/// On the way, the statements a non-superuser owner cannot and need not run are
+/// left out, as for custom dumps: `COMMENT ON EXTENSION` for an extension that
+/// already exists, and `CREATE SCHEMA public` / `COMMENT ON SCHEMA public` (dumps
+/// of old servers) where the target has `public`. Plain dumps by pg_dump
+/// 13.22/14.19/15.14/16.10/17.6 and later begin with `\restrict KEY` and end with
+/// `\unrestrict KEY`; for a psql older than those, which does not know the
+/// meta-commands, exactly those lines are removed too.
 pub fn restore_plain(
     conn: &ConnParams,
     tools: &PgTools,
     sql: &mut dyn Read,
 ) -> Result<RestoreReport> {
+    let target = target_state(conn, tools)?;
     let mut cmd = ClientCommand::connected(tools, "psql", conn)?;
     cmd.args([
         "-X",
@@ -353,54 +361,112 @@ pub fn restore_plain(
     let mut stdin = running
         .take_stdin()
         .ok_or_else(|| Error::failed("psql started without an input pipe"))?;
-    let fed = if tools.psql_knows_restrict() {
-        std::io::copy(sql, &mut stdin).map(|_| ())
-    } else {
-        feed_without_restrict(sql, &mut stdin)
+    let filter = PlainFilter {
+        target: &target,
+        strip_restrict: !tools.psql_knows_restrict(),
     };
+    let fed = filter.copy(sql, &mut stdin);
     drop(stdin);
     let finished = running.wait()?;
     if !finished.success() {
         return Err(finished.failure(&format!("restoring database '{}'", conn.database)));
     }
-    // psql succeeded, so it read everything: a failed write here is our reader's.
-    fed.context(|| format!("read the plain dump for database '{}'", conn.database))?;
+    // psql succeeded, so it read everything: a failure here is our reader's.
+    let skipped =
+        fed.context(|| format!("read the plain dump for database '{}'", conn.database))?;
     Ok(RestoreReport {
         command: finished.description.clone(),
-        skipped: Vec::new(),
+        skipped,
         messages: finished.stderr_lines(),
     })
 }
 
-/// Copy a plain dump, leaving out its `\restrict KEY` line (which comes before
-/// any data) and the `\unrestrict KEY` line with the same key.
-pub fn feed_without_restrict(sql: &mut dyn Read, out: &mut dyn Write) -> std::io::Result<()> {
-    let mut reader = BufReader::with_capacity(256 * 1024, sql);
-    let mut line = Vec::new();
-    let mut key: Option<Vec<u8>> = None;
-    let mut in_header = true;
-    loop {
-        line.clear();
-        if reader.read_until(b'\n', &mut line)? == 0 {
-            return Ok(());
-        }
-        let text = line.strip_suffix(b"\n").unwrap_or(&line);
-        if in_header {
-            if let Some(k) = text.strip_prefix(b"\\restrict ") {
-                key = Some(k.to_vec());
-                in_header = false;
-                continue;
+/// Which lines of a plain dump are left out on the way to psql.
+struct PlainFilter<'a> {
+    target: &'a TargetState,
+    strip_restrict: bool,
+}
+
+impl PlainFilter<'_> {
+    /// Copy the dump line by line, leaving COPY data untouched, and return the
+    /// lines left out.
+    fn copy(&self, sql: &mut dyn Read, out: &mut dyn Write) -> std::io::Result<Vec<String>> {
+        let mut reader = BufReader::with_capacity(256 * 1024, sql);
+        let mut line = Vec::new();
+        let mut skipped = Vec::new();
+        let mut in_copy = false;
+        // pg_dump heads each statement with `-- Name: …; Type: …; Schema: …`.
+        let mut header = String::new();
+        loop {
+            line.clear();
+            if reader.read_until(b'\n', &mut line)? == 0 {
+                return Ok(skipped);
             }
-            if text.starts_with(b"COPY ") || text.starts_with(b"SELECT pg_catalog.lo_") {
-                in_header = false;
+            let text = line.strip_suffix(b"\n").unwrap_or(&line);
+            if in_copy {
+                in_copy = text != b"\\.";
+            } else if let Ok(text) = std::str::from_utf8(text) {
+                if text.starts_with("COPY ") && text.ends_with(" FROM stdin;") {
+                    in_copy = true;
+                } else if text.starts_with("-- Name: ") {
+                    header = text.to_string();
+                } else if self.skips(text, &header) {
+                    skipped.push(text.to_string());
+                    continue;
+                }
+            }
+            out.write_all(&line)?;
+        }
+    }
+
+    /// Whether one line outside COPY data is left out.
+    fn skips(&self, line: &str, header: &str) -> bool {
+        if self.strip_restrict
+            && (line.starts_with("\\restrict ") || line.starts_with("\\unrestrict "))
+        {
+            return true;
+        }
+        let public = self.target.has_public_schema;
+        if header.contains("; Type: SCHEMA;") && line == "CREATE SCHEMA public;" {
+            return public;
+        }
+        if !header.contains("; Type: COMMENT;") || !line.ends_with(';') {
+            return false;
+        }
+        if line.starts_with("COMMENT ON SCHEMA public IS ") {
+            return public;
+        }
+        line.strip_prefix("COMMENT ON EXTENSION ")
+            .and_then(leading_identifier)
+            .is_some_and(|(name, rest)| {
+                rest.starts_with(" IS ") && self.target.extensions.contains(&name)
+            })
+    }
+}
+
+/// A SQL identifier at the start of `text` (plain or double-quoted) and the rest.
+fn leading_identifier(text: &str) -> Option<(String, &str)> {
+    if let Some(quoted) = text.strip_prefix('"') {
+        let mut name = String::new();
+        let mut chars = quoted.char_indices();
+        while let Some((i, c)) = chars.next() {
+            if c == '"' {
+                if quoted[i + 1..].starts_with('"') {
+                    name.push('"');
+                    chars.next();
+                } else {
+                    return Some((name, &quoted[i + 1..]));
+                }
+            } else {
+                name.push(c);
             }
         }
-        if let (Some(k), Some(found)) = (&key, text.strip_prefix(b"\\unrestrict ")) {
-            if found == k.as_slice() {
-                continue;
-            }
-        }
-        out.write_all(&line)?;
+        None
+    } else {
+        let end = text
+            .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == '$'))
+            .unwrap_or(text.len());
+        (end > 0).then(|| (text[..end].to_string(), &text[end..]))
     }
 }
 
@@ -454,7 +520,8 @@ mod tests {
             "5; 2615 2200 SCHEMA - public postgres",
             "3380; 0 0 COMMENT - SCHEMA public postgres",
             "2; 3079 16385 EXTENSION - uuid-ossp ",
-            "3381; 0 0 COMMENT - EXTENSION uuid-ossp ",
+            "3381; 0 0 COMMENT - EXTENSION \"uuid-ossp\" ",
+            "3382; 0 0 COMMENT - EXTENSION plpgsql ",
             "7; 2612 13000 PROCEDURAL LANGUAGE - plpgsql postgres",
         ] {
             assert!(skip_reason(&entry(line), &target).is_some(), "{line}");
@@ -474,16 +541,76 @@ mod tests {
         assert!(skip_reason(&entry("5; 2615 2200 SCHEMA - public postgres"), &no_public).is_none());
     }
 
+    fn filtered(dump: &str, strip_restrict: bool) -> (String, Vec<String>) {
+        let target = TargetState {
+            extensions: ["plpgsql".to_string(), "uuid-ossp".to_string()].into(),
+            languages: ["plpgsql".to_string()].into(),
+            has_public_schema: true,
+        };
+        let filter = PlainFilter {
+            target: &target,
+            strip_restrict,
+        };
+        let mut out = Vec::new();
+        let skipped = filter.copy(&mut dump.as_bytes(), &mut out).unwrap();
+        (String::from_utf8(out).unwrap(), skipped)
+    }
+
     #[test]
-    fn strips_only_the_restrict_pair() {
+    fn plain_filter_strips_restrict_only_for_an_old_psql_and_never_in_data() {
         let dump = "--\n-- PostgreSQL database dump\n--\n\n\\restrict abc123\n\nSET x = 0;\n\
                     COPY public.t (v) FROM stdin;\n\\restrict abc999\n\\.\n\n\\unrestrict abc123\n";
-        let mut out = Vec::new();
-        feed_without_restrict(&mut dump.as_bytes(), &mut out).unwrap();
+        let (out, skipped) = filtered(dump, true);
         assert_eq!(
-            String::from_utf8(out).unwrap(),
+            out,
             "--\n-- PostgreSQL database dump\n--\n\n\nSET x = 0;\n\
              COPY public.t (v) FROM stdin;\n\\restrict abc999\n\\.\n\n"
         );
+        assert_eq!(skipped, ["\\restrict abc123", "\\unrestrict abc123"]);
+        assert_eq!(filtered(dump, false).0, dump);
+    }
+
+    #[test]
+    fn plain_filter_skips_what_exists_in_the_target() {
+        let dump = "--\n-- Name: uuid-ossp; Type: EXTENSION; Schema: -; Owner: -\n--\n\n\
+            CREATE EXTENSION IF NOT EXISTS \"uuid-ossp\" WITH SCHEMA public;\n\n\
+            --\n-- Name: EXTENSION \"uuid-ossp\"; Type: COMMENT; Schema: -; Owner: \n--\n\n\
+            COMMENT ON EXTENSION \"uuid-ossp\" IS 'generate universally unique identifiers (UUIDs)';\n\n\
+            --\n-- Name: EXTENSION citext; Type: COMMENT; Schema: -; Owner: \n--\n\n\
+            COMMENT ON EXTENSION citext IS 'data type for case-insensitive character strings';\n\
+            --\n-- Name: public; Type: SCHEMA; Schema: -; Owner: -\n--\n\n\
+            CREATE SCHEMA public;\n\
+            --\n-- Name: SCHEMA public; Type: COMMENT; Schema: -; Owner: -\n--\n\n\
+            COMMENT ON SCHEMA public IS 'standard public schema';\n\
+            --\n-- Name: f(); Type: FUNCTION; Schema: public; Owner: -\n--\n\n\
+            CREATE FUNCTION public.f() RETURNS void AS '\n\
+            COMMENT ON EXTENSION plpgsql IS ''x'';\n' LANGUAGE sql;\n";
+        let (out, skipped) = filtered(dump, false);
+        assert_eq!(
+            skipped,
+            [
+                "COMMENT ON EXTENSION \"uuid-ossp\" IS 'generate universally unique identifiers (UUIDs)';",
+                "CREATE SCHEMA public;",
+                "COMMENT ON SCHEMA public IS 'standard public schema';",
+            ]
+        );
+        assert!(out.contains("CREATE EXTENSION IF NOT EXISTS \"uuid-ossp\""));
+        assert!(out.contains("COMMENT ON EXTENSION citext IS"));
+        assert!(out.contains("COMMENT ON EXTENSION plpgsql IS ''x'';"));
+    }
+
+    #[test]
+    fn reads_leading_identifiers() {
+        assert_eq!(
+            leading_identifier("\"uuid-ossp\" IS 'x'"),
+            Some(("uuid-ossp".to_string(), " IS 'x'"))
+        );
+        assert_eq!(
+            leading_identifier("\"a\"\"b\" IS"),
+            Some(("a\"b".to_string(), " IS"))
+        );
+        assert_eq!(leading_identifier("citext IS"), Some(("citext".to_string(), " IS")));
+        assert_eq!(leading_identifier(" IS"), None);
+        assert_eq!(leading_identifier("\"open"), None);
     }
 }
