@@ -51,7 +51,9 @@ fn fixture_environment_inspected() {
     let roles = roles_needed(&mut engine_db).unwrap();
     let names: Vec<&str> = roles.iter().map(|r| r.name.as_str()).collect();
     assert_eq!(names, ["engine", "reporter"]);
-    assert!(roles.iter().all(|r| !r.password_readable && r.password_hash.is_none()));
+    assert!(roles
+        .iter()
+        .all(|r| !r.password_readable && r.password_hash.is_none()));
     assert!(roles.iter().all(|r| r.login && !r.superuser));
     let dwh_roles = roles_needed(&mut dwh_db).unwrap();
     let names: Vec<&str> = dwh_roles.iter().map(|r| r.name.as_str()).collect();
@@ -78,7 +80,10 @@ fn fixture_environment_inspected() {
         .expect("reporter logs in with the copied hash");
 
     // Emptiness: a fresh database is empty, the fixture's is not.
-    assert_eq!(database_is_empty(&mut engine_db).unwrap().as_deref(), Some("schema audit"));
+    assert_eq!(
+        database_is_empty(&mut engine_db).unwrap().as_deref(),
+        Some("schema audit")
+    );
     let mut fresh = pg::connect(&engine(&other, "engine")).unwrap();
     assert_eq!(database_is_empty(&mut fresh).unwrap(), None);
     fresh
@@ -88,7 +93,9 @@ fn fixture_environment_inspected() {
         database_is_empty(&mut fresh).unwrap().as_deref(),
         Some("table public.t")
     );
-    fresh.batch_execute("DROP TABLE public.t; SELECT lo_create(4242)").unwrap();
+    fresh
+        .batch_execute("DROP TABLE public.t; SELECT lo_create(4242)")
+        .unwrap();
     assert_eq!(
         database_is_empty(&mut fresh).unwrap().as_deref(),
         Some("large object 4242")
@@ -100,9 +107,12 @@ fn fixture_environment_inspected() {
     assert_eq!(inv.views, ["public.active_hosts_v"]);
     assert_eq!(inv.matviews, ["public.host_event_stats_mv"]);
     assert_eq!(inv.tables.len(), 16, "{:?}", inv.tables);
-    assert!(inv
-        .functions
-        .contains(&"public.host_event_count(p_host_id bigint) f".to_string()), "{:?}", inv.functions);
+    assert!(
+        inv.functions
+            .contains(&"public.host_event_count(p_host_id bigint) f".to_string()),
+        "{:?}",
+        inv.functions
+    );
     assert_eq!(inv.triggers.len(), 2);
     assert!(inv.types.contains(&"public.host_status e".to_string()));
     for grant in [
@@ -113,12 +123,17 @@ fn fixture_environment_inspected() {
         "relation public.ticket_number_seq: reporter=U/engine",
         "large object 70001: reporter=r/engine",
     ] {
-        assert!(inv.grants.contains(&grant.to_string()), "{grant}: {:?}", inv.grants);
+        assert!(
+            inv.grants.contains(&grant.to_string()),
+            "{grant}: {:?}",
+            inv.grants
+        );
     }
     assert!(inv
         .grants
         .iter()
-        .any(|g| g.starts_with("function public.host_event_count") && g.ends_with("reporter=X/engine")));
+        .any(|g| g.starts_with("function public.host_event_count")
+            && g.ends_with("reporter=X/engine")));
     // PostgreSQL 15 made pg_database_owner the owner of a new database's public schema.
     assert!(
         inv.owners
@@ -131,7 +146,7 @@ fn fixture_environment_inspected() {
     // Two tables, two columns, a view, a schema, a function, the large object.
     assert_eq!(inv.comments, 8);
     let dwh_inv = object_inventory(&mut dwh_db).unwrap();
-    assert!(dwh_inv
-        .grants
-        .contains(&"column public.host_configuration.host_name: reporter=r/ovirt_engine_history".to_string()));
+    assert!(dwh_inv.grants.contains(
+        &"column public.host_configuration.host_name: reporter=r/ovirt_engine_history".to_string()
+    ));
 }

@@ -10,10 +10,9 @@ use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use holdfast::pg::{
-    self, database_info, dump_database, large_objects, list_toc, object_inventory,
-    restore_custom, restore_plain, sequences, table_checksums, ConnParams, DumpFormat,
-    DumpOptions, LargeObject, ObjectInventory, PgTools, RestoreOptions, SequenceValue,
-    TableChecksum,
+    self, database_info, dump_database, large_objects, list_toc, object_inventory, restore_custom,
+    restore_plain, sequences, table_checksums, ConnParams, DumpFormat, DumpOptions, LargeObject,
+    ObjectInventory, PgTools, RestoreOptions, SequenceValue, TableChecksum,
 };
 use pg_support::*;
 use pgsandbox::Cluster;
@@ -122,7 +121,10 @@ fn fixture_databases_dump_and_restore_into_another_cluster() {
         assert!(report.command.contains("--no-owner --no-privileges"));
         let (after, after_inv) = content(&connect(&target, &noperm));
         assert_eq!(after, before, "{db}: custom restore without permissions");
-        assert_eq!(without_grants(after_inv.clone()), without_grants(before_inv.clone()));
+        assert_eq!(
+            without_grants(after_inv.clone()),
+            without_grants(before_inv.clone())
+        );
         assert!(!after_inv.grants.iter().any(|g| g.contains("reporter")));
 
         // Plain dump through psql.
@@ -131,7 +133,10 @@ fn fixture_databases_dump_and_restore_into_another_cluster() {
         restore_plain(&connect(&target, &plain_db), &tools, &mut plain.as_slice()).unwrap();
         let (after, after_inv) = content(&connect(&target, &plain_db));
         assert_eq!(after, before, "{db}: plain restore");
-        assert_eq!(without_grants(after_inv), without_grants(before_inv.clone()));
+        assert_eq!(
+            without_grants(after_inv),
+            without_grants(before_inv.clone())
+        );
 
         // With permissions while a grantee is missing: a real error, by exit code.
         let failing = format!("{db}_missing_role");
@@ -203,16 +208,19 @@ fn engine_backup_archives_restore_to_the_readme_content() {
     // default.backup: gzip tar, custom dumps with pg_dump's own compression.
     let custom_dir = dir.path().join("default");
     std::fs::create_dir(&custom_dir).unwrap();
-    extract_dumps(
-        &fixture_dir().join("default.backup"),
-        &custom_dir,
-        |f| Box::new(flate2::read::GzDecoder::new(f)),
-    );
+    extract_dumps(&fixture_dir().join("default.backup"), &custom_dir, |f| {
+        Box::new(flate2::read::GzDecoder::new(f))
+    });
     cluster.create_database("engine", "engine").unwrap();
     let tools = tools_for(&engine(&cluster, "engine"));
     let toc = list_toc(&tools, &custom_dir.join("engine_backup.db")).unwrap();
     assert_eq!(toc.len(), 106, "the README's count of entry lines");
-    assert_eq!(list_toc(&tools, &custom_dir.join("dwh_backup.db")).unwrap().len(), 20);
+    assert_eq!(
+        list_toc(&tools, &custom_dir.join("dwh_backup.db"))
+            .unwrap()
+            .len(),
+        20
+    );
 
     restore_custom(
         &engine(&cluster, "engine"),
@@ -239,9 +247,18 @@ fn engine_backup_archives_restore_to_the_readme_content() {
     .unwrap();
 
     let mut engine_db = pg::connect(&engine(&cluster, "engine")).unwrap();
-    assert_eq!(table_checksums(&mut engine_db).unwrap(), expected_checksums("engine"));
-    assert_eq!(sequences(&mut engine_db).unwrap(), expected_engine_sequences());
-    assert_eq!(large_objects(&mut engine_db).unwrap(), expected_large_objects());
+    assert_eq!(
+        table_checksums(&mut engine_db).unwrap(),
+        expected_checksums("engine")
+    );
+    assert_eq!(
+        sequences(&mut engine_db).unwrap(),
+        expected_engine_sequences()
+    );
+    assert_eq!(
+        large_objects(&mut engine_db).unwrap(),
+        expected_large_objects()
+    );
     let grants = object_inventory(&mut engine_db).unwrap().grants;
     assert!(grants.contains(&"large object 70001: reporter=r/engine".to_string()));
     let mut dwh_db = pg::connect(&dwh(&cluster, "ovirt_engine_history")).unwrap();
@@ -254,11 +271,9 @@ fn engine_backup_archives_restore_to_the_readme_content() {
     // small-size.backup: xz tar, xz-compressed plain dumps with \restrict lines.
     let plain_dir = dir.path().join("small-size");
     std::fs::create_dir(&plain_dir).unwrap();
-    extract_dumps(
-        &fixture_dir().join("small-size.backup"),
-        &plain_dir,
-        |f| Box::new(liblzma::read::XzDecoder::new(f)),
-    );
+    extract_dumps(&fixture_dir().join("small-size.backup"), &plain_dir, |f| {
+        Box::new(liblzma::read::XzDecoder::new(f))
+    });
     for (db, owner, member) in [
         ("engine_plain", "engine", "engine_backup.db"),
         ("dwh_plain", "ovirt_engine_history", "dwh_backup.db"),
@@ -275,8 +290,15 @@ fn engine_backup_archives_restore_to_the_readme_content() {
         ));
         restore_plain(&conn, &tools, &mut sql).unwrap();
         let mut client = pg::connect(&conn).unwrap();
-        let fixture_db = if owner == "engine" { "engine" } else { "ovirt_engine_history" };
-        assert_eq!(table_checksums(&mut client).unwrap(), expected_checksums(fixture_db));
+        let fixture_db = if owner == "engine" {
+            "engine"
+        } else {
+            "ovirt_engine_history"
+        };
+        assert_eq!(
+            table_checksums(&mut client).unwrap(),
+            expected_checksums(fixture_db)
+        );
         assert!(!object_inventory(&mut client)
             .unwrap()
             .grants

@@ -7,8 +7,8 @@ mod pg_support;
 use std::process::Stdio;
 
 use holdfast::pg::{
-    self, dump_database, restore_custom, restore_plain, table_checksums, ClientCommand,
-    DumpFormat, DumpOptions, PgTools, RestoreOptions,
+    self, dump_database, restore_custom, restore_plain, table_checksums, ClientCommand, DumpFormat,
+    DumpOptions, PgTools, RestoreOptions,
 };
 use pg_support::tcp;
 use pgsandbox::Cluster;
@@ -16,8 +16,15 @@ use pgsandbox::Cluster;
 const APP_PW: &str = "app\\pw:with-colon";
 
 fn prepare(cluster: &Cluster, db: &str) {
-    cluster.execute("postgres", &format!("CREATE DATABASE {db} OWNER app TEMPLATE template0")).unwrap();
-    cluster.execute(db, "CREATE EXTENSION \"uuid-ossp\"").unwrap();
+    cluster
+        .execute(
+            "postgres",
+            &format!("CREATE DATABASE {db} OWNER app TEMPLATE template0"),
+        )
+        .unwrap();
+    cluster
+        .execute(db, "CREATE EXTENSION \"uuid-ossp\"")
+        .unwrap();
 }
 
 #[test]
@@ -52,18 +59,39 @@ fn existing_extensions_are_not_restored_again() {
     )
     .unwrap();
     let mut plain = Vec::new();
-    dump_database(&src, &tools, &DumpOptions::engine_backup(DumpFormat::Plain), &mut plain).unwrap();
+    dump_database(
+        &src,
+        &tools,
+        &DumpOptions::engine_backup(DumpFormat::Plain),
+        &mut plain,
+    )
+    .unwrap();
 
     let target = Cluster::start().expect("start target cluster");
     target.create_role("app", APP_PW).unwrap();
 
     // Control: pg_restore of the whole table of contents fails for the owner.
     prepare(&target, "unfiltered");
-    let mut unfiltered = ClientCommand::connected(&tools, "pg_restore", &tcp(&target, "app", APP_PW, "unfiltered")).unwrap();
+    let mut unfiltered = ClientCommand::connected(
+        &tools,
+        "pg_restore",
+        &tcp(&target, "app", APP_PW, "unfiltered"),
+    )
+    .unwrap();
     unfiltered.arg(&custom);
-    let finished = unfiltered.spawn(Stdio::null(), Stdio::null()).unwrap().wait().unwrap();
+    let finished = unfiltered
+        .spawn(Stdio::null(), Stdio::null())
+        .unwrap()
+        .wait()
+        .unwrap();
     assert!(!finished.success(), "{}", finished.stderr);
-    assert!(finished.stderr.contains("must be owner of extension uuid-ossp"), "{}", finished.stderr);
+    assert!(
+        finished
+            .stderr
+            .contains("must be owner of extension uuid-ossp"),
+        "{}",
+        finished.stderr
+    );
 
     prepare(&target, "custom_restored");
     let report = restore_custom(
@@ -77,10 +105,22 @@ fn existing_extensions_are_not_restored_again() {
     )
     .unwrap();
     assert_eq!(report.skipped.len(), 2, "{:?}", report.skipped);
-    assert!(report.skipped.iter().any(|l| l.contains("EXTENSION - uuid-ossp")));
-    assert!(report.skipped.iter().any(|l| l.contains("COMMENT - EXTENSION \"uuid-ossp\"")
-        || l.contains("COMMENT - EXTENSION uuid-ossp")), "{:?}", report.skipped);
-    let after = table_checksums(&mut pg::connect(&tcp(&target, "app", APP_PW, "custom_restored")).unwrap()).unwrap();
+    assert!(report
+        .skipped
+        .iter()
+        .any(|l| l.contains("EXTENSION - uuid-ossp")));
+    assert!(
+        report
+            .skipped
+            .iter()
+            .any(|l| l.contains("COMMENT - EXTENSION \"uuid-ossp\"")
+                || l.contains("COMMENT - EXTENSION uuid-ossp")),
+        "{:?}",
+        report.skipped
+    );
+    let after =
+        table_checksums(&mut pg::connect(&tcp(&target, "app", APP_PW, "custom_restored")).unwrap())
+            .unwrap();
     assert_eq!(after, before);
 
     prepare(&target, "plain_restored");
@@ -92,6 +132,8 @@ fn existing_extensions_are_not_restored_again() {
     .unwrap();
     assert_eq!(report.skipped.len(), 1, "{:?}", report.skipped);
     assert!(report.skipped[0].starts_with("COMMENT ON EXTENSION \"uuid-ossp\""));
-    let after = table_checksums(&mut pg::connect(&tcp(&target, "app", APP_PW, "plain_restored")).unwrap()).unwrap();
+    let after =
+        table_checksums(&mut pg::connect(&tcp(&target, "app", APP_PW, "plain_restored")).unwrap())
+            .unwrap();
     assert_eq!(after, before);
 }

@@ -94,8 +94,16 @@ impl ClientCommand {
         let mut argv: Vec<OsString> = Vec::new();
         if let Some((conn, style)) = &self.conn {
             argv.extend(
-                ["-w", "-U", &conn.user, "-h", &conn.host, "-p", &conn.port.to_string()]
-                    .map(OsString::from),
+                [
+                    "-w",
+                    "-U",
+                    &conn.user,
+                    "-h",
+                    &conn.host,
+                    "-p",
+                    &conn.port.to_string(),
+                ]
+                .map(OsString::from),
             );
             if *style == DatabaseArg::Flag {
                 argv.push("-d".into());

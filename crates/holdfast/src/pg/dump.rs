@@ -104,7 +104,11 @@ pub fn dump_command(
         cmd.arg(format!("-Z{level}"));
     }
     if let Some(snapshot) = &options.snapshot {
-        if snapshot.is_empty() || !snapshot.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+        if snapshot.is_empty()
+            || !snapshot
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-')
+        {
             return Err(Error::usage(format!(
                 "{snapshot:?} is not a snapshot name as pg_export_snapshot() returns it"
             )));
@@ -212,15 +216,23 @@ mod tests {
 
     #[test]
     fn engine_backup_flags() {
-        let plain =
-            dump_command(&conn(), &tools(), &DumpOptions::engine_backup(DumpFormat::Plain)).unwrap();
+        let plain = dump_command(
+            &conn(),
+            &tools(),
+            &DumpOptions::engine_backup(DumpFormat::Plain),
+        )
+        .unwrap();
         assert_eq!(
             plain.describe(),
             "pg_cmd running: pg_dump -w -U engine -h 127.0.0.1 -p 5432 engine -E UTF8 \
              --disable-dollar-quoting --disable-triggers --format=plain --no-owner --no-privileges"
         );
-        let custom =
-            dump_command(&conn(), &tools(), &DumpOptions::uncompressed(DumpFormat::Custom)).unwrap();
+        let custom = dump_command(
+            &conn(),
+            &tools(),
+            &DumpOptions::uncompressed(DumpFormat::Custom),
+        )
+        .unwrap();
         assert!(custom
             .describe()
             .ends_with("--disable-triggers --format=custom -Z0"));

@@ -24,9 +24,8 @@ pub use command::{ClientCommand, Finished, RunningCommand};
 pub use conn::{connect, error_text, ConnParams};
 pub use dump::{dump_command, dump_database, DumpFormat, DumpOptions, DumpReport};
 pub use inspect::{
-    database_info, database_is_empty, large_objects, object_inventory, sequences,
-    table_checksums, DatabaseInfo, LargeObject, ObjectInventory, RelationKind, SequenceValue,
-    TableChecksum,
+    database_info, database_is_empty, large_objects, object_inventory, sequences, table_checksums,
+    DatabaseInfo, LargeObject, ObjectInventory, RelationKind, SequenceValue, TableChecksum,
 };
 pub use pgpass::PgPass;
 pub use restore::{

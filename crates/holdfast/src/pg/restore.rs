@@ -174,12 +174,14 @@ struct TargetState {
 /// Why an entry is left out, or `None` to restore it.
 fn skip_reason(entry: &TocEntry, target: &TargetState) -> Option<&'static str> {
     let public = target.has_public_schema;
-    match (entry.desc.as_str(), entry.schema.as_deref(), entry.name.as_str()) {
+    match (
+        entry.desc.as_str(),
+        entry.schema.as_deref(),
+        entry.name.as_str(),
+    ) {
         ("SCHEMA", None, "public") if public => Some("schema public exists"),
         ("COMMENT", None, "SCHEMA public") if public => Some("schema public exists"),
-        ("EXTENSION", _, name) if target.extensions.contains(name) => {
-            Some("extension exists")
-        }
+        ("EXTENSION", _, name) if target.extensions.contains(name) => Some("extension exists"),
         ("COMMENT", None, name)
             if named(name, "EXTENSION ").is_some_and(|ext| target.extensions.contains(&ext)) =>
         {
@@ -222,10 +224,7 @@ fn target_state(conn: &ConnParams, tools: &PgTools) -> Result<TargetState> {
     ]);
     let (finished, stdout) = cmd.output()?;
     if !finished.success() {
-        return Err(finished.failure(&format!(
-            "checking the target database '{}'",
-            conn.database
-        )));
+        return Err(finished.failure(&format!("checking the target database '{}'", conn.database)));
     }
     let mut state = TargetState::default();
     for line in String::from_utf8_lossy(&stdout).lines() {
@@ -319,7 +318,9 @@ fn restore_failure(finished: &crate::pg::Finished, database: &str) -> Error {
     let status = finished
         .status
         .and_then(|s| s.code())
-        .map_or("killed by a signal".to_string(), |c| format!("exit status {c}"));
+        .map_or("killed by a signal".to_string(), |c| {
+            format!("exit status {c}")
+        });
     Error::failed(format!(
         "pg_restore into database '{database}' failed ({status}): {}",
         errors
@@ -609,7 +610,10 @@ mod tests {
             leading_identifier("\"a\"\"b\" IS"),
             Some(("a\"b".to_string(), " IS"))
         );
-        assert_eq!(leading_identifier("citext IS"), Some(("citext".to_string(), " IS")));
+        assert_eq!(
+            leading_identifier("citext IS"),
+            Some(("citext".to_string(), " IS"))
+        );
         assert_eq!(leading_identifier(" IS"), None);
         assert_eq!(leading_identifier("\"open"), None);
     }

@@ -173,7 +173,11 @@ impl RoleDef {
         if let Some(until) = &self.valid_until {
             sql.push_str(&format!(" VALID UNTIL {}", quote_literal(until)));
         }
-        if let Some(hash) = self.password_hash.as_deref().filter(|h| is_password_hash(h)) {
+        if let Some(hash) = self
+            .password_hash
+            .as_deref()
+            .filter(|h| is_password_hash(h))
+        {
             sql.push_str(&format!(" PASSWORD {}", quote_literal(hash)));
         }
         sql
@@ -183,7 +187,13 @@ impl RoleDef {
     pub fn membership_sql(&self) -> Vec<String> {
         self.member_of
             .iter()
-            .map(|group| format!("GRANT {} TO {}", quote_ident(group), quote_ident(&self.name)))
+            .map(|group| {
+                format!(
+                    "GRANT {} TO {}",
+                    quote_ident(group),
+                    quote_ident(&self.name)
+                )
+            })
             .collect()
     }
 }
@@ -221,9 +231,7 @@ mod tests {
             connection_limit: -1,
             valid_until: Some("2030-01-01 00:00:00.000000+00".into()),
             member_of: vec!["readers".into()],
-            password_hash: Some(
-                "SCRAM-SHA-256$4096:c2FsdA==$c3RvcmVk:c2VydmVy".into(),
-            ),
+            password_hash: Some("SCRAM-SHA-256$4096:c2FsdA==$c3RvcmVk:c2VydmVy".into()),
             password_readable: true,
         }
     }
@@ -248,7 +256,9 @@ mod tests {
         r.password_hash = Some("clear-text-password".into());
         assert!(!r.create_sql().contains("PASSWORD"));
         r.password_hash = Some("md5".to_string() + &"0".repeat(32));
-        assert!(r.create_sql().ends_with(&format!("PASSWORD 'md5{}'", "0".repeat(32))));
+        assert!(r
+            .create_sql()
+            .ends_with(&format!("PASSWORD 'md5{}'", "0".repeat(32))));
         r.password_hash = None;
         assert!(!r.create_sql().contains("PASSWORD"));
     }

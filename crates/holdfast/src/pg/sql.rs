@@ -29,6 +29,9 @@ mod tests {
         assert_eq!(quote_ident("we\"ird"), "\"we\"\"ird\"");
         assert_eq!(quote_literal("it's"), "'it''s'");
         assert_eq!(quote_literal("back\\slash"), "'back\\slash'");
-        assert_eq!(qualified("audit", "Host Changes"), "\"audit\".\"Host Changes\"");
+        assert_eq!(
+            qualified("audit", "Host Changes"),
+            "\"audit\".\"Host Changes\""
+        );
     }
 }

@@ -42,20 +42,20 @@ impl PgTools {
     /// The newest installed client tools, for work that involves no server yet
     /// (listing an archive's table of contents).
     pub fn newest() -> Result<PgTools> {
-        installed().into_iter().max_by_key(PgTools::version_num).ok_or_else(|| {
-            Error::usage(
-                "no PostgreSQL client programs (pg_dump, pg_restore, psql) are installed: \
+        installed()
+            .into_iter()
+            .max_by_key(PgTools::version_num)
+            .ok_or_else(|| {
+                Error::usage(
+                    "no PostgreSQL client programs (pg_dump, pg_restore, psql) are installed: \
                  install postgresql-client (Debian/Ubuntu) or postgresql (RHEL/Fedora)",
-            )
-        })
+                )
+            })
     }
 
     /// The client tools in one directory, identified by running `pg_dump --version`.
     pub fn in_dir(bindir: &Path) -> Result<PgTools> {
-        if let Some(missing) = REQUIRED_PROGRAMS
-            .iter()
-            .find(|p| !bindir.join(p).is_file())
-        {
+        if let Some(missing) = REQUIRED_PROGRAMS.iter().find(|p| !bindir.join(p).is_file()) {
             return Err(Error::usage(format!(
                 "{} has no {missing}: point holdfast at a directory with pg_dump, pg_restore and psql",
                 bindir.display()
@@ -265,9 +265,18 @@ mod tests {
     #[test]
     fn picks_the_highest_major_at_least_the_servers() {
         let installed = vec![tools(13, 4), tools(17, 2), tools(15, 18)];
-        assert_eq!(choose_for_server(installed.clone(), 150018).unwrap().major, 17);
-        assert_eq!(choose_for_server(installed.clone(), 170002).unwrap().major, 17);
-        assert_eq!(choose_for_server(installed.clone(), 90624).unwrap().major, 17);
+        assert_eq!(
+            choose_for_server(installed.clone(), 150018).unwrap().major,
+            17
+        );
+        assert_eq!(
+            choose_for_server(installed.clone(), 170002).unwrap().major,
+            17
+        );
+        assert_eq!(
+            choose_for_server(installed.clone(), 90624).unwrap().major,
+            17
+        );
         assert_eq!(
             choose_for_server(vec![tools(13, 4)], 120000).unwrap().major,
             13
