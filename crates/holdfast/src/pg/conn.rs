@@ -22,7 +22,10 @@ pub struct ConnParams {
 impl ConnParams {
     /// `user@host:port/database`, for messages and logs (no password).
     pub fn display(&self) -> String {
-        format!("{}@{}:{}/{}", self.user, self.host, self.port, self.database)
+        format!(
+            "{}@{}:{}/{}",
+            self.user, self.host, self.port, self.database
+        )
     }
 
     /// Whether `host` names a unix-socket directory.

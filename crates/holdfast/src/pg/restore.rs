@@ -1,0 +1,620 @@
+//! Restoring a dump into an existing database: custom dumps with pg_restore
+//! (table of contents filtered first), plain dumps with psql; and reading a
+//! custom dump's table of contents.
+//!
+//! Success is the program's exit code. engine-backup ignored pg_restore's exit
+//! code and grepped English `ERROR:` lines against an ignore list, which is why
+//! it required `lc_messages = en_US.UTF-8` on the server. holdfast instead keeps
+//! the known-benign statements from running at all: it removes from the table of
+//! contents the entries that a non-superuser restoring into a database it owns
+//! cannot and need not restore (the `public` schema and its comment, extensions
+//! and languages that already exist), then any error is a real one.
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::Path;
+use std::process::Stdio;
+
+use crate::pg::{ClientCommand, ConnParams, PgTools};
+use crate::{Error, IoContext, Result};
+
+/// One entry of a custom dump's table of contents, as `pg_restore -l` lists it:
+/// `3515; 0 0 ACL public TABLE clusters engine`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TocEntry {
+    /// The entry's id inside the dump (what `pg_restore -L` selects by).
+    pub dump_id: i32,
+    /// OID of the catalog the object lives in (`pg_class` is 1259), 0 for none.
+    pub catalog_oid: u32,
+    /// OID of the object in the dumped database, 0 for none.
+    pub oid: u32,
+    /// Kind of entry: `TABLE`, `TABLE DATA`, `ACL`, `SEQUENCE SET`, `BLOB`, …
+    pub desc: String,
+    /// Schema, `None` where pg_restore prints `-`.
+    pub schema: Option<String>,
+    /// Object name, or for comments and ACLs the kind and name (`TABLE hosts`).
+    pub name: String,
+    /// Owning role; empty for entries without an owner.
+    pub owner: String,
+    /// The line as pg_restore printed it.
+    pub line: String,
+}
+
+/// Multi-word entry kinds, longest first so that `TABLE DATA` wins over `TABLE`.
+const MULTI_WORD_DESCS: &[&str] = &[
+    "PUBLICATION TABLES IN SCHEMA",
+    "TEXT SEARCH CONFIGURATION",
+    "TEXT SEARCH DICTIONARY",
+    "MATERIALIZED VIEW DATA",
+    "TEXT SEARCH TEMPLATE",
+    "FOREIGN DATA WRAPPER",
+    "TEXT SEARCH PARSER",
+    "SUBSCRIPTION TABLE",
+    "PROCEDURAL LANGUAGE",
+    "DATABASE PROPERTIES",
+    "MATERIALIZED VIEW",
+    "SEQUENCE OWNED BY",
+    "PUBLICATION TABLE",
+    "STATISTICS DATA",
+    "OPERATOR FAMILY",
+    "CHECK CONSTRAINT",
+    "OPERATOR CLASS",
+    "SECURITY LABEL",
+    "BLOB METADATA",
+    "ACCESS METHOD",
+    "EVENT TRIGGER",
+    "FK CONSTRAINT",
+    "FOREIGN TABLE",
+    "LARGE OBJECTS",
+    "TABLE ATTACH",
+    "INDEX ATTACH",
+    "LARGE OBJECT",
+    "ROW SECURITY",
+    "SEQUENCE SET",
+    "USER MAPPING",
+    "DEFAULT ACL",
+    "SHELL TYPE",
+    "TABLE DATA",
+];
+
+/// Parse `pg_restore -l` output: comment lines (`;`) and blank lines are skipped.
+pub fn parse_toc(listing: &str) -> Result<Vec<TocEntry>> {
+    listing
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with(';'))
+        .map(|l| {
+            parse_toc_line(l).ok_or_else(|| {
+                Error::invalid(format!(
+                    "pg_restore -l printed a line that is not a table-of-contents entry: {l:?}"
+                ))
+            })
+        })
+        .collect()
+}
+
+fn parse_toc_line(line: &str) -> Option<TocEntry> {
+    let (id, rest) = line.split_once("; ")?;
+    let (catalog, rest) = rest.split_once(' ')?;
+    let (oid, rest) = rest.split_once(' ')?;
+    let desc = MULTI_WORD_DESCS
+        .iter()
+        .find(|d| rest.starts_with(*d) && rest[d.len()..].starts_with(' '))
+        .map(|d| d.to_string())
+        .or_else(|| rest.split_once(' ').map(|(d, _)| d.to_string()))?;
+    let rest = &rest[desc.len() + 1..];
+    let (schema, rest) = rest.split_once(' ')?;
+    let (name, owner) = rest.rsplit_once(' ')?;
+    Some(TocEntry {
+        dump_id: id.trim().parse().ok()?,
+        catalog_oid: catalog.parse().ok()?,
+        oid: oid.parse().ok()?,
+        desc,
+        schema: (schema != "-").then(|| schema.to_string()),
+        name: name.to_string(),
+        owner: owner.to_string(),
+        line: line.to_string(),
+    })
+}
+
+/// The table of contents of a custom-format dump (`pg_restore -l`).
+pub fn list_toc(tools: &PgTools, dump: &Path) -> Result<Vec<TocEntry>> {
+    parse_toc(&toc_listing(tools, dump)?)
+}
+
+fn toc_listing(tools: &PgTools, dump: &Path) -> Result<String> {
+    if !dump.is_file() {
+        return Err(Error::usage(format!(
+            "{} is not a file: give the path of a custom-format dump",
+            dump.display()
+        )));
+    }
+    let mut cmd = ClientCommand::offline(tools, "pg_restore");
+    cmd.arg("-l").arg(dump);
+    let (finished, stdout) = cmd.output()?;
+    if !finished.success() {
+        return Err(finished.failure(&format!("listing {}", dump.display())));
+    }
+    String::from_utf8(stdout).map_err(|_| {
+        Error::invalid(format!(
+            "the table of contents of {} is not UTF-8",
+            dump.display()
+        ))
+    })
+}
+
+/// How to restore a custom dump.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestoreOptions {
+    /// `pg_restore -j`: parallel jobs, at least 1.
+    pub jobs: u32,
+    /// Restore owners and grants as dumped; `false` adds `--no-owner
+    /// --no-privileges` (everything owned by the restoring role, no grants).
+    pub restore_permissions: bool,
+}
+
+/// What a successful restore did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestoreReport {
+    /// The loggable command line.
+    pub command: String,
+    /// Table-of-contents entries left out, as pg_restore listed them.
+    pub skipped: Vec<String>,
+    /// What the program wrote to stderr (notices, warnings), for the log.
+    pub messages: Vec<String>,
+}
+
+/// What already exists in the target database, which decides what to skip.
+#[derive(Debug, Default)]
+struct TargetState {
+    extensions: BTreeSet<String>,
+    languages: BTreeSet<String>,
+    has_public_schema: bool,
+}
+
+/// Why an entry is left out, or `None` to restore it.
+fn skip_reason(entry: &TocEntry, target: &TargetState) -> Option<&'static str> {
+    let public = target.has_public_schema;
+    match (
+        entry.desc.as_str(),
+        entry.schema.as_deref(),
+        entry.name.as_str(),
+    ) {
+        ("SCHEMA", None, "public") if public => Some("schema public exists"),
+        ("COMMENT", None, "SCHEMA public") if public => Some("schema public exists"),
+        ("EXTENSION", _, name) if target.extensions.contains(name) => Some("extension exists"),
+        ("COMMENT", None, name)
+            if named(name, "EXTENSION ").is_some_and(|ext| target.extensions.contains(&ext)) =>
+        {
+            Some("extension exists")
+        }
+        ("PROCEDURAL LANGUAGE", _, name) if target.languages.contains(name) => {
+            Some("language exists")
+        }
+        ("COMMENT" | "ACL", None, name)
+            if named(name, "LANGUAGE ").is_some_and(|lang| target.languages.contains(&lang)) =>
+        {
+            Some("language exists")
+        }
+        _ => None,
+    }
+}
+
+/// The object of a comment or ACL entry (`EXTENSION "uuid-ossp"`) of one kind,
+/// without the identifier quoting pg_dump adds.
+fn named(entry_name: &str, kind: &str) -> Option<String> {
+    let (name, rest) = leading_identifier(entry_name.strip_prefix(kind)?)?;
+    rest.is_empty().then_some(name)
+}
+
+fn target_state(conn: &ConnParams, tools: &PgTools) -> Result<TargetState> {
+    let mut cmd = ClientCommand::connected(tools, "psql", conn)?;
+    cmd.args([
+        "-X",
+        "-q",
+        "-A",
+        "-t",
+        "-F",
+        "|",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-c",
+        "SELECT 'extension', extname FROM pg_extension \
+         UNION ALL SELECT 'language', lanname FROM pg_language \
+         UNION ALL SELECT 'schema', nspname FROM pg_namespace WHERE nspname = 'public'",
+    ]);
+    let (finished, stdout) = cmd.output()?;
+    if !finished.success() {
+        return Err(finished.failure(&format!("checking the target database '{}'", conn.database)));
+    }
+    let mut state = TargetState::default();
+    for line in String::from_utf8_lossy(&stdout).lines() {
+        match line.split_once('|') {
+            Some(("extension", name)) => {
+                state.extensions.insert(name.to_string());
+            }
+            Some(("language", name)) => {
+                state.languages.insert(name.to_string());
+            }
+            Some(("schema", "public")) => state.has_public_schema = true,
+            _ => {}
+        }
+    }
+    Ok(state)
+}
+
+/// Restore a custom-format dump into the (existing, empty) database of `conn`.
+///
+/// The dump must be a regular file (`pg_restore -j` cannot read a pipe).
+pub fn restore_custom(
+    conn: &ConnParams,
+    tools: &PgTools,
+    dump: &Path,
+    options: &RestoreOptions,
+) -> Result<RestoreReport> {
+    if options.jobs == 0 {
+        return Err(Error::usage(
+            "pg_restore needs at least 1 job: give --jobs 1 or more",
+        ));
+    }
+    let listing = toc_listing(tools, dump)?;
+    let target = target_state(conn, tools)?;
+
+    let mut list = String::new();
+    let mut skipped = Vec::new();
+    for line in listing.lines() {
+        let reason = parse_toc_line(line)
+            .filter(|_| !line.starts_with(';'))
+            .and_then(|entry| skip_reason(&entry, &target));
+        match reason {
+            Some(reason) => {
+                skipped.push(line.to_string());
+                list.push_str(&format!(";{line}   -- holdfast: {reason}\n"));
+            }
+            None => {
+                list.push_str(line);
+                list.push('\n');
+            }
+        }
+    }
+    let list_dir = tempfile::Builder::new()
+        .prefix("holdfast-toc-")
+        .tempdir()
+        .context(|| "create a directory for the restore list".to_string())?;
+    let list_path = list_dir.path().join("toc.list");
+    std::fs::write(&list_path, list).context(|| format!("write {}", list_path.display()))?;
+
+    let mut cmd = ClientCommand::connected(tools, "pg_restore", conn)?;
+    cmd.arg("-L").arg(&list_path);
+    if options.jobs > 1 {
+        cmd.arg("-j").arg(options.jobs.to_string());
+    }
+    if !options.restore_permissions {
+        cmd.args(["--no-owner", "--no-privileges"]);
+    }
+    cmd.arg(dump);
+    let finished = cmd.spawn(Stdio::null(), Stdio::null())?.wait()?;
+    if !finished.success() {
+        return Err(restore_failure(&finished, &conn.database));
+    }
+    Ok(RestoreReport {
+        command: finished.description.clone(),
+        skipped,
+        messages: finished.stderr_lines(),
+    })
+}
+
+/// The failure with pg_restore's own error lines (the `error:` lines and the
+/// statement each one was about), not every notice.
+fn restore_failure(finished: &crate::pg::Finished, database: &str) -> Error {
+    let lines = finished.stderr_lines();
+    let errors: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.contains("error:") || l.contains("ERROR:") || l.starts_with("Command was:"))
+        .take(12)
+        .collect();
+    if errors.is_empty() {
+        return finished.failure(&format!("into database '{database}'"));
+    }
+    let status = finished
+        .status
+        .and_then(|s| s.code())
+        .map_or("killed by a signal".to_string(), |c| {
+            format!("exit status {c}")
+        });
+    Error::failed(format!(
+        "pg_restore into database '{database}' failed ({status}): {}",
+        errors
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join(" | ")
+    ))
+}
+
+/// Restore a plain SQL dump into the (existing, empty) database of `conn`,
+/// streaming it into `psql -X -q -v ON_ERROR_STOP=1 --single-transaction -f -`:
+/// the first error stops psql and rolls everything back.
+///
+/// On the way, the statements a non-superuser owner cannot and need not run are
+/// left out, as for custom dumps: `COMMENT ON EXTENSION` for an extension that
+/// already exists, and `CREATE SCHEMA public` / `COMMENT ON SCHEMA public` (dumps
+/// of old servers) where the target has `public`. Plain dumps by pg_dump
+/// 13.22/14.19/15.14/16.10/17.6 and later begin with `\restrict KEY` and end with
+/// `\unrestrict KEY`; for a psql older than those, which does not know the
+/// meta-commands, exactly those lines are removed too.
+pub fn restore_plain(
+    conn: &ConnParams,
+    tools: &PgTools,
+    sql: &mut dyn Read,
+) -> Result<RestoreReport> {
+    let target = target_state(conn, tools)?;
+    let mut cmd = ClientCommand::connected(tools, "psql", conn)?;
+    cmd.args([
+        "-X",
+        "-q",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "--single-transaction",
+        "-f",
+        "-",
+    ]);
+    let mut running = cmd.spawn(Stdio::piped(), Stdio::null())?;
+    let mut stdin = running
+        .take_stdin()
+        .ok_or_else(|| Error::failed("psql started without an input pipe"))?;
+    let filter = PlainFilter {
+        target: &target,
+        strip_restrict: !tools.psql_knows_restrict(),
+    };
+    let fed = filter.copy(sql, &mut stdin);
+    drop(stdin);
+    let finished = running.wait()?;
+    if !finished.success() {
+        return Err(finished.failure(&format!("restoring database '{}'", conn.database)));
+    }
+    // psql succeeded, so it read everything: a failure here is our reader's.
+    let skipped =
+        fed.context(|| format!("read the plain dump for database '{}'", conn.database))?;
+    Ok(RestoreReport {
+        command: finished.description.clone(),
+        skipped,
+        messages: finished.stderr_lines(),
+    })
+}
+
+/// Which lines of a plain dump are left out on the way to psql.
+struct PlainFilter<'a> {
+    target: &'a TargetState,
+    strip_restrict: bool,
+}
+
+impl PlainFilter<'_> {
+    /// Copy the dump line by line, leaving COPY data untouched, and return the
+    /// lines left out.
+    fn copy(&self, sql: &mut dyn Read, out: &mut dyn Write) -> std::io::Result<Vec<String>> {
+        let mut reader = BufReader::with_capacity(256 * 1024, sql);
+        let mut line = Vec::new();
+        let mut skipped = Vec::new();
+        let mut in_copy = false;
+        // pg_dump heads each statement with `-- Name: …; Type: …; Schema: …`.
+        let mut header = String::new();
+        loop {
+            line.clear();
+            if reader.read_until(b'\n', &mut line)? == 0 {
+                return Ok(skipped);
+            }
+            let text = line.strip_suffix(b"\n").unwrap_or(&line);
+            if in_copy {
+                in_copy = text != b"\\.";
+            } else if let Ok(text) = std::str::from_utf8(text) {
+                if text.starts_with("COPY ") && text.ends_with(" FROM stdin;") {
+                    in_copy = true;
+                } else if text.starts_with("-- Name: ") {
+                    header = text.to_string();
+                } else if self.skips(text, &header) {
+                    skipped.push(text.to_string());
+                    continue;
+                }
+            }
+            out.write_all(&line)?;
+        }
+    }
+
+    /// Whether one line outside COPY data is left out.
+    fn skips(&self, line: &str, header: &str) -> bool {
+        if self.strip_restrict
+            && (line.starts_with("\\restrict ") || line.starts_with("\\unrestrict "))
+        {
+            return true;
+        }
+        let public = self.target.has_public_schema;
+        if header.contains("; Type: SCHEMA;") && line == "CREATE SCHEMA public;" {
+            return public;
+        }
+        if !header.contains("; Type: COMMENT;") || !line.ends_with(';') {
+            return false;
+        }
+        if line.starts_with("COMMENT ON SCHEMA public IS ") {
+            return public;
+        }
+        line.strip_prefix("COMMENT ON EXTENSION ")
+            .and_then(leading_identifier)
+            .is_some_and(|(name, rest)| {
+                rest.starts_with(" IS ") && self.target.extensions.contains(&name)
+            })
+    }
+}
+
+/// A SQL identifier at the start of `text` (plain or double-quoted) and the rest.
+fn leading_identifier(text: &str) -> Option<(String, &str)> {
+    if let Some(quoted) = text.strip_prefix('"') {
+        let mut name = String::new();
+        let mut chars = quoted.char_indices();
+        while let Some((i, c)) = chars.next() {
+            if c == '"' {
+                if quoted[i + 1..].starts_with('"') {
+                    name.push('"');
+                    chars.next();
+                } else {
+                    return Some((name, &quoted[i + 1..]));
+                }
+            } else {
+                name.push(c);
+            }
+        }
+        None
+    } else {
+        let end = text
+            .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == '$'))
+            .unwrap_or(text.len());
+        (end > 0).then(|| (text[..end].to_string(), &text[end..]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_toc_lines() {
+        let listing = ";\n; Archive created at 2026-11-21 14:48:03 UTC\n;\n\
+            6; 2615 33177 SCHEMA - audit engine\n\
+            3510; 0 0 ACL public FUNCTION host_event_count(p_host_id bigint) engine\n\
+            3499; 0 33355 MATERIALIZED VIEW DATA public host_event_stats_mv engine\n\
+            3501; 0 0 BLOBS - BLOBS \n\
+            3308; 2606 33254 CONSTRAINT audit host_changes host_changes_pkey engine\n\
+            3461; 0 16392 TABLE DATA public clusters engine\n";
+        let toc = parse_toc(listing).unwrap();
+        assert_eq!(toc.len(), 6);
+        assert_eq!(
+            toc[0],
+            TocEntry {
+                dump_id: 6,
+                catalog_oid: 2615,
+                oid: 33177,
+                desc: "SCHEMA".into(),
+                schema: None,
+                name: "audit".into(),
+                owner: "engine".into(),
+                line: "6; 2615 33177 SCHEMA - audit engine".into(),
+            }
+        );
+        assert_eq!(toc[1].desc, "ACL");
+        assert_eq!(toc[1].name, "FUNCTION host_event_count(p_host_id bigint)");
+        assert_eq!(toc[2].desc, "MATERIALIZED VIEW DATA");
+        assert_eq!(toc[2].name, "host_event_stats_mv");
+        assert_eq!((toc[3].desc.as_str(), toc[3].owner.as_str()), ("BLOBS", ""));
+        assert_eq!(toc[4].name, "host_changes host_changes_pkey");
+        assert_eq!(toc[5].desc, "TABLE DATA");
+        assert!(parse_toc("garbage\n").is_err());
+    }
+
+    #[test]
+    fn skips_what_exists_in_the_target() {
+        let target = TargetState {
+            extensions: ["plpgsql".to_string(), "uuid-ossp".to_string()].into(),
+            languages: ["plpgsql".to_string()].into(),
+            has_public_schema: true,
+        };
+        let entry = |line: &str| parse_toc_line(line).unwrap();
+        for line in [
+            "5; 2615 2200 SCHEMA - public postgres",
+            "3380; 0 0 COMMENT - SCHEMA public postgres",
+            "2; 3079 16385 EXTENSION - uuid-ossp ",
+            "3381; 0 0 COMMENT - EXTENSION \"uuid-ossp\" ",
+            "3382; 0 0 COMMENT - EXTENSION plpgsql ",
+            "7; 2612 13000 PROCEDURAL LANGUAGE - plpgsql postgres",
+        ] {
+            assert!(skip_reason(&entry(line), &target).is_some(), "{line}");
+        }
+        for line in [
+            "6; 2615 33177 SCHEMA - audit engine",
+            "3; 3079 16390 EXTENSION - citext ",
+            "3509; 0 0 ACL - SCHEMA public engine",
+            "218; 1259 16392 TABLE public clusters engine",
+        ] {
+            assert!(skip_reason(&entry(line), &target).is_none(), "{line}");
+        }
+        let no_public = TargetState {
+            has_public_schema: false,
+            ..TargetState::default()
+        };
+        assert!(skip_reason(&entry("5; 2615 2200 SCHEMA - public postgres"), &no_public).is_none());
+    }
+
+    fn filtered(dump: &str, strip_restrict: bool) -> (String, Vec<String>) {
+        let target = TargetState {
+            extensions: ["plpgsql".to_string(), "uuid-ossp".to_string()].into(),
+            languages: ["plpgsql".to_string()].into(),
+            has_public_schema: true,
+        };
+        let filter = PlainFilter {
+            target: &target,
+            strip_restrict,
+        };
+        let mut out = Vec::new();
+        let skipped = filter.copy(&mut dump.as_bytes(), &mut out).unwrap();
+        (String::from_utf8(out).unwrap(), skipped)
+    }
+
+    #[test]
+    fn plain_filter_strips_restrict_only_for_an_old_psql_and_never_in_data() {
+        let dump = "--\n-- PostgreSQL database dump\n--\n\n\\restrict abc123\n\nSET x = 0;\n\
+                    COPY public.t (v) FROM stdin;\n\\restrict abc999\n\\.\n\n\\unrestrict abc123\n";
+        let (out, skipped) = filtered(dump, true);
+        assert_eq!(
+            out,
+            "--\n-- PostgreSQL database dump\n--\n\n\nSET x = 0;\n\
+             COPY public.t (v) FROM stdin;\n\\restrict abc999\n\\.\n\n"
+        );
+        assert_eq!(skipped, ["\\restrict abc123", "\\unrestrict abc123"]);
+        assert_eq!(filtered(dump, false).0, dump);
+    }
+
+    #[test]
+    fn plain_filter_skips_what_exists_in_the_target() {
+        let dump = "--\n-- Name: uuid-ossp; Type: EXTENSION; Schema: -; Owner: -\n--\n\n\
+            CREATE EXTENSION IF NOT EXISTS \"uuid-ossp\" WITH SCHEMA public;\n\n\
+            --\n-- Name: EXTENSION \"uuid-ossp\"; Type: COMMENT; Schema: -; Owner: \n--\n\n\
+            COMMENT ON EXTENSION \"uuid-ossp\" IS 'generate universally unique identifiers (UUIDs)';\n\n\
+            --\n-- Name: EXTENSION citext; Type: COMMENT; Schema: -; Owner: \n--\n\n\
+            COMMENT ON EXTENSION citext IS 'data type for case-insensitive character strings';\n\
+            --\n-- Name: public; Type: SCHEMA; Schema: -; Owner: -\n--\n\n\
+            CREATE SCHEMA public;\n\
+            --\n-- Name: SCHEMA public; Type: COMMENT; Schema: -; Owner: -\n--\n\n\
+            COMMENT ON SCHEMA public IS 'standard public schema';\n\
+            --\n-- Name: f(); Type: FUNCTION; Schema: public; Owner: -\n--\n\n\
+            CREATE FUNCTION public.f() RETURNS void AS '\n\
+            COMMENT ON EXTENSION plpgsql IS ''x'';\n' LANGUAGE sql;\n";
+        let (out, skipped) = filtered(dump, false);
+        assert_eq!(
+            skipped,
+            [
+                "COMMENT ON EXTENSION \"uuid-ossp\" IS 'generate universally unique identifiers (UUIDs)';",
+                "CREATE SCHEMA public;",
+                "COMMENT ON SCHEMA public IS 'standard public schema';",
+            ]
+        );
+        assert!(out.contains("CREATE EXTENSION IF NOT EXISTS \"uuid-ossp\""));
+        assert!(out.contains("COMMENT ON EXTENSION citext IS"));
+        assert!(out.contains("COMMENT ON EXTENSION plpgsql IS ''x'';"));
+    }
+
+    #[test]
+    fn reads_leading_identifiers() {
+        assert_eq!(
+            leading_identifier("\"uuid-ossp\" IS 'x'"),
+            Some(("uuid-ossp".to_string(), " IS 'x'"))
+        );
+        assert_eq!(
+            leading_identifier("\"a\"\"b\" IS"),
+            Some(("a\"b".to_string(), " IS"))
+        );
+        assert_eq!(
+            leading_identifier("citext IS"),
+            Some(("citext".to_string(), " IS"))
+        );
+        assert_eq!(leading_identifier(" IS"), None);
+        assert_eq!(leading_identifier("\"open"), None);
+    }
+}

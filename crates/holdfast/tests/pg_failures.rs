@@ -1,0 +1,223 @@
+//! Failures a user meets, and the password's path into client programs: a wrong
+//! password, a stopped server, a server newer than every installed client, and
+//! what a running pg_dump's argv and environment hold.
+
+mod pg_support;
+
+use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use holdfast::pg::{
+    self, dump_command, dump_database, restore_custom, restore_plain, DumpFormat, DumpOptions,
+    PgTools, RestoreOptions,
+};
+use holdfast::Error;
+use pg_support::tcp;
+use pgsandbox::Cluster;
+
+const APP_PW: &str = "right:pass\\word-7f3a";
+
+fn app_cluster() -> (Cluster, PgTools) {
+    let cluster = Cluster::start().expect("start cluster");
+    cluster.create_role("app", APP_PW).unwrap();
+    cluster.create_database("appdb", "app").unwrap();
+    cluster
+        .execute("appdb", "CREATE TABLE t AS SELECT g AS id FROM generate_series(1, 100) g; ALTER TABLE t OWNER TO app")
+        .unwrap();
+    let version: i32 = cluster
+        .query_text("postgres", "SHOW server_version_num")
+        .unwrap()
+        .unwrap()
+        .parse()
+        .unwrap();
+    (cluster, PgTools::for_server(version).unwrap())
+}
+
+fn assert_one_line_failure(err: &Error, expected: &str) {
+    let text = err.to_string();
+    assert!(text.contains(expected), "{text}");
+    assert!(!text.contains('\n'), "{text:?}");
+    assert!(
+        !text.contains(APP_PW) && !text.contains("wrong-secret-9b1c"),
+        "{text}"
+    );
+}
+
+#[test]
+fn wrong_password_and_stopped_server_give_clear_errors() {
+    let (mut cluster, tools) = app_cluster();
+    let right = tcp(&cluster, "app", APP_PW, "appdb");
+    let wrong = tcp(&cluster, "app", "wrong-secret-9b1c", "appdb");
+    let dir = tempfile::tempdir().unwrap();
+    let custom = dir.path().join("appdb.custom");
+    dump_database(
+        &right,
+        &tools,
+        &DumpOptions::uncompressed(DumpFormat::Custom),
+        &mut std::fs::File::create(&custom).unwrap(),
+    )
+    .unwrap();
+
+    let auth = "password authentication failed for user \"app\"";
+    assert_one_line_failure(&pg::connect(&wrong).err().expect("refused"), auth);
+    let mut sink = Vec::new();
+    let err = dump_database(
+        &wrong,
+        &tools,
+        &DumpOptions::uncompressed(DumpFormat::Plain),
+        &mut sink,
+    )
+    .unwrap_err();
+    assert!(matches!(err, Error::Failed(_)), "{err:?}");
+    assert_one_line_failure(&err, auth);
+    assert!(sink.is_empty());
+    let options = RestoreOptions {
+        jobs: 1,
+        restore_permissions: false,
+    };
+    assert_one_line_failure(
+        &restore_custom(&wrong, &tools, &custom, &options).unwrap_err(),
+        auth,
+    );
+    assert_one_line_failure(
+        &restore_plain(&wrong, &tools, &mut "SELECT 1;\n".as_bytes()).unwrap_err(),
+        auth,
+    );
+
+    cluster.stop_server().unwrap();
+    let refused = "Connection refused";
+    let err = dump_database(
+        &right,
+        &tools,
+        &DumpOptions::uncompressed(DumpFormat::Plain),
+        &mut sink,
+    )
+    .unwrap_err();
+    assert_one_line_failure(&err, refused);
+    assert_one_line_failure(&pg::connect(&right).err().expect("refused"), refused);
+    assert_one_line_failure(
+        &restore_custom(&right, &tools, &custom, &options).unwrap_err(),
+        refused,
+    );
+
+    // A missing dump file is the user's mistake, said before anything runs.
+    let err = restore_custom(&right, &tools, &dir.path().join("nope"), &options).unwrap_err();
+    assert!(matches!(err, Error::Usage(_)), "{err:?}");
+}
+
+#[test]
+fn password_reaches_pg_dump_only_through_the_pgpass_file() {
+    let (cluster, tools) = app_cluster();
+    // Variables that would break or redirect the dump if they reached pg_dump.
+    std::env::set_var("PGPASSWORD", "wrong-secret-9b1c");
+    std::env::set_var("PGSSLMODE", "verify-full");
+    std::env::set_var("PGDATABASE", "no_such_database");
+    std::env::set_var("PGOPTIONS", "-c default_transaction_read_only=maybe");
+
+    let mut holder = cluster.connect("appdb").unwrap();
+    holder
+        .batch_execute("BEGIN; LOCK TABLE t IN ACCESS EXCLUSIVE MODE")
+        .unwrap();
+    let conn = tcp(&cluster, "app", APP_PW, "appdb");
+    let cmd = dump_command(&conn, &tools, &DumpOptions::uncompressed(DumpFormat::Plain)).unwrap();
+    let mut running = cmd.spawn(Stdio::null(), Stdio::piped()).unwrap();
+    let pid = running.pid();
+
+    // pg_dump has authenticated and waits for the lock.
+    let mut watcher = cluster.connect("postgres").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let waiting: i64 = watcher
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = 'appdb' \
+                 AND usename = 'app' AND wait_event_type = 'Lock'",
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        if waiting == 1 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "pg_dump never waited for the lock"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    let argv: Vec<String> = cmdline
+        .split(|b| *b == 0)
+        .filter(|a| !a.is_empty())
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    assert!(argv[0].ends_with("pg_dump"), "{argv:?}");
+    assert!(argv.contains(&"-w".to_string()));
+    assert!(argv.iter().all(|a| !a.contains("right:pass")), "{argv:?}");
+
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    let env: Vec<String> = environ
+        .split(|b| *b == 0)
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    assert!(env
+        .iter()
+        .all(|v| !v.contains("right:pass") && !v.contains("wrong-secret")));
+    assert!(!env.iter().any(|v| v.starts_with("PGPASSWORD=")
+        || v.starts_with("PGSSLMODE=")
+        || v.starts_with("PGDATABASE=")
+        || v.starts_with("PGOPTIONS=")));
+    assert!(env.contains(&"LC_MESSAGES=C".to_string()));
+    let pgpass = env
+        .iter()
+        .find_map(|v| v.strip_prefix("PGPASSFILE="))
+        .expect("PGPASSFILE set")
+        .to_string();
+    let mode = std::fs::metadata(&pgpass).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    assert_eq!(
+        std::fs::read_to_string(&pgpass).unwrap(),
+        format!(
+            "127.0.0.1:{}:appdb:app:right\\:pass\\\\word-7f3a\n",
+            cluster.port()
+        )
+    );
+
+    holder.batch_execute("COMMIT").unwrap();
+    let mut out = String::new();
+    running
+        .take_stdout()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    let finished = running.wait().unwrap();
+    assert!(finished.success(), "{}", finished.stderr);
+    assert!(out.contains("COPY public.t (id) FROM stdin;"));
+    assert!(
+        !std::path::Path::new(&pgpass).exists(),
+        "pgpass removed after the run"
+    );
+}
+
+#[test]
+fn client_tools_follow_the_server_version() {
+    let newest = PgTools::newest().unwrap();
+    let line = std::process::Command::new(newest.program("pg_dump"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&line.stdout).contains(&format!(" {}", newest.version)));
+    assert_eq!(
+        PgTools::for_server((newest.major * 10000) as i32).unwrap(),
+        newest
+    );
+    let err = PgTools::for_server(((newest.major + 1) * 10000 + 2) as i32).unwrap_err();
+    assert!(matches!(err, Error::Usage(_)));
+    assert!(
+        err.to_string()
+            .contains(&format!("install postgresql-client-{}", newest.major + 1)),
+        "{err}"
+    );
+}
