@@ -283,9 +283,25 @@ fn header(kind: tar::EntryType, mode: u32, size: u64, mtime: u64) -> tar::Header
     h
 }
 
+/// Put `name` into the header as is. `Header::set_path` would drop the `./`
+/// prefix that engine-backup's members carry (`tar -C dir ... .`).
+fn set_raw_name(h: &mut tar::Header, name: &str) -> io::Result<()> {
+    let field = &mut h.as_old_mut().name;
+    if name.len() >= field.len() {
+        return Err(io::Error::other(format!(
+            "member name {name:?} is too long"
+        )));
+    }
+    field.fill(0);
+    field[..name.len()].copy_from_slice(name.as_bytes());
+    h.set_cksum();
+    Ok(())
+}
+
 fn append_dir<W: Write>(tar: &mut tar::Builder<W>, name: &str, mtime: u64) -> io::Result<()> {
     let mut h = header(tar::EntryType::Directory, 0o755, 0, mtime);
-    tar.append_data(&mut h, name, io::empty())
+    set_raw_name(&mut h, name)?;
+    tar.append(&h, io::empty())
 }
 
 fn append_bytes<W: Write>(
@@ -295,7 +311,8 @@ fn append_bytes<W: Write>(
     mtime: u64,
 ) -> io::Result<()> {
     let mut h = header(tar::EntryType::Regular, 0o644, data.len() as u64, mtime);
-    tar.append_data(&mut h, name, data)
+    set_raw_name(&mut h, name)?;
+    tar.append(&h, data)
 }
 
 fn append_member<W: Write>(tar: &mut tar::Builder<W>, member: &Member) -> Result<()> {
@@ -311,7 +328,8 @@ fn append_member<W: Write>(tar: &mut tar::Builder<W>, member: &Member) -> Result
                 count: 0,
             };
             let mut h = header(tar::EntryType::Regular, 0o644, member.size, member.mtime);
-            tar.append_data(&mut h, &name, (&mut hashing).take(member.size))
+            set_raw_name(&mut h, &name)
+                .and_then(|()| tar.append(&h, (&mut hashing).take(member.size)))
                 .map_err(|e| Error::io(format!("write member {}", member.name), e))?;
             let digest = hex::encode(hashing.hasher.finalize());
             if hashing.count != member.size || digest != member.sha256 {
