@@ -1,1 +1,88 @@
 //! The archive file: engine-backup's layout, codecs, writer, reader and manifest.
+//!
+//! An archive is a tar (gzip by default) of one directory `./` holding
+//! `config`, `os_version`, `files` (an inner tar of configuration files),
+//! `version`, `sha256sum`, `db/` and one dump per database, in that order.
+//! holdfast adds `manifest.json`, which engine-backup ignores.
+
+pub mod checksum;
+pub mod codec;
+pub mod config;
+pub mod files;
+pub mod manifest;
+pub mod reader;
+pub mod writer;
+
+pub use checksum::{HashKind, HashLine};
+pub use codec::{Codec, Encoder};
+pub use config::{ArchiveConfig, ArchiveDb, DumpFormat, DumpSettings};
+pub use files::{pack_files, FileSet, FilesPlan, PackedFiles, PlannedEntry, PlannedKind};
+pub use manifest::Manifest;
+pub use reader::{ArchiveReader, MemberInfo, ReadLimits};
+pub use writer::{ArchiveWriter, WriterOptions};
+
+/// Member names directly under the archive root, in engine-backup's order
+/// (`md5sum` and `manifest.json` are not written by engine-backup 4.5).
+pub const TOP_MEMBERS: [&str; 7] = [
+    "config",
+    "os_version",
+    "files",
+    "version",
+    manifest::MANIFEST_MEMBER,
+    "sha256sum",
+    "md5sum",
+];
+
+/// The directory of database dumps.
+pub const DB_DIR: &str = "db";
+
+/// Whether `name` (relative, without `./`) is a regular-file member an archive
+/// may contain: one of [`TOP_MEMBERS`] or `db/<name>.db`.
+pub fn is_member_name(name: &str) -> bool {
+    if TOP_MEMBERS.contains(&name) {
+        return true;
+    }
+    match name.strip_prefix("db/") {
+        Some(file) => {
+            file.len() > 3
+                && file.ends_with(".db")
+                && !file.starts_with('.')
+                && !file.contains(['/', '\\', '\0'])
+        }
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn member_names() {
+        for ok in [
+            "config",
+            "files",
+            "sha256sum",
+            "md5sum",
+            "manifest.json",
+            "db/engine_backup.db",
+            "db/grafana.db",
+        ] {
+            assert!(is_member_name(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "db",
+            "db/",
+            "db/.db",
+            "db/../x.db",
+            "db/a/b.db",
+            "etc/passwd",
+            "./config",
+            "db/x.sql",
+            "/config",
+        ] {
+            assert!(!is_member_name(bad), "{bad}");
+        }
+    }
+}
