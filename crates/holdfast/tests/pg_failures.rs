@@ -221,3 +221,63 @@ fn client_tools_follow_the_server_version() {
         "{err}"
     );
 }
+
+/// A sink that accepts `limit` bytes, then fails like a full disk.
+struct FailingSink {
+    limit: usize,
+    written: usize,
+}
+
+impl std::io::Write for FailingSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.written + buf.len() > self.limit {
+            return Err(std::io::Error::other("no space left (test sink)"));
+        }
+        self.written += buf.len();
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_failing_sink_stops_pg_dump() {
+    let (cluster, tools) = app_cluster();
+    cluster
+        .execute("appdb", "INSERT INTO t SELECT generate_series(101, 200000)")
+        .unwrap();
+    let conn = tcp(&cluster, "app", APP_PW, "appdb");
+    let mut sink = FailingSink {
+        limit: 4096,
+        written: 0,
+    };
+    let err = dump_database(
+        &conn,
+        &tools,
+        &DumpOptions::uncompressed(DumpFormat::Plain),
+        &mut sink,
+    )
+    .unwrap_err();
+    assert!(matches!(err, Error::Io { .. }), "{err:?}");
+    assert!(
+        err.to_string()
+            .contains("write the dump of database 'appdb'"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("no space left"), "{err}");
+    // pg_dump was stopped: no session of it remains on the server.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while cluster
+        .query_text(
+            "postgres",
+            "SELECT count(*) FROM pg_stat_activity WHERE usename = 'app'",
+        )
+        .unwrap()
+        .as_deref()
+        != Some("0")
+    {
+        assert!(Instant::now() < deadline, "pg_dump still connected");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -121,6 +121,54 @@ pub fn list_toc(tools: &PgTools, dump: &Path) -> Result<Vec<TocEntry>> {
     parse_toc(&toc_listing(tools, dump)?)
 }
 
+/// The header `pg_restore -l` prints before the entries: what made the dump.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TocHeader {
+    /// Name of the dumped database.
+    pub dbname: String,
+    /// `CUSTOM`, `DIRECTORY`, `TAR`.
+    pub format: String,
+    /// Archive format version (`1.14-0`): a pg_restore older than the pg_dump
+    /// that wrote it may not read it.
+    pub dump_version: String,
+    /// Compression inside the dump as pg_restore reports it (`-1`, `0`, `gzip`).
+    pub compression: String,
+    /// Server version the dump was taken from (`15.18 (Debian 15.18-0+deb12u1)`).
+    pub dumped_from: String,
+    /// Version of the pg_dump that wrote it.
+    pub dumped_by: String,
+    /// `TOC Entries` (also counts entries pg_restore does not list).
+    pub toc_entries: u32,
+}
+
+/// Read the header comment lines of `pg_restore -l` output.
+pub fn parse_toc_header(listing: &str) -> TocHeader {
+    let mut header = TocHeader::default();
+    for line in listing.lines().filter_map(|l| l.strip_prefix(';')) {
+        let Some((key, value)) = line.trim().split_once(": ") else {
+            continue;
+        };
+        let value = value.trim().to_string();
+        match key {
+            "dbname" => header.dbname = value,
+            "Format" => header.format = value,
+            "Dump Version" => header.dump_version = value,
+            "Compression" => header.compression = value,
+            "Dumped from database version" => header.dumped_from = value,
+            "Dumped by pg_dump version" => header.dumped_by = value,
+            "TOC Entries" => header.toc_entries = value.parse().unwrap_or(0),
+            _ => {}
+        }
+    }
+    header
+}
+
+/// The header and the entries of a custom-format dump's table of contents.
+pub fn read_toc(tools: &PgTools, dump: &Path) -> Result<(TocHeader, Vec<TocEntry>)> {
+    let listing = toc_listing(tools, dump)?;
+    Ok((parse_toc_header(&listing), parse_toc(&listing)?))
+}
+
 fn toc_listing(tools: &PgTools, dump: &Path) -> Result<String> {
     if !dump.is_file() {
         return Err(Error::usage(format!(
@@ -132,6 +180,15 @@ fn toc_listing(tools: &PgTools, dump: &Path) -> Result<String> {
     cmd.arg("-l").arg(dump);
     let (finished, stdout) = cmd.output()?;
     if !finished.success() {
+        if finished.stderr.contains("unsupported version") {
+            return Err(Error::usage(format!(
+                "{} was written by a newer pg_dump than pg_restore {} can read: install the \
+                 postgresql-client package of the PostgreSQL version that made the dump ({})",
+                dump.display(),
+                tools.version,
+                finished.stderr_lines().join(" | ")
+            )));
+        }
         return Err(finished.failure(&format!("listing {}", dump.display())));
     }
     String::from_utf8(stdout).map_err(|_| {
@@ -507,6 +564,19 @@ mod tests {
         assert_eq!(toc[4].name, "host_changes host_changes_pkey");
         assert_eq!(toc[5].desc, "TABLE DATA");
         assert!(parse_toc("garbage\n").is_err());
+        let header = parse_toc_header(
+            ";\n; Archive created at 2026-11-21 14:48:03 UTC\n;     dbname: engine\n\
+             ;     TOC Entries: 110\n;     Compression: -1\n;     Dump Version: 1.14-0\n\
+             ;     Format: CUSTOM\n\
+             ;     Dumped from database version: 15.18 (Debian 15.18-0+deb12u1)\n\
+             ;     Dumped by pg_dump version: 15.18 (Debian 15.18-0+deb12u1)\n",
+        );
+        assert_eq!(header.dbname, "engine");
+        assert_eq!(header.toc_entries, 110);
+        assert_eq!(header.compression, "-1");
+        assert_eq!(header.dump_version, "1.14-0");
+        assert_eq!(header.format, "CUSTOM");
+        assert_eq!(header.dumped_by, "15.18 (Debian 15.18-0+deb12u1)");
     }
 
     #[test]
