@@ -10,8 +10,8 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use holdfast::pg::{
-    self, dump_command, dump_database, restore_custom, restore_plain, DumpFormat, DumpOptions,
-    PgTools, RestoreOptions,
+    self, database_is_empty, dump_command, dump_database, restore_custom, restore_plain,
+    DumpFormat, DumpOptions, PgTools, RestoreOptions,
 };
 use holdfast::Error;
 use pg_support::tcp;
@@ -280,4 +280,65 @@ fn a_failing_sink_stops_pg_dump() {
         assert!(Instant::now() < deadline, "pg_dump still connected");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// A reader that yields `data`, then fails like a damaged compressed member.
+struct FailingReader<'a> {
+    data: &'a [u8],
+}
+
+impl Read for FailingReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.data.is_empty() {
+            return Err(std::io::Error::other("corrupt xz data (test reader)"));
+        }
+        let n = buf.len().min(self.data.len());
+        buf[..n].copy_from_slice(&self.data[..n]);
+        self.data = &self.data[n..];
+        Ok(n)
+    }
+}
+
+#[test]
+fn a_truncated_or_unreadable_plain_dump_restores_nothing() {
+    let (cluster, tools) = app_cluster();
+    let source = tcp(&cluster, "app", APP_PW, "appdb");
+    let mut dump = Vec::new();
+    dump_database(
+        &source,
+        &tools,
+        &DumpOptions::uncompressed(DumpFormat::Plain),
+        &mut dump,
+    )
+    .unwrap();
+    let text = String::from_utf8(dump.clone()).unwrap();
+    // Cut right after the table's data: everything before it is valid SQL.
+    let cut = text.find("\\.\n").expect("COPY data in the dump") + 3;
+
+    for (db, name) in [("truncated", "truncated"), ("unreadable", "unreadable")] {
+        cluster.create_database(db, "app").unwrap();
+        let conn = tcp(&cluster, "app", APP_PW, db);
+        let err = if name == "truncated" {
+            restore_plain(&conn, &tools, &mut &dump[..cut]).unwrap_err()
+        } else {
+            restore_plain(&conn, &tools, &mut FailingReader { data: &dump[..cut] }).unwrap_err()
+        };
+        let message = err.to_string();
+        assert!(message.contains("nothing was restored"), "{message}");
+        if name == "unreadable" {
+            assert!(message.contains("corrupt xz data"), "{message}");
+        }
+        let mut client = pg::connect(&conn).unwrap();
+        assert_eq!(database_is_empty(&mut client).unwrap(), None, "{db}");
+    }
+
+    // The whole dump restores.
+    cluster.create_database("whole", "app").unwrap();
+    let conn = tcp(&cluster, "app", APP_PW, "whole");
+    restore_plain(&conn, &tools, &mut dump.as_slice()).unwrap();
+    let mut client = pg::connect(&conn).unwrap();
+    assert_eq!(
+        database_is_empty(&mut client).unwrap().as_deref(),
+        Some("table public.t")
+    );
 }
