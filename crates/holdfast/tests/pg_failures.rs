@@ -342,3 +342,40 @@ fn a_truncated_or_unreadable_plain_dump_restores_nothing() {
         Some("table public.t")
     );
 }
+
+#[test]
+fn a_socket_connection_authenticates_through_the_pgpass_file() {
+    let (cluster, tools) = app_cluster();
+    // Make `app` authenticate with its password on the socket too.
+    let hba = cluster.data_dir().join("pg_hba.conf");
+    let original = std::fs::read_to_string(&hba).unwrap();
+    std::fs::write(&hba, format!("local all app scram-sha-256\n{original}")).unwrap();
+    cluster
+        .execute("postgres", "SELECT pg_reload_conf()")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+
+    let mut conn = tcp(&cluster, "app", APP_PW, "appdb");
+    conn.host = cluster.socket_dir().display().to_string();
+    let mut out = Vec::new();
+    dump_database(
+        &conn,
+        &tools,
+        &DumpOptions::uncompressed(DumpFormat::Plain),
+        &mut out,
+    )
+    .unwrap();
+    assert!(String::from_utf8(out)
+        .unwrap()
+        .contains("COPY public.t (id) FROM stdin;"));
+
+    conn.password = Some(holdfast::Password::new("wrong-secret-9b1c"));
+    let err = dump_database(
+        &conn,
+        &tools,
+        &DumpOptions::uncompressed(DumpFormat::Plain),
+        &mut Vec::new(),
+    )
+    .unwrap_err();
+    assert_one_line_failure(&err, "password authentication failed for user \"app\"");
+}
