@@ -10,9 +10,9 @@ use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use holdfast::pg::{
-    self, database_info, dump_database, large_objects, list_toc, object_inventory, restore_custom,
-    restore_plain, sequences, table_checksums, ConnParams, DumpFormat, DumpOptions, LargeObject,
-    ObjectInventory, PgTools, RestoreOptions, SequenceValue, TableChecksum,
+    self, database_info, dump_database, large_objects, list_toc, object_inventory, read_toc,
+    restore_custom, restore_plain, sequences, table_checksums, ConnParams, DumpFormat, DumpOptions,
+    LargeObject, ObjectInventory, PgTools, RestoreOptions, SequenceValue, TableChecksum,
 };
 use pg_support::*;
 use pgsandbox::Cluster;
@@ -213,8 +213,12 @@ fn engine_backup_archives_restore_to_the_readme_content() {
     });
     cluster.create_database("engine", "engine").unwrap();
     let tools = tools_for(&engine(&cluster, "engine"));
-    let toc = list_toc(&tools, &custom_dir.join("engine_backup.db")).unwrap();
+    let (header, toc) = read_toc(&tools, &custom_dir.join("engine_backup.db")).unwrap();
     assert_eq!(toc.len(), 106, "the README's count of entry lines");
+    assert_eq!(header.toc_entries, 110);
+    assert_eq!(header.compression, "-1");
+    assert_eq!(header.dump_version, "1.14-0");
+    assert!(header.dumped_by.starts_with("15.18"), "{header:?}");
     assert_eq!(
         list_toc(&tools, &custom_dir.join("dwh_backup.db"))
             .unwrap()
@@ -305,4 +309,52 @@ fn engine_backup_archives_restore_to_the_readme_content() {
             .iter()
             .any(|g| g.contains("reporter")));
     }
+}
+
+#[test]
+fn dump_from_an_exported_snapshot_ignores_later_changes() {
+    let cluster = Cluster::start().expect("start cluster");
+    cluster.create_role("app", "app-pw-snapshot").unwrap();
+    cluster.create_database("appdb", "app").unwrap();
+    let conn = tcp(&cluster, "app", "app-pw-snapshot", "appdb");
+    let mut client = pg::connect(&conn).unwrap();
+    client
+        .batch_execute("CREATE TABLE t (id int); INSERT INTO t SELECT generate_series(1, 10)")
+        .unwrap();
+    let tools = tools_for(&conn);
+
+    let mut exporter = pg::connect(&conn).unwrap();
+    let mut tx = exporter
+        .build_transaction()
+        .isolation_level(postgres::IsolationLevel::RepeatableRead)
+        .start()
+        .unwrap();
+    let snapshot: String = tx
+        .query_one("SELECT pg_export_snapshot()", &[])
+        .unwrap()
+        .get(0);
+    client.batch_execute("INSERT INTO t VALUES (11)").unwrap();
+
+    let mut options = DumpOptions::uncompressed(DumpFormat::Plain);
+    options.snapshot = Some(snapshot);
+    let mut sql = Vec::new();
+    let report = dump_database(&conn, &tools, &options, &mut sql).unwrap();
+    assert!(report.command.contains("--snapshot="));
+    tx.commit().unwrap();
+    let text = String::from_utf8(sql).unwrap();
+    assert!(text.contains("\n10\n\\.\n"), "rows 1-10 dumped");
+    assert!(
+        !text.contains("\n11\n"),
+        "the row added after the snapshot is not in the dump"
+    );
+
+    let mut now = Vec::new();
+    dump_database(
+        &conn,
+        &tools,
+        &DumpOptions::uncompressed(DumpFormat::Plain),
+        &mut now,
+    )
+    .unwrap();
+    assert!(String::from_utf8(now).unwrap().contains("\n11\n\\.\n"));
 }

@@ -10,8 +10,8 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use holdfast::pg::{
-    self, dump_command, dump_database, restore_custom, restore_plain, DumpFormat, DumpOptions,
-    PgTools, RestoreOptions,
+    self, database_is_empty, dump_command, dump_database, restore_custom, restore_plain,
+    DumpFormat, DumpOptions, PgTools, RestoreOptions,
 };
 use holdfast::Error;
 use pg_support::tcp;
@@ -220,4 +220,162 @@ fn client_tools_follow_the_server_version() {
             .contains(&format!("install postgresql-client-{}", newest.major + 1)),
         "{err}"
     );
+}
+
+/// A sink that accepts `limit` bytes, then fails like a full disk.
+struct FailingSink {
+    limit: usize,
+    written: usize,
+}
+
+impl std::io::Write for FailingSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.written + buf.len() > self.limit {
+            return Err(std::io::Error::other("no space left (test sink)"));
+        }
+        self.written += buf.len();
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_failing_sink_stops_pg_dump() {
+    let (cluster, tools) = app_cluster();
+    cluster
+        .execute("appdb", "INSERT INTO t SELECT generate_series(101, 200000)")
+        .unwrap();
+    let conn = tcp(&cluster, "app", APP_PW, "appdb");
+    let mut sink = FailingSink {
+        limit: 4096,
+        written: 0,
+    };
+    let err = dump_database(
+        &conn,
+        &tools,
+        &DumpOptions::uncompressed(DumpFormat::Plain),
+        &mut sink,
+    )
+    .unwrap_err();
+    assert!(matches!(err, Error::Io { .. }), "{err:?}");
+    assert!(
+        err.to_string()
+            .contains("write the dump of database 'appdb'"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("no space left"), "{err}");
+    // pg_dump was stopped: no session of it remains on the server.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while cluster
+        .query_text(
+            "postgres",
+            "SELECT count(*) FROM pg_stat_activity WHERE usename = 'app'",
+        )
+        .unwrap()
+        .as_deref()
+        != Some("0")
+    {
+        assert!(Instant::now() < deadline, "pg_dump still connected");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A reader that yields `data`, then fails like a damaged compressed member.
+struct FailingReader<'a> {
+    data: &'a [u8],
+}
+
+impl Read for FailingReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.data.is_empty() {
+            return Err(std::io::Error::other("corrupt xz data (test reader)"));
+        }
+        let n = buf.len().min(self.data.len());
+        buf[..n].copy_from_slice(&self.data[..n]);
+        self.data = &self.data[n..];
+        Ok(n)
+    }
+}
+
+#[test]
+fn a_truncated_or_unreadable_plain_dump_restores_nothing() {
+    let (cluster, tools) = app_cluster();
+    let source = tcp(&cluster, "app", APP_PW, "appdb");
+    let mut dump = Vec::new();
+    dump_database(
+        &source,
+        &tools,
+        &DumpOptions::uncompressed(DumpFormat::Plain),
+        &mut dump,
+    )
+    .unwrap();
+    let text = String::from_utf8(dump.clone()).unwrap();
+    // Cut right after the table's data: everything before it is valid SQL.
+    let cut = text.find("\\.\n").expect("COPY data in the dump") + 3;
+
+    for (db, name) in [("truncated", "truncated"), ("unreadable", "unreadable")] {
+        cluster.create_database(db, "app").unwrap();
+        let conn = tcp(&cluster, "app", APP_PW, db);
+        let err = if name == "truncated" {
+            restore_plain(&conn, &tools, &mut &dump[..cut]).unwrap_err()
+        } else {
+            restore_plain(&conn, &tools, &mut FailingReader { data: &dump[..cut] }).unwrap_err()
+        };
+        let message = err.to_string();
+        assert!(message.contains("nothing was restored"), "{message}");
+        if name == "unreadable" {
+            assert!(message.contains("corrupt xz data"), "{message}");
+        }
+        let mut client = pg::connect(&conn).unwrap();
+        assert_eq!(database_is_empty(&mut client).unwrap(), None, "{db}");
+    }
+
+    // The whole dump restores.
+    cluster.create_database("whole", "app").unwrap();
+    let conn = tcp(&cluster, "app", APP_PW, "whole");
+    restore_plain(&conn, &tools, &mut dump.as_slice()).unwrap();
+    let mut client = pg::connect(&conn).unwrap();
+    assert_eq!(
+        database_is_empty(&mut client).unwrap().as_deref(),
+        Some("table public.t")
+    );
+}
+
+#[test]
+fn a_socket_connection_authenticates_through_the_pgpass_file() {
+    let (cluster, tools) = app_cluster();
+    // Make `app` authenticate with its password on the socket too.
+    let hba = cluster.data_dir().join("pg_hba.conf");
+    let original = std::fs::read_to_string(&hba).unwrap();
+    std::fs::write(&hba, format!("local all app scram-sha-256\n{original}")).unwrap();
+    cluster
+        .execute("postgres", "SELECT pg_reload_conf()")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+
+    let mut conn = tcp(&cluster, "app", APP_PW, "appdb");
+    conn.host = cluster.socket_dir().display().to_string();
+    let mut out = Vec::new();
+    dump_database(
+        &conn,
+        &tools,
+        &DumpOptions::uncompressed(DumpFormat::Plain),
+        &mut out,
+    )
+    .unwrap();
+    assert!(String::from_utf8(out)
+        .unwrap()
+        .contains("COPY public.t (id) FROM stdin;"));
+
+    conn.password = Some(holdfast::Password::new("wrong-secret-9b1c"));
+    let err = dump_database(
+        &conn,
+        &tools,
+        &DumpOptions::uncompressed(DumpFormat::Plain),
+        &mut Vec::new(),
+    )
+    .unwrap_err();
+    assert_one_line_failure(&err, "password authentication failed for user \"app\"");
 }

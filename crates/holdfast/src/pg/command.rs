@@ -176,6 +176,7 @@ impl ClientCommand {
             description: self.describe(),
             name: self.name.clone(),
             _pgpass: pgpass,
+            reaped: false,
         })
     }
 
@@ -235,6 +236,7 @@ pub struct RunningCommand {
     name: String,
     // Kept until the program has exited: it reads the file when it connects.
     _pgpass: Option<PgPass>,
+    reaped: bool,
 }
 
 impl RunningCommand {
@@ -253,7 +255,8 @@ impl RunningCommand {
         self.child.stdout.take()
     }
 
-    /// Stop the program (SIGKILL) after a failure on our side, and reap it.
+    /// Stop the program (SIGKILL) after a failure on our side, and reap it. A
+    /// psql killed this way never commits what it was sent.
     pub fn kill(mut self) -> Finished {
         let _ = self.child.kill();
         let status = self.child.wait().ok();
@@ -271,6 +274,7 @@ impl RunningCommand {
     }
 
     fn finish(mut self, status: Option<ExitStatus>) -> Finished {
+        self.reaped = true;
         let stderr = self
             .stderr
             .take()
@@ -281,6 +285,17 @@ impl RunningCommand {
             stderr: String::from_utf8_lossy(&stderr).into_owned(),
             description: std::mem::take(&mut self.description),
             name: std::mem::take(&mut self.name),
+        }
+    }
+}
+
+impl Drop for RunningCommand {
+    /// A program nobody waits for any more (an error or a panic on our side) is
+    /// killed, so that no pg_dump or psql outlives the operation that started it.
+    fn drop(&mut self) {
+        if !self.reaped {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
         }
     }
 }

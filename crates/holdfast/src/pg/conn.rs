@@ -9,9 +9,13 @@ use crate::secret::Password;
 pub struct ConnParams {
     /// Host name, IP address, or an absolute directory for a unix socket.
     pub host: String,
+    /// TCP port, also the number in the socket file's name.
     pub port: u16,
+    /// Role to connect as.
     pub user: String,
+    /// Database name.
     pub database: String,
+    /// `None` when the server needs none (trust, peer) for this connection.
     pub password: Option<Password>,
     /// `ssl=true` in the application's JDBC URL (`*_DB_SECURED`).
     pub secured: bool,

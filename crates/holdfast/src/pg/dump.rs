@@ -35,6 +35,7 @@ impl DumpFormat {
 /// How to dump.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DumpOptions {
+    /// Plain SQL or custom archive.
     pub format: DumpFormat,
     /// `-Z <n>` (0–9). `None` leaves pg_dump's default (gzip inside custom dumps),
     /// which engine-backup relies on; holdfast passes `Some(0)` and compresses

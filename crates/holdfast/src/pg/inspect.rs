@@ -29,16 +29,22 @@ pub const UNPOPULATED: &str = "unpopulated";
 /// Kind of a relation whose rows are checksummed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum RelationKind {
+    /// An ordinary table (`relkind` `r`).
     Table,
+    /// A materialized view (`relkind` `m`).
     MaterializedView,
 }
 
 /// Row count and content checksum of one table or materialized view.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct TableChecksum {
+    /// Schema name, unquoted.
     pub schema: String,
+    /// Relation name, unquoted.
     pub name: String,
+    /// Table or materialized view.
     pub kind: RelationKind,
+    /// `count(*)`.
     pub rows: i64,
     /// `md5` of the rows' text forms, sorted bytewise and joined with `|`
     /// (`d41d8cd98f00b204e9800998ecf8427e` for no rows), or [`UNPOPULATED`].
@@ -48,17 +54,24 @@ pub struct TableChecksum {
 /// One sequence's state.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct SequenceValue {
+    /// Schema name, unquoted.
     pub schema: String,
+    /// Sequence name, unquoted.
     pub name: String,
+    /// `last_value` of the sequence.
     pub last_value: i64,
+    /// Whether `last_value` was already handed out (`nextval` returns the next one).
     pub is_called: bool,
 }
 
 /// One large object's content.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct LargeObject {
+    /// The large object's OID (kept by dump and restore).
     pub oid: u32,
+    /// Length in bytes.
     pub length: i64,
+    /// md5 of the content, hex.
     pub md5: String,
 }
 
@@ -71,9 +84,13 @@ pub struct ObjectInventory {
     pub schemas: Vec<String>,
     /// `schema.name` of ordinary and partitioned tables.
     pub tables: Vec<String>,
+    /// `schema.name` of views.
     pub views: Vec<String>,
+    /// `schema.name` of materialized views.
     pub matviews: Vec<String>,
+    /// `schema.name` of sequences.
     pub sequences: Vec<String>,
+    /// `schema.name` of foreign tables.
     pub foreign_tables: Vec<String>,
     /// Enum, domain, range and standalone composite types.
     pub types: Vec<String>,
@@ -100,7 +117,9 @@ pub struct ObjectInventory {
 /// The connected database and its server.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DatabaseInfo {
+    /// Database name.
     pub name: String,
+    /// Owning role.
     pub owner: String,
     /// `150018` for 15.18.
     pub server_version_num: i32,
@@ -108,7 +127,9 @@ pub struct DatabaseInfo {
     pub server_version: String,
     /// Database encoding (`UTF8`).
     pub encoding: String,
+    /// `LC_COLLATE` of the database.
     pub collate: String,
+    /// `LC_CTYPE` of the database.
     pub ctype: String,
     /// Installed extensions and their versions, sorted by name.
     pub extensions: Vec<(String, String)>,

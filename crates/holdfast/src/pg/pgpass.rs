@@ -60,12 +60,21 @@ impl PgPass {
     }
 }
 
-/// `host:port:database:user:password`, each field escaped; `None` without a password.
+/// `host:port:database:user:password`, each field escaped (`*` for the host of a
+/// unix socket); `None` without a password.
 fn line(conn: &ConnParams) -> Option<String> {
     let password = conn.password.as_ref()?;
+    // libpq matches a socket in its compiled-in default directory against
+    // `localhost`, any other socket against its path: `*` is right for both,
+    // and this file serves this one connection only.
+    let host = if conn.is_socket() {
+        "*"
+    } else {
+        conn.host.as_str()
+    };
     Some(
         [
-            conn.host.as_str(),
+            host,
             &conn.port.to_string(),
             &conn.database,
             &conn.user,
@@ -131,5 +140,15 @@ mod tests {
         drop(pgpass);
         assert!(!path.exists());
         assert!(!dir.exists());
+    }
+
+    #[test]
+    fn a_socket_connection_matches_any_host() {
+        let mut socket = conn(Some("pw:1"));
+        socket.host = "/var/run/postgresql".into();
+        assert_eq!(
+            line(&socket).unwrap(),
+            "*:54329:ovirt_engine_history:ovirt_engine_history:pw\\:1"
+        );
     }
 }

@@ -121,6 +121,54 @@ pub fn list_toc(tools: &PgTools, dump: &Path) -> Result<Vec<TocEntry>> {
     parse_toc(&toc_listing(tools, dump)?)
 }
 
+/// The header `pg_restore -l` prints before the entries: what made the dump.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TocHeader {
+    /// Name of the dumped database.
+    pub dbname: String,
+    /// `CUSTOM`, `DIRECTORY`, `TAR`.
+    pub format: String,
+    /// Archive format version (`1.14-0`): a pg_restore older than the pg_dump
+    /// that wrote it may not read it.
+    pub dump_version: String,
+    /// Compression inside the dump as pg_restore reports it (`-1`, `0`, `gzip`).
+    pub compression: String,
+    /// Server version the dump was taken from (`15.18 (Debian 15.18-0+deb12u1)`).
+    pub dumped_from: String,
+    /// Version of the pg_dump that wrote it.
+    pub dumped_by: String,
+    /// `TOC Entries` (also counts entries pg_restore does not list).
+    pub toc_entries: u32,
+}
+
+/// Read the header comment lines of `pg_restore -l` output.
+pub fn parse_toc_header(listing: &str) -> TocHeader {
+    let mut header = TocHeader::default();
+    for line in listing.lines().filter_map(|l| l.strip_prefix(';')) {
+        let Some((key, value)) = line.trim().split_once(": ") else {
+            continue;
+        };
+        let value = value.trim().to_string();
+        match key {
+            "dbname" => header.dbname = value,
+            "Format" => header.format = value,
+            "Dump Version" => header.dump_version = value,
+            "Compression" => header.compression = value,
+            "Dumped from database version" => header.dumped_from = value,
+            "Dumped by pg_dump version" => header.dumped_by = value,
+            "TOC Entries" => header.toc_entries = value.parse().unwrap_or(0),
+            _ => {}
+        }
+    }
+    header
+}
+
+/// The header and the entries of a custom-format dump's table of contents.
+pub fn read_toc(tools: &PgTools, dump: &Path) -> Result<(TocHeader, Vec<TocEntry>)> {
+    let listing = toc_listing(tools, dump)?;
+    Ok((parse_toc_header(&listing), parse_toc(&listing)?))
+}
+
 fn toc_listing(tools: &PgTools, dump: &Path) -> Result<String> {
     if !dump.is_file() {
         return Err(Error::usage(format!(
@@ -132,6 +180,15 @@ fn toc_listing(tools: &PgTools, dump: &Path) -> Result<String> {
     cmd.arg("-l").arg(dump);
     let (finished, stdout) = cmd.output()?;
     if !finished.success() {
+        if finished.stderr.contains("unsupported version") {
+            return Err(Error::usage(format!(
+                "{} was written by a newer pg_dump than pg_restore {} can read: install the \
+                 postgresql-client package of the PostgreSQL version that made the dump ({})",
+                dump.display(),
+                tools.version,
+                finished.stderr_lines().join(" | ")
+            )));
+        }
         return Err(finished.failure(&format!("listing {}", dump.display())));
     }
     String::from_utf8(stdout).map_err(|_| {
@@ -367,19 +424,77 @@ pub fn restore_plain(
         strip_restrict: !tools.psql_knows_restrict(),
     };
     let fed = filter.copy(sql, &mut stdin);
+    let database = &conn.database;
+    let mut write_error = None;
+    let (skipped, problem) = match fed {
+        Ok(copy) if copy.complete => (copy.skipped, None),
+        Ok(_) => (
+            Vec::new(),
+            Some(Error::invalid(format!(
+                "the plain dump for database '{database}' ends before pg_dump's \
+                 \"dump complete\" line: it is truncated or not a pg_dump plain dump; \
+                 nothing was restored"
+            ))),
+        ),
+        Err(PlainCopyError::Read(e)) => (
+            Vec::new(),
+            Some(Error::io(
+                format!("read the plain dump for database '{database}' (nothing was restored)"),
+                e,
+            )),
+        ),
+        // psql stopped reading: it failed, and says why below.
+        Err(PlainCopyError::Write(e)) => {
+            write_error = Some(e);
+            (Vec::new(), None)
+        }
+    };
+    if let Some(problem) = problem {
+        // Killed before its input ends, psql never commits the transaction.
+        let finished = running.kill();
+        let exited_by_itself = finished.status.and_then(|s| s.code()).is_some();
+        if exited_by_itself && !finished.success() {
+            return Err(finished.failure(&format!("restoring database '{database}'")));
+        }
+        return Err(problem);
+    }
     drop(stdin);
     let finished = running.wait()?;
     if !finished.success() {
-        return Err(finished.failure(&format!("restoring database '{}'", conn.database)));
+        return Err(finished.failure(&format!("restoring database '{database}'")));
     }
-    // psql succeeded, so it read everything: a failure here is our reader's.
-    let skipped =
-        fed.context(|| format!("read the plain dump for database '{}'", conn.database))?;
+    if let Some(e) = write_error {
+        return Err(Error::io(
+            format!("feed the plain dump for database '{database}' to psql"),
+            e,
+        ));
+    }
     Ok(RestoreReport {
         command: finished.description.clone(),
         skipped,
         messages: finished.stderr_lines(),
     })
+}
+
+/// The line pg_dump writes after everything else of a plain dump (before the
+/// closing `\unrestrict`): without it the dump is truncated.
+const DUMP_COMPLETE: &str = "-- PostgreSQL database dump complete";
+
+/// What went through to psql.
+#[derive(Debug, Default)]
+struct PlainCopy {
+    /// Lines left out.
+    skipped: Vec<String>,
+    /// Whether pg_dump's closing line came through.
+    complete: bool,
+}
+
+#[derive(Debug)]
+enum PlainCopyError {
+    /// The dump could not be read (decompression, disk): psql must not commit.
+    Read(std::io::Error),
+    /// psql stopped reading, having failed.
+    Write(std::io::Error),
 }
 
 /// Which lines of a plain dump are left out on the way to psql.
@@ -389,19 +504,21 @@ struct PlainFilter<'a> {
 }
 
 impl PlainFilter<'_> {
-    /// Copy the dump line by line, leaving COPY data untouched, and return the
-    /// lines left out.
-    fn copy(&self, sql: &mut dyn Read, out: &mut dyn Write) -> std::io::Result<Vec<String>> {
+    /// Copy the dump line by line, leaving COPY data untouched.
+    fn copy(&self, sql: &mut dyn Read, out: &mut dyn Write) -> Result<PlainCopy, PlainCopyError> {
         let mut reader = BufReader::with_capacity(256 * 1024, sql);
         let mut line = Vec::new();
-        let mut skipped = Vec::new();
+        let mut copied = PlainCopy::default();
         let mut in_copy = false;
         // pg_dump heads each statement with `-- Name: …; Type: …; Schema: …`.
         let mut header = String::new();
         loop {
             line.clear();
-            if reader.read_until(b'\n', &mut line)? == 0 {
-                return Ok(skipped);
+            let n = reader
+                .read_until(b'\n', &mut line)
+                .map_err(PlainCopyError::Read)?;
+            if n == 0 {
+                return Ok(copied);
             }
             let text = line.strip_suffix(b"\n").unwrap_or(&line);
             if in_copy {
@@ -411,12 +528,14 @@ impl PlainFilter<'_> {
                     in_copy = true;
                 } else if text.starts_with("-- Name: ") {
                     header = text.to_string();
+                } else if text == DUMP_COMPLETE {
+                    copied.complete = true;
                 } else if self.skips(text, &header) {
-                    skipped.push(text.to_string());
+                    copied.skipped.push(text.to_string());
                     continue;
                 }
             }
-            out.write_all(&line)?;
+            out.write_all(&line).map_err(PlainCopyError::Write)?;
         }
     }
 
@@ -507,6 +626,19 @@ mod tests {
         assert_eq!(toc[4].name, "host_changes host_changes_pkey");
         assert_eq!(toc[5].desc, "TABLE DATA");
         assert!(parse_toc("garbage\n").is_err());
+        let header = parse_toc_header(
+            ";\n; Archive created at 2026-11-21 14:48:03 UTC\n;     dbname: engine\n\
+             ;     TOC Entries: 110\n;     Compression: -1\n;     Dump Version: 1.14-0\n\
+             ;     Format: CUSTOM\n\
+             ;     Dumped from database version: 15.18 (Debian 15.18-0+deb12u1)\n\
+             ;     Dumped by pg_dump version: 15.18 (Debian 15.18-0+deb12u1)\n",
+        );
+        assert_eq!(header.dbname, "engine");
+        assert_eq!(header.toc_entries, 110);
+        assert_eq!(header.compression, "-1");
+        assert_eq!(header.dump_version, "1.14-0");
+        assert_eq!(header.format, "CUSTOM");
+        assert_eq!(header.dumped_by, "15.18 (Debian 15.18-0+deb12u1)");
     }
 
     #[test]
@@ -553,8 +685,8 @@ mod tests {
             strip_restrict,
         };
         let mut out = Vec::new();
-        let skipped = filter.copy(&mut dump.as_bytes(), &mut out).unwrap();
-        (String::from_utf8(out).unwrap(), skipped)
+        let copied = filter.copy(&mut dump.as_bytes(), &mut out).unwrap();
+        (String::from_utf8(out).unwrap(), copied.skipped)
     }
 
     #[test]
@@ -569,6 +701,21 @@ mod tests {
         );
         assert_eq!(skipped, ["\\restrict abc123", "\\unrestrict abc123"]);
         assert_eq!(filtered(dump, false).0, dump);
+    }
+
+    #[test]
+    fn plain_filter_sees_whether_the_dump_is_complete() {
+        let target = TargetState::default();
+        let filter = PlainFilter {
+            target: &target,
+            strip_restrict: false,
+        };
+        let copy = |dump: &str| filter.copy(&mut dump.as_bytes(), &mut Vec::new()).unwrap();
+        let complete = "SET x = 0;\n\n--\n-- PostgreSQL database dump complete\n--\n\n";
+        assert!(copy(complete).complete);
+        assert!(!copy("SET x = 0;\nCOPY t (v) FROM stdin;\n").complete);
+        // The closing line inside COPY data is data, not the end of the dump.
+        assert!(!copy("COPY t (v) FROM stdin;\n-- PostgreSQL database dump complete\n").complete);
     }
 
     #[test]

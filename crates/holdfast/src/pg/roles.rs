@@ -16,13 +16,21 @@ use crate::{Error, Result};
 /// A role's definition, enough to create it again.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoleDef {
+    /// Role name, unquoted.
     pub name: String,
+    /// `LOGIN`.
     pub login: bool,
+    /// `SUPERUSER`.
     pub superuser: bool,
+    /// `CREATEDB`.
     pub createdb: bool,
+    /// `CREATEROLE`.
     pub createrole: bool,
+    /// `INHERIT`.
     pub inherit: bool,
+    /// `REPLICATION`.
     pub replication: bool,
+    /// `BYPASSRLS`.
     pub bypassrls: bool,
     /// `-1` for no limit.
     pub connection_limit: i32,
