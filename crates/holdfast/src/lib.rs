@@ -22,6 +22,7 @@ pub mod archive;
 pub mod conf;
 pub mod error;
 pub mod log;
+pub mod ops;
 pub mod pg;
 pub mod profile;
 pub mod schema;

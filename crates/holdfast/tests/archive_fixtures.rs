@@ -6,8 +6,7 @@ use std::path::{Path, PathBuf};
 
 use chrono::{TimeZone, Utc};
 use holdfast::archive::{
-    ArchiveConfig, ArchiveDb, ArchiveReader, Codec, DumpFormat, DumpSettings, FilesPlan, HashKind,
-    ReadLimits,
+    ArchiveConfig, ArchiveReader, Codec, DumpFormat, DumpSettings, FilesPlan, HashKind, ReadLimits,
 };
 
 fn fixture(name: &str) -> PathBuf {
@@ -115,13 +114,16 @@ fn every_fixture_opens_and_verifies() {
         );
 
         let mut config = ArchiveConfig::default();
+        for prefix in ["DB_", "DWH_DB_", "KEYCLOAK_DB_", "MANAGEDBLOCK_DB_"] {
+            config.set(prefix, DumpSettings::default());
+        }
         if e.small_size {
             let xz_plain = DumpSettings {
                 compressor: Codec::Xz,
                 format: DumpFormat::Plain,
             };
-            config.set(ArchiveDb::Engine, xz_plain);
-            config.set(ArchiveDb::Dwh, xz_plain);
+            config.set("DB_", xz_plain);
+            config.set("DWH_DB_", xz_plain);
         }
         assert_eq!(reader.config(), &config, "{}", e.name);
         let config_text = std::fs::read_to_string(reader.member_path("config").unwrap()).unwrap();
@@ -132,11 +134,15 @@ fn every_fixture_opens_and_verifies() {
             e.name
         );
 
-        let dumps: Vec<_> = reader.dumps().into_iter().map(|(db, _)| db).collect();
+        let dumps: Vec<&str> = reader
+            .dumps()
+            .into_iter()
+            .map(|m| m.name.as_str())
+            .collect();
         if e.name == "db-and-files.backup" {
-            assert_eq!(dumps, [Some(ArchiveDb::Engine)]);
+            assert_eq!(dumps, ["db/engine_backup.db"]);
         } else {
-            assert_eq!(dumps, [Some(ArchiveDb::Dwh), Some(ArchiveDb::Engine)]);
+            assert_eq!(dumps, ["db/dwh_backup.db", "db/engine_backup.db"]);
         }
         let engine_dump =
             std::fs::read(reader.member_path("db/engine_backup.db").unwrap()).unwrap();

@@ -42,59 +42,6 @@ impl DumpFormat {
     }
 }
 
-/// A database slot of an engine-backup archive.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum ArchiveDb {
-    Engine,
-    Dwh,
-    Keycloak,
-    ManagedBlock,
-    /// Legacy: read from old archives, never written.
-    Cinderlib,
-}
-
-impl ArchiveDb {
-    /// Every slot, in the order `config` lists them (Cinderlib last).
-    pub const ALL: [ArchiveDb; 5] = [
-        ArchiveDb::Engine,
-        ArchiveDb::Dwh,
-        ArchiveDb::Keycloak,
-        ArchiveDb::ManagedBlock,
-        ArchiveDb::Cinderlib,
-    ];
-
-    /// Prefix of the slot's keys in `config` (`DB_`, `DWH_DB_`, ...).
-    pub fn config_prefix(self) -> &'static str {
-        match self {
-            ArchiveDb::Engine => "DB_",
-            ArchiveDb::Dwh => "DWH_DB_",
-            ArchiveDb::Keycloak => "KEYCLOAK_DB_",
-            ArchiveDb::ManagedBlock => "MANAGEDBLOCK_DB_",
-            ArchiveDb::Cinderlib => "CINDERLIB_DB_",
-        }
-    }
-
-    /// The dump's member path relative to the archive root (`db/engine_backup.db`).
-    pub fn member(self) -> &'static str {
-        match self {
-            ArchiveDb::Engine => "db/engine_backup.db",
-            ArchiveDb::Dwh => "db/dwh_backup.db",
-            ArchiveDb::Keycloak => "db/keycloak_backup.db",
-            ArchiveDb::ManagedBlock => "db/managedblock_backup.db",
-            ArchiveDb::Cinderlib => "db/cinderlib_backup.db",
-        }
-    }
-
-    /// The slot whose dump is stored at `member`, if any.
-    pub fn from_member(member: &str) -> Option<ArchiveDb> {
-        ArchiveDb::ALL.into_iter().find(|db| db.member() == member)
-    }
-
-    fn index(self) -> usize {
-        self as usize
-    }
-}
-
 /// How one database was dumped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct DumpSettings {
@@ -103,31 +50,42 @@ pub struct DumpSettings {
     pub format: DumpFormat,
 }
 
-/// The `config` member: dump settings of every database slot. Slots not
-/// mentioned have engine-backup's defaults (custom format, no compressor).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// The `config` member: how each database's dump was made, by its key prefix
+/// (`DB_`, `DWH_DB_`, … as the profile names them), in the order written.
+/// Prefixes not mentioned have engine-backup's defaults (custom, no compressor).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ArchiveConfig {
-    settings: [DumpSettings; 5],
+    entries: Vec<(String, DumpSettings)>,
 }
 
 impl ArchiveConfig {
-    /// Settings of one slot.
-    pub fn get(&self, db: ArchiveDb) -> DumpSettings {
-        self.settings[db.index()]
+    /// Settings of the database with this key prefix.
+    pub fn get(&self, prefix: &str) -> DumpSettings {
+        self.entries
+            .iter()
+            .find(|(p, _)| p == prefix)
+            .map(|(_, s)| *s)
+            .unwrap_or_default()
     }
 
-    /// Change the settings of one slot.
-    pub fn set(&mut self, db: ArchiveDb, settings: DumpSettings) {
-        self.settings[db.index()] = settings;
+    /// Set the settings of a prefix; a new prefix is written after the others.
+    pub fn set(&mut self, prefix: &str, settings: DumpSettings) {
+        match self.entries.iter_mut().find(|(p, _)| p == prefix) {
+            Some((_, s)) => *s = settings,
+            None => self.entries.push((prefix.to_string(), settings)),
+        }
     }
 
-    /// The member text exactly as engine-backup 4.5 writes it: eight lines,
-    /// compressor then format for DB, DWH_DB, KEYCLOAK_DB and MANAGEDBLOCK_DB.
+    /// The prefixes present, in order.
+    pub fn prefixes(&self) -> impl Iterator<Item = &str> {
+        self.entries.iter().map(|(p, _)| p.as_str())
+    }
+
+    /// The member text as engine-backup writes it: per prefix, compressor then
+    /// format (`DB_DUMP_COMPRESSOR=` / `DB_DUMP_FORMAT=custom`).
     pub fn render(&self) -> String {
         let mut out = String::new();
-        for db in &ArchiveDb::ALL[..4] {
-            let s = self.get(*db);
-            let prefix = db.config_prefix();
+        for (prefix, s) in &self.entries {
             out.push_str(&format!(
                 "{prefix}DUMP_COMPRESSOR={}\n",
                 s.compressor.config_value()
@@ -138,8 +96,9 @@ impl ArchiveConfig {
     }
 
     /// Parse the member text as data. Blank lines and `#` comments are
-    /// skipped; anything but `<known key>=<known value>` is an Invalid error
-    /// naming `origin` and the line.
+    /// skipped; anything but `<PREFIX>DUMP_COMPRESSOR=<codec>` or
+    /// `<PREFIX>DUMP_FORMAT=<format>` (PREFIX: upper-case letters, digits and
+    /// `_`, ending in `_`) is an Invalid error naming `origin` and the line.
     pub fn parse(text: &str, origin: &str) -> Result<ArchiveConfig> {
         let mut config = ArchiveConfig::default();
         for (n, line) in text.lines().enumerate() {
@@ -153,14 +112,17 @@ impl ArchiveConfig {
                     shorten(line)
                 )));
             };
-            let Some((db, field)) = ArchiveDb::ALL.into_iter().find_map(|db| {
-                key.strip_prefix(db.config_prefix())
-                    .filter(|f| *f == "DUMP_COMPRESSOR" || *f == "DUMP_FORMAT")
-                    .map(|f| (db, f))
-            }) else {
+            let split = ["DUMP_COMPRESSOR", "DUMP_FORMAT"]
+                .into_iter()
+                .find_map(|field| {
+                    key.strip_suffix(field)
+                        .filter(|p| valid_prefix(p))
+                        .map(|p| (p, field))
+                });
+            let Some((prefix, field)) = split else {
                 return Err(fail(format!("unknown key {:?}", shorten(key))));
             };
-            let mut settings = config.get(db);
+            let mut settings = config.get(prefix);
             if field == "DUMP_COMPRESSOR" {
                 settings.compressor = Codec::from_config_value(value).ok_or_else(|| {
                     fail(format!(
@@ -176,10 +138,18 @@ impl ArchiveConfig {
                     ))
                 })?;
             }
-            config.set(db, settings);
+            config.set(prefix, settings);
         }
         Ok(config)
     }
+}
+
+fn valid_prefix(p: &str) -> bool {
+    p.len() > 1
+        && p.ends_with('_')
+        && p.starts_with(|c: char| c.is_ascii_uppercase())
+        && p.chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
 }
 
 fn shorten(text: &str) -> String {
@@ -192,24 +162,34 @@ mod tests {
 
     const DEFAULT: &str = "DB_DUMP_COMPRESSOR=\nDB_DUMP_FORMAT=custom\nDWH_DB_DUMP_COMPRESSOR=\nDWH_DB_DUMP_FORMAT=custom\nKEYCLOAK_DB_DUMP_COMPRESSOR=\nKEYCLOAK_DB_DUMP_FORMAT=custom\nMANAGEDBLOCK_DB_DUMP_COMPRESSOR=\nMANAGEDBLOCK_DB_DUMP_FORMAT=custom\n";
 
+    const OVIRT: [&str; 4] = ["DB_", "DWH_DB_", "KEYCLOAK_DB_", "MANAGEDBLOCK_DB_"];
+
+    fn ovirt_default() -> ArchiveConfig {
+        let mut c = ArchiveConfig::default();
+        for p in OVIRT {
+            c.set(p, DumpSettings::default());
+        }
+        c
+    }
+
     #[test]
     fn default_renders_like_engine_backup() {
-        assert_eq!(ArchiveConfig::default().render(), DEFAULT);
+        assert_eq!(ovirt_default().render(), DEFAULT);
         assert_eq!(
             ArchiveConfig::parse(DEFAULT, "config").unwrap(),
-            ArchiveConfig::default()
+            ovirt_default()
         );
     }
 
     #[test]
     fn small_size_settings_round_trip() {
-        let mut c = ArchiveConfig::default();
+        let mut c = ovirt_default();
         let xz_plain = DumpSettings {
             compressor: Codec::Xz,
             format: DumpFormat::Plain,
         };
-        c.set(ArchiveDb::Engine, xz_plain);
-        c.set(ArchiveDb::Dwh, xz_plain);
+        c.set("DB_", xz_plain);
+        c.set("DWH_DB_", xz_plain);
         let text = c.render();
         assert!(text.starts_with("DB_DUMP_COMPRESSOR=xz\nDB_DUMP_FORMAT=plain\n"));
         assert_eq!(text.len(), 222);
@@ -219,8 +199,12 @@ mod tests {
     #[test]
     fn legacy_cinderlib_keys_are_read_but_not_written() {
         let c = ArchiveConfig::parse("CINDERLIB_DB_DUMP_FORMAT=plain\n", "config").unwrap();
-        assert_eq!(c.get(ArchiveDb::Cinderlib).format, DumpFormat::Plain);
-        assert!(!c.render().contains("CINDERLIB"));
+        assert_eq!(c.get("CINDERLIB_DB_").format, DumpFormat::Plain);
+        assert_eq!(
+            c.get("DB_").format,
+            DumpFormat::Custom,
+            "absent prefix: default"
+        );
     }
 
     #[test]
@@ -239,6 +223,8 @@ mod tests {
                 "config: line 2: invalid value",
             ),
             ("PATH=/tmp\n", "config: line 1: unknown key \"PATH\""),
+            ("db_DUMP_FORMAT=custom\n", "config: line 1: unknown key"),
+            ("DUMP_FORMAT=custom\n", "config: line 1: unknown key"),
             ("touch /tmp/x\n", "config: line 1: expected KEY=value"),
             (
                 "DB_DUMP_FORMAT=\"custom\"\n",

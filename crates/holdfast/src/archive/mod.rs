@@ -15,7 +15,7 @@ pub mod writer;
 
 pub use checksum::{HashKind, HashLine};
 pub use codec::{Codec, Encoder};
-pub use config::{ArchiveConfig, ArchiveDb, DumpFormat, DumpSettings};
+pub use config::{ArchiveConfig, DumpFormat, DumpSettings};
 pub use files::{pack_files, FileSet, FilesPlan, PackedFiles, PlannedEntry, PlannedKind};
 pub use manifest::Manifest;
 pub use reader::{ArchiveReader, MemberInfo, ReadLimits};

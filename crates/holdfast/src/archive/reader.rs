@@ -18,7 +18,7 @@ use tempfile::TempDir;
 
 use super::checksum::{self, HashKind};
 use super::codec::Codec;
-use super::config::{ArchiveConfig, ArchiveDb};
+use super::config::ArchiveConfig;
 use super::manifest::{Manifest, MANIFEST_MEMBER};
 use super::{is_member_name, DB_DIR};
 use crate::error::{Error, IoContext, Result};
@@ -228,13 +228,11 @@ impl ArchiveReader {
             .then(|| self.dir.path().join(name))
     }
 
-    /// The database dumps present, with their slot when it is a known one
-    /// (`db/grafana.db` has none).
-    pub fn dumps(&self) -> Vec<(Option<ArchiveDb>, &MemberInfo)> {
+    /// The database dumps present (`db/*`), in name order.
+    pub fn dumps(&self) -> Vec<&MemberInfo> {
         self.members
             .values()
             .filter(|m| m.name.starts_with("db/"))
-            .map(|m| (ArchiveDb::from_member(&m.name), m))
             .collect()
     }
 }

@@ -13,24 +13,7 @@ use std::process::Stdio;
 use crate::pg::{ClientCommand, ConnParams, PgTools};
 use crate::{Error, Result};
 
-/// pg_dump's output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DumpFormat {
-    /// A SQL script for psql, without owners and privileges (`--format=plain`).
-    Plain,
-    /// pg_dump's custom archive for pg_restore (`--format=custom`).
-    Custom,
-}
-
-impl DumpFormat {
-    /// The name engine-backup writes in its archive's `config` (`plain`, `custom`).
-    pub fn name(self) -> &'static str {
-        match self {
-            DumpFormat::Plain => "plain",
-            DumpFormat::Custom => "custom",
-        }
-    }
-}
+pub use crate::archive::DumpFormat;
 
 /// How to dump.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,7 +75,7 @@ pub fn dump_command(
         "--disable-dollar-quoting",
         "--disable-triggers",
     ]);
-    cmd.arg(format!("--format={}", options.format.name()));
+    cmd.arg(format!("--format={}", options.format.as_str()));
     if options.format == DumpFormat::Plain {
         cmd.args(["--no-owner", "--no-privileges"]);
     }

@@ -6,7 +6,7 @@
 //! those outside `pg_catalog`, `information_schema` and the `pg_toast`/`pg_temp`
 //! schemas, and not members of an extension.
 
-use postgres::{Client, IsolationLevel, Transaction};
+use postgres::{Client, GenericClient, IsolationLevel, Transaction};
 
 use crate::pg::error_text;
 use crate::pg::sql::qualified;
@@ -139,20 +139,33 @@ fn pg_error(what: &str) -> impl Fn(postgres::Error) -> Error + '_ {
     move |e| Error::postgres(format!("{what}: {}", error_text(&e)))
 }
 
-/// A read-only snapshot, so that every table is read as of the same moment.
-fn snapshot(client: &mut Client) -> Result<Transaction<'_>> {
-    client
-        .build_transaction()
-        .isolation_level(IsolationLevel::RepeatableRead)
-        .read_only(true)
-        .start()
-        .map_err(pg_error("start a read-only transaction"))
+/// A connection that can read every table as of one moment: a client opens a
+/// read-only repeatable-read transaction; an open transaction (a backup's, whose
+/// snapshot pg_dump shares) opens a savepoint and keeps its own snapshot.
+pub trait Snapshot: GenericClient {
+    fn snapshot(&mut self) -> Result<Transaction<'_>>;
+}
+
+impl Snapshot for Client {
+    fn snapshot(&mut self) -> Result<Transaction<'_>> {
+        self.build_transaction()
+            .isolation_level(IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .map_err(pg_error("start a read-only transaction"))
+    }
+}
+
+impl Snapshot for Transaction<'_> {
+    fn snapshot(&mut self) -> Result<Transaction<'_>> {
+        self.transaction().map_err(pg_error("start a savepoint"))
+    }
 }
 
 /// Row count and checksum of every user table and materialized view, sorted by
 /// schema and name (bytewise), computed in one snapshot.
-pub fn table_checksums(client: &mut Client) -> Result<Vec<TableChecksum>> {
-    let mut tx = snapshot(client)?;
+pub fn table_checksums(client: &mut impl Snapshot) -> Result<Vec<TableChecksum>> {
+    let mut tx = client.snapshot()?;
     tx.batch_execute(CHECKSUM_SETTINGS)
         .map_err(pg_error("set the checksum settings"))?;
     let relations = tx
@@ -203,8 +216,8 @@ pub fn table_checksums(client: &mut Client) -> Result<Vec<TableChecksum>> {
 }
 
 /// `last_value` and `is_called` of every user sequence, sorted by schema and name.
-pub fn sequences(client: &mut Client) -> Result<Vec<SequenceValue>> {
-    let mut tx = snapshot(client)?;
+pub fn sequences(client: &mut impl Snapshot) -> Result<Vec<SequenceValue>> {
+    let mut tx = client.snapshot()?;
     let names = tx
         .query(
             &format!(
@@ -240,7 +253,7 @@ pub fn sequences(client: &mut Client) -> Result<Vec<SequenceValue>> {
 }
 
 /// Every large object's oid, length and md5, sorted by oid.
-pub fn large_objects(client: &mut Client) -> Result<Vec<LargeObject>> {
+pub fn large_objects(client: &mut impl Snapshot) -> Result<Vec<LargeObject>> {
     let rows = client
         .query(
             "SELECT m.oid, length(lo_get(m.oid))::bigint, md5(lo_get(m.oid)) \
@@ -267,7 +280,7 @@ fn not_in_extension(catalog: &str, oid: &str) -> String {
     )
 }
 
-fn text_list(client: &mut Client, what: &str, sql: &str) -> Result<Vec<String>> {
+fn text_list(client: &mut impl GenericClient, what: &str, sql: &str) -> Result<Vec<String>> {
     let mut list: Vec<String> = client
         .query(sql, &[])
         .map_err(pg_error(&format!("list {what}")))?
@@ -279,7 +292,7 @@ fn text_list(client: &mut Client, what: &str, sql: &str) -> Result<Vec<String>> 
 }
 
 /// Inventory of the user objects of the connected database.
-pub fn object_inventory(client: &mut Client) -> Result<ObjectInventory> {
+pub fn object_inventory(client: &mut impl GenericClient) -> Result<ObjectInventory> {
     let rel = |kinds: &str| {
         format!(
             "SELECT format('%I.%I', n.nspname, c.relname) \
@@ -470,7 +483,7 @@ fn owners_query() -> String {
 /// The first user object found in the connected database, or `None` when it is
 /// empty enough to restore into: only extensions, languages and an empty
 /// `public` schema are allowed.
-pub fn database_is_empty(client: &mut Client) -> Result<Option<String>> {
+pub fn database_is_empty(client: &mut impl GenericClient) -> Result<Option<String>> {
     let probes = [
         format!(
             "SELECT format('schema %I', n.nspname) FROM pg_namespace n \
@@ -533,7 +546,7 @@ pub fn database_is_empty(client: &mut Client) -> Result<Option<String>> {
 }
 
 /// Facts about the connected database and its server.
-pub fn database_info(client: &mut Client) -> Result<DatabaseInfo> {
+pub fn database_info(client: &mut impl GenericClient) -> Result<DatabaseInfo> {
     let row = client
         .query_one(
             "SELECT db.datname::text, pg_get_userbyid(db.datdba)::text, \

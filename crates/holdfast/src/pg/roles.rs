@@ -7,8 +7,6 @@
 //! --globals-only`, which needs `pg_authid` and fails on managed servers;
 //! password hashes are read from `pg_authid` only where it is readable.
 
-use postgres::Client;
-
 use crate::pg::error_text;
 use crate::pg::sql::{quote_ident, quote_literal};
 use crate::{Error, Result};
@@ -106,7 +104,7 @@ SELECT r.rolname::text, r.rolcanlogin, r.rolsuper, r.rolcreatedb, r.rolcreaterol
 ///
 /// Runs outside a transaction block or inside one, but never leaves it aborted:
 /// readability of `pg_authid` is checked before it is read.
-pub fn roles_needed(client: &mut Client) -> Result<Vec<RoleDef>> {
+pub fn roles_needed(client: &mut impl postgres::GenericClient) -> Result<Vec<RoleDef>> {
     let pg_err = |what: &'static str| {
         move |e: postgres::Error| Error::postgres(format!("{what}: {}", error_text(&e)))
     };

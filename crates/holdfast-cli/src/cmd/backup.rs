@@ -1,0 +1,93 @@
+//! `holdfast backup`: engine-backup's archive, with holdfast's faster defaults.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use clap::Args;
+use holdfast::archive::{Codec, DumpFormat};
+use holdfast::ops::{self, BackupRequest, DumpPlan};
+
+use super::{absolute, EnvArgs};
+
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    #[command(flatten)]
+    pub env: EnvArgs,
+    /// What to back up: all, files, or a database scope of the profile (repeatable).
+    #[arg(long = "scope", value_name = "SCOPE")]
+    pub scopes: Vec<String>,
+    /// The archive to write (written to a temporary name, then renamed).
+    #[arg(long, value_name = "FILE")]
+    pub file: PathBuf,
+    /// Compressor of the dumps and of the files member: zstd, gzip, bzip2, xz or none.
+    #[arg(long, default_value = "zstd", value_parser = parse_codec)]
+    pub compressor: Codec,
+    /// Compressor of the outer archive (none: its members are compressed already).
+    #[arg(long, default_value = "none", value_parser = parse_codec)]
+    pub archive_compressor: Codec,
+    /// Dump format of every database: custom (parallel restore) or plain (SQL).
+    #[arg(long, default_value = "custom", value_parser = parse_format)]
+    pub dump_format: DumpFormat,
+    /// Compression threads (default: every core).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<u32>,
+    /// Replace an existing archive at --file.
+    #[arg(long)]
+    pub overwrite: bool,
+}
+
+pub fn parse_codec(v: &str) -> Result<Codec, String> {
+    let v = if v.eq_ignore_ascii_case("none") {
+        "None"
+    } else {
+        v
+    };
+    Codec::from_option(v).map_err(|e| e.to_string())
+}
+
+pub fn parse_format(v: &str) -> Result<DumpFormat, String> {
+    DumpFormat::parse(v).map_err(|e| e.to_string())
+}
+
+pub fn run(a: BackupArgs) -> holdfast::Result<()> {
+    let env = a.env.environment()?;
+    let scopes = ops::expand_scopes(&env, &a.scopes)?;
+    let application_version = holdfast::profile::installed_version(
+        &env.profile.version,
+        env.root.path(),
+        a.env.installed_version.as_deref(),
+    )?;
+    let dumps: BTreeMap<String, DumpPlan> = env
+        .profile
+        .databases
+        .iter()
+        .map(|d| {
+            (
+                d.scope.clone(),
+                DumpPlan {
+                    format: a.dump_format,
+                    codec: a.compressor,
+                    pg_dump_compress: Some(0),
+                },
+            )
+        })
+        .collect();
+    let req = BackupRequest {
+        scopes,
+        file: absolute(&a.file),
+        tmpdir: a.env.tmpdir()?,
+        archive_codec: a.archive_compressor,
+        files_codec: a.compressor,
+        dumps,
+        application_version,
+        overwrite: a.overwrite,
+        threads: a
+            .threads
+            .unwrap_or_else(crate::engine_backup::hiargs::default_threads),
+        env,
+    };
+    let log = a.env.open_log()?;
+    ops::backup::run(&req, &log)?;
+    log.output("Done.");
+    Ok(())
+}

@@ -1,0 +1,44 @@
+//! `holdfast verify`: prove an archive is intact and restorable.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use holdfast::ops::{self, VerifyRequest};
+
+use super::{absolute, EnvArgs};
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub env: EnvArgs,
+    /// The archive to check.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Also restore every database into a throwaway cluster and compare row
+    /// counts and checksums with the manifest.
+    #[arg(long)]
+    pub deep: bool,
+}
+
+pub fn run(a: VerifyArgs) -> holdfast::Result<()> {
+    let file = absolute(&a.file);
+    if !file.is_file() {
+        return Err(holdfast::Error::usage(format!(
+            "{} does not exist; pass the path of an archive",
+            file.display()
+        )));
+    }
+    let env = a.env.environment()?;
+    let installed_version = a.env.installed_version.clone();
+    let req = VerifyRequest {
+        file,
+        tmpdir: a.env.tmpdir()?,
+        installed_version,
+        deep: a.deep,
+        env,
+    };
+    let log = a.env.open_log()?;
+    ops::verify::run(&req, &log)?;
+    log.output("Done.");
+    Ok(())
+}

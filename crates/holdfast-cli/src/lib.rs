@@ -1,0 +1,7 @@
+//! The command lines of holdfast: the native `holdfast <verb>` ([`cmd`]) and the
+//! `engine-backup` drop-in ([`engine_backup`]). Both turn what was typed into a
+//! validated request of the `holdfast` library and run it; neither holds
+//! behaviour of its own.
+
+pub mod cmd;
+pub mod engine_backup;

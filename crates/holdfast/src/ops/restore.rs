@@ -1,0 +1,713 @@
+//! Restore onto an existing, cleaned install: all or nothing.
+//!
+//! Every check runs before the first write: the application stopped, the
+//! archive's checksums and version, the permissions option, each target
+//! database reachable with the credentials that will be used, empty, and
+//! holding the roles the dump needs, the conf files to rewrite present. Then
+//! files are restored (existing ones kept aside first), databases loaded, the
+//! profile's post-restore steps run and conf files rewritten. If a step fails,
+//! the [`Journal`] puts the files back, empties the databases it filled and
+//! restores the conf files, and says what it did and what remains.
+
+use std::collections::BTreeMap;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+
+use crate::archive::{ArchiveReader, Codec, DumpFormat, FilesPlan, PlannedKind, ReadLimits};
+use crate::conf::{rewrite_keys, ConfValue};
+use crate::log::Log;
+use crate::ops::verify::seekable_dump;
+use crate::ops::{RestoreRequest, WorkDir};
+use crate::pg::{self, command::ClientCommand, ConnParams, PgTools};
+use crate::profile::{DatabaseComponent, Environment, InstallRoot, PostRestore, Profile};
+use crate::{Error, IoContext, Result};
+
+/// What a restore did.
+#[derive(Debug, Default)]
+pub struct RestoreOutcome {
+    pub files_restored: bool,
+    /// Database scopes restored.
+    pub databases: Vec<String>,
+    /// Conf files rewritten with new credentials, and their dated copies.
+    pub rewritten: Vec<(PathBuf, PathBuf)>,
+}
+
+/// One database to load, checked.
+struct DbTarget<'a> {
+    component: &'a DatabaseComponent,
+    member: PathBuf,
+    format: DumpFormat,
+    codec: Codec,
+    params: ConnParams,
+    tools: PgTools,
+    jobs: u32,
+}
+
+pub fn run(req: &RestoreRequest, log: &Log) -> Result<RestoreOutcome> {
+    let profile = &req.env.profile;
+    log.output("Preparing to restore:");
+    check_not_running(&req.env)?;
+    for db in &profile.databases {
+        if let Some(p) = req.credentials.get(&db.scope) {
+            log.output(&format!(
+                "- Setting credentials for {} database '{}'",
+                db.credentials_label(),
+                p.database
+            ));
+        }
+    }
+    log.output(&format!("- Unpacking file '{}'", req.file.display()));
+    let work = WorkDir::new(&req.tmpdir)?;
+    log.line(&format!(
+        "Opening tarball {} to {}",
+        req.file.display(),
+        work.path().display()
+    ));
+    let archive = ArchiveReader::open_in(&req.file, work.path(), ReadLimits::default())?;
+    log.line("Verifying version");
+    crate::profile::check_restore_version(
+        &profile.version,
+        archive.version(),
+        &req.installed_version,
+    )?;
+
+    // What the archive holds of what was asked for.
+    let wanted = |scope: &str| req.scopes.iter().any(|s| s == scope);
+    let files_member = archive
+        .member("files")
+        .filter(|m| m.size > 0 && wanted("files"))
+        .and_then(|_| archive.member_path("files"));
+    let mut dbs: Vec<(&DatabaseComponent, PathBuf)> = Vec::new();
+    for db in &profile.databases {
+        if !wanted(&db.scope) {
+            continue;
+        }
+        match archive.member(&db.member).filter(|m| m.size > 0) {
+            Some(_) => dbs.push((db, archive.member_path(&db.member).expect("listed"))),
+            None => log.line(&format!("{}: not in the archive, not restored", db.scope)),
+        }
+    }
+    let explicit = req.scopes.len() < profile.scopes().len();
+    let explicit_missing: Vec<&String> = req
+        .scopes
+        .iter()
+        .filter(|_| explicit)
+        .filter(|s| {
+            (s.as_str() == "files" && files_member.is_none())
+                || profile
+                    .database(s)
+                    .is_some_and(|d| !dbs.iter().any(|(x, _)| x.scope == d.scope))
+        })
+        .collect();
+    for s in explicit_missing {
+        log.warning(&format!(
+            "the archive holds nothing for scope '{s}'; it is skipped"
+        ));
+    }
+    let custom_present = dbs.iter().any(|(db, _)| {
+        archive.config().get(&db.archive_config_prefix).format == DumpFormat::Custom
+    });
+    if custom_present && req.restore_permissions.is_none() {
+        return Err(Error::usage(
+            "Please pass one of --restore-permissions or --no-restore-permissions when restoring a backup with a custom dump format",
+        ));
+    }
+    let restore_permissions = req.restore_permissions.unwrap_or(false);
+
+    // The files plan, and the conf values that will be in force after it.
+    let limits = ReadLimits::default();
+    let files_plan = match &files_member {
+        Some(member) => Some(FilesPlan::new(
+            member,
+            req.env.root.path(),
+            &profile.files.restore_exclude,
+            limits.clone(),
+        )?),
+        None => None,
+    };
+    let future_env = match &files_member {
+        Some(member) => {
+            let preview = work.join("files.d");
+            std::fs::create_dir(&preview).context(|| format!("create {}", preview.display()))?;
+            FilesPlan::new(member, &preview, &[], limits)?.apply()?;
+            Environment::load(profile.clone(), InstallRoot::new(&preview)?)?
+        }
+        None => req.env.clone(),
+    };
+
+    log.line("Verifying connection");
+    let mut targets = Vec::new();
+    for (db, member) in &dbs {
+        let settings = archive.config().get(&db.archive_config_prefix);
+        let params = match req.credentials.get(&db.scope) {
+            Some(p) => p.clone(),
+            None => future_env.database_params(db)?.ok_or_else(|| {
+                Error::usage(format!(
+                    "the restored configuration names no {} database user; pass --change-{}-credentials with the target",
+                    db.label, db.option_prefix
+                ))
+            })?,
+        };
+        let tools = check_target(
+            &params,
+            db,
+            member,
+            settings.format,
+            settings.compressor,
+            restore_permissions,
+            work.path(),
+            log,
+        )?;
+        targets.push(DbTarget {
+            component: db,
+            member: member.clone(),
+            format: settings.format,
+            codec: settings.compressor,
+            params,
+            tools,
+            jobs: req.jobs.get(&db.scope).copied().unwrap_or(2).max(1),
+        });
+    }
+    let rewrites = plan_conf_rewrites(req, &future_env)?;
+
+    log.output("Restoring:");
+    let mut journal = Journal::new(work.join("rollback"));
+    let result = restore_all(
+        req,
+        &archive,
+        files_plan.as_ref(),
+        &targets,
+        &rewrites,
+        &mut journal,
+        log,
+    );
+    match result {
+        Ok(outcome) => {
+            if let Some(m) = profile
+                .post_restore
+                .as_ref()
+                .and_then(|p| p.final_message.clone())
+            {
+                log.output(&m);
+            }
+            Ok(outcome)
+        }
+        Err(e) => {
+            log.line(&format!("FATAL: {e}"));
+            let report = journal.rollback(log);
+            Err(Error::failed(format!("{e}; {report}")))
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn restore_all(
+    req: &RestoreRequest,
+    archive: &ArchiveReader,
+    files_plan: Option<&FilesPlan>,
+    targets: &[DbTarget],
+    rewrites: &[(PathBuf, Vec<(String, ConfValue)>)],
+    journal: &mut Journal,
+    log: &Log,
+) -> Result<RestoreOutcome> {
+    let mut outcome = RestoreOutcome::default();
+    let profile = &req.env.profile;
+    if let Some(plan) = files_plan {
+        log.output("- Files");
+        log.line("Restoring files");
+        journal.keep_files(plan)?;
+        plan.apply()?;
+        outcome.files_restored = true;
+    }
+    let restore_permissions = req.restore_permissions.unwrap_or(false);
+    for t in targets {
+        log.output(&format!(
+            "- {} database '{}'",
+            t.component.restore_label(),
+            t.params.database
+        ));
+        log.line(&format!(
+            "restoreDB: backupfile {} user {} host {} port {} database {} compressor {} format {:?} jobsnum {}",
+            t.member.display(),
+            t.params.user,
+            t.params.host,
+            t.params.port,
+            t.params.database,
+            t.codec.option_name(),
+            t.format,
+            t.jobs
+        ));
+        journal.filled.push(t.params.clone());
+        let report = match t.format {
+            DumpFormat::Custom => {
+                let dump = seekable_dump(&t.member, t.codec, archive.dir())?;
+                pg::restore::restore_custom(
+                    &t.params,
+                    &t.tools,
+                    &dump,
+                    &pg::restore::RestoreOptions {
+                        jobs: t.jobs,
+                        restore_permissions,
+                    },
+                )
+            }
+            DumpFormat::Plain => {
+                let input = std::fs::File::open(&t.member)
+                    .context(|| format!("open {}", t.member.display()))?;
+                let mut sql = t.codec.decoder(BufReader::with_capacity(1 << 20, input))?;
+                pg::restore::restore_plain(&t.params, &t.tools, &mut sql)
+            }
+        }
+        .map_err(|e| {
+            Error::failed(format!(
+                "Errors while restoring database {}: {e}",
+                t.params.database
+            ))
+        })?;
+        log.line(&format!("pg_cmd running: {}", report.command));
+        for m in &report.messages {
+            log.line(m);
+        }
+        if let Some(post) = profile
+            .post_restore
+            .as_ref()
+            .filter(|p| p.database == t.component.scope)
+        {
+            if !req.keep_temporary_data {
+                run_post_restore(post, &t.params, log)?;
+            }
+            if let Some(note) = &post.note {
+                let mtime = archive
+                    .member(&t.component.member)
+                    .map(|m| m.mtime)
+                    .unwrap_or(0);
+                let when = chrono::DateTime::from_timestamp(mtime as i64, 0)
+                    .map(|d| {
+                        d.with_timezone(&chrono::Local)
+                            .format("%Y-%m-%d %H:%M:%S%.9f %z")
+                            .to_string()
+                    })
+                    .unwrap_or_default();
+                log.print(&note.replace("{backup_time}", &when));
+            }
+        }
+        outcome.databases.push(t.component.scope.clone());
+    }
+    for sqlite in &profile.sqlite {
+        if !req.scopes.iter().any(|s| s == &sqlite.scope) {
+            continue;
+        }
+        let Some(src) = archive.member_path(&sqlite.member) else {
+            continue;
+        };
+        let dest = req.env.root.join(&sqlite.path);
+        log.output(&format!("- {} database '{}'", sqlite.label, dest.display()));
+        journal.keep_file(&dest)?;
+        if let Some(dir) = dest.parent() {
+            std::fs::create_dir_all(dir).context(|| format!("mkdir {}", dir.display()))?;
+        }
+        std::fs::copy(&src, &dest)
+            .context(|| format!("cp {} {}", src.display(), dest.display()))?;
+    }
+    for (file, changes) in rewrites {
+        log.output(&format!("Rewriting {}", file.display()));
+        let copy = rewrite_keys(file, changes, chrono::Local::now())?;
+        log.line(&format!(
+            "Backing up {} to {}",
+            file.display(),
+            copy.display()
+        ));
+        journal.rewritten.push((file.clone(), copy.clone()));
+        outcome.rewritten.push((file.clone(), copy));
+    }
+    Ok(outcome)
+}
+
+fn check_not_running(env: &Environment) -> Result<()> {
+    let Some(r) = &env.profile.running else {
+        return Ok(());
+    };
+    let Ok(text) = std::fs::read_to_string(env.root.join(&r.pid_file)) else {
+        return Ok(());
+    };
+    let Ok(pid) = text.trim().parse::<u32>() else {
+        return Ok(());
+    };
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    if String::from_utf8_lossy(&cmdline).contains(&r.process) {
+        return Err(Error::usage(format!("{}; stop it first", r.message)));
+    }
+    Ok(())
+}
+
+/// Connect with the credentials the restore will use, check the database is
+/// empty and holds the roles the dump needs; returns the client programs to use.
+#[allow(clippy::too_many_arguments)]
+fn check_target(
+    params: &ConnParams,
+    db: &DatabaseComponent,
+    member: &Path,
+    format: DumpFormat,
+    codec: Codec,
+    restore_permissions: bool,
+    work: &Path,
+    log: &Log,
+) -> Result<PgTools> {
+    let mut client = pg::connect(params).map_err(|e| {
+        Error::postgres(format!(
+            "Can't connect to database '{}': {e}; check the server and the credentials (or pass --change-{}-credentials)",
+            params.database, db.option_prefix
+        ))
+    })?;
+    let info = pg::inspect::database_info(&mut client)?;
+    if let Some(object) = pg::inspect::database_is_empty(&mut client)? {
+        return Err(Error::usage(format!(
+            "Database '{}' is not empty (it has {object}); restore into an empty database: drop and create it again, owned by {}",
+            params.database, params.user
+        )));
+    }
+    let tools = PgTools::for_server(info.server_version_num)?;
+    if format == DumpFormat::Custom && restore_permissions {
+        let dump = seekable_dump(member, codec, work)?;
+        let roles = roles_in_dump(&tools, &dump)?;
+        if dump != member {
+            let _ = std::fs::remove_file(&dump);
+        }
+        let names: Vec<String> = roles.into_iter().collect();
+        let rows = client
+            .query(
+                "SELECT rolname::text FROM pg_roles WHERE rolname = ANY($1)",
+                &[&names],
+            )
+            .map_err(|e| Error::postgres(pg::error_text(&e)))?;
+        let existing: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+        let missing: Vec<&String> = names.iter().filter(|n| !existing.contains(n)).collect();
+        if !missing.is_empty() {
+            let list: Vec<String> = missing.iter().map(|m| format!("'{m}'")).collect();
+            return Err(Error::usage(format!(
+                "role {} needed by the dump of database '{}' (owner or grantee) does not exist on {}:{}; create it, or restore with --no-restore-permissions",
+                list.join(", "),
+                params.database,
+                params.host,
+                params.port
+            )));
+        }
+    }
+    log.line(&format!(
+        "{}: reachable, empty, server {}",
+        params.display(),
+        info.server_version
+    ));
+    Ok(tools)
+}
+
+/// Owners and grantees named by a custom dump (as engine-backup's extra-user
+/// scan does, from the schema's SQL), without PUBLIC and the superuser.
+fn roles_in_dump(tools: &PgTools, dump: &Path) -> Result<std::collections::BTreeSet<String>> {
+    let mut cmd = ClientCommand::offline(tools, "pg_restore");
+    cmd.args(["-s", "-f", "-"]).arg(dump);
+    let (finished, stdout) = cmd.output()?;
+    if !finished.success() {
+        return Err(finished.failure("reading the dump's schema"));
+    }
+    let text = String::from_utf8_lossy(&stdout);
+    let mut roles = std::collections::BTreeSet::new();
+    for line in text.lines() {
+        let target = if line.starts_with("GRANT ") || line.starts_with("REVOKE ") {
+            line.rsplit_once(" TO ")
+                .or_else(|| line.rsplit_once(" FROM "))
+                .map(|(_, r)| r)
+        } else if line.starts_with("ALTER ") {
+            line.rsplit_once(" OWNER TO ").map(|(_, r)| r)
+        } else {
+            None
+        };
+        let Some(target) = target else { continue };
+        let target = target
+            .trim_end_matches(';')
+            .trim_end_matches(" WITH GRANT OPTION");
+        for name in target.split(", ") {
+            let name = name.trim().trim_matches('"').replace("\"\"", "\"");
+            if !name.is_empty() && name != "PUBLIC" && name != "postgres" && name != "CURRENT_USER"
+            {
+                roles.insert(name);
+            }
+        }
+    }
+    Ok(roles)
+}
+
+fn run_post_restore(post: &PostRestore, params: &ConnParams, log: &Log) -> Result<()> {
+    if let Some(b) = &post.banner {
+        log.output(&b.replace("{database}", &params.database));
+    }
+    let mut client = pg::connect(params)?;
+    let fail = |sql: &str, e: postgres::Error| {
+        Error::postgres(format!(
+            "post-restore step failed ({sql}): {}",
+            pg::error_text(&e)
+        ))
+    };
+    for step in &post.steps {
+        let matched = match &step.check {
+            None => true,
+            Some(check) => {
+                let rows = client.simple_query(check).map_err(|e| fail(check, e))?;
+                let value = rows.iter().find_map(|m| match m {
+                    postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
+                    _ => None,
+                });
+                value.as_deref() == step.when.as_deref()
+            }
+        };
+        let (sql, console) = if matched {
+            (Some(&step.sql), step.console.as_ref())
+        } else {
+            (step.else_sql.as_ref(), step.else_console.as_ref())
+        };
+        if let Some(sql) = sql {
+            log.line(&format!("post-restore: {sql}"));
+            client.batch_execute(sql).map_err(|e| fail(sql, e))?;
+            if let Some(c) = console {
+                log.output(c);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The conf files to rewrite for changed credentials, with their changes; the
+/// first conf file of each changed component must exist (after the files
+/// restore), the others are rewritten where they exist.
+fn plan_conf_rewrites(
+    req: &RestoreRequest,
+    future: &Environment,
+) -> Result<Vec<(PathBuf, Vec<(String, ConfValue)>)>> {
+    let profile: &Profile = &req.env.profile;
+    let mut by_file: BTreeMap<PathBuf, Vec<(String, ConfValue)>> = BTreeMap::new();
+    let mut order: Vec<PathBuf> = Vec::new();
+    for db in &profile.databases {
+        let Some(params) = req.credentials.get(&db.scope) else {
+            continue;
+        };
+        for (i, rel) in db.conf_files.iter().enumerate() {
+            let target = req.env.root.join(rel);
+            let exists_after = future.root.join(rel).is_file() || target.is_file();
+            if !exists_after {
+                if i == 0 {
+                    return Err(Error::usage(format!(
+                        "Can not find {}: the {} credentials cannot be written there; restore the files scope too or create the file",
+                        target.display(),
+                        db.label
+                    )));
+                }
+                continue;
+            }
+            if !by_file.contains_key(&target) {
+                order.push(target.clone());
+            }
+            by_file
+                .entry(target)
+                .or_default()
+                .extend(credential_changes(profile, db, params));
+        }
+    }
+    Ok(order
+        .into_iter()
+        .map(|f| {
+            let changes = by_file.remove(&f).unwrap_or_default();
+            (f, changes)
+        })
+        .collect())
+}
+
+fn credential_changes(
+    profile: &Profile,
+    db: &DatabaseComponent,
+    p: &ConnParams,
+) -> Vec<(String, ConfValue)> {
+    let k = &profile.credential_keys;
+    let key = |suffix: &str| format!("{}{suffix}", db.key_prefix);
+    let lit = |v: &str| ConfValue::Literal(v.to_string());
+    let flag = |b: bool| lit(if b { "True" } else { "False" });
+    let mut out = vec![
+        (key(&k.host), lit(&p.host)),
+        (key(&k.port), lit(&p.port.to_string())),
+        (key(&k.user), lit(&p.user)),
+        (
+            key(&k.password),
+            lit(p.password.as_ref().map(|x| x.expose()).unwrap_or("")),
+        ),
+        (key(&k.database), lit(&p.database)),
+    ];
+    if let Some(s) = &k.secured {
+        out.push((key(s), flag(p.secured)));
+    }
+    if let Some(s) = &k.secured_validation {
+        out.push((key(s), flag(p.secured_validation)));
+    }
+    let options = k
+        .url_options
+        .as_ref()
+        .map(|o| {
+            let mut parts = Vec::new();
+            if p.secured {
+                parts.push(o.secured.as_str());
+            }
+            if !p.secured_validation {
+                parts.push(o.not_validated.as_str());
+            }
+            parts.join(&o.separator)
+        })
+        .unwrap_or_default();
+    for extra in &k.extra {
+        let value = match (&extra.value, &extra.raw) {
+            (Some(v), _) => lit(v),
+            (None, Some(raw)) => ConfValue::Raw(
+                raw.replace("@PREFIX@", &db.key_prefix)
+                    .replace("@OPTIONS@", &options),
+            ),
+            (None, None) => continue,
+        };
+        out.push((key(&extra.key), value));
+    }
+    out
+}
+
+/// What a restore changed, so that a failure can undo it.
+struct Journal {
+    dir: PathBuf,
+    /// (path, kept copy) for files that existed; (path, None) for new ones.
+    files: Vec<(PathBuf, Option<PathBuf>)>,
+    /// Directories the restore created, deepest last.
+    created_dirs: Vec<PathBuf>,
+    /// Databases the restore loaded into (they were empty).
+    filled: Vec<ConnParams>,
+    /// Conf files rewritten, with their dated copies.
+    rewritten: Vec<(PathBuf, PathBuf)>,
+}
+
+impl Journal {
+    fn new(dir: PathBuf) -> Journal {
+        Journal {
+            dir,
+            files: Vec::new(),
+            created_dirs: Vec::new(),
+            filled: Vec::new(),
+            rewritten: Vec::new(),
+        }
+    }
+
+    /// Keep aside every file the plan will replace, and note what it creates.
+    fn keep_files(&mut self, plan: &FilesPlan) -> Result<()> {
+        for dir in plan.missing_parents() {
+            self.created_dirs.push(dir.clone());
+        }
+        for entry in plan.entries() {
+            match (entry.kind, entry.exists) {
+                (PlannedKind::Directory, false) => self.created_dirs.push(entry.path.clone()),
+                (PlannedKind::Directory, true) => {}
+                (_, _) => self.keep_file(&entry.path)?,
+            }
+        }
+        Ok(())
+    }
+
+    fn keep_file(&mut self, path: &Path) -> Result<()> {
+        let meta = std::fs::symlink_metadata(path);
+        if meta.is_err() {
+            self.files.push((path.to_path_buf(), None));
+            return Ok(());
+        }
+        std::fs::create_dir_all(&self.dir).context(|| format!("create {}", self.dir.display()))?;
+        let kept = self.dir.join(format!("{}", self.files.len()));
+        let out = std::process::Command::new("cp")
+            .arg("-a")
+            .arg("--no-dereference")
+            .arg(path)
+            .arg(&kept)
+            .output()
+            .context(|| "run cp".into())?;
+        if !out.status.success() {
+            return Err(Error::failed(format!(
+                "cannot keep a copy of {} before restoring over it: {}",
+                path.display(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        self.files.push((path.to_path_buf(), Some(kept)));
+        Ok(())
+    }
+
+    /// Undo in reverse order; returns one line saying what was done and what remains.
+    fn rollback(&mut self, log: &Log) -> String {
+        let mut done = Vec::new();
+        let mut remains = Vec::new();
+        for (file, copy) in self.rewritten.iter().rev() {
+            match std::fs::rename(copy, file) {
+                Ok(()) => done.push(format!("restored {}", file.display())),
+                Err(e) => remains.push(format!(
+                    "{} (its previous content is in {}: {e})",
+                    file.display(),
+                    copy.display()
+                )),
+            }
+        }
+        for params in self.filled.iter().rev() {
+            match empty_database(params) {
+                Ok(()) => done.push(format!("emptied database '{}'", params.database)),
+                Err(e) => remains.push(format!(
+                    "database '{}' still holds restored objects ({e})",
+                    params.database
+                )),
+            }
+        }
+        let (mut put_back, mut removed) = (0, 0);
+        for (path, kept) in self.files.iter().rev() {
+            let _ = std::fs::remove_file(path).or_else(|_| std::fs::remove_dir_all(path));
+            match kept {
+                Some(k) => match std::fs::rename(k, path) {
+                    Ok(()) => put_back += 1,
+                    Err(e) => remains.push(format!(
+                        "{} (kept copy {}: {e})",
+                        path.display(),
+                        k.display()
+                    )),
+                },
+                None => removed += 1,
+            }
+        }
+        for dir in self.created_dirs.iter().rev() {
+            let _ = std::fs::remove_dir(dir);
+        }
+        if put_back + removed > 0 {
+            done.push(format!(
+                "put back {put_back} files and removed {removed} new ones"
+            ));
+        }
+        let mut line = if done.is_empty() {
+            "nothing had been changed".to_string()
+        } else {
+            format!("rolled back: {}", done.join(", "))
+        };
+        if remains.is_empty() {
+            line.push_str("; nothing remains changed");
+        } else {
+            line.push_str(&format!("; REMAINS CHANGED: {}", remains.join("; ")));
+        }
+        log.line(&line);
+        line
+    }
+}
+
+/// Drop what the restoring role created in a database that was empty before.
+fn empty_database(params: &ConnParams) -> Result<()> {
+    let mut client = pg::connect(params)?;
+    client
+        .batch_execute("DROP OWNED BY CURRENT_USER CASCADE")
+        .map_err(|e| Error::postgres(pg::error_text(&e)))?;
+    if let Some(object) = pg::inspect::database_is_empty(&mut client)? {
+        return Err(Error::failed(format!("{object} is left")));
+    }
+    Ok(())
+}

@@ -1,0 +1,432 @@
+//! Verify: prove an archive is intact and restorable without touching any
+//! database server: member checksums, the version rule, every dump readable
+//! (`pg_restore --list` of custom dumps, a complete SQL script for plain ones),
+//! and the profile's forbidden-setting check. `deep` restores every database
+//! into a throwaway cluster and compares it with the manifest.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use crate::archive::{ArchiveReader, Codec, DumpFormat, ReadLimits};
+use crate::log::Log;
+use crate::ops::{VerifyRequest, WorkDir};
+use crate::pg::{self, command::ClientCommand, PgTools};
+use crate::profile::{DatabaseComponent, ForbiddenOption};
+use crate::{Error, IoContext, Result};
+
+/// What verify found.
+#[derive(Debug)]
+pub struct VerifyOutcome {
+    pub version: String,
+    /// Dump members checked.
+    pub dumps: Vec<String>,
+    /// Tables compared by a deep verify, and how many differed.
+    pub deep_tables: usize,
+    pub deep_mismatches: usize,
+}
+
+pub fn run(req: &VerifyRequest, log: &Log) -> Result<VerifyOutcome> {
+    let env = &req.env;
+    log.output("Verifying:");
+    log.output(&format!("- Unpacking file '{}'", req.file.display()));
+    let work = WorkDir::new(&req.tmpdir)?;
+    log.line(&format!(
+        "Opening tarball {} to {}",
+        req.file.display(),
+        work.path().display()
+    ));
+    let archive = ArchiveReader::open_in(&req.file, work.path(), ReadLimits::default())?;
+    log.line(&format!(
+        "Verified {} of every member",
+        archive.hash_kind().file_name()
+    ));
+    log.line("Verifying version");
+    match &req.installed_version {
+        Some(installed) => crate::profile::check_restore_version(
+            &env.profile.version,
+            archive.version(),
+            installed,
+        )?,
+        None => log.line(&format!(
+            "Installed version unknown: the archive's version {} was not checked against it",
+            archive.version()
+        )),
+    }
+    let tools = PgTools::newest()?;
+    let mut dumps = Vec::new();
+    for member in archive
+        .members()
+        .map(|m| m.name.clone())
+        .collect::<Vec<_>>()
+    {
+        if !member.starts_with("db/") {
+            continue;
+        }
+        let component = env.profile.databases.iter().find(|d| d.member == member);
+        let Some(db) = component else {
+            if env.profile.sqlite.iter().any(|s| s.member == member) {
+                check_sqlite(&archive.member_path(&member).expect("listed member"))?;
+                dumps.push(member);
+            } else {
+                log.warning(&format!(
+                    "{member}: not a database of the {} profile; not checked",
+                    env.profile.name
+                ));
+            }
+            continue;
+        };
+        let name = archive
+            .manifest()
+            .and_then(|m| m.database(&member))
+            .map(|d| d.database.clone())
+            .or_else(|| env.database_params(db).ok().flatten().map(|p| p.database))
+            .unwrap_or_else(|| member.clone());
+        log.output(&format!("- {} database '{name}'", db.restore_label()));
+        let settings = archive.config().get(&db.archive_config_prefix);
+        let path = archive.member_path(&member).expect("listed member");
+        let forbidden = env
+            .profile
+            .verify
+            .as_ref()
+            .filter(|f| f.database == db.scope);
+        check_dump(
+            &tools,
+            &path,
+            settings.format,
+            settings.compressor,
+            forbidden,
+            work.path(),
+            log,
+        )
+        .map_err(|e| {
+            Error::invalid(format!(
+                "Errors while checking the dump of database '{name}' ({member}): {e}"
+            ))
+        })?;
+        dumps.push(member);
+    }
+    let (deep_tables, deep_mismatches) = if req.deep {
+        deep_verify(&archive, &env.profile.databases, work.path(), log)?
+    } else {
+        (0, 0)
+    };
+    Ok(VerifyOutcome {
+        version: archive.version().to_string(),
+        dumps,
+        deep_tables,
+        deep_mismatches,
+    })
+}
+
+/// A dump ready for pg_restore: the member itself, or its decompressed copy.
+pub fn seekable_dump(path: &Path, codec: Codec, work: &Path) -> Result<PathBuf> {
+    if codec == Codec::None {
+        return Ok(path.to_path_buf());
+    }
+    let out_path = work.join(format!(
+        "{}.uncompressed",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("dump")
+    ));
+    let input = std::fs::File::open(path).context(|| format!("open {}", path.display()))?;
+    let mut decoder = codec.decoder(BufReader::with_capacity(1 << 20, input))?;
+    let mut out =
+        std::fs::File::create(&out_path).context(|| format!("create {}", out_path.display()))?;
+    std::io::copy(&mut decoder, &mut out).map_err(|e| {
+        Error::invalid(format!(
+            "{} does not decompress with {}: {e}",
+            path.display(),
+            codec.option_name()
+        ))
+    })?;
+    Ok(out_path)
+}
+
+fn check_dump(
+    tools: &PgTools,
+    path: &Path,
+    format: DumpFormat,
+    codec: Codec,
+    forbidden: Option<&ForbiddenOption>,
+    work: &Path,
+    log: &Log,
+) -> Result<()> {
+    match format {
+        DumpFormat::Custom => {
+            let dump = seekable_dump(path, codec, work)?;
+            let toc = pg::restore::list_toc(tools, &dump)?;
+            log.line(&format!("{}: {} TOC entries", path.display(), toc.len()));
+            if let Some(f) = forbidden {
+                let (schema, table) = f.table.split_once('.').unwrap_or(("public", &f.table));
+                let mut cmd = ClientCommand::offline(tools, "pg_restore");
+                cmd.args(["-f", "-", "-a", "-n", schema, "-t", table])
+                    .arg(&dump);
+                let (finished, stdout) = cmd.output()?;
+                if !finished.success() {
+                    return Err(finished.failure("reading the data"));
+                }
+                scan_forbidden(&mut &stdout[..], f)?;
+            }
+            if dump != path {
+                let _ = std::fs::remove_file(&dump);
+            }
+            Ok(())
+        }
+        DumpFormat::Plain => {
+            let input = std::fs::File::open(path).context(|| format!("open {}", path.display()))?;
+            let mut decoder = codec.decoder(BufReader::with_capacity(1 << 20, input))?;
+            let complete = scan_plain(&mut decoder, forbidden)?;
+            if !complete {
+                return Err(Error::invalid(
+                    "the SQL script is incomplete (no 'PostgreSQL database dump complete' line)",
+                ));
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Read a plain dump to its end; true when pg_dump's closing line is there.
+fn scan_plain(sql: &mut dyn Read, forbidden: Option<&ForbiddenOption>) -> Result<bool> {
+    let mut reader = BufReader::with_capacity(1 << 20, sql);
+    let mut complete = false;
+    let mut copy: Option<CopyBlock> = None;
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let n = reader
+            .read_until(b'\n', &mut line)
+            .map_err(|e| Error::invalid(format!("cannot read the SQL script: {e}")))?;
+        if n == 0 {
+            break;
+        }
+        let text = String::from_utf8_lossy(&line);
+        let text = text.trim_end_matches(['\n', '\r']);
+        if let Some(block) = &copy {
+            if text == "\\." {
+                copy = None;
+            } else if let Some(f) = forbidden {
+                block.check_row(text, f)?;
+            }
+            continue;
+        }
+        if text.starts_with("-- PostgreSQL database dump complete") {
+            complete = true;
+        }
+        if let Some(f) = forbidden {
+            copy = CopyBlock::start(text, f);
+        }
+    }
+    Ok(complete)
+}
+
+fn scan_forbidden(sql: &mut dyn Read, f: &ForbiddenOption) -> Result<()> {
+    scan_plain(sql, Some(f)).map(|_| ())
+}
+
+/// The columns of a `COPY <table> (...) FROM stdin;` block of the forbidden table.
+struct CopyBlock {
+    key: usize,
+    value: usize,
+}
+
+impl CopyBlock {
+    /// Matches `COPY public.vdc_options (…)` as pg_dump 15 writes it, and the
+    /// unqualified `COPY vdc_options (…)` of older versions.
+    fn start(line: &str, f: &ForbiddenOption) -> Option<CopyBlock> {
+        let rest = line.strip_prefix("COPY ")?;
+        let (name, rest) = rest.split_once(' ')?;
+        let bare = f.table.rsplit('.').next().unwrap_or(&f.table);
+        if name != f.table && name != bare {
+            return None;
+        }
+        let cols = rest.strip_prefix('(')?.split_once(')')?.0;
+        let cols: Vec<&str> = cols
+            .split(',')
+            .map(|c| c.trim().trim_matches('"'))
+            .collect();
+        Some(CopyBlock {
+            key: cols.iter().position(|c| *c == f.key_column)?,
+            value: cols.iter().position(|c| *c == f.value_column)?,
+        })
+    }
+
+    fn check_row(&self, row: &str, f: &ForbiddenOption) -> Result<()> {
+        let fields: Vec<&str> = row.split('\t').collect();
+        let key = fields.get(self.key).copied().unwrap_or("");
+        let value = fields.get(self.value).copied().unwrap_or("\\N");
+        if key == f.forbidden_key && !value.is_empty() && value != "\\N" {
+            return Err(Error::invalid(f.message.clone()));
+        }
+        Ok(())
+    }
+}
+
+fn check_sqlite(path: &Path) -> Result<()> {
+    let conn =
+        rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(|e| {
+                Error::invalid(format!("{}: not an SQLite database: {e}", path.display()))
+            })?;
+    let result: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .map_err(|e| Error::invalid(format!("{}: {e}", path.display())))?;
+    if result != "ok" {
+        return Err(Error::invalid(format!(
+            "{}: SQLite integrity check: {result}",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Restore every database of the archive into a throwaway cluster as its
+/// superuser and compare row counts and checksums with the manifest.
+fn deep_verify(
+    archive: &ArchiveReader,
+    databases: &[DatabaseComponent],
+    work: &Path,
+    log: &Log,
+) -> Result<(usize, usize)> {
+    let cluster = pgsandbox::Cluster::start().map_err(|e| {
+        Error::failed(format!(
+            "deep verify needs a throwaway PostgreSQL cluster: {e}"
+        ))
+    })?;
+    log.output(&format!(
+        "- Deep verify: restoring into a throwaway PostgreSQL {} cluster",
+        cluster.major()
+    ));
+    let superuser = |database: &str| pg::ConnParams {
+        host: cluster.socket_dir().display().to_string(),
+        port: cluster.port(),
+        user: cluster.superuser().into(),
+        database: database.into(),
+        password: None,
+        secured: false,
+        secured_validation: false,
+    };
+    let tools = PgTools::in_dir(cluster.bindir())?;
+    let manifest = archive.manifest();
+    if let Some(m) = manifest {
+        let mut admin = pg::connect(&superuser("postgres"))?;
+        for db in &m.databases {
+            for role in &db.roles {
+                let exists = admin
+                    .query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&role.name])
+                    .map_err(|e| Error::postgres(pg::error_text(&e)))?
+                    .is_some();
+                if !exists {
+                    admin.batch_execute(&role.sql).map_err(|e| {
+                        Error::postgres(format!(
+                            "creating role {}: {}",
+                            role.name,
+                            pg::error_text(&e)
+                        ))
+                    })?;
+                }
+            }
+        }
+    }
+    let mut compared = 0;
+    let mut mismatches = 0;
+    log.output(&format!(
+        "  {:<12} {:<36} {:>9} {:>9}  {}",
+        "database", "table", "rows", "restored", "checksum"
+    ));
+    for (i, member) in archive
+        .members()
+        .map(|m| m.name.clone())
+        .filter(|n| n.starts_with("db/"))
+        .enumerate()
+    {
+        let Some(db) = databases.iter().find(|d| d.member == member) else {
+            continue;
+        };
+        let settings = archive.config().get(&db.archive_config_prefix);
+        let name = format!("verify_{i}");
+        cluster
+            .execute(
+                "postgres",
+                &format!("CREATE DATABASE {name} TEMPLATE template0 ENCODING 'UTF8'"),
+            )
+            .map_err(|e| Error::failed(e.to_string()))?;
+        let target = superuser(&name);
+        let path = archive.member_path(&member).expect("listed member");
+        match settings.format {
+            DumpFormat::Custom => {
+                let dump = seekable_dump(&path, settings.compressor, work)?;
+                pg::restore::restore_custom(
+                    &target,
+                    &tools,
+                    &dump,
+                    &pg::restore::RestoreOptions {
+                        jobs: 2,
+                        restore_permissions: manifest.is_some(),
+                    },
+                )?;
+            }
+            DumpFormat::Plain => {
+                let input =
+                    std::fs::File::open(&path).context(|| format!("open {}", path.display()))?;
+                let mut sql = settings
+                    .compressor
+                    .decoder(BufReader::with_capacity(1 << 20, input))?;
+                pg::restore::restore_plain(&target, &tools, &mut sql)?;
+            }
+        }
+        let mut client = pg::connect(&target)?;
+        let restored = pg::inspect::table_checksums(&mut client)?;
+        let expected = manifest.and_then(|m| m.database(&member));
+        for t in &restored {
+            let qualified = format!("{}.{}", t.schema, t.name);
+            let (rows, verdict) = match expected.and_then(|e| {
+                e.tables
+                    .iter()
+                    .find(|x| x.schema == t.schema && x.name == t.name)
+            }) {
+                Some(x) if x.row_count as i64 == t.rows && x.checksum == t.checksum => {
+                    (x.row_count.to_string(), "same")
+                }
+                Some(x) => {
+                    mismatches += 1;
+                    (x.row_count.to_string(), "DIFFERENT")
+                }
+                None if expected.is_some() => {
+                    mismatches += 1;
+                    ("-".into(), "NOT IN MANIFEST")
+                }
+                None => ("-".into(), "restored (no manifest to compare)"),
+            };
+            compared += 1;
+            log.output(&format!(
+                "  {:<12} {:<36} {:>9} {:>9}  {verdict}",
+                db.scope, qualified, rows, t.rows
+            ));
+        }
+        if let Some(e) = expected {
+            for x in e.tables.iter().filter(|x| {
+                !restored
+                    .iter()
+                    .any(|t| t.schema == x.schema && t.name == x.name)
+            }) {
+                mismatches += 1;
+                log.output(&format!(
+                    "  {:<12} {:<36} {:>9} {:>9}  MISSING",
+                    db.scope,
+                    format!("{}.{}", x.schema, x.name),
+                    x.row_count,
+                    "-"
+                ));
+            }
+        }
+    }
+    if mismatches > 0 {
+        return Err(Error::invalid(format!(
+            "deep verify: {mismatches} of {compared} tables differ from the manifest"
+        )));
+    }
+    log.output(&format!(
+        "- Deep verify: {compared} tables restored and compared, all equal"
+    ));
+    Ok((compared, mismatches))
+}
