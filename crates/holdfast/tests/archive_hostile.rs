@@ -478,8 +478,7 @@ fn plan_error(entries: &[(String, Kind)], setup: impl FnOnce(&Path, &Path)) -> S
     let member = top.path().join("files");
     std::fs::write(&member, raw_tar(entries)).unwrap();
     let err = FilesPlan::new(&member, &root, &[], ReadLimits::default())
-        .err()
-        .expect("plan accepted a hostile files member");
+        .expect_err("plan accepted a hostile files member");
     assert!(matches!(err, Error::Invalid(_)), "{err:?}");
     assert_eq!(std::fs::read_dir(&root).unwrap().count(), before_root);
     assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);

@@ -32,6 +32,9 @@ pub struct RestoreOutcome {
     pub rewritten: Vec<(PathBuf, PathBuf)>,
 }
 
+/// A conf file and the keys to change in it.
+type ConfRewrite = (PathBuf, Vec<(String, ConfValue)>);
+
 /// One database to load, checked.
 struct DbTarget<'a> {
     component: &'a DatabaseComponent,
@@ -121,7 +124,7 @@ pub fn run(req: &RestoreRequest, log: &Log) -> Result<RestoreOutcome> {
             member,
             req.env.root.path(),
             &profile.files.restore_exclude,
-            limits.clone(),
+            limits,
         )?),
         None => None,
     };
@@ -206,7 +209,7 @@ fn restore_all(
     archive: &ArchiveReader,
     files_plan: Option<&FilesPlan>,
     targets: &[DbTarget],
-    rewrites: &[(PathBuf, Vec<(String, ConfValue)>)],
+    rewrites: &[ConfRewrite],
     journal: &mut Journal,
     log: &Log,
 ) -> Result<RestoreOutcome> {
@@ -479,10 +482,7 @@ fn run_post_restore(post: &PostRestore, params: &ConnParams, log: &Log) -> Resul
 /// The conf files to rewrite for changed credentials, with their changes; the
 /// first conf file of each changed component must exist (after the files
 /// restore), the others are rewritten where they exist.
-fn plan_conf_rewrites(
-    req: &RestoreRequest,
-    future: &Environment,
-) -> Result<Vec<(PathBuf, Vec<(String, ConfValue)>)>> {
+fn plan_conf_rewrites(req: &RestoreRequest, future: &Environment) -> Result<Vec<ConfRewrite>> {
     let profile: &Profile = &req.env.profile;
     let mut by_file: BTreeMap<PathBuf, Vec<(String, ConfValue)>> = BTreeMap::new();
     let mut order: Vec<PathBuf> = Vec::new();
