@@ -243,9 +243,9 @@ mod tests {
                 "files",
                 "db",
                 "dwhdb",
-                "cinderlibdb",
-                "managedblockdb",
                 "keycloakdb",
+                "managedblockdb",
+                "cinderlibdb",
                 "grafanadb"
             ]
         );
