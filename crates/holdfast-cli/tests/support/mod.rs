@@ -1,0 +1,250 @@
+//! Shared by the command-line tests: a sample oVirt-like environment on a
+//! throwaway cluster (the engine-backup 4.5 fixture's databases, an install
+//! root whose conf files point at them) and runners for the two binaries.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use holdfast::pg::{self, ConnParams};
+use holdfast::Password;
+use pgsandbox::Cluster;
+
+pub const VERSION: &str = "4.5.7";
+
+/// A running sample environment.
+pub struct Sample {
+    pub cluster: Cluster,
+    pub dir: tempfile::TempDir,
+}
+
+impl Sample {
+    pub fn start() -> Sample {
+        let cluster = Cluster::start().expect("start cluster");
+        holdfast::ops::demo::load_sample_databases(&cluster).expect("load sample databases");
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir(dir.path().join("root")).unwrap();
+        holdfast::ops::demo::write_sample_install_root(
+            &dir.path().join("root"),
+            cluster.host(),
+            cluster.port(),
+        )
+        .expect("write install root");
+        Sample { cluster, dir }
+    }
+
+    pub fn root(&self) -> PathBuf {
+        self.dir.path().join("root")
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// `engine-backup ARGS --install-root=<root> --installed-version=4.5.7`, run in the temp dir.
+    pub fn engine_backup(&self, args: &[&str]) -> Run {
+        self.engine_backup_version(args, VERSION)
+    }
+
+    pub fn engine_backup_version(&self, args: &[&str], installed: &str) -> Run {
+        let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        all.push(format!("--install-root={}", self.root().display()));
+        all.push(format!("--installed-version={installed}"));
+        run(env!("CARGO_BIN_EXE_engine-backup"), &all, self.dir.path())
+    }
+
+    /// `holdfast ARGS` with the install root and version in the environment.
+    pub fn holdfast(&self, args: &[&str]) -> Run {
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_holdfast"));
+        cmd.args(&args)
+            .current_dir(self.dir.path())
+            .env("HOLDFAST_INSTALL_ROOT", self.root())
+            .env("HOLDFAST_INSTALLED_VERSION", VERSION);
+        Run::from(cmd.output().expect("run holdfast"))
+    }
+
+    pub fn engine(&self, database: &str) -> ConnParams {
+        tcp(&self.cluster, "engine", "engine-fixture-pw", database)
+    }
+
+    pub fn dwh(&self, database: &str) -> ConnParams {
+        tcp(
+            &self.cluster,
+            "ovirt_engine_history",
+            "dwh:fixture-pw",
+            database,
+        )
+    }
+
+    /// Drop and recreate both databases empty: a "cleaned install".
+    pub fn clean_databases(&self) {
+        self.recreate("engine", "engine");
+        self.recreate("ovirt_engine_history", "ovirt_engine_history");
+    }
+
+    /// Drop a database and create it again, empty, owned by `owner`.
+    pub fn recreate(&self, database: &str, owner: &str) {
+        self.cluster
+            .execute(
+                "postgres",
+                &format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"),
+            )
+            .expect("drop database");
+        self.cluster
+            .create_database(database, owner)
+            .expect("create database");
+    }
+}
+
+pub fn tcp(cluster: &Cluster, user: &str, password: &str, database: &str) -> ConnParams {
+    ConnParams {
+        host: cluster.host().into(),
+        port: cluster.port(),
+        user: user.into(),
+        database: database.into(),
+        password: Some(Password::new(password)),
+        secured: false,
+        secured_validation: false,
+    }
+}
+
+/// Per table: (rows, checksum).
+pub fn checksums(params: &ConnParams) -> BTreeMap<String, (i64, String)> {
+    let mut client = pg::connect(params).expect("connect");
+    pg::inspect::table_checksums(&mut client)
+        .expect("checksums")
+        .into_iter()
+        .map(|t| (format!("{}.{}", t.schema, t.name), (t.rows, t.checksum)))
+        .collect()
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(o: Output) -> Run {
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+
+    #[track_caller]
+    pub fn ok(&self) -> &Run {
+        assert_eq!(
+            self.code, 0,
+            "stdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    #[track_caller]
+    pub fn fails_with(&self, text: &str) -> &Run {
+        assert_eq!(
+            self.code, 1,
+            "expected failure; stdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        assert!(
+            self.stderr.contains(text),
+            "stderr should contain {text:?}:\n{}",
+            self.stderr
+        );
+        self
+    }
+}
+
+pub fn run(bin: &str, args: &[String], dir: &Path) -> Run {
+    Run::from(
+        Command::new(bin)
+            .args(args)
+            .current_dir(dir)
+            .env_remove("HOLDFAST_INSTALL_ROOT")
+            .env_remove("HOLDFAST_INSTALLED_VERSION")
+            .output()
+            .expect("run binary"),
+    )
+}
+
+/// Every file under `dir` with its bytes, mode and symlink target: a snapshot to
+/// prove "nothing changed".
+pub fn tree(dir: &Path) -> BTreeMap<PathBuf, (Vec<u8>, u32, Option<PathBuf>)> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            let meta = std::fs::symlink_metadata(&p).unwrap();
+            let rel = p.strip_prefix(dir).unwrap().to_path_buf();
+            if meta.file_type().is_symlink() {
+                out.insert(rel, (Vec::new(), 0, Some(std::fs::read_link(&p).unwrap())));
+            } else if meta.is_dir() {
+                out.insert(rel, (Vec::new(), meta.permissions().mode(), None));
+                stack.push(p);
+            } else {
+                out.insert(
+                    rel,
+                    (std::fs::read(&p).unwrap(), meta.permissions().mode(), None),
+                );
+            }
+        }
+    }
+    out
+}
+
+/// Member names of an archive (through the library's reader).
+pub fn members(archive: &Path) -> Vec<String> {
+    let r =
+        holdfast::archive::ArchiveReader::open(archive, Default::default()).expect("open archive");
+    r.members().map(|m| m.name.clone()).collect()
+}
+
+/// The fixture's content "after engine-backup restore" for tables the
+/// post-restore steps change (README, "Expected content").
+pub const AFTER_RESTORE: &[(&str, i64, &str)] = &[
+    ("public.async_tasks", 0, "d41d8cd98f00b204e9800998ecf8427e"),
+    (
+        "public.async_tasks_entities",
+        0,
+        "d41d8cd98f00b204e9800998ecf8427e",
+    ),
+    (
+        "public.business_entity_snapshot",
+        0,
+        "d41d8cd98f00b204e9800998ecf8427e",
+    ),
+    (
+        "public.command_entities",
+        0,
+        "d41d8cd98f00b204e9800998ecf8427e",
+    ),
+    (
+        "public.dwh_history_timekeeping",
+        3,
+        "e017fd84f5c31f840f823ded6ac1a799",
+    ),
+    ("public.job", 0, "d41d8cd98f00b204e9800998ecf8427e"),
+    ("public.step", 0, "d41d8cd98f00b204e9800998ecf8427e"),
+    ("public.vdc_options", 8, "43981de64c0ff674679adcaeee5267b2"),
+    ("public.vm_dynamic", 30, "cc186d51b363d7e4276f6d085ad1b6f5"),
+];
+
+/// `before` with the post-restore changes of engine-backup applied.
+pub fn expected_after_restore(
+    before: &BTreeMap<String, (i64, String)>,
+) -> BTreeMap<String, (i64, String)> {
+    let mut want = before.clone();
+    for (t, rows, sum) in AFTER_RESTORE {
+        want.insert(t.to_string(), (*rows, sum.to_string()));
+    }
+    want
+}
