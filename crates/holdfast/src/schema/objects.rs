@@ -66,25 +66,41 @@ pub fn saved_grants(client: &mut Client) -> Result<Vec<Grant>> {
         .collect())
 }
 
-/// Give back the saved grants on the objects that exist again. Returns the
-/// objects that are gone (their grants are dropped with them).
+/// Give back the saved grants on the objects that exist again. A function whose
+/// saved privileges did not include `PUBLIC` has the default `EXECUTE` for
+/// `PUBLIC`, which a recreated function gets, revoked again. Returns the objects
+/// that are gone (their grants are dropped with them).
 pub fn reapply_grants(client: &mut Client, grants: &[Grant]) -> Result<Vec<String>> {
     let mut gone: Vec<String> = Vec::new();
+    let mut seen: Vec<&str> = Vec::new();
     for grant in grants {
-        let probe = if grant.kind == "TABLE" {
-            "SELECT to_regclass($1) IS NOT NULL"
-        } else {
-            "SELECT to_regprocedure($1) IS NOT NULL"
-        };
-        let exists: bool = client
-            .query_one(probe, &[&grant.object])
-            .map_err(|e| sql_error("look up a view or function", &e))?
-            .get(0);
-        if !exists {
-            if !gone.contains(&grant.object) {
-                gone.push(grant.object.clone());
-            }
+        if gone.contains(&grant.object) {
             continue;
+        }
+        if !seen.contains(&grant.object.as_str()) {
+            seen.push(&grant.object);
+            let probe = if grant.kind == "TABLE" {
+                "SELECT to_regclass($1) IS NOT NULL"
+            } else {
+                "SELECT to_regprocedure($1) IS NOT NULL"
+            };
+            let exists: bool = client
+                .query_one(probe, &[&grant.object])
+                .map_err(|e| sql_error("look up a view or function", &e))?
+                .get(0);
+            if !exists {
+                gone.push(grant.object.clone());
+                continue;
+            }
+            let public_kept = grants
+                .iter()
+                .any(|g| g.object == grant.object && g.grantee == "PUBLIC");
+            if !public_kept {
+                let revoke = format!("REVOKE ALL ON {} {} FROM PUBLIC", grant.kind, grant.object);
+                client
+                    .batch_execute(&revoke)
+                    .map_err(|e| sql_error(&format!("run '{revoke}'"), &e))?;
+            }
         }
         client.batch_execute(&grant.statement()).map_err(|e| {
             Error::postgres(format!(
