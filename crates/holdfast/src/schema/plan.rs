@@ -63,6 +63,8 @@ pub struct Plan {
     pub rebuild: bool,
     /// Why (or why not) the rebuild happens, for the user.
     pub rebuild_reason: String,
+    /// Base files loaded first (only on a fresh database).
+    pub base: Vec<String>,
     /// Scripts run before the versioned ones (only with a rebuild).
     pub pre_upgrade: Vec<String>,
     /// Scripts run after the rebuild (only with a rebuild).
@@ -219,6 +221,7 @@ pub fn decide(
     };
     let names = |files: &[super::script::SqlFile]| files.iter().map(|f| f.rel.clone()).collect();
     Ok(Plan {
+        base: if fresh { names(&tree.base) } else { Vec::new() },
         pre_upgrade: if rebuild { names(&tree.pre_upgrade) } else { Vec::new() },
         post_upgrade: if rebuild { names(&tree.post_upgrade) } else { Vec::new() },
         fresh,
