@@ -95,7 +95,8 @@ impl ConnectionArgs {
     /// Connection parameters with the password from the first source that has one.
     pub fn params(&self) -> Result<ConnParams> {
         let password = if let Some(path) = &self.passfile {
-            let text = std::fs::read_to_string(path).context(|| format!("read {}", path.display()))?;
+            let text =
+                std::fs::read_to_string(path).context(|| format!("read {}", path.display()))?;
             Some(Password::new(text.lines().next().unwrap_or("")))
         } else if let Ok(value) = std::env::var(PASSWORD_ENV) {
             Some(Password::new(value))
@@ -106,7 +107,8 @@ impl ConnectionArgs {
                 )));
             }
             let prompt = format!("Password for {}@{}: ", self.user, self.host);
-            let value = rpassword::prompt_password(prompt).context(|| "read the password".to_string())?;
+            let value =
+                rpassword::prompt_password(prompt).context(|| "read the password".to_string())?;
             Some(Password::new(value))
         } else {
             None
@@ -160,7 +162,10 @@ pub fn run(args: SchemaArgs) -> Result<()> {
             print_report(&report);
         }
         SchemaCommand::Status => print_status(&params, &schema::status(&params, &args.dir)?),
-        SchemaCommand::Plan(p) => print_plan(&params, &schema::plan(&params, &args.dir, &p.permissions()?)?),
+        SchemaCommand::Plan(p) => print_plan(
+            &params,
+            &schema::plan(&params, &args.dir, &p.permissions()?)?,
+        ),
         SchemaCommand::Refresh => {
             let outcome = schema::refresh(&params, &args.dir, lock_timeout, &mut say)?;
             println!(
@@ -193,7 +198,8 @@ fn apply_options(a: &ApplyArgs, lock_timeout: Duration) -> Result<ApplyOptions> 
 }
 
 fn version_text(v: Option<Version>) -> String {
-    v.map(|v| v.to_string()).unwrap_or_else(|| "none".to_string())
+    v.map(|v| v.to_string())
+        .unwrap_or_else(|| "none".to_string())
 }
 
 fn print_report(r: &schema::ApplyReport) {
@@ -201,17 +207,27 @@ fn print_report(r: &schema::ApplyReport) {
     println!(
         "Schema at version {} (was {}): {} scripts installed, {} recorded as skipped{}.",
         version_text(r.to),
-        if r.fresh { "an empty database".to_string() } else { version_text(r.from) },
+        if r.fresh {
+            "an empty database".to_string()
+        } else {
+            version_text(r.from)
+        },
         o.installed.len(),
         o.skipped.len(),
         if o.rebuilt {
-            format!("; views and procedures recreated, {} grants restored", o.grants_restored)
+            format!(
+                "; views and procedures recreated, {} grants restored",
+                o.grants_restored
+            )
         } else {
             String::new()
         }
     );
     for c in &r.accepted {
-        println!("Accepted the changed content of {} ({}).", c.script, c.version);
+        println!(
+            "Accepted the changed content of {} ({}).",
+            c.script, c.version
+        );
     }
     print_dropped_grants(&o.grants_dropped);
 }
@@ -229,15 +245,25 @@ fn print_plan(params: &ConnParams, plan: &schema::Plan) {
         return;
     }
     if plan.fresh {
-        println!("  load the base into the empty database: {}", plan.base.join(", "));
+        println!(
+            "  load the base into the empty database: {}",
+            plan.base.join(", ")
+        );
+        println!("  (scripts at or below the version the base records will be found applied)");
     } else {
         println!("  current version: {}", version_text(plan.current));
     }
     for c in &plan.accepted {
-        println!("  accept the changed content of {} ({})", c.script, c.version);
+        println!(
+            "  accept the changed content of {} ({})",
+            c.script, c.version
+        );
     }
     if plan.rebuild {
-        println!("  drop views and stored procedures ({})", plan.rebuild_reason);
+        println!(
+            "  drop views and stored procedures ({})",
+            plan.rebuild_reason
+        );
         for f in &plan.pre_upgrade {
             println!("  pre-upgrade  {f}");
         }
@@ -246,7 +272,10 @@ fn print_plan(params: &ConnParams, plan: &schema::Plan) {
         match &step.action {
             Action::Run { alone: None } => println!("  run          {}", step.script),
             Action::Run { alone: Some(why) } => {
-                println!("  run alone    {} (outside a transaction: {why})", step.script)
+                println!(
+                    "  run alone    {} (outside a transaction: {why})",
+                    step.script
+                )
             }
             Action::Skip(by) => println!(
                 "  record SKIPPED {} (content installed already by {by})",
@@ -260,7 +289,10 @@ fn print_plan(params: &ConnParams, plan: &schema::Plan) {
             println!("  post-upgrade {f}");
         }
     } else {
-        println!("  views and stored procedures stay ({})", plan.rebuild_reason);
+        println!(
+            "  views and stored procedures stay ({})",
+            plan.rebuild_reason
+        );
     }
 }
 
@@ -276,7 +308,11 @@ fn print_status(params: &ConnParams, s: &schema::Status) {
             r.state,
             r.started_at.as_deref().unwrap_or("-"),
             r.script,
-            if r.comment.is_empty() { String::new() } else { format!("  ({})", r.comment) }
+            if r.comment.is_empty() {
+                String::new()
+            } else {
+                format!("  ({})", r.comment)
+            }
         );
     }
     println!("Scripts on disk not applied ({}):", s.pending.len());
@@ -285,7 +321,10 @@ fn print_status(params: &ConnParams, s: &schema::Status) {
     }
     println!("Applied scripts changed since ({}):", s.changed.len());
     for c in &s.changed {
-        println!("  {}  {} (recorded {}, now {})", c.version, c.script, c.recorded, c.now);
+        println!(
+            "  {}  {} (recorded {}, now {})",
+            c.version, c.script, c.recorded, c.now
+        );
     }
     println!("Applied scripts missing on disk ({}):", s.missing.len());
     for (v, script) in &s.missing {
@@ -316,22 +355,42 @@ mod tests {
 
     #[test]
     fn options_parse_before_and_after_the_subcommand() {
-        let a = parse(&["holdfast", "schema", "--port", "6543", "apply", "--dir", "/x", "--accept-changed", "04_05_0330", "--allow-out-of-order"]);
+        let a = parse(&[
+            "holdfast",
+            "schema",
+            "--port",
+            "6543",
+            "apply",
+            "--dir",
+            "/x",
+            "--accept-changed",
+            "04_05_0330",
+            "--allow-out-of-order",
+        ]);
         assert_eq!(a.connection.port, 6543);
         assert_eq!(a.dir, PathBuf::from("/x"));
-        let SchemaCommand::Apply(apply) = a.command else { panic!() };
+        let SchemaCommand::Apply(apply) = a.command else {
+            panic!()
+        };
         let p = apply.permissions.permissions().unwrap();
         assert!(p.allow_out_of_order);
-        assert_eq!(p.accept_changed.iter().next().unwrap().to_string(), "04050330");
+        assert_eq!(
+            p.accept_changed.iter().next().unwrap().to_string(),
+            "04050330"
+        );
         assert!(Cli::try_parse_from(["holdfast", "schema", "apply", "--password", "x"]).is_err());
     }
 
     #[test]
     fn drop_needs_confirmation_and_bad_versions_are_named() {
-        let err = run(parse(&["holdfast", "schema", "drop", "--port", "1"])).unwrap_err().to_string();
+        let err = run(parse(&["holdfast", "schema", "drop", "--port", "1"]))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("add --yes to confirm"), "{err}");
         let a = parse(&["holdfast", "schema", "plan", "--accept-changed", "4.5"]);
-        let SchemaCommand::Plan(p) = a.command else { panic!() };
+        let SchemaCommand::Plan(p) = a.command else {
+            panic!()
+        };
         assert_eq!(
             p.permissions().unwrap_err().to_string(),
             "--accept-changed 4.5: not a version; give it as 04050330 or 04_05_0330"
@@ -345,20 +404,34 @@ mod tests {
         cluster.create_database("engine", "engine").unwrap();
         let scratch = tempfile::tempdir().unwrap();
         let tree = scratch.path().join("dbscripts");
-        holdfast::schema::synthetic::SyntheticTree { series: vec![(4, 1, 3)] }
-            .write(&tree)
-            .unwrap();
+        holdfast::schema::synthetic::SyntheticTree {
+            series: vec![(4, 1, 3)],
+        }
+        .write(&tree)
+        .unwrap();
         let passfile = scratch.path().join("pw");
         std::fs::write(&passfile, "cli-test-pw\n").unwrap();
         let port = cluster.port().to_string();
-        let common = ["--host", "127.0.0.1", "--port", &port, "--passfile", passfile.to_str().unwrap(), "--dir", tree.to_str().unwrap()];
+        let common = [
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port,
+            "--passfile",
+            passfile.to_str().unwrap(),
+            "--dir",
+            tree.to_str().unwrap(),
+        ];
         for cmd in ["plan", "apply", "status", "refresh", "apply"] {
             let mut args = vec!["holdfast", "schema", cmd];
             args.extend(common);
             run(parse(&args)).unwrap();
         }
         assert_eq!(
-            cluster.query_text("engine", "SELECT version FROM schema_version WHERE current").unwrap().unwrap(),
+            cluster
+                .query_text("engine", "SELECT version FROM schema_version WHERE current")
+                .unwrap()
+                .unwrap(),
             "04010030"
         );
     }

@@ -17,7 +17,10 @@ fn fresh_apply_then_noop_then_added_scripts() {
     let plan = schema::plan(&db.params, dir.path(), &Permissions::default()).unwrap();
     assert!(plan.fresh && plan.rebuild);
     assert_eq!(plan.steps.len(), 301);
-    assert_eq!(db.q("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"), "0");
+    assert_eq!(
+        db.q("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"),
+        "0"
+    );
 
     // fresh apply
     let mut said = Said::default();
@@ -31,20 +34,34 @@ fn fresh_apply_then_noop_then_added_scripts() {
         db.count("SELECT count(*) FROM schema_version WHERE state = 'INSTALLED'"),
         301
     );
-    assert_eq!(db.q("SELECT version FROM schema_version WHERE current"), "04040750");
-    assert_eq!(db.count("SELECT count(*) FROM schema_version WHERE current"), 1);
+    assert_eq!(
+        db.q("SELECT version FROM schema_version WHERE current"),
+        "04040750"
+    );
+    assert_eq!(
+        db.count("SELECT count(*) FROM schema_version WHERE current"),
+        1
+    );
     assert_eq!(db.count("SELECT count(*) FROM upgrade_log"), 300);
-    assert_eq!(db.q("SELECT installed_by FROM schema_version ORDER BY id DESC LIMIT 1"), APP_USER);
+    assert_eq!(
+        db.q("SELECT installed_by FROM schema_version ORDER BY id DESC LIMIT 1"),
+        APP_USER
+    );
     // the checksum is md5sum of the file, as oVirt stores it
     let rel = "upgrade/04_02_0370_step_37.sql";
     let expected = hex::encode(Md5::digest(std::fs::read(dir.path().join(rel)).unwrap()));
     assert_eq!(
-        db.q(&format!("SELECT checksum FROM schema_version WHERE script = '{rel}'")),
+        db.q(&format!(
+            "SELECT checksum FROM schema_version WHERE script = '{rel}'"
+        )),
         expected
     );
     assert_eq!(db.q("SELECT count(*) FROM items_summary"), "1");
     assert_eq!(db.q("SELECT count(*) FROM GetAllItems()"), "3");
-    assert_eq!(db.q("SELECT string_agg(kind, ',' ORDER BY id) FROM hook_runs"), "pre,post");
+    assert_eq!(
+        db.q("SELECT string_agg(kind, ',' ORDER BY id) FROM hook_runs"),
+        "pre,post"
+    );
     // all scripts ran in version order
     assert_eq!(
         db.q("SELECT bool_and(ok) FROM (SELECT version > lag(version, 1, '') OVER (ORDER BY applied_at) AS ok FROM upgrade_log) s"),
@@ -76,13 +93,28 @@ fn fresh_apply_then_noop_then_added_scripts() {
     let plan = schema::plan(&db.params, dir.path(), &Permissions::default()).unwrap();
     assert!(!plan.fresh && plan.rebuild);
     assert_eq!(
-        plan.steps.iter().map(|s| s.script.as_str()).collect::<Vec<_>>(),
-        vec!["upgrade/04_04_0760_step_76.sql", "upgrade/04_05_0010_widen_name.sql"]
+        plan.steps
+            .iter()
+            .map(|s| s.script.as_str())
+            .collect::<Vec<_>>(),
+        vec![
+            "upgrade/04_04_0760_step_76.sql",
+            "upgrade/04_05_0010_widen_name.sql"
+        ]
     );
-    assert!(plan.steps.iter().all(|s| s.action == Action::Run { alone: None }));
+    assert!(plan
+        .steps
+        .iter()
+        .all(|s| s.action == Action::Run { alone: None }));
     assert_eq!(db.snapshot(), before, "plan must not touch the database");
 
-    let report = schema::apply(&db.params, dir.path(), &options, &mut Said::default().sink()).unwrap();
+    let report = schema::apply(
+        &db.params,
+        dir.path(),
+        &options,
+        &mut Said::default().sink(),
+    )
+    .unwrap();
     assert_eq!(report.from.unwrap().to_string(), "04040750");
     assert_eq!(report.to.unwrap().to_string(), "04050010");
     assert_eq!(report.outcome.installed.len(), 2);
@@ -92,8 +124,14 @@ fn fresh_apply_then_noop_then_added_scripts() {
         db.q("SELECT character_maximum_length FROM information_schema.columns WHERE table_name = 'items_view' AND column_name = 'name'"),
         "900"
     );
-    assert_eq!(db.q("SELECT string_agg(kind, ',' ORDER BY id) FROM hook_runs"), "pre,post,pre,post");
-    assert_eq!(db.q("SELECT version FROM schema_version WHERE current"), "04050010");
+    assert_eq!(
+        db.q("SELECT string_agg(kind, ',' ORDER BY id) FROM hook_runs"),
+        "pre,post,pre,post"
+    );
+    assert_eq!(
+        db.q("SELECT version FROM schema_version WHERE current"),
+        "04050010"
+    );
 }
 
 #[test]
@@ -103,12 +141,21 @@ fn identical_content_is_recorded_skipped() {
     let body = "select fn_db_add_column('items', 'extra', 'text');\n";
     put_script(dir.path(), "04_02_0060_add_extra.sql", body);
     put_script(dir.path(), "04_02_0070_really_add_extra.sql", body);
-    schema::apply(&db.params, dir.path(), &ApplyOptions::default(), &mut Said::default().sink()).unwrap();
+    schema::apply(
+        &db.params,
+        dir.path(),
+        &ApplyOptions::default(),
+        &mut Said::default().sink(),
+    )
+    .unwrap();
     assert_eq!(
         db.q("SELECT state || ' ' || comment FROM schema_version WHERE version = '04020070'"),
         "SKIPPED Installed already by 04020060"
     );
-    assert_eq!(db.q("SELECT version FROM schema_version WHERE current"), "04020070");
+    assert_eq!(
+        db.q("SELECT version FROM schema_version WHERE current"),
+        "04020070"
+    );
 }
 
 #[test]
@@ -124,13 +171,40 @@ fn manifest_layout_without_views() {
     .unwrap();
     std::fs::write(root.join("schema.sql"), "create table t (id int);\n").unwrap();
     std::fs::create_dir(root.join("migrations")).unwrap();
-    std::fs::write(root.join("migrations/01_00_0010_add.sql"), "alter table t add column x int;\n").unwrap();
-    std::fs::write(root.join("migrations/01_00_0020_view.sql"), "create view keep_me as select * from t;\n").unwrap();
-    let report = schema::apply(&db.params, root, &ApplyOptions::default(), &mut Said::default().sink()).unwrap();
+    std::fs::write(
+        root.join("migrations/01_00_0010_add.sql"),
+        "alter table t add column x int;\n",
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("migrations/01_00_0020_view.sql"),
+        "create view keep_me as select * from t;\n",
+    )
+    .unwrap();
+    let report = schema::apply(
+        &db.params,
+        root,
+        &ApplyOptions::default(),
+        &mut Said::default().sink(),
+    )
+    .unwrap();
     assert_eq!(report.to.unwrap().to_string(), "01000020");
     // the history table was created by holdfast, and a view the layout does not own stays
     assert_eq!(db.count("SELECT count(*) FROM schema_version"), 2);
-    std::fs::write(root.join("migrations/01_00_0030_more.sql"), "alter table t add column y int;\n").unwrap();
-    schema::apply(&db.params, root, &ApplyOptions::default(), &mut Said::default().sink()).unwrap();
-    assert_eq!(db.q("SELECT count(*) FROM pg_views WHERE viewname = 'keep_me'"), "1");
+    std::fs::write(
+        root.join("migrations/01_00_0030_more.sql"),
+        "alter table t add column y int;\n",
+    )
+    .unwrap();
+    schema::apply(
+        &db.params,
+        root,
+        &ApplyOptions::default(),
+        &mut Said::default().sink(),
+    )
+    .unwrap();
+    assert_eq!(
+        db.q("SELECT count(*) FROM pg_views WHERE viewname = 'keep_me'"),
+        "1"
+    );
 }

@@ -24,7 +24,8 @@ fn concurrent_runners_apply_each_script_once() {
             std::thread::spawn(move || {
                 std::thread::sleep(Duration::from_millis(300 * i));
                 let mut said = Said::default();
-                let report = schema::apply(&params, &path, &ApplyOptions::default(), &mut said.sink());
+                let report =
+                    schema::apply(&params, &path, &ApplyOptions::default(), &mut said.sink());
                 (report, said.0)
             })
         })
@@ -34,7 +35,11 @@ fn concurrent_runners_apply_each_script_once() {
     assert_eq!(first.0.as_ref().unwrap().outcome.installed.len(), 11);
     let second_report = second.0.as_ref().unwrap();
     assert!(second_report.outcome.installed.is_empty());
-    let waited = second.1.iter().find(|l| l.starts_with("Waiting for another schema runner")).expect("a wait message");
+    let waited = second
+        .1
+        .iter()
+        .find(|l| l.starts_with("Waiting for another schema runner"))
+        .expect("a wait message");
     assert!(waited.contains("held by pid "), "{waited}");
     assert!(waited.contains("user engine"), "{waited}");
     assert_eq!(db.count("SELECT count(*) FROM upgrade_log"), 11);
@@ -58,9 +63,14 @@ fn a_waiting_runner_gives_up_after_its_timeout() {
         lock_timeout: Duration::from_secs(1),
         ..ApplyOptions::default()
     };
-    let err = schema::apply(&db.params, dir.path(), &options, &mut Said::default().sink())
-        .unwrap_err()
-        .to_string();
+    let err = schema::apply(
+        &db.params,
+        dir.path(),
+        &options,
+        &mut Said::default().sink(),
+    )
+    .unwrap_err()
+    .to_string();
     assert!(started.elapsed() < Duration::from_secs(5));
     assert!(
         err.starts_with(&format!(
@@ -68,8 +78,20 @@ fn a_waiting_runner_gives_up_after_its_timeout() {
         )),
         "{err}"
     );
-    assert!(err.ends_with("gave up after 1 s: wait for it to finish or raise --lock-timeout"), "{err}");
-    assert_eq!(db.q("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"), "0");
+    assert!(
+        err.ends_with("gave up after 1 s: wait for it to finish or raise --lock-timeout"),
+        "{err}"
+    );
+    assert_eq!(
+        db.q("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"),
+        "0"
+    );
     drop(holder);
-    schema::apply(&db.params, dir.path(), &options, &mut Said::default().sink()).unwrap();
+    schema::apply(
+        &db.params,
+        dir.path(),
+        &options,
+        &mut Said::default().sink(),
+    )
+    .unwrap();
 }

@@ -35,7 +35,13 @@ fn options(db: &Db) -> String {
 fn all_documented_helpers_are_installed() {
     let db = with_helpers();
     for name in helpers::FUNCTIONS {
-        assert_ne!(db.q(&format!("SELECT count(*) FROM pg_proc WHERE lower(proname) = '{name}'")), "0", "{name}");
+        assert_ne!(
+            db.q(&format!(
+                "SELECT count(*) FROM pg_proc WHERE lower(proname) = '{name}'"
+            )),
+            "0",
+            "{name}"
+        );
     }
 }
 
@@ -43,10 +49,22 @@ fn all_documented_helpers_are_installed() {
 fn column_helpers() {
     let db = with_helpers();
     for _ in 0..2 {
-        run(&db, "SELECT fn_db_add_column('users', 'group_ids', 'VARCHAR(2048)')");
-        run(&db, "SELECT fn_db_change_column_type('users', 'pool_type', 'integer', 'varchar(50)')");
-        run(&db, "SELECT fn_db_change_column_type('users', 'age', 'int2', 'int4 not null default 0')");
-        run(&db, "SELECT fn_db_change_column_type('users', 'score', 18, 0, 'decimal(18,3)')");
+        run(
+            &db,
+            "SELECT fn_db_add_column('users', 'group_ids', 'VARCHAR(2048)')",
+        );
+        run(
+            &db,
+            "SELECT fn_db_change_column_type('users', 'pool_type', 'integer', 'varchar(50)')",
+        );
+        run(
+            &db,
+            "SELECT fn_db_change_column_type('users', 'age', 'int2', 'int4 not null default 0')",
+        );
+        run(
+            &db,
+            "SELECT fn_db_change_column_type('users', 'score', 18, 0, 'decimal(18,3)')",
+        );
     }
     let col = |c: &str| {
         db.q(&format!(
@@ -61,45 +79,103 @@ fn column_helpers() {
     assert_eq!(col("score"), "numeric(18,3) false -");
     assert_eq!(db.q("SELECT string_agg(age::text || ':' || pool_type || ':' || score, ',' ORDER BY id) FROM users"), "0:7:5.000,30:8:6.000");
     // a type that no longer matches is left alone
-    run(&db, "SELECT fn_db_change_column_type('users', 'pool_type', 'integer', 'bigint')");
+    run(
+        &db,
+        "SELECT fn_db_change_column_type('users', 'pool_type', 'integer', 'bigint')",
+    );
     assert_eq!(col("pool_type"), "character varying(50) false -");
 
-    run(&db, "SELECT fn_db_change_column_null('users', 'nick', false, 'varchar')");
-    assert_eq!(db.q("SELECT string_agg(quote_literal(nick), ',' ORDER BY id) FROM users"), "'','x'");
+    run(
+        &db,
+        "SELECT fn_db_change_column_null('users', 'nick', false, 'varchar')",
+    );
+    assert_eq!(
+        db.q("SELECT string_agg(quote_literal(nick), ',' ORDER BY id) FROM users"),
+        "'','x'"
+    );
     assert_eq!(col("nick"), "character varying(20) true -");
-    run(&db, "SELECT fn_db_change_column_null('users', 'nick', true)");
+    run(
+        &db,
+        "SELECT fn_db_change_column_null('users', 'nick', true)",
+    );
     assert_eq!(col("nick"), "character varying(20) false -");
     assert_eq!(db.q("SELECT fn_get_column_size('users', 'nick')"), "20");
 
     for _ in 0..2 {
-        run(&db, "SELECT fn_db_rename_column('users', 'group_ids', 'groups')");
-        run(&db, "SELECT fn_db_create_constraint('users', 'users_age_check', 'CHECK (age >= 0)')");
-        run(&db, "SELECT fn_db_create_index('idx_users_nick', 'users', 'nick', 'nick <> ''''', true)");
+        run(
+            &db,
+            "SELECT fn_db_rename_column('users', 'group_ids', 'groups')",
+        );
+        run(
+            &db,
+            "SELECT fn_db_create_constraint('users', 'users_age_check', 'CHECK (age >= 0)')",
+        );
+        run(
+            &db,
+            "SELECT fn_db_create_index('idx_users_nick', 'users', 'nick', 'nick <> ''''', true)",
+        );
         run(&db, "SELECT fn_db_drop_column('users', 'score')");
     }
     assert_eq!(db.q("SELECT fn_db_is_column_exists('users', 'groups')::text || fn_db_is_column_exists('users', 'score')::text"), "truefalse");
-    assert_eq!(db.q("SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = 'users_age_check'"), "CHECK ((age >= 0))");
+    assert_eq!(
+        db.q(
+            "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = 'users_age_check'"
+        ),
+        "CHECK ((age >= 0))"
+    );
     assert_eq!(db.q("SELECT indexdef FROM pg_indexes WHERE indexname = 'idx_users_nick'"),
         "CREATE UNIQUE INDEX idx_users_nick ON public.users USING btree (nick) WHERE ((nick)::text <> ''::text)");
     run(&db, "SELECT fn_db_drop_constraint('users', 'users_age_check'); SELECT fn_db_drop_index('idx_users_nick'); SELECT fn_db_rename_table('users', 'people')");
-    assert_eq!(db.q("SELECT count(*) FROM pg_constraint WHERE conname = 'users_age_check'"), "0");
-    assert_eq!(db.q("SELECT fn_db_is_table_exists('people')::text || fn_db_is_table_exists('users')::text"), "truefalse");
+    assert_eq!(
+        db.q("SELECT count(*) FROM pg_constraint WHERE conname = 'users_age_check'"),
+        "0"
+    );
+    assert_eq!(
+        db.q(
+            "SELECT fn_db_is_table_exists('people')::text || fn_db_is_table_exists('users')::text"
+        ),
+        "truefalse"
+    );
 }
 
 #[test]
 fn config_value_helpers() {
     let db = with_helpers();
     for _ in 0..2 {
-        run(&db, "SELECT fn_db_add_config_value('VdcVersion', '', 'general')");
-        run(&db, "SELECT fn_db_add_config_value('DBEngine', 'Postgres', 'general')");
+        run(
+            &db,
+            "SELECT fn_db_add_config_value('VdcVersion', '', 'general')",
+        );
+        run(
+            &db,
+            "SELECT fn_db_add_config_value('DBEngine', 'Postgres', 'general')",
+        );
     }
-    run(&db, "SELECT fn_db_add_config_value('dbengine', 'Other', 'general')");
-    assert_eq!(options(&db), "DBEngine@general=Postgres/Postgres VdcVersion@general=/");
-    run(&db, "SELECT fn_db_update_config_value('DBEngine', 'PostgreSQL', 'general')");
-    assert_eq!(options(&db), "DBEngine@general=PostgreSQL/PostgreSQL VdcVersion@general=/");
-    run(&db, "SELECT fn_db_rename_config_key('DBEngine', 'DatabaseEngine', 'general')");
+    run(
+        &db,
+        "SELECT fn_db_add_config_value('dbengine', 'Other', 'general')",
+    );
+    assert_eq!(
+        options(&db),
+        "DBEngine@general=Postgres/Postgres VdcVersion@general=/"
+    );
+    run(
+        &db,
+        "SELECT fn_db_update_config_value('DBEngine', 'PostgreSQL', 'general')",
+    );
+    assert_eq!(
+        options(&db),
+        "DBEngine@general=PostgreSQL/PostgreSQL VdcVersion@general=/"
+    );
+    run(
+        &db,
+        "SELECT fn_db_rename_config_key('DBEngine', 'DatabaseEngine', 'general')",
+    );
     assert!(options(&db).starts_with("DatabaseEngine@general=PostgreSQL/PostgreSQL"));
-    run(&db, "SELECT fn_db_delete_config_value_all_versions('VdcVersion')");
+    run(
+        &db,
+        "SELECT fn_db_delete_config_value_all_versions('VdcVersion')",
+    );
     assert_eq!(options(&db), "DatabaseEngine@general=PostgreSQL/PostgreSQL");
 
     run(&db, "DELETE FROM vdc_options; \
@@ -117,19 +193,35 @@ fn update_default_config_value_keeps_administrator_changes_and_catches_lost_upda
               SELECT fn_db_add_config_value('Y', 'old', 'general'); UPDATE vdc_options SET option_value = 'custom' WHERE option_name = 'Y'; \
               SELECT fn_db_add_config_value('Z', 'GSSAPI', 'general')");
     // u1 adds d
-    run(&db, "SELECT fn_db_update_default_config_value('X', 'a,b,c', 'a,b,c,d', 'general')");
+    run(
+        &db,
+        "SELECT fn_db_update_default_config_value('X', 'a,b,c', 'a,b,c,d', 'general')",
+    );
     // u2 wrote its script against the old default: it fails instead of losing d
-    let err = db.cluster
-        .execute("engine", "SELECT fn_db_update_default_config_value('X', 'a,b,c', 'a,b,c,e', 'general')")
+    let err = db
+        .cluster
+        .execute(
+            "engine",
+            "SELECT fn_db_update_default_config_value('X', 'a,b,c', 'a,b,c,e', 'general')",
+        )
         .unwrap_err()
         .to_string();
-    assert!(err.contains("default of X (version general) is 'a,b,c,d', not 'a,b,c'"), "{err}");
+    assert!(
+        err.contains("default of X (version general) is 'a,b,c,d', not 'a,b,c'"),
+        "{err}"
+    );
     // fixed as the seed says, it applies; and re-running it is harmless
     for _ in 0..2 {
-        run(&db, "SELECT fn_db_update_default_config_value('X', 'a,b,c,d', 'a,b,c,d,e', 'general')");
+        run(
+            &db,
+            "SELECT fn_db_update_default_config_value('X', 'a,b,c,d', 'a,b,c,d,e', 'general')",
+        );
     }
     // a value the administrator changed is kept; the default moves on
-    run(&db, "SELECT fn_db_update_default_config_value('Y', 'old', 'new', 'general')");
+    run(
+        &db,
+        "SELECT fn_db_update_default_config_value('Y', 'old', 'new', 'general')",
+    );
     // case-insensitive comparison on request
     run(&db, "SELECT fn_db_update_default_config_value('Z', 'gssapi', 'default:GSSAPI', 'general', true)");
     assert_eq!(
@@ -145,7 +237,10 @@ fn split_config_value_creates_one_row_per_version() {
               SELECT fn_db_add_config_value('Level', '1', '4.10'); \
               SELECT fn_db_add_config_value('SpiceSecureChannels', 'smain', 'general')");
     for _ in 0..2 {
-        run(&db, "SELECT fn_db_split_config_value('SpiceSecureChannels', 'smain', 'all', '4.3')");
+        run(
+            &db,
+            "SELECT fn_db_split_config_value('SpiceSecureChannels', 'smain', 'all', '4.3')",
+        );
     }
     assert_eq!(
         db.q("SELECT string_agg(version || '=' || option_value, ' ' ORDER BY version) FROM vdc_options WHERE option_name = 'SpiceSecureChannels'"),
@@ -158,5 +253,8 @@ fn split_config_value_creates_one_row_per_version() {
         "4.10=y 4.2=y 4.3=y"
     );
     assert_eq!(db.q("SELECT count(*) FROM CheckDBConnection()"), "1");
-    assert_eq!(db.q("SELECT string_agg(id, '|') FROM fnSplitter('a, b,,c')"), "a|b|c");
+    assert_eq!(
+        db.q("SELECT string_agg(id, '|') FROM fnSplitter('a, b,,c')"),
+        "a|b|c"
+    );
 }

@@ -92,7 +92,12 @@ impl<'a> Runner<'a> {
 
     /// Load the base files into the empty database, in the open transaction.
     pub fn load_base(&mut self) -> Result<()> {
-        if let Some(f) = self.tree.base.iter().find(|f| f.transaction_blocker.is_some()) {
+        if let Some(f) = self
+            .tree
+            .base
+            .iter()
+            .find(|f| f.transaction_blocker.is_some())
+        {
             return Err(Error::invalid(format!(
                 "{}: base files are loaded in one transaction, but this one cannot run in a \
                  transaction ({}); move that statement into an upgrade script",
@@ -131,7 +136,13 @@ impl<'a> Runner<'a> {
         Ok(())
     }
 
-    fn run_together(&mut self, plan: &Plan, steps: &[&Step], first: bool, last: bool) -> Result<()> {
+    fn run_together(
+        &mut self,
+        plan: &Plan,
+        steps: &[&Step],
+        first: bool,
+        last: bool,
+    ) -> Result<()> {
         self.begin()?;
         if first {
             for c in &plan.accepted {
@@ -314,7 +325,11 @@ impl<'a> Runner<'a> {
             .context(|| format!("run {rel}"))?;
         if !out.status.success() {
             let stderr = String::from_utf8_lossy(&out.stderr);
-            let last = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no message");
+            let last = stderr
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("no message");
             return Err(Error::failed(format!(
                 "{rel}: the executable script failed ({}): {}",
                 out.status,

@@ -21,7 +21,12 @@ use crate::{Error, IoContext, Result};
 pub fn client_bindir(client: &mut Client) -> Result<PathBuf> {
     let num: i32 = client
         .query_one("SELECT current_setting('server_version_num')::int", &[])
-        .map_err(|e| Error::postgres(format!("cannot read the server version: {}", error_text(&e))))?
+        .map_err(|e| {
+            Error::postgres(format!(
+                "cannot read the server version: {}",
+                error_text(&e)
+            ))
+        })?
         .get(0);
     let major = num / 10_000;
     let dir = PathBuf::from(format!("/usr/lib/postgresql/{major}/bin"));
@@ -55,8 +60,13 @@ pub fn client_env(params: &ConnParams, scratch: &Path) -> Result<Vec<(String, St
             .mode(0o600)
             .open(&path)
             .context(|| format!("create {}", path.display()))?;
-        writeln!(file, "*:*:*:{}:{}", escape(&params.user), escape(password.expose()))
-            .context(|| format!("write {}", path.display()))?;
+        writeln!(
+            file,
+            "*:*:*:{}:{}",
+            escape(&params.user),
+            escape(password.expose())
+        )
+        .context(|| format!("write {}", path.display()))?;
         env.push(("PGPASSFILE".to_string(), path.display().to_string()));
     }
     Ok(env)

@@ -186,7 +186,10 @@ fn file_names(dir: &Path) -> Result<Vec<String>> {
     let mut names = Vec::new();
     for entry in std::fs::read_dir(dir).context(|| format!("list {}", dir.display()))? {
         let entry = entry.context(|| format!("list {}", dir.display()))?;
-        if entry.file_type().map(|t| t.is_file() || t.is_symlink()).unwrap_or(false)
+        if entry
+            .file_type()
+            .map(|t| t.is_file() || t.is_symlink())
+            .unwrap_or(false)
             && entry.path().is_file()
         {
             if let Some(name) = entry.file_name().to_str() {
@@ -230,7 +233,13 @@ fn expand(root: &Path, patterns: &[String]) -> Result<Vec<String>> {
                     file_names(&dir_path)?
                         .into_iter()
                         .filter(|n| wildcard_match(name_pattern, n))
-                        .map(|n| if dir.is_empty() { n } else { format!("{dir}/{n}") })
+                        .map(|n| {
+                            if dir.is_empty() {
+                                n
+                            } else {
+                                format!("{dir}/{n}")
+                            }
+                        })
                         .collect()
                 }
             }

@@ -43,7 +43,9 @@ impl SchemaLock {
                     "SELECT pg_try_advisory_lock($1, hashtext(current_database()))",
                     &[&LOCK_CLASS],
                 )
-                .map_err(|e| Error::postgres(format!("cannot take the schema lock: {}", error_text(&e))))?
+                .map_err(|e| {
+                    Error::postgres(format!("cannot take the schema lock: {}", error_text(&e)))
+                })?
                 .get(0);
             if got {
                 return Ok(SchemaLock { _private: () });
@@ -75,7 +77,12 @@ impl SchemaLock {
                 "SELECT pg_advisory_unlock($1, hashtext(current_database()))",
                 &[&LOCK_CLASS],
             )
-            .map_err(|e| Error::postgres(format!("cannot release the schema lock: {}", error_text(&e))))?;
+            .map_err(|e| {
+                Error::postgres(format!(
+                    "cannot release the schema lock: {}",
+                    error_text(&e)
+                ))
+            })?;
         Ok(())
     }
 }
@@ -102,7 +109,9 @@ fn holder(client: &mut Client) -> Result<String> {
             let app: String = r.get(2);
             let from: String = r.get(3);
             let since: String = r.get(4);
-            format!("held by pid {pid}, user {user}, application '{app}', from {from}, since {since}")
+            format!(
+                "held by pid {pid}, user {user}, application '{app}', from {from}, since {since}"
+            )
         }
         None => "holder not visible".to_string(),
     })

@@ -141,7 +141,11 @@ fn apply_locked(
         )));
     }
     if let Some(target) = &options.backup_to {
-        say(&format!("Backing up database '{}' to {}", params.database, target.display()));
+        say(&format!(
+            "Backing up database '{}' to {}",
+            params.database,
+            target.display()
+        ));
         dump::take(client, params, target)?;
     }
     let mut runner = Runner::new(client, params, tree, say);
@@ -311,7 +315,10 @@ pub fn refresh(
 pub fn drop(params: &ConnParams, lock_timeout: Duration, say: &mut dyn FnMut(&str)) -> Result<()> {
     let mut client = pg::connect(params)?;
     let lock = SchemaLock::acquire(&mut client, &params.database, lock_timeout, say)?;
-    say(&format!("Dropping the objects of database '{}'", params.database));
+    say(&format!(
+        "Dropping the objects of database '{}'",
+        params.database
+    ));
     let result = client
         .batch_execute("BEGIN")
         .map_err(|e| Error::postgres(pg::error_text(&e)))

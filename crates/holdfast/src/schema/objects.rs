@@ -28,7 +28,11 @@ impl Grant {
             self.kind,
             self.object,
             self.grantee,
-            if self.grantable { " WITH GRANT OPTION" } else { "" }
+            if self.grantable {
+                " WITH GRANT OPTION"
+            } else {
+                ""
+            }
         )
     }
 }
@@ -57,7 +61,11 @@ pub fn saved_grants(client: &mut Client) -> Result<Vec<Grant>> {
     Ok(rows
         .iter()
         .map(|r| Grant {
-            kind: if r.get::<_, String>(0) == "TABLE" { "TABLE" } else { "ROUTINE" },
+            kind: if r.get::<_, String>(0) == "TABLE" {
+                "TABLE"
+            } else {
+                "ROUTINE"
+            },
             object: r.get(1),
             privilege: r.get(2),
             grantee: r.get(3),

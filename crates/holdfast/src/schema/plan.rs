@@ -213,7 +213,9 @@ pub fn decide(
             true,
             match recorded_digest {
                 None => "no record of a previous rebuild".to_string(),
-                Some(_) => "views, procedures or upgrade scripts changed since the last run".to_string(),
+                Some(_) => {
+                    "views, procedures or upgrade scripts changed since the last run".to_string()
+                }
             },
         )
     } else {
@@ -222,8 +224,16 @@ pub fn decide(
     let names = |files: &[super::script::SqlFile]| files.iter().map(|f| f.rel.clone()).collect();
     Ok(Plan {
         base: if fresh { names(&tree.base) } else { Vec::new() },
-        pre_upgrade: if rebuild { names(&tree.pre_upgrade) } else { Vec::new() },
-        post_upgrade: if rebuild { names(&tree.post_upgrade) } else { Vec::new() },
+        pre_upgrade: if rebuild {
+            names(&tree.pre_upgrade)
+        } else {
+            Vec::new()
+        },
+        post_upgrade: if rebuild {
+            names(&tree.post_upgrade)
+        } else {
+            Vec::new()
+        },
         fresh,
         current: if fresh { None } else { current },
         steps,

@@ -209,7 +209,8 @@ pub fn version_of_name(name: &str) -> Option<Version> {
         .strip_suffix(".sql")
         .or_else(|| name.strip_suffix(".sh"))?;
     let b = stem.as_bytes();
-    let digits = |r: std::ops::Range<usize>| b.get(r).is_some_and(|s| s.iter().all(u8::is_ascii_digit));
+    let digits =
+        |r: std::ops::Range<usize>| b.get(r).is_some_and(|s| s.iter().all(u8::is_ascii_digit));
     let shaped = b.len() > 11
         && digits(0..2)
         && b[2] == b'_'
@@ -265,8 +266,17 @@ mod tests {
             version_of_name("04_05_0330_change_type.sql").map(|v| v.to_string()),
             Some("04050330".to_string())
         );
-        assert_eq!(version_of_name("04_05_0330_x.sh").unwrap().number(), 4_050_330);
-        for bad in ["4_05_0330_x.sql", "04_05_330_x.sql", "04_05_0330.sql", "04_05_0330_x.txt", "04_05_0330_a b.sql"] {
+        assert_eq!(
+            version_of_name("04_05_0330_x.sh").unwrap().number(),
+            4_050_330
+        );
+        for bad in [
+            "4_05_0330_x.sql",
+            "04_05_330_x.sql",
+            "04_05_0330.sql",
+            "04_05_0330_x.txt",
+            "04_05_0330_a b.sql",
+        ] {
             assert_eq!(version_of_name(bad), None, "{bad}");
         }
     }

@@ -337,7 +337,9 @@ mod tests {
         assert!(blocker("begin; update t set a=1; commit;").is_some());
         assert_eq!(blocker("select 'concurrently'; -- vacuum\n"), None);
         assert_eq!(
-            blocker("create function f() returns void as $$ begin vacuum; end $$ language plpgsql;"),
+            blocker(
+                "create function f() returns void as $$ begin vacuum; end $$ language plpgsql;"
+            ),
             None
         );
     }
@@ -350,6 +352,9 @@ mod tests {
 
     #[test]
     fn dollar_inside_identifiers_and_parameters_is_not_a_quote() {
-        assert_eq!(texts("select a$b$ from t; select $1;"), vec!["select a$b$ from t;", "select $1;"]);
+        assert_eq!(
+            texts("select a$b$ from t; select $1;"),
+            vec!["select a$b$ from t;", "select $1;"]
+        );
     }
 }

@@ -78,7 +78,10 @@ impl SyntheticTree {
             for k in 1..=scripts {
                 let step = k * 10;
                 put(
-                    &format!("upgrade/{}", script_name(major, minor, step, &format!("step_{k}"))),
+                    &format!(
+                        "upgrade/{}",
+                        script_name(major, minor, step, &format!("step_{k}"))
+                    ),
                     &script_body(major, minor, step),
                 )?;
                 count += 1;
@@ -131,6 +134,8 @@ CREATE TABLE hook_runs (
     id SERIAL PRIMARY KEY,
     kind TEXT NOT NULL
 );
+-- as in a pg_dump-made base: the next files must not inherit this
+SELECT pg_catalog.set_config('search_path', '', false);
 ";
 
 const BASE_FUNCTIONS: &str = "\
