@@ -193,7 +193,9 @@ fn manifest_layout_without_views() {
     assert_eq!(db.count("SELECT count(*) FROM schema_version"), 2);
     std::fs::write(
         root.join("migrations/01_00_0030_more.sql"),
-        "alter table t add column y int;\n",
+        "alter table t add column y int;\n\
+         create function t_count() returns bigint language sql\n\
+         begin atomic\n  select count(*) from t;\nend;\n",
     )
     .unwrap();
     schema::apply(

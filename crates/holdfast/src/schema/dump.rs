@@ -105,6 +105,10 @@ pub fn take(client: &mut Client, params: &ConnParams, target: &Path) -> Result<(
 
 /// Put the database back as `dump` has it: drop the application's objects on
 /// `client`, then `pg_restore` in a single transaction.
+///
+/// Extensions are left out of the restore (TOC filtered with `-l`/`-L`): the drop
+/// kept them, and their `CREATE`/`COMMENT` entries fail for a non-superuser who
+/// does not own them (oVirt's `uuid-ossp`).
 pub fn restore(client: &mut Client, params: &ConnParams, dump: &Path) -> Result<()> {
     let bindir = client_bindir(client)?;
     let sql_failed = |e: postgres::Error| {
@@ -121,7 +125,28 @@ pub fn restore(client: &mut Client, params: &ConnParams, dump: &Path) -> Result<
     client.batch_execute("COMMIT").map_err(sql_failed)?;
     let scratch = tempfile::tempdir().context(|| "create a temporary directory".to_string())?;
     let env = client_env(params, scratch.path())?;
+    let listing = Command::new(bindir.join("pg_restore"))
+        .arg("--list")
+        .arg(dump)
+        .output()
+        .context(|| format!("run {}", bindir.join("pg_restore").display()))?;
+    if !listing.status.success() {
+        return Err(Error::failed(format!(
+            "pg_restore --list {} failed: {}",
+            dump.display(),
+            last_line(&listing.stderr)
+        )));
+    }
+    let toc: String = String::from_utf8_lossy(&listing.stdout)
+        .lines()
+        .filter(|l| !is_extension_entry(l))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let toc_path = scratch.path().join("restore.list");
+    fs::write(&toc_path, toc).context(|| format!("write {}", toc_path.display()))?;
     let out = Command::new(bindir.join("pg_restore"))
+        .arg("--use-list")
+        .arg(&toc_path)
         .arg("--no-password")
         .arg("--single-transaction")
         .arg("--exit-on-error")
@@ -139,6 +164,17 @@ pub fn restore(client: &mut Client, params: &ConnParams, dump: &Path) -> Result<
         )));
     }
     Ok(())
+}
+
+/// A TOC line of an extension or its comment: `3; 3079 16385 EXTENSION - pgcrypto`,
+/// `4180; 0 0 COMMENT - EXTENSION pgcrypto`.
+fn is_extension_entry(line: &str) -> bool {
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    if line.trim_start().starts_with(';') || fields.len() < 5 {
+        return false;
+    }
+    fields[3] == "EXTENSION"
+        || (fields[3] == "COMMENT" && fields[5..].first() == Some(&"EXTENSION"))
 }
 
 fn last_line(bytes: &[u8]) -> String {

@@ -75,6 +75,9 @@ pub fn split(file: &str, text: &str) -> Result<Vec<Statement>> {
     let mut start: Option<(usize, usize)> = None;
     let mut words: Vec<String> = Vec::new();
     let mut parens: i64 = 0;
+    // BEGIN ATOMIC … END bodies (and CASE … END inside them) of CREATE FUNCTION /
+    // PROCEDURE hold semicolons, as psql's lexer knows.
+    let mut begin_depth: usize = 0;
     let unterminated = |what: &str, at: usize| {
         Error::invalid(format!(
             "{file} line {at}: unterminated {what}; close it or fix the quoting"
@@ -212,7 +215,7 @@ pub fn split(file: &str, text: &str) -> Result<Vec<Statement>> {
                 parens -= 1;
                 i += 1;
             }
-            ';' if parens <= 0 => {
+            ';' if parens <= 0 && begin_depth == 0 => {
                 let (s, l) = start.take().unwrap_or((i, line));
                 out.push(Statement {
                     text: chars[s..=i].iter().collect(),
@@ -220,6 +223,7 @@ pub fn split(file: &str, text: &str) -> Result<Vec<Statement>> {
                     words: std::mem::take(&mut words),
                 });
                 parens = 0;
+                begin_depth = 0;
                 i += 1;
             }
             c if c.is_alphabetic() || c == '_' => {
@@ -227,7 +231,13 @@ pub fn split(file: &str, text: &str) -> Result<Vec<Statement>> {
                 while i < chars.len() && is_ident_char(chars[i]) {
                     i += 1;
                 }
-                words.push(chars[from..i].iter().collect::<String>().to_uppercase());
+                let word = chars[from..i].iter().collect::<String>().to_uppercase();
+                if (word == "BEGIN" || word == "CASE") && creates_routine(&words) {
+                    begin_depth += 1;
+                } else if word == "END" && begin_depth > 0 {
+                    begin_depth -= 1;
+                }
+                words.push(word);
             }
             _ => i += 1,
         }
@@ -241,6 +251,14 @@ pub fn split(file: &str, text: &str) -> Result<Vec<Statement>> {
         });
     }
     Ok(out)
+}
+
+/// Whether the words so far start `CREATE [OR REPLACE] FUNCTION|PROCEDURE`.
+fn creates_routine(words: &[String]) -> bool {
+    let w = |i: usize| words.get(i).map(String::as_str);
+    let routine = |x: Option<&str>| matches!(x, Some("FUNCTION" | "PROCEDURE"));
+    w(0) == Some("CREATE")
+        && (routine(w(1)) || (w(1) == Some("OR") && w(2) == Some("REPLACE") && routine(w(3))))
 }
 
 fn is_ident_char(c: char) -> bool {
@@ -342,6 +360,19 @@ mod tests {
             ),
             None
         );
+    }
+
+    #[test]
+    fn sql_standard_bodies_keep_their_semicolons() {
+        let sql = "create or replace function f(x int) returns int language sql\n\
+                   begin atomic\n  select case when x > 0 then 1 else 0 end;\n  select 2;\nend;\n\
+                   select 3;";
+        let stmts = texts(sql);
+        assert_eq!(stmts.len(), 2, "{stmts:?}");
+        assert!(stmts[0].ends_with("end;"));
+        assert_eq!(stmts[1], "select 3;");
+        // a transaction's BEGIN is no body
+        assert_eq!(texts("begin; select 1; commit;").len(), 3);
     }
 
     #[test]
