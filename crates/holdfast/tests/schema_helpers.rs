@@ -258,3 +258,50 @@ fn split_config_value_creates_one_row_per_version() {
         "a|b|c"
     );
 }
+
+#[test]
+fn per_version_csv_and_json_helpers() {
+    let db = with_helpers();
+    run(&db, "SELECT fn_db_add_config_value('Level', '1', '4.2'); SELECT fn_db_add_config_value('Level', '1', '4.10'); \
+              SELECT fn_db_add_config_value('Level', '1', '4.3'); SELECT fn_db_add_config_value('Level', '1', 'general')");
+    assert_eq!(db.q("SELECT fn_db_get_versions()::text"), "{4.2,4.3,4.10}");
+    for _ in 0..2 {
+        run(
+            &db,
+            "SELECT fn_db_add_config_value_for_versions_up_to('Feature', 'false', '4.3')",
+        );
+    }
+    run(&db, "SELECT fn_db_update_config_value_for_versions_from_up_to('Feature', 'true', '4.3', '4.10')");
+    assert_eq!(
+        db.q("SELECT string_agg(version || '=' || option_value, ' ' ORDER BY version) FROM vdc_options WHERE option_name = 'Feature'"),
+        "4.2=false 4.3=true"
+    );
+    run(
+        &db,
+        "SELECT fn_db_add_config_value('Channels', 'main,display,inputs', 'general'); \
+              SELECT fn_db_remove_csv_config_value('Channels', 'display', 'general'); \
+              SELECT fn_db_remove_csv_config_value('Channels', 'display', 'general')",
+    );
+    assert_eq!(
+        db.q("SELECT option_value FROM vdc_options WHERE option_name = 'Channels'"),
+        "main,inputs"
+    );
+
+    run(&db, "CREATE TABLE props (id int, body text, a varchar(10), b text); \
+              INSERT INTO props VALUES (1, '{\"k\": 1}', NULL, 'x'), (2, 'not json', 'y', NULL), (3, NULL, NULL, NULL); \
+              SELECT fn_db_update_column_to_jsonb_compatible_values('props', 'body', '{}'); \
+              ALTER TABLE props ALTER COLUMN body TYPE jsonb USING body::jsonb; \
+              SELECT fn_db_change_table_string_columns_to_empty_string('props', ARRAY['a', 'b'])");
+    assert_eq!(
+        db.q("SELECT string_agg(coalesce(body::text, 'NULL') || '|' || a || '|' || b, ' ; ' ORDER BY id) FROM props"),
+        "{\"k\": 1}||x ; {}|y| ; NULL||"
+    );
+    assert_eq!(
+        db.q("SELECT pg_get_expr(adbin, adrelid) FROM pg_attrdef WHERE adrelid = 'props'::regclass AND adnum = 3"),
+        "''::character varying"
+    );
+    assert_eq!(
+        db.q("SELECT fn_db_varchar_to_jsonb('[1', '[]')::text"),
+        "[]"
+    );
+}

@@ -270,6 +270,94 @@ BEGIN
     PERFORM fn_db_split_config_value(v_option_name, v_new_value, v_new_value, '0');
 END; $$ LANGUAGE plpgsql;
 
+-- The numeric versions vdc_options has rows for, lowest first (the application's
+-- supported versions, as far as its configuration knows them).
+CREATE OR REPLACE FUNCTION fn_db_get_versions()
+RETURNS VARCHAR[] AS $$
+BEGIN
+    -- plpgsql, not sql: the body is checked when called, after vdc_options exists.
+    RETURN (SELECT coalesce(array_agg(version ORDER BY string_to_array(version, '.')::int[]), '{}')
+            FROM (SELECT DISTINCT version FROM vdc_options
+                  WHERE version ~ '^[0-9]+(\.[0-9]+)*$') v);
+END; $$ LANGUAGE plpgsql STABLE;
+
+-- Add a key for every known version up to and including v_up_to_version.
+CREATE OR REPLACE FUNCTION fn_db_add_config_value_for_versions_up_to(v_option_name VARCHAR(100),
+                                                                     v_option_value VARCHAR(4000),
+                                                                     v_up_to_version VARCHAR(40))
+RETURNS VOID AS $$
+DECLARE
+    v VARCHAR;
+BEGIN
+    FOREACH v IN ARRAY fn_db_get_versions() LOOP
+        IF string_to_array(v, '.')::int[] <= string_to_array(v_up_to_version, '.')::int[] THEN
+            PERFORM fn_db_add_config_value(v_option_name, v_option_value, v);
+        END IF;
+    END LOOP;
+END; $$ LANGUAGE plpgsql;
+
+-- Set a key for every known version from v_from_version up to v_up_to_version.
+CREATE OR REPLACE FUNCTION fn_db_update_config_value_for_versions_from_up_to(v_option_name VARCHAR(100),
+                                                                             v_option_value VARCHAR(4000),
+                                                                             v_from_version VARCHAR(40),
+                                                                             v_up_to_version VARCHAR(40))
+RETURNS VOID AS $$
+DECLARE
+    v VARCHAR;
+BEGIN
+    FOREACH v IN ARRAY fn_db_get_versions() LOOP
+        IF string_to_array(v, '.')::int[] >= string_to_array(v_from_version, '.')::int[]
+           AND string_to_array(v, '.')::int[] <= string_to_array(v_up_to_version, '.')::int[] THEN
+            PERFORM fn_db_update_config_value(v_option_name, v_option_value, v);
+        END IF;
+    END LOOP;
+END; $$ LANGUAGE plpgsql;
+
+-- Remove one value from a comma-separated configuration value.
+CREATE OR REPLACE FUNCTION fn_db_remove_csv_config_value(v_option_name VARCHAR(100), v_value TEXT,
+                                                         v_version VARCHAR(40))
+RETURNS VOID AS $$
+BEGIN
+    UPDATE vdc_options
+    SET option_value = coalesce((SELECT string_agg(id, ',') FROM fnSplitter(option_value) WHERE id <> v_value), '')
+    WHERE option_name ILIKE v_option_name AND version = v_version;
+END; $$ LANGUAGE plpgsql;
+
+-- Text as jsonb, or v_default when it is not valid JSON.
+CREATE OR REPLACE FUNCTION fn_db_varchar_to_jsonb(v_text TEXT, v_default JSONB)
+RETURNS JSONB AS $$
+BEGIN
+    RETURN v_text::jsonb;
+EXCEPTION WHEN others THEN
+    RETURN v_default;
+END; $$ LANGUAGE plpgsql IMMUTABLE;
+
+-- Replace the values of a text column that are not valid JSON by v_default, so
+-- the column can become jsonb.
+CREATE OR REPLACE FUNCTION fn_db_update_column_to_jsonb_compatible_values(v_table VARCHAR(128),
+                                                                          v_column VARCHAR(128),
+                                                                          v_default JSONB)
+RETURNS VOID AS $$
+BEGIN
+    EXECUTE format('UPDATE %I SET %I = fn_db_varchar_to_jsonb(%I, $1)::text '
+                   'WHERE %I IS NOT NULL AND fn_db_varchar_to_jsonb(%I, NULL) IS NULL',
+                   lower(v_table), lower(v_column), lower(v_column), lower(v_column), lower(v_column))
+    USING v_default;
+END; $$ LANGUAGE plpgsql;
+
+-- Turn NULLs of the listed string columns into '' and make '' their default.
+CREATE OR REPLACE FUNCTION fn_db_change_table_string_columns_to_empty_string(v_table VARCHAR(128),
+                                                                             v_columns VARCHAR[])
+RETURNS VOID AS $$
+DECLARE
+    c VARCHAR;
+BEGIN
+    FOREACH c IN ARRAY v_columns LOOP
+        EXECUTE format('UPDATE %I SET %I = '''' WHERE %I IS NULL', lower(v_table), lower(c), lower(c));
+        EXECUTE format('ALTER TABLE %I ALTER COLUMN %I SET DEFAULT ''''', lower(v_table), lower(c));
+    END LOOP;
+END; $$ LANGUAGE plpgsql;
+
 -- Add a constraint unless one of that name exists.
 CREATE OR REPLACE FUNCTION fn_db_create_constraint(v_table VARCHAR(128), v_constraint VARCHAR(128),
                                                    v_constraint_sql TEXT)
