@@ -35,15 +35,15 @@ pub struct Outcome {
 
 /// The state of one run on its connection.
 pub struct Runner<'a> {
-    pub client: &'a mut Client,
-    pub params: &'a ConnParams,
-    pub tree: &'a Tree,
-    pub say: &'a mut dyn FnMut(&str),
+    pub(super) client: &'a mut Client,
+    pub(super) params: &'a ConnParams,
+    pub(super) tree: &'a Tree,
+    pub(super) say: &'a mut dyn FnMut(&str),
     /// Whether a transaction is open on the connection.
-    pub in_transaction: bool,
+    pub(super) in_transaction: bool,
     /// Whether some part of this run was committed already.
-    pub committed: bool,
-    pub outcome: Outcome,
+    pub(super) committed: bool,
+    pub(super) outcome: Outcome,
     grants: Option<Vec<Grant>>,
 }
 
