@@ -5,6 +5,7 @@ mod backup;
 mod demo;
 mod profile;
 mod restore;
+pub mod schema;
 mod verify;
 
 use std::path::PathBuf;
@@ -37,6 +38,8 @@ pub enum Command {
     /// Show, list or check application profiles.
     #[command(subcommand)]
     Profile(profile::ProfileCommand),
+    /// Versioned schema upgrades with a schema_version history (apply, status, plan, refresh, drop, recreate).
+    Schema(schema::SchemaArgs),
 }
 
 /// Where the application is and what it is.
@@ -97,6 +100,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Restore(a) => restore::run(a),
         Command::Demo(a) => demo::run(a),
         Command::Profile(c) => profile::run(c),
+        Command::Schema(a) => schema::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

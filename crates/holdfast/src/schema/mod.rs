@@ -1,1 +1,350 @@
 //! Versioned schema upgrades with a `schema_version` history.
+//!
+//! An application's database evolves through upgrade scripts in a tree laid out
+//! like oVirt's `dbscripts` ([`layout`]). [`apply`] loads the base into an empty
+//! database, then applies each pending `MM_mm_nnnn_Name.sql` once, in version
+//! order, recording it in `schema_version` ([`history`]), with the views and stored
+//! procedures dropped before and recreated after ([`objects`]), under an advisory
+//! lock ([`lock`]), and in one transaction except around scripts that cannot run in
+//! one ([`apply`](mod@apply)). [`plan`](fn@plan) and [`status`] look without
+//! touching; [`refresh`], [`drop`] and [`recreate`] are the other commands of
+//! oVirt's `schema.sh`. [`helpers`] is holdfast's own library of `fn_db_*` SQL
+//! helpers that scripts can call.
+//!
+//! Every entry point opens one connection from [`ConnParams`] and uses it for the
+//! whole run; only executable upgrade scripts and `pg_dump`/`pg_restore` run as
+//! processes.
+
+pub mod apply;
+pub mod dump;
+pub mod helpers;
+pub mod history;
+pub mod layout;
+pub mod lock;
+pub mod objects;
+pub mod plan;
+pub mod script;
+pub mod sql_text;
+pub mod synthetic;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use postgres::Client;
+
+pub use apply::Outcome;
+pub use history::{History, Row};
+pub use layout::{Layout, Tree};
+pub use plan::{Action, Changed, Permissions, Plan, Step};
+pub use script::Version;
+
+use crate::pg::{self, ConnParams};
+use crate::{Error, Result};
+use apply::Runner;
+use lock::SchemaLock;
+
+/// Options of `apply` and `recreate`.
+#[derive(Debug, Clone)]
+pub struct ApplyOptions {
+    pub permissions: Permissions,
+    /// How long to wait for another runner on the same database.
+    pub lock_timeout: Duration,
+    /// Take a custom-format dump here first; restore it if the upgrade fails after
+    /// part of it was committed.
+    pub backup_to: Option<PathBuf>,
+}
+
+impl Default for ApplyOptions {
+    fn default() -> ApplyOptions {
+        ApplyOptions {
+            permissions: Permissions::default(),
+            lock_timeout: Duration::from_secs(300),
+            backup_to: None,
+        }
+    }
+}
+
+/// What `apply` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApplyReport {
+    /// The database was empty and the base was loaded.
+    pub fresh: bool,
+    pub from: Option<Version>,
+    pub to: Option<Version>,
+    pub outcome: Outcome,
+    /// Changed applied scripts whose new checksum was accepted.
+    pub accepted: Vec<Changed>,
+}
+
+/// What `status` found.
+#[derive(Debug, Clone)]
+pub struct Status {
+    /// `None` when the database has no `schema_version` (never applied).
+    pub current: Option<Version>,
+    pub history: History,
+    /// Scripts on disk never applied: (version, path).
+    pub pending: Vec<(Version, String)>,
+    /// Applied scripts whose file changed.
+    pub changed: Vec<Changed>,
+    /// Applied rows whose script file is no longer on disk: (version, path).
+    pub missing: Vec<(String, String)>,
+}
+
+/// Apply the tree at `dir` to the database of `params`.
+pub fn apply(
+    params: &ConnParams,
+    dir: &Path,
+    options: &ApplyOptions,
+    say: &mut dyn FnMut(&str),
+) -> Result<ApplyReport> {
+    let tree = Tree::load(dir)?;
+    let mut client = pg::connect(params)?;
+    let lock = SchemaLock::acquire(&mut client, &params.database, options.lock_timeout, say)?;
+    let result = apply_locked(&mut client, params, &tree, options, false, say);
+    let released = lock.release(&mut client);
+    let report = result?;
+    released?;
+    Ok(report)
+}
+
+/// Drop everything the application has in the database, then apply the tree as
+/// onto an empty one, all in one transaction when the scripts allow it.
+pub fn recreate(
+    params: &ConnParams,
+    dir: &Path,
+    options: &ApplyOptions,
+    say: &mut dyn FnMut(&str),
+) -> Result<ApplyReport> {
+    let tree = Tree::load(dir)?;
+    let mut client = pg::connect(params)?;
+    let lock = SchemaLock::acquire(&mut client, &params.database, options.lock_timeout, say)?;
+    let result = apply_locked(&mut client, params, &tree, options, true, say);
+    let released = lock.release(&mut client);
+    let report = result?;
+    released?;
+    Ok(report)
+}
+
+fn apply_locked(
+    client: &mut Client,
+    params: &ConnParams,
+    tree: &Tree,
+    options: &ApplyOptions,
+    drop_first: bool,
+    say: &mut dyn FnMut(&str),
+) -> Result<ApplyReport> {
+    if !drop_first && !history::exists(client)? && !objects::public_is_empty(client)? {
+        return Err(Error::failed(format!(
+            "database '{}' has tables but no schema_version table, so these scripts did not \
+             create it; use an empty database, or `holdfast schema recreate` to replace its content",
+            params.database
+        )));
+    }
+    if let Some(target) = &options.backup_to {
+        say(&format!(
+            "Backing up database '{}' to {}",
+            params.database,
+            target.display()
+        ));
+        dump::take(client, params, target)?;
+    }
+    let mut runner = Runner::new(client, params, tree, say);
+    let result = run_plan(&mut runner, options, drop_first);
+    match result {
+        Ok(report) => Ok(report),
+        Err(e) => {
+            let in_transaction = runner.in_transaction;
+            runner.abort();
+            let committed = runner.committed;
+            let installed = runner.outcome.installed.len();
+            let state = if !committed {
+                "the transaction was rolled back: the database is as it was before this run"
+                    .to_string()
+            } else if in_transaction {
+                format!(
+                    "its transaction was rolled back; earlier parts of this run stayed \
+                     committed ({installed} scripts applied and recorded)"
+                )
+            } else {
+                format!(
+                    "earlier parts of this run stayed committed ({installed} scripts applied \
+                     and recorded); a script running outside a transaction may have been left \
+                     half-done"
+                )
+            };
+            match (&options.backup_to, committed) {
+                (Some(dump_file), true) => {
+                    (runner.say)(&format!(
+                        "Upgrade failed; restoring database '{}' from {}",
+                        params.database,
+                        dump_file.display()
+                    ));
+                    match dump::restore(runner.client, params, dump_file) {
+                        Ok(()) => Err(Error::failed(format!(
+                            "{e}; the database was restored from {}",
+                            dump_file.display()
+                        ))),
+                        Err(restore_error) => Err(Error::failed(format!(
+                            "{e}; {state}; restoring {} also failed: {restore_error}",
+                            dump_file.display()
+                        ))),
+                    }
+                }
+                _ => Err(with_note(e, &state)),
+            }
+        }
+    }
+}
+
+fn run_plan(runner: &mut Runner, options: &ApplyOptions, drop_first: bool) -> Result<ApplyReport> {
+    let fresh = if drop_first {
+        runner.begin()?;
+        (runner.say)("Dropping the database's objects");
+        objects::drop_all(runner.client)?;
+        true
+    } else {
+        !history::exists(runner.client)?
+    };
+    let before = history::read(runner.client)?;
+    if fresh {
+        runner.begin()?;
+        runner.load_base()?;
+    }
+    let history = history::read(runner.client)?;
+    let digest = if fresh {
+        None
+    } else {
+        history::recorded_digest(runner.client)?
+    };
+    let plan = plan::decide(
+        runner.tree,
+        &history,
+        fresh,
+        digest.as_deref(),
+        &options.permissions,
+    )?;
+    runner.execute(&plan)?;
+    let to = history::read(runner.client)?.current();
+    Ok(ApplyReport {
+        fresh,
+        from: if fresh { None } else { before.current() },
+        to,
+        outcome: runner.outcome.clone(),
+        accepted: plan.accepted,
+    })
+}
+
+/// What `apply` would do, touching nothing. On an empty database the base is not
+/// loaded, so versions the base records are not known: every script is listed.
+pub fn plan(params: &ConnParams, dir: &Path, permissions: &Permissions) -> Result<Plan> {
+    let tree = Tree::load(dir)?;
+    let mut client = pg::connect(params)?;
+    let exists = history::exists(&mut client)?;
+    if !exists && !objects::public_is_empty(&mut client)? {
+        return Err(Error::failed(format!(
+            "database '{}' has tables but no schema_version table; apply would refuse it",
+            params.database
+        )));
+    }
+    let history = history::read(&mut client)?;
+    let digest = history::recorded_digest(&mut client)?;
+    plan::decide(&tree, &history, !exists, digest.as_deref(), permissions)
+}
+
+/// The database's version and history against the tree at `dir`.
+pub fn status(params: &ConnParams, dir: &Path) -> Result<Status> {
+    let tree = Tree::load(dir)?;
+    let mut client = pg::connect(params)?;
+    let history = history::read(&mut client)?;
+    let pending = tree
+        .scripts
+        .iter()
+        .filter(|s| history.applied(s.version).is_none())
+        .map(|s| (s.version, s.rel.clone()))
+        .collect();
+    let missing = history
+        .rows
+        .iter()
+        .filter(|r| r.is_applied())
+        .filter(|r| !tree.scripts.iter().any(|s| Some(s.version) == r.version))
+        .map(|r| (r.version_text.clone(), r.script.clone()))
+        .collect();
+    Ok(Status {
+        current: history.current(),
+        changed: plan::changed_scripts(&tree, &history),
+        history,
+        pending,
+        missing,
+    })
+}
+
+/// Drop and recreate the views and procedures, giving back their grants; no
+/// upgrade script and no post-upgrade script runs.
+pub fn refresh(
+    params: &ConnParams,
+    dir: &Path,
+    lock_timeout: Duration,
+    say: &mut dyn FnMut(&str),
+) -> Result<Outcome> {
+    let tree = Tree::load(dir)?;
+    let mut client = pg::connect(params)?;
+    let lock = SchemaLock::acquire(&mut client, &params.database, lock_timeout, say)?;
+    let mut runner = Runner::new(&mut client, params, &tree, say);
+    let result = runner
+        .begin()
+        .and_then(|_| runner.drop_views_and_functions())
+        .and_then(|_| runner.create_views_and_procedures())
+        .and_then(|_| runner.commit());
+    if result.is_err() {
+        runner.abort();
+    }
+    let outcome = runner.outcome.clone();
+    let released = lock.release(&mut client);
+    result.map_err(|e| {
+        with_note(
+            e,
+            "the transaction was rolled back: the database is as it was before",
+        )
+    })?;
+    released?;
+    Ok(outcome)
+}
+
+/// Drop every table, view, sequence, function and type the application has in
+/// `public` (extensions stay), in one transaction.
+pub fn drop(params: &ConnParams, lock_timeout: Duration, say: &mut dyn FnMut(&str)) -> Result<()> {
+    let mut client = pg::connect(params)?;
+    let lock = SchemaLock::acquire(&mut client, &params.database, lock_timeout, say)?;
+    say(&format!(
+        "Dropping the objects of database '{}'",
+        params.database
+    ));
+    let result = client
+        .batch_execute("BEGIN")
+        .map_err(|e| Error::postgres(pg::error_text(&e)))
+        .and_then(|_| objects::drop_all(&mut client))
+        .and_then(|_| {
+            client
+                .batch_execute("COMMIT")
+                .map_err(|e| Error::postgres(pg::error_text(&e)))
+        });
+    if result.is_err() {
+        let _ = client.batch_execute("ROLLBACK");
+    }
+    let released = lock.release(&mut client);
+    result?;
+    released
+}
+
+fn with_note(e: Error, note: &str) -> Error {
+    match e {
+        Error::Usage(m) => Error::Usage(format!("{m}; {note}")),
+        Error::Invalid(m) => Error::Invalid(format!("{m}; {note}")),
+        Error::Postgres(m) => Error::Postgres(format!("{m}; {note}")),
+        Error::Failed(m) => Error::Failed(format!("{m}; {note}")),
+        Error::Io { context, source } => Error::Io {
+            context: format!("{context} ({note})"),
+            source,
+        },
+    }
+}

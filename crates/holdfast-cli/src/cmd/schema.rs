@@ -1,0 +1,438 @@
+//! `holdfast schema apply|status|plan|refresh|drop|recreate`: the command line of
+//! the schema upgrade runner ([`holdfast::schema`]). Output goes to stdout.
+
+use std::collections::BTreeSet;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use holdfast::pg::ConnParams;
+use holdfast::schema::{self, Action, ApplyOptions, Permissions, Version};
+use holdfast::{Error, IoContext, Password, Result};
+
+/// Environment variable holding the database password.
+pub const PASSWORD_ENV: &str = "HOLDFAST_DB_PASSWORD";
+
+/// Arguments of `holdfast schema`.
+#[derive(clap::Args, Debug)]
+pub struct SchemaArgs {
+    #[command(subcommand)]
+    pub command: SchemaCommand,
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+    /// Directory of the scripts tree (oVirt's dbscripts layout, or the one its
+    /// holdfast-schema.toml describes).
+    #[arg(long, default_value = ".", global = true)]
+    pub dir: PathBuf,
+    /// Seconds to wait for another schema runner on the same database.
+    #[arg(long, value_name = "SECONDS", default_value_t = 300, global = true)]
+    pub lock_timeout: u64,
+}
+
+/// The schema commands.
+#[derive(clap::Subcommand, Debug)]
+pub enum SchemaCommand {
+    /// Load the base into an empty database, then apply the pending upgrade scripts.
+    Apply(ApplyArgs),
+    /// Show the current version, the history, and scripts pending, changed or missing.
+    Status,
+    /// Show what apply would do, touching nothing.
+    Plan(PermissionArgs),
+    /// Drop and recreate views and stored procedures, keeping their grants.
+    Refresh,
+    /// Drop every table, view, sequence, function and type of the application.
+    Drop {
+        /// Confirm that everything in the database's public schema goes.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Drop everything, then apply as onto an empty database.
+    Recreate(ApplyArgs),
+}
+
+/// Options of `apply` and `recreate`.
+#[derive(clap::Args, Debug)]
+pub struct ApplyArgs {
+    #[command(flatten)]
+    pub permissions: PermissionArgs,
+    /// Take a custom-format dump here first, and restore it if the upgrade fails.
+    #[arg(long, value_name = "FILE")]
+    pub backup_to: Option<PathBuf>,
+}
+
+/// What the user allows `apply` to do.
+#[derive(clap::Args, Debug)]
+pub struct PermissionArgs {
+    /// Apply never-applied scripts whose version is below the current one.
+    #[arg(long)]
+    pub allow_out_of_order: bool,
+    /// Accept the new content of an applied script that changed (repeatable).
+    #[arg(long, value_name = "VERSION")]
+    pub accept_changed: Vec<String>,
+}
+
+/// Where the database is. The password comes from --passfile, the
+/// HOLDFAST_DB_PASSWORD environment variable, or a prompt (-W); never from argv.
+#[derive(clap::Args, Debug)]
+pub struct ConnectionArgs {
+    #[arg(long, default_value = "localhost", global = true)]
+    pub host: String,
+    #[arg(long, default_value_t = 5432, global = true)]
+    pub port: u16,
+    #[arg(long, default_value = "engine", global = true)]
+    pub user: String,
+    #[arg(long, default_value = "engine", global = true)]
+    pub database: String,
+    /// File whose first line is the password.
+    #[arg(long, value_name = "FILE", global = true)]
+    pub passfile: Option<PathBuf>,
+    /// Ask for the password on the terminal (no echo).
+    #[arg(short = 'W', long, global = true)]
+    pub password_prompt: bool,
+}
+
+impl ConnectionArgs {
+    /// Connection parameters with the password from the first source that has one.
+    pub fn params(&self) -> Result<ConnParams> {
+        let password = if let Some(path) = &self.passfile {
+            let text =
+                std::fs::read_to_string(path).context(|| format!("read {}", path.display()))?;
+            Some(Password::new(text.lines().next().unwrap_or("")))
+        } else if let Ok(value) = std::env::var(PASSWORD_ENV) {
+            Some(Password::new(value))
+        } else if self.password_prompt {
+            if !std::io::stdin().is_terminal() {
+                return Err(Error::usage(format!(
+                    "-W needs a terminal to ask for the password; use --passfile or {PASSWORD_ENV}"
+                )));
+            }
+            let prompt = format!("Password for {}@{}: ", self.user, self.host);
+            let value =
+                rpassword::prompt_password(prompt).context(|| "read the password".to_string())?;
+            Some(Password::new(value))
+        } else {
+            None
+        };
+        Ok(ConnParams {
+            host: self.host.clone(),
+            port: self.port,
+            user: self.user.clone(),
+            database: self.database.clone(),
+            password,
+            secured: false,
+            secured_validation: false,
+        })
+    }
+}
+
+impl PermissionArgs {
+    fn permissions(&self) -> Result<Permissions> {
+        let accept_changed = self
+            .accept_changed
+            .iter()
+            .map(|v| {
+                Version::parse(&v.replace('_', "")).ok_or_else(|| {
+                    Error::usage(format!(
+                        "--accept-changed {v}: not a version; give it as 04050330 or 04_05_0330"
+                    ))
+                })
+            })
+            .collect::<Result<BTreeSet<_>>>()?;
+        Ok(Permissions {
+            allow_out_of_order: self.allow_out_of_order,
+            accept_changed,
+        })
+    }
+}
+
+/// Run one schema command, printing to stdout.
+pub fn run(args: SchemaArgs) -> Result<()> {
+    let params = args.connection.params()?;
+    let lock_timeout = Duration::from_secs(args.lock_timeout);
+    let mut say = |line: &str| println!("{line}");
+    match args.command {
+        SchemaCommand::Apply(a) => {
+            let options = apply_options(&a, lock_timeout)?;
+            let report = schema::apply(&params, &args.dir, &options, &mut say)?;
+            print_report(&report);
+        }
+        SchemaCommand::Recreate(a) => {
+            let options = apply_options(&a, lock_timeout)?;
+            let report = schema::recreate(&params, &args.dir, &options, &mut say)?;
+            print_report(&report);
+        }
+        SchemaCommand::Status => print_status(&params, &schema::status(&params, &args.dir)?),
+        SchemaCommand::Plan(p) => print_plan(
+            &params,
+            &schema::plan(&params, &args.dir, &p.permissions()?)?,
+        ),
+        SchemaCommand::Refresh => {
+            let outcome = schema::refresh(&params, &args.dir, lock_timeout, &mut say)?;
+            println!(
+                "Views and stored procedures recreated; {} grants restored.",
+                outcome.grants_restored
+            );
+            print_dropped_grants(&outcome.grants_dropped);
+        }
+        SchemaCommand::Drop { yes } => {
+            if !yes {
+                return Err(Error::usage(format!(
+                    "schema drop removes every table, view, function and sequence of database \
+                     '{}'; add --yes to confirm",
+                    params.database
+                )));
+            }
+            schema::drop(&params, lock_timeout, &mut say)?;
+            println!("Database '{}' emptied.", params.database);
+        }
+    }
+    Ok(())
+}
+
+fn apply_options(a: &ApplyArgs, lock_timeout: Duration) -> Result<ApplyOptions> {
+    Ok(ApplyOptions {
+        permissions: a.permissions.permissions()?,
+        lock_timeout,
+        backup_to: a.backup_to.clone(),
+    })
+}
+
+fn version_text(v: Option<Version>) -> String {
+    v.map(|v| v.to_string())
+        .unwrap_or_else(|| "none".to_string())
+}
+
+fn print_report(r: &schema::ApplyReport) {
+    let o = &r.outcome;
+    println!(
+        "Schema at version {} (was {}): {} scripts installed, {} recorded as skipped{}.",
+        version_text(r.to),
+        if r.fresh {
+            "an empty database".to_string()
+        } else {
+            version_text(r.from)
+        },
+        o.installed.len(),
+        o.skipped.len(),
+        if o.rebuilt {
+            format!(
+                "; views and procedures recreated, {} grants restored",
+                o.grants_restored
+            )
+        } else {
+            String::new()
+        }
+    );
+    for c in &r.accepted {
+        println!(
+            "Accepted the changed content of {} ({}).",
+            c.script, c.version
+        );
+    }
+    print_dropped_grants(&o.grants_dropped);
+}
+
+fn print_dropped_grants(objects: &[String]) {
+    for object in objects {
+        println!("Note: {object} had grants but no longer exists after the rebuild.");
+    }
+}
+
+fn print_plan(params: &ConnParams, plan: &schema::Plan) {
+    println!("Plan for {}:", params.display());
+    if plan.is_noop() {
+        println!("  nothing to do: the database is up to date");
+        return;
+    }
+    if plan.fresh {
+        println!(
+            "  load the base into the empty database: {}",
+            plan.base.join(", ")
+        );
+        println!("  (scripts at or below the version the base records will be found applied)");
+    } else {
+        println!("  current version: {}", version_text(plan.current));
+    }
+    for c in &plan.accepted {
+        println!(
+            "  accept the changed content of {} ({})",
+            c.script, c.version
+        );
+    }
+    if plan.rebuild {
+        println!(
+            "  drop views and stored procedures ({})",
+            plan.rebuild_reason
+        );
+        for f in &plan.pre_upgrade {
+            println!("  pre-upgrade  {f}");
+        }
+    }
+    for step in &plan.steps {
+        match &step.action {
+            Action::Run { alone: None } => println!("  run          {}", step.script),
+            Action::Run { alone: Some(why) } => {
+                println!(
+                    "  run alone    {} (outside a transaction: {why})",
+                    step.script
+                )
+            }
+            Action::Skip(by) => println!(
+                "  record SKIPPED {} (content installed already by {by})",
+                step.script
+            ),
+        }
+    }
+    if plan.rebuild {
+        println!("  recreate views and stored procedures, restore their grants");
+        for f in &plan.post_upgrade {
+            println!("  post-upgrade {f}");
+        }
+    } else {
+        println!(
+            "  views and stored procedures stay ({})",
+            plan.rebuild_reason
+        );
+    }
+}
+
+fn print_status(params: &ConnParams, s: &schema::Status) {
+    println!("Database: {}", params.display());
+    println!("Current version: {}", version_text(s.current));
+    println!("History ({} rows):", s.history.rows.len());
+    for r in &s.history.rows {
+        println!(
+            "  {:>5}  {:<8}  {:<9}  {}  {}{}",
+            r.id,
+            r.version_text,
+            r.state,
+            r.started_at.as_deref().unwrap_or("-"),
+            r.script,
+            if r.comment.is_empty() {
+                String::new()
+            } else {
+                format!("  ({})", r.comment)
+            }
+        );
+    }
+    println!("Scripts on disk not applied ({}):", s.pending.len());
+    for (v, script) in &s.pending {
+        println!("  {v}  {script}");
+    }
+    println!("Applied scripts changed since ({}):", s.changed.len());
+    for c in &s.changed {
+        println!(
+            "  {}  {} (recorded {}, now {})",
+            c.version, c.script, c.recorded, c.now
+        );
+    }
+    println!("Applied scripts missing on disk ({}):", s.missing.len());
+    for (v, script) in &s.missing {
+        println!("  {v}  {script}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(clap::Parser, Debug)]
+    struct Cli {
+        #[command(subcommand)]
+        command: Top,
+    }
+
+    #[derive(clap::Subcommand, Debug)]
+    enum Top {
+        Schema(SchemaArgs),
+    }
+
+    fn parse(args: &[&str]) -> SchemaArgs {
+        let Top::Schema(a) = Cli::try_parse_from(args).unwrap().command;
+        a
+    }
+
+    #[test]
+    fn options_parse_before_and_after_the_subcommand() {
+        let a = parse(&[
+            "holdfast",
+            "schema",
+            "--port",
+            "6543",
+            "apply",
+            "--dir",
+            "/x",
+            "--accept-changed",
+            "04_05_0330",
+            "--allow-out-of-order",
+        ]);
+        assert_eq!(a.connection.port, 6543);
+        assert_eq!(a.dir, PathBuf::from("/x"));
+        let SchemaCommand::Apply(apply) = a.command else {
+            panic!()
+        };
+        let p = apply.permissions.permissions().unwrap();
+        assert!(p.allow_out_of_order);
+        assert_eq!(
+            p.accept_changed.iter().next().unwrap().to_string(),
+            "04050330"
+        );
+        assert!(Cli::try_parse_from(["holdfast", "schema", "apply", "--password", "x"]).is_err());
+    }
+
+    #[test]
+    fn drop_needs_confirmation_and_bad_versions_are_named() {
+        let err = run(parse(&["holdfast", "schema", "drop", "--port", "1"]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("add --yes to confirm"), "{err}");
+        let a = parse(&["holdfast", "schema", "plan", "--accept-changed", "4.5"]);
+        let SchemaCommand::Plan(p) = a.command else {
+            panic!()
+        };
+        assert_eq!(
+            p.permissions().unwrap_err().to_string(),
+            "--accept-changed 4.5: not a version; give it as 04050330 or 04_05_0330"
+        );
+    }
+
+    #[test]
+    fn apply_and_status_against_a_sandbox() {
+        let cluster = pgsandbox::Cluster::start().unwrap();
+        cluster.create_role("engine", "cli-test-pw").unwrap();
+        cluster.create_database("engine", "engine").unwrap();
+        let scratch = tempfile::tempdir().unwrap();
+        let tree = scratch.path().join("dbscripts");
+        holdfast::schema::synthetic::SyntheticTree {
+            series: vec![(4, 1, 3)],
+        }
+        .write(&tree)
+        .unwrap();
+        let passfile = scratch.path().join("pw");
+        std::fs::write(&passfile, "cli-test-pw\n").unwrap();
+        let port = cluster.port().to_string();
+        let common = [
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port,
+            "--passfile",
+            passfile.to_str().unwrap(),
+            "--dir",
+            tree.to_str().unwrap(),
+        ];
+        for cmd in ["plan", "apply", "status", "refresh", "apply"] {
+            let mut args = vec!["holdfast", "schema", cmd];
+            args.extend(common);
+            run(parse(&args)).unwrap();
+        }
+        assert_eq!(
+            cluster
+                .query_text("engine", "SELECT version FROM schema_version WHERE current")
+                .unwrap()
+                .unwrap(),
+            "04010030"
+        );
+    }
+}
