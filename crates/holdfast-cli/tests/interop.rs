@@ -9,22 +9,48 @@ use std::path::PathBuf;
 use support::*;
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../holdfast/tests/fixtures/engine-backup-4.5").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../holdfast/tests/fixtures/engine-backup-4.5")
+        .join(name)
 }
 
 /// The README's "after engine-backup restore" checksums of `engine`.
 const ENGINE_AFTER: &[(&str, i64, &str)] = &[
     ("audit.host_changes", 7, "b52d3dc49f92fecaaaf6d0dc996ddb6c"),
     ("public.async_tasks", 0, "d41d8cd98f00b204e9800998ecf8427e"),
-    ("public.async_tasks_entities", 0, "d41d8cd98f00b204e9800998ecf8427e"),
-    ("public.business_entity_snapshot", 0, "d41d8cd98f00b204e9800998ecf8427e"),
+    (
+        "public.async_tasks_entities",
+        0,
+        "d41d8cd98f00b204e9800998ecf8427e",
+    ),
+    (
+        "public.business_entity_snapshot",
+        0,
+        "d41d8cd98f00b204e9800998ecf8427e",
+    ),
     ("public.clusters", 4, "0c12ad52d3d61184bb844f4a8d8677bd"),
-    ("public.command_entities", 0, "d41d8cd98f00b204e9800998ecf8427e"),
+    (
+        "public.command_entities",
+        0,
+        "d41d8cd98f00b204e9800998ecf8427e",
+    ),
     ("public.documents", 2, "a444afb5762c702c1d65162061e0a217"),
-    ("public.dwh_history_timekeeping", 3, "e017fd84f5c31f840f823ded6ac1a799"),
-    ("public.engine_backup_log", 2, "e0286c7bd5355e6d829bc86072e1fbbf"),
+    (
+        "public.dwh_history_timekeeping",
+        3,
+        "e017fd84f5c31f840f823ded6ac1a799",
+    ),
+    (
+        "public.engine_backup_log",
+        2,
+        "e0286c7bd5355e6d829bc86072e1fbbf",
+    ),
     ("public.events", 2501, "2701ca33e8d2bbfe7a3b33f291dd1f71"),
-    ("public.host_event_stats_mv", 40, "7127caab7ba3596a0b14ed8d0760109b"),
+    (
+        "public.host_event_stats_mv",
+        40,
+        "7127caab7ba3596a0b14ed8d0760109b",
+    ),
     ("public.hosts", 40, "05f14a8f646423dad14e60e05a70c74e"),
     ("public.job", 0, "d41d8cd98f00b204e9800998ecf8427e"),
     ("public.step", 0, "d41d8cd98f00b204e9800998ecf8427e"),
@@ -34,13 +60,27 @@ const ENGINE_AFTER: &[(&str, i64, &str)] = &[
 ];
 
 const DWH_AFTER: &[(&str, i64, &str)] = &[
-    ("public.history_configuration", 3, "fcc54c72c7725ad649f96cf46c3beb6e"),
-    ("public.host_configuration", 40, "7582ac4293a86c1aa261b7826a17c460"),
-    ("public.host_hourly_history", 3000, "5d2e35bcf46355e4493f8c88e24fa153"),
+    (
+        "public.history_configuration",
+        3,
+        "fcc54c72c7725ad649f96cf46c3beb6e",
+    ),
+    (
+        "public.host_configuration",
+        40,
+        "7582ac4293a86c1aa261b7826a17c460",
+    ),
+    (
+        "public.host_hourly_history",
+        3000,
+        "5d2e35bcf46355e4493f8c88e24fa153",
+    ),
 ];
 
 fn table(rows: &[(&str, i64, &str)]) -> std::collections::BTreeMap<String, (i64, String)> {
-    rows.iter().map(|(t, n, s)| (t.to_string(), (*n, s.to_string()))).collect()
+    rows.iter()
+        .map(|(t, n, s)| (t.to_string(), (*n, s.to_string())))
+        .collect()
 }
 
 /// A fresh cluster with the fixture's three roles and empty target databases,
@@ -51,7 +91,8 @@ fn target() -> (pgsandbox::Cluster, tempfile::TempDir) {
         c.create_role(role, pw).unwrap();
     }
     c.create_database("engine_restored", "engine").unwrap();
-    c.create_database("ovirt_engine_history_restored", "ovirt_engine_history").unwrap();
+    c.create_database("ovirt_engine_history_restored", "ovirt_engine_history")
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("root")).unwrap();
     (c, dir)
@@ -91,7 +132,12 @@ fn restore_fixture(name: &str, permissions: &str) -> (pgsandbox::Cluster, tempfi
 fn fixture_archives_verify() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("root")).unwrap();
-    for name in ["default.backup", "small-size.backup", "uncompressed.backup", "db-and-files.backup"] {
+    for name in [
+        "default.backup",
+        "small-size.backup",
+        "uncompressed.backup",
+        "db-and-files.backup",
+    ] {
         let r = run(
             env!("CARGO_BIN_EXE_engine-backup"),
             &[
@@ -104,7 +150,11 @@ fn fixture_archives_verify() {
             dir.path(),
         );
         r.ok();
-        assert!(r.stdout.contains("- Engine database '"), "{name}: {}", r.stdout);
+        assert!(
+            r.stdout.contains("- Engine database '"),
+            "{name}: {}",
+            r.stdout
+        );
         assert!(r.stdout.ends_with("Done.\n"), "{name}");
     }
     // An installed version older than the archive is refused with engine-backup's text.
@@ -142,9 +192,17 @@ fn default_fixture_restores_like_engine_backup() {
     ] {
         assert!(out.contains(&line), "missing {line:?} in:\n{}", r.stdout);
     }
-    assert_eq!(checksums(&tcp(&c, "engine", "engine-fixture-pw", "engine_restored")), table(ENGINE_AFTER));
     assert_eq!(
-        checksums(&tcp(&c, "ovirt_engine_history", "dwh:fixture-pw", "ovirt_engine_history_restored")),
+        checksums(&tcp(&c, "engine", "engine-fixture-pw", "engine_restored")),
+        table(ENGINE_AFTER)
+    );
+    assert_eq!(
+        checksums(&tcp(
+            &c,
+            "ovirt_engine_history",
+            "dwh:fixture-pw",
+            "ovirt_engine_history_restored"
+        )),
         table(DWH_AFTER)
     );
     // Grants, including the column grant and the large object's ACL.
@@ -156,22 +214,39 @@ fn default_fixture_restores_like_engine_backup() {
         )
         .unwrap()
         .unwrap();
-    assert!(col.contains("host_id={reporter=r/ovirt_engine_history}"), "{col}");
+    assert!(
+        col.contains("host_id={reporter=r/ovirt_engine_history}"),
+        "{col}"
+    );
     let lo = c
-        .query_text("engine_restored", "SELECT lomacl::text FROM pg_largeobject_metadata WHERE oid = 70001")
+        .query_text(
+            "engine_restored",
+            "SELECT lomacl::text FROM pg_largeobject_metadata WHERE oid = 70001",
+        )
         .unwrap()
         .unwrap();
     assert!(lo.contains("reporter=r/engine"), "{lo}");
     // The conf files now point at the new databases and keep everything else.
     let root = dir.path().join("root");
-    let engine_conf = std::fs::read_to_string(root.join("etc/ovirt-engine/engine.conf.d/10-setup-database.conf")).unwrap();
-    assert!(engine_conf.contains("ENGINE_DB_DATABASE=\"engine_restored\""), "{engine_conf}");
+    let engine_conf =
+        std::fs::read_to_string(root.join("etc/ovirt-engine/engine.conf.d/10-setup-database.conf"))
+            .unwrap();
+    assert!(
+        engine_conf.contains("ENGINE_DB_DATABASE=\"engine_restored\""),
+        "{engine_conf}"
+    );
     assert!(engine_conf.contains(&format!("ENGINE_DB_PORT=\"{}\"", c.port())));
     assert!(engine_conf.contains(
         "ENGINE_DB_URL=\"jdbc:postgresql://${ENGINE_DB_HOST}:${ENGINE_DB_PORT}/${ENGINE_DB_DATABASE}?sslfactory=org.postgresql.ssl.NonValidatingFactory\""
     ));
-    let dwh_conf = std::fs::read_to_string(root.join("etc/ovirt-engine-dwh/ovirt-engine-dwhd.conf.d/10-setup-database.conf")).unwrap();
-    assert!(dwh_conf.contains("ENGINE_DB_DATABASE=\"engine_restored\""), "{dwh_conf}");
+    let dwh_conf = std::fs::read_to_string(
+        root.join("etc/ovirt-engine-dwh/ovirt-engine-dwhd.conf.d/10-setup-database.conf"),
+    )
+    .unwrap();
+    assert!(
+        dwh_conf.contains("ENGINE_DB_DATABASE=\"engine_restored\""),
+        "{dwh_conf}"
+    );
     assert!(dwh_conf.contains("DWH_DB_DATABASE=\"ovirt_engine_history_restored\""));
     assert!(dwh_conf.contains("DWH_DB_PASSWORD=\"dwh:fixture-pw\""));
     // The application's reader reads the new credentials back.
@@ -180,14 +255,21 @@ fn default_fixture_restores_like_engine_backup() {
         holdfast::profile::InstallRoot::new(&root).unwrap(),
     )
     .unwrap();
-    let dwh = env.database_params(env.profile.database("dwhdb").unwrap()).unwrap().unwrap();
+    let dwh = env
+        .database_params(env.profile.database("dwhdb").unwrap())
+        .unwrap()
+        .unwrap();
     assert_eq!(dwh.database, "ovirt_engine_history_restored");
     assert_eq!(dwh.password.unwrap().expose(), "dwh:fixture-pw");
     // A dated copy of each rewritten file is kept.
     let copies = std::fs::read_dir(root.join("etc/ovirt-engine/engine.conf.d"))
         .unwrap()
         .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with("10-setup-database.conf."))
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("10-setup-database.conf.")
+        })
         .count();
     assert_eq!(copies, 1);
 }
@@ -202,10 +284,26 @@ fn small_size_fixture_restores_without_a_permissions_option() {
     // --keep-temporary-data: the engine's clean-up steps did not run.
     for (t, n, s) in [
         ("public.async_tasks", 12, "5f6a6b7f2eaacbc055f3e8dc13ea2080"),
-        ("public.async_tasks_entities", 24, "ebe8397be6178345a14727ef4aafc28b"),
-        ("public.business_entity_snapshot", 10, "e325f5be6bf194e3a6984262c5888751"),
-        ("public.command_entities", 15, "1bfea76bc6f559e2738aef1884a3df6b"),
-        ("public.dwh_history_timekeeping", 3, "bf1c3ea56c818de1c4850e2526d95e68"),
+        (
+            "public.async_tasks_entities",
+            24,
+            "ebe8397be6178345a14727ef4aafc28b",
+        ),
+        (
+            "public.business_entity_snapshot",
+            10,
+            "e325f5be6bf194e3a6984262c5888751",
+        ),
+        (
+            "public.command_entities",
+            15,
+            "1bfea76bc6f559e2738aef1884a3df6b",
+        ),
+        (
+            "public.dwh_history_timekeeping",
+            3,
+            "bf1c3ea56c818de1c4850e2526d95e68",
+        ),
         ("public.job", 8, "690005ff81b463cd301a98d4fa898180"),
         ("public.step", 24, "a9611ba97cfa308bbc1d61f2990fa7d9"),
         ("public.vdc_options", 8, "b8dae41b609f7b18f4a84734b1063a95"),
@@ -213,9 +311,17 @@ fn small_size_fixture_restores_without_a_permissions_option() {
     ] {
         want.insert(t.to_string(), (n, s.to_string()));
     }
-    assert_eq!(checksums(&tcp(&c, "engine", "engine-fixture-pw", "engine_restored")), want);
     assert_eq!(
-        checksums(&tcp(&c, "ovirt_engine_history", "dwh:fixture-pw", "ovirt_engine_history_restored")),
+        checksums(&tcp(&c, "engine", "engine-fixture-pw", "engine_restored")),
+        want
+    );
+    assert_eq!(
+        checksums(&tcp(
+            &c,
+            "ovirt_engine_history",
+            "dwh:fixture-pw",
+            "ovirt_engine_history_restored"
+        )),
         table(DWH_AFTER)
     );
 }
@@ -224,10 +330,22 @@ fn small_size_fixture_restores_without_a_permissions_option() {
 fn uncompressed_and_db_and_files_fixtures_restore() {
     let (c, _dir, r) = restore_fixture("uncompressed.backup", "--no-restore-permissions");
     r.ok();
-    assert_eq!(checksums(&tcp(&c, "engine", "engine-fixture-pw", "engine_restored")), table(ENGINE_AFTER));
+    assert_eq!(
+        checksums(&tcp(&c, "engine", "engine-fixture-pw", "engine_restored")),
+        table(ENGINE_AFTER)
+    );
     let (c, _dir, r) = restore_fixture("db-and-files.backup", "--restore-permissions");
     r.ok();
-    assert_eq!(checksums(&tcp(&c, "engine", "engine-fixture-pw", "engine_restored")), table(ENGINE_AFTER));
+    assert_eq!(
+        checksums(&tcp(&c, "engine", "engine-fixture-pw", "engine_restored")),
+        table(ENGINE_AFTER)
+    );
     // The archive has no DWH dump: the DWH target stays empty.
-    assert!(checksums(&tcp(&c, "ovirt_engine_history", "dwh:fixture-pw", "ovirt_engine_history_restored")).is_empty());
+    assert!(checksums(&tcp(
+        &c,
+        "ovirt_engine_history",
+        "dwh:fixture-pw",
+        "ovirt_engine_history_restored"
+    ))
+    .is_empty());
 }
