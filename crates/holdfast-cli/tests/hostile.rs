@@ -8,20 +8,38 @@ use support::*;
 /// Back up the sample, then clean its databases: a machine ready for restore.
 fn prepared() -> Sample {
     let s = Sample::start();
-    s.engine_backup(&["--mode=backup", "--file=good", "--log=b.log"]).ok();
+    s.engine_backup(&["--mode=backup", "--file=good", "--log=b.log"])
+        .ok();
     s.clean_databases();
     s
 }
 
 #[track_caller]
-fn assert_untouched(s: &Sample, tree_before: &std::collections::BTreeMap<std::path::PathBuf, (Vec<u8>, u32, Option<std::path::PathBuf>)>) {
+fn assert_untouched(
+    s: &Sample,
+    tree_before: &std::collections::BTreeMap<
+        std::path::PathBuf,
+        (Vec<u8>, u32, Option<std::path::PathBuf>),
+    >,
+) {
     assert_eq!(&tree(&s.root()), tree_before, "install root unchanged");
-    assert!(checksums(&s.engine("engine")).is_empty(), "engine database untouched (still empty)");
-    assert!(checksums(&s.dwh("ovirt_engine_history")).is_empty(), "dwh database untouched (still empty)");
+    assert!(
+        checksums(&s.engine("engine")).is_empty(),
+        "engine database untouched (still empty)"
+    );
+    assert!(
+        checksums(&s.dwh("ovirt_engine_history")).is_empty(),
+        "dwh database untouched (still empty)"
+    );
 }
 
 fn restore(s: &Sample, file: &str) -> Run {
-    s.engine_backup(&["--mode=restore", &format!("--file={file}"), "--log=r.log", "--restore-permissions"])
+    s.engine_backup(&[
+        "--mode=restore",
+        &format!("--file={file}"),
+        "--log=r.log",
+        "--restore-permissions",
+    ])
 }
 
 #[test]
@@ -35,13 +53,23 @@ fn damaged_archives_are_refused_before_anything_is_written() {
     assert_untouched(&s, &before);
 
     // An uncompressed archive, so that a flipped byte lands in a member's data.
-    s.engine_backup(&["--mode=backup", "--archive-compressor=None", "--file=plain.tar", "--log=b2.log"]).ok();
+    s.engine_backup(&[
+        "--mode=backup",
+        "--archive-compressor=None",
+        "--file=plain.tar",
+        "--log=b2.log",
+    ])
+    .ok();
     s.clean_databases();
     let mut bytes = std::fs::read(s.path("plain.tar")).unwrap();
-    let at = bytes.windows(5).position(|w| w == b"PGDMP").expect("a custom dump in the tar") + 200;
+    let at = bytes
+        .windows(5)
+        .position(|w| w == b"PGDMP")
+        .expect("a custom dump in the tar")
+        + 200;
     bytes[at] ^= 0x55;
     std::fs::write(s.path("flipped"), &bytes).unwrap();
-    restore(&s, "flipped").fails_with("checksum");
+    restore(&s, "flipped").fails_with("Checksum verification failed");
     assert_untouched(&s, &before);
 
     restore(&s, "b.log").fails_with("FATAL:");
@@ -56,13 +84,30 @@ fn missing_member_and_wrong_version_are_refused() {
     // only the missing member is wrong).
     let dir = s.path("unpacked");
     std::fs::create_dir(&dir).unwrap();
-    let st = std::process::Command::new("tar").arg("-xzf").arg(s.path("good")).arg("-C").arg(&dir).status().unwrap();
+    let st = std::process::Command::new("tar")
+        .arg("-xzf")
+        .arg(s.path("good"))
+        .arg("-C")
+        .arg(&dir)
+        .status()
+        .unwrap();
     assert!(st.success());
     std::fs::remove_file(dir.join("version")).unwrap();
     let sums = std::fs::read_to_string(dir.join("sha256sum")).unwrap();
-    let kept: String = sums.lines().filter(|l| !l.ends_with("  version")).map(|l| format!("{l}\n")).collect();
+    let kept: String = sums
+        .lines()
+        .filter(|l| !l.ends_with("  version"))
+        .map(|l| format!("{l}\n"))
+        .collect();
     std::fs::write(dir.join("sha256sum"), kept).unwrap();
-    let st = std::process::Command::new("tar").arg("-czf").arg(s.path("no-version")).arg("-C").arg(&dir).arg(".").status().unwrap();
+    let st = std::process::Command::new("tar")
+        .arg("-czf")
+        .arg(s.path("no-version"))
+        .arg("-C")
+        .arg(&dir)
+        .arg(".")
+        .status()
+        .unwrap();
     assert!(st.success());
     restore(&s, "no-version").fails_with("no 'version' member");
     assert_untouched(&s, &before);
@@ -84,12 +129,17 @@ fn custom_dumps_need_a_permissions_option_before_any_write() {
 #[test]
 fn non_empty_target_and_server_down_change_nothing() {
     let mut s = prepared();
-    s.cluster.execute("ovirt_engine_history", "CREATE TABLE leftover (x int)").unwrap();
+    s.cluster
+        .execute("ovirt_engine_history", "CREATE TABLE leftover (x int)")
+        .unwrap();
     let before = tree(&s.root());
-    restore(&s, "good").fails_with("Database 'ovirt_engine_history' is not empty (it has table public.leftover)");
+    restore(&s, "good")
+        .fails_with("Database 'ovirt_engine_history' is not empty (it has table public.leftover)");
     assert_eq!(tree(&s.root()), before);
     assert!(checksums(&s.engine("engine")).is_empty());
-    s.cluster.execute("ovirt_engine_history", "DROP TABLE leftover").unwrap();
+    s.cluster
+        .execute("ovirt_engine_history", "DROP TABLE leftover")
+        .unwrap();
 
     s.cluster.stop_server().unwrap();
     restore(&s, "good").fails_with("Can't connect to database 'engine'");
@@ -101,23 +151,34 @@ fn non_empty_target_and_server_down_change_nothing() {
 #[test]
 fn failed_backup_leaves_no_file_and_keeps_the_previous_archive() {
     let mut s = Sample::start();
-    s.engine_backup(&["--mode=backup", "--file=nightly", "--log=1.log"]).ok();
+    s.engine_backup(&["--mode=backup", "--file=nightly", "--log=1.log"])
+        .ok();
     let previous = std::fs::read(s.path("nightly")).unwrap();
     s.cluster.stop_server().unwrap();
     let r = s.engine_backup(&["--mode=backup", "--file=nightly", "--log=2.log"]);
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(r.stderr.contains("FATAL: "), "{}", r.stderr);
-    assert_eq!(std::fs::read(s.path("nightly")).unwrap(), previous, "the previous archive is untouched");
+    assert_eq!(
+        std::fs::read(s.path("nightly")).unwrap(),
+        previous,
+        "the previous archive is untouched"
+    );
     let r = s.engine_backup(&["--mode=backup", "--file=fresh", "--log=3.log"]);
     assert_eq!(r.code, 1);
-    assert!(!s.path("fresh").exists(), "no file at --file after a failed backup");
+    assert!(
+        !s.path("fresh").exists(),
+        "no file at --file after a failed backup"
+    );
     let leftovers: Vec<_> = std::fs::read_dir(s.dir.path())
         .unwrap()
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .filter(|n| n.starts_with('.') || n.contains("tmp"))
         .collect();
-    assert!(leftovers.is_empty(), "no temporary files left: {leftovers:?}");
+    assert!(
+        leftovers.is_empty(),
+        "no temporary files left: {leftovers:?}"
+    );
 }
 
 #[test]
@@ -126,7 +187,8 @@ fn a_failure_after_the_first_write_is_rolled_back() {
     // A profile whose post-restore step fails: files and the engine database
     // have been restored by then.
     let builtin = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../holdfast/src/profile/ovirt-engine.toml"),
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../holdfast/src/profile/ovirt-engine.toml"),
     )
     .unwrap();
     let broken = builtin.replace(
@@ -135,14 +197,30 @@ fn a_failure_after_the_first_write_is_rolled_back() {
     );
     assert_ne!(broken, builtin);
     std::fs::write(s.path("broken.toml"), broken).unwrap();
-    let conf = s.root().join("etc/ovirt-engine/engine.conf.d/99-custom.conf");
-    std::fs::write(&conf, "DEMO_NOTE=\"local change that the restore would overwrite\"\n").unwrap();
+    let conf = s
+        .root()
+        .join("etc/ovirt-engine/engine.conf.d/99-custom.conf");
+    std::fs::write(
+        &conf,
+        "DEMO_NOTE=\"local change that the restore would overwrite\"\n",
+    )
+    .unwrap();
     let new_dir = s.root().join("etc/pki/ovirt-engine");
     std::fs::remove_dir_all(&new_dir).unwrap();
     let before = tree(&s.root());
     let profile = format!("--profile={}", s.path("broken.toml").display());
-    let r = s.engine_backup(&["--mode=restore", "--file=good", "--log=r.log", "--restore-permissions", &profile]);
+    let r = s.engine_backup(&[
+        "--mode=restore",
+        "--file=good",
+        "--log=r.log",
+        "--restore-permissions",
+        &profile,
+    ]);
     r.fails_with("division by zero");
-    assert!(r.stderr.contains("rolled back:") && r.stderr.contains("nothing remains changed"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("rolled back:") && r.stderr.contains("nothing remains changed"),
+        "{}",
+        r.stderr
+    );
     assert_untouched(&s, &before);
 }

@@ -218,7 +218,7 @@ fn restore_all(
     if let Some(plan) = files_plan {
         log.output("- Files");
         log.line("Restoring files");
-        journal.keep_files(plan)?;
+        journal.keep_files(plan, req.env.root.path())?;
         plan.apply()?;
         outcome.files_restored = true;
     }
@@ -581,6 +581,8 @@ struct Journal {
     files: Vec<(PathBuf, Option<PathBuf>)>,
     /// Directories the restore created, deepest last.
     created_dirs: Vec<PathBuf>,
+    /// Existing directories whose mode and owner the restore sets: (path, mode, uid, gid).
+    dir_modes: Vec<(PathBuf, u32, u32, u32)>,
     /// Databases the restore loaded into (they were empty).
     filled: Vec<ConnParams>,
     /// Conf files rewritten, with their dated copies.
@@ -593,21 +595,30 @@ impl Journal {
             dir,
             files: Vec::new(),
             created_dirs: Vec::new(),
+            dir_modes: Vec::new(),
             filled: Vec::new(),
             rewritten: Vec::new(),
         }
     }
 
-    /// Keep aside every file the plan will replace, and note what it creates.
-    fn keep_files(&mut self, plan: &FilesPlan) -> Result<()> {
+    /// Keep aside every file the plan will replace, and note what it creates
+    /// (plan paths are relative to the install root).
+    fn keep_files(&mut self, plan: &FilesPlan, root: &Path) -> Result<()> {
+        use std::os::unix::fs::MetadataExt;
         for dir in plan.missing_parents() {
-            self.created_dirs.push(dir.clone());
+            self.created_dirs.push(root.join(dir));
         }
         for entry in plan.entries() {
+            let path = root.join(&entry.path);
             match (entry.kind, entry.exists) {
-                (PlannedKind::Directory, false) => self.created_dirs.push(entry.path.clone()),
-                (PlannedKind::Directory, true) => {}
-                (_, _) => self.keep_file(&entry.path)?,
+                (PlannedKind::Directory, false) => self.created_dirs.push(path),
+                (PlannedKind::Directory, true) => {
+                    let meta = std::fs::symlink_metadata(&path)
+                        .context(|| format!("stat {}", path.display()))?;
+                    self.dir_modes
+                        .push((path, meta.mode(), meta.uid(), meta.gid()));
+                }
+                (_, _) => self.keep_file(&path)?,
             }
         }
         Ok(())
@@ -678,7 +689,16 @@ impl Journal {
             }
         }
         for dir in self.created_dirs.iter().rev() {
-            let _ = std::fs::remove_dir(dir);
+            if dir.exists() && std::fs::remove_dir(dir).is_err() {
+                remains.push(format!("directory {} (not empty)", dir.display()));
+            }
+        }
+        for (dir, mode, uid, gid) in &self.dir_modes {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::os::unix::fs::chown(dir, Some(*uid), Some(*gid));
+            if let Err(e) = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(*mode)) {
+                remains.push(format!("mode of {} ({e})", dir.display()));
+            }
         }
         if put_back + removed > 0 {
             done.push(format!(
