@@ -34,7 +34,11 @@ fn raw_tar(entries: &[(String, Kind)]) -> Vec<u8> {
         };
         h.set_entry_type(ty);
         h.set_size(data.len() as u64);
-        h.set_mode(if matches!(kind, Kind::Dir) { 0o755 } else { 0o644 });
+        h.set_mode(if matches!(kind, Kind::Dir) {
+            0o755
+        } else {
+            0o644
+        });
         h.set_mtime(1_795_272_484);
         h.set_uid(0);
         h.set_gid(0);
@@ -114,23 +118,39 @@ fn open_with(bytes: &[u8], limits: ReadLimits) -> holdfast::Result<ArchiveReader
     std::fs::create_dir(&temp_parent).unwrap();
     let result = ArchiveReader::open_in(&archive, &temp_parent, limits);
     if let Err(e) = &result {
-        assert!(matches!(e, Error::Invalid(_)), "not an Invalid error: {e:?}");
+        assert!(
+            matches!(e, Error::Invalid(_)),
+            "not an Invalid error: {e:?}"
+        );
         let msg = e.to_string();
         assert!(!msg.contains('\n'), "multi-line message: {msg}");
-        assert!(msg.starts_with(&archive.display().to_string()), "names the archive: {msg}");
-        assert_eq!(std::fs::read_dir(&temp_parent).unwrap().count(), 0, "temp dir left behind");
+        assert!(
+            msg.starts_with(&archive.display().to_string()),
+            "names the archive: {msg}"
+        );
+        assert_eq!(
+            std::fs::read_dir(&temp_parent).unwrap().count(),
+            0,
+            "temp dir left behind"
+        );
         let mut top_entries: Vec<_> = std::fs::read_dir(top.path())
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
         top_entries.sort();
-        assert_eq!(top_entries, ["hostile.backup", "tmp"], "something was written outside");
+        assert_eq!(
+            top_entries,
+            ["hostile.backup", "tmp"],
+            "something was written outside"
+        );
     }
     result
 }
 
 fn expect_error(bytes: &[u8], want: &str) {
-    let err = open_bytes(bytes).err().unwrap_or_else(|| panic!("accepted; wanted {want:?}"));
+    let err = open_bytes(bytes)
+        .err()
+        .unwrap_or_else(|| panic!("accepted; wanted {want:?}"));
     assert!(err.to_string().contains(want), "{err}\n  wanted: {want}");
 }
 
@@ -188,7 +208,10 @@ fn truncated_or_damaged_compressed_streams_are_detected() {
         let mut enc = codec.encoder(Vec::new(), None, 1).unwrap();
         enc.write_all(&tar).unwrap();
         let packed = enc.finish().unwrap();
-        expect_error(&packed[..packed.len() - 3], &format!("{codec} stream is damaged or truncated"));
+        expect_error(
+            &packed[..packed.len() - 3],
+            &format!("{codec} stream is damaged or truncated"),
+        );
     }
 }
 
@@ -197,7 +220,10 @@ fn a_flipped_byte_fails_the_checksum_naming_the_member() {
     let mut tar = raw_tar(&layout(&sound_files()));
     let at = tar.len() - 1024 - 1000;
     tar[at] ^= 0x01;
-    expect_error(&tar, "Checksum verification failed: member 'db/engine_backup.db'");
+    expect_error(
+        &tar,
+        "Checksum verification failed: member 'db/engine_backup.db'",
+    );
 }
 
 #[test]
@@ -206,17 +232,37 @@ fn missing_and_unlisted_members_are_refused() {
     let mut listed = files.clone();
     listed.push(("db/dwh_backup.db", b"PGDMP dwh".to_vec()));
     let mut entries = layout(&files);
-    let at = entries.iter().position(|(n, _)| n == "./sha256sum").unwrap();
+    let at = entries
+        .iter()
+        .position(|(n, _)| n == "./sha256sum")
+        .unwrap();
     entries[at].1 = Kind::File(sha256sum_of(&listed));
-    expect_error(&raw_tar(&entries), "member 'db/dwh_backup.db' listed in sha256sum is missing");
+    expect_error(
+        &raw_tar(&entries),
+        "member 'db/dwh_backup.db' listed in sha256sum is missing",
+    );
 
     let mut entries = layout(&files);
     entries.push(("./db/extra_backup.db".into(), Kind::File(b"x".to_vec())));
-    expect_error(&raw_tar(&entries), "member 'db/extra_backup.db' is not listed in sha256sum");
+    expect_error(
+        &raw_tar(&entries),
+        "member 'db/extra_backup.db' is not listed in sha256sum",
+    );
 
-    let without_version: Vec<_> = files.iter().filter(|(n, _)| *n != "version").cloned().collect();
-    expect_error(&raw_tar(&layout(&without_version)), "has no 'version' member");
-    let without_config: Vec<_> = files.iter().filter(|(n, _)| *n != "config").cloned().collect();
+    let without_version: Vec<_> = files
+        .iter()
+        .filter(|(n, _)| *n != "version")
+        .cloned()
+        .collect();
+    expect_error(
+        &raw_tar(&layout(&without_version)),
+        "has no 'version' member",
+    );
+    let without_config: Vec<_> = files
+        .iter()
+        .filter(|(n, _)| *n != "config")
+        .cloned()
+        .collect();
     expect_error(&raw_tar(&layout(&without_config)), "has no 'config' member");
 }
 
@@ -237,14 +283,27 @@ fn no_hash_file_and_legacy_md5sum() {
     assert_eq!(reader.os_version(), "debian12");
 
     // os_version absent (archives before 4.4): Unknown.
-    let old: Vec<_> = files.iter().filter(|(n, _)| *n != "os_version").cloned().collect();
-    assert_eq!(open_bytes(&raw_tar(&layout(&old))).unwrap().os_version(), "Unknown");
+    let old: Vec<_> = files
+        .iter()
+        .filter(|(n, _)| *n != "os_version")
+        .cloned()
+        .collect();
+    assert_eq!(
+        open_bytes(&raw_tar(&layout(&old))).unwrap().os_version(),
+        "Unknown"
+    );
 }
 
 #[test]
 fn duplicated_members_are_refused() {
     let mut entries = layout(&sound_files());
-    entries.insert(2, ("./config".into(), Kind::File(b"DB_DUMP_FORMAT=plain\n".to_vec())));
+    entries.insert(
+        2,
+        (
+            "./config".into(),
+            Kind::File(b"DB_DUMP_FORMAT=plain\n".to_vec()),
+        ),
+    );
     expect_error(&raw_tar(&entries), "duplicate member './config'");
     let mut entries = layout(&sound_files());
     entries.push(("./db/".into(), Kind::Dir));
@@ -288,8 +347,14 @@ fn links_devices_and_fifos_are_refused() {
 #[test]
 fn config_with_shell_code_is_refused() {
     for (text, want) in [
-        ("DB_DUMP_FORMAT=$(touch /tmp/holdfast-pwned)\n", "config: line 1: invalid value"),
-        ("DB_DUMP_COMPRESSOR=\nDB_DUMP_FORMAT=custom; touch /tmp/x\n", "config: line 2: invalid value"),
+        (
+            "DB_DUMP_FORMAT=$(touch /tmp/holdfast-pwned)\n",
+            "config: line 1: invalid value",
+        ),
+        (
+            "DB_DUMP_COMPRESSOR=\nDB_DUMP_FORMAT=custom; touch /tmp/x\n",
+            "config: line 2: invalid value",
+        ),
         ("DB_DUMP_COMPRESSOR=`id`\n", "config: line 1: invalid value"),
         ("LD_PRELOAD=/tmp/x.so\n", "config: line 1: unknown key"),
     ] {
@@ -302,7 +367,10 @@ fn config_with_shell_code_is_refused() {
 fn manifest_for(files: &[(&str, Vec<u8>)]) -> Manifest {
     Manifest {
         format_version: MANIFEST_FORMAT_VERSION,
-        tool: ToolInfo { name: "holdfast".into(), version: "0.1.0".into() },
+        tool: ToolInfo {
+            name: "holdfast".into(),
+            version: "0.1.0".into(),
+        },
         created_at: "2026-11-21T15:00:00Z".into(),
         profile: "ovirt-engine".into(),
         application_version: "4.5.7".into(),
@@ -310,7 +378,11 @@ fn manifest_for(files: &[(&str, Vec<u8>)]) -> Manifest {
         scopes: vec!["db".into()],
         members: files
             .iter()
-            .map(|(n, d)| MemberRecord { name: n.to_string(), size: d.len() as u64, sha256: sha256(d) })
+            .map(|(n, d)| MemberRecord {
+                name: n.to_string(),
+                size: d.len() as u64,
+                sha256: sha256(d),
+            })
             .collect(),
         databases: vec![],
     }
@@ -321,23 +393,39 @@ fn manifest_with_wrong_checksums_is_refused() {
     let files = sound_files();
     let mut good = files.clone();
     good.push(("manifest.json", manifest_for(&files).to_json().into_bytes()));
-    assert!(open_bytes(&raw_tar(&layout(&good))).unwrap().manifest().is_some());
+    assert!(open_bytes(&raw_tar(&layout(&good)))
+        .unwrap()
+        .manifest()
+        .is_some());
 
     let mut manifest = manifest_for(&files);
     manifest.members[3].sha256 = "0".repeat(64);
     let mut bad = files.clone();
     bad.push(("manifest.json", manifest.to_json().into_bytes()));
-    expect_error(&raw_tar(&layout(&bad)), "member 'db/engine_backup.db' has sha256");
+    expect_error(
+        &raw_tar(&layout(&bad)),
+        "member 'db/engine_backup.db' has sha256",
+    );
 
     let mut manifest = manifest_for(&files);
-    manifest.members.push(MemberRecord { name: "db/dwh_backup.db".into(), size: 1, sha256: "0".repeat(64) });
+    manifest.members.push(MemberRecord {
+        name: "db/dwh_backup.db".into(),
+        size: 1,
+        sha256: "0".repeat(64),
+    });
     let mut bad = files.clone();
     bad.push(("manifest.json", manifest.to_json().into_bytes()));
-    expect_error(&raw_tar(&layout(&bad)), "manifest lists member 'db/dwh_backup.db'");
+    expect_error(
+        &raw_tar(&layout(&bad)),
+        "manifest lists member 'db/dwh_backup.db'",
+    );
 
     let mut bad = files.clone();
     bad.push(("manifest.json", b"{\"format_version\": 1".to_vec()));
-    expect_error(&raw_tar(&layout(&bad)), "manifest.json: not a valid manifest");
+    expect_error(
+        &raw_tar(&layout(&bad)),
+        "manifest.json: not a valid manifest",
+    );
 }
 
 #[test]
@@ -349,12 +437,21 @@ fn size_caps_stop_decompression_bombs() {
     enc.write_all(&tar).unwrap();
     let packed = enc.finish().unwrap();
     assert!(packed.len() < 10_000);
-    let limits = ReadLimits { max_member_bytes: 100_000, ..ReadLimits::default() };
+    let limits = ReadLimits {
+        max_member_bytes: 100_000,
+        ..ReadLimits::default()
+    };
     let err = open_with(&packed, limits).err().unwrap().to_string();
     assert!(err.contains("more than the limit of 100000"), "{err}");
-    let limits = ReadLimits { max_total_bytes: 500_000, ..ReadLimits::default() };
+    let limits = ReadLimits {
+        max_total_bytes: 500_000,
+        ..ReadLimits::default()
+    };
     assert!(open_with(&packed, limits).is_err());
-    let limits = ReadLimits { max_entries: 3, ..ReadLimits::default() };
+    let limits = ReadLimits {
+        max_entries: 3,
+        ..ReadLimits::default()
+    };
     let err = open_with(&packed, limits).err().unwrap().to_string();
     assert!(err.contains("more than 3 entries"), "{err}");
 }
@@ -381,8 +478,7 @@ fn plan_error(entries: &[(String, Kind)], setup: impl FnOnce(&Path, &Path)) -> S
     let member = top.path().join("files");
     std::fs::write(&member, raw_tar(entries)).unwrap();
     let err = FilesPlan::new(&member, &root, &[], ReadLimits::default())
-        .err()
-        .expect("plan accepted a hostile files member");
+        .expect_err("plan accepted a hostile files member");
     assert!(matches!(err, Error::Invalid(_)), "{err:?}");
     assert_eq!(std::fs::read_dir(&root).unwrap().count(), before_root);
     assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
@@ -397,10 +493,20 @@ fn e(name: &str, kind: Kind) -> (String, Kind) {
 fn files_entries_escaping_the_root_are_refused() {
     let f = || Kind::File(b"x".to_vec());
     let nothing = |_: &Path, _: &Path| {};
-    assert!(plan_error(&[e("etc/", Kind::Dir), e("../outside/evil", f())], nothing).contains("leaves the install root"));
+    assert!(
+        plan_error(&[e("etc/", Kind::Dir), e("../outside/evil", f())], nothing)
+            .contains("leaves the install root")
+    );
     assert!(plan_error(&[e("/outside/evil", f())], nothing).contains("absolute path"));
-    assert!(plan_error(&[e("etc/a/../../../outside/x", f())], nothing).contains("leaves the install root"));
-    let err = plan_error(&[e("etc/link", Kind::Symlink("../../outside")), e("etc/link/evil", f())], nothing);
+    assert!(plan_error(&[e("etc/a/../../../outside/x", f())], nothing)
+        .contains("leaves the install root"));
+    let err = plan_error(
+        &[
+            e("etc/link", Kind::Symlink("../../outside")),
+            e("etc/link/evil", f()),
+        ],
+        nothing,
+    );
     assert!(err.contains("through the symlink 'etc/link'"), "{err}");
     let err = plan_error(&[e("etc/evil", f())], |root, outside| {
         std::os::unix::fs::symlink(outside, root.join("etc")).unwrap();
@@ -409,7 +515,10 @@ fn files_entries_escaping_the_root_are_refused() {
     let err = plan_error(&[e("etc/h", Kind::HardLink("../outside/x"))], nothing);
     assert!(err.contains("leaves the install root"), "{err}");
     let err = plan_error(&[e("etc/h", Kind::HardLink("etc/not-in-archive"))], nothing);
-    assert!(err.contains("not a file restored from this archive"), "{err}");
+    assert!(
+        err.contains("not a file restored from this archive"),
+        "{err}"
+    );
     assert!(plan_error(&[e("dev/null", Kind::Char)], nothing).contains("character device"));
     assert!(plan_error(&[e("run/fifo", Kind::Fifo)], nothing).contains("fifo"));
     assert!(plan_error(&[e("etc/a", f()), e("etc/a", f())], nothing).contains("duplicate entry"));
@@ -441,10 +550,16 @@ fn files_symlinks_and_hard_links_inside_the_root_are_restored() {
     )
     .unwrap();
     let plan = FilesPlan::new(&member, &root, &[], ReadLimits::default()).unwrap();
-    assert_eq!(plan.existing_paths(), [root.join("etc"), root.join("etc/target")]);
+    assert_eq!(
+        plan.existing_paths(),
+        [root.join("etc"), root.join("etc/target")]
+    );
     plan.apply().unwrap();
     assert_eq!(std::fs::read(top.path().join("victim")).unwrap(), b"keep");
     assert_eq!(std::fs::read(root.join("etc/target")).unwrap(), b"new");
     assert_eq!(std::fs::read(root.join("etc/hard")).unwrap(), b"new");
-    assert_eq!(std::fs::read_link(root.join("etc/abs-link")).unwrap(), Path::new("/etc/passwd"));
+    assert_eq!(
+        std::fs::read_link(root.join("etc/abs-link")).unwrap(),
+        Path::new("/etc/passwd")
+    );
 }
