@@ -563,3 +563,45 @@ fn files_symlinks_and_hard_links_inside_the_root_are_restored() {
         Path::new("/etc/passwd")
     );
 }
+
+#[test]
+fn files_owner_follows_names_like_gnu_tar() {
+    if unsafe { libc::geteuid() } != 0 {
+        return; // changing owners needs root; the owner is left alone otherwise
+    }
+    let top = tempfile::tempdir().unwrap();
+    let mut tar = Vec::new();
+    for (name, user, uid) in [
+        ("by-name", "root", 4242u64),
+        ("by-number", "no-such-user-holdfast", 4242),
+    ] {
+        let mut h = tar::Header::new_gnu();
+        h.set_path(name).unwrap();
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_size(1);
+        h.set_mode(0o640);
+        h.set_uid(uid);
+        h.set_gid(uid);
+        h.set_mtime(0);
+        h.set_username(user).unwrap();
+        h.set_groupname(user).unwrap();
+        h.set_cksum();
+        tar.extend_from_slice(h.as_bytes());
+        tar.extend_from_slice(b"x");
+        tar.resize(tar.len().div_ceil(512) * 512, 0);
+    }
+    tar.extend_from_slice(&[0u8; 1024]);
+    let member = top.path().join("files");
+    std::fs::write(&member, tar).unwrap();
+    let root = top.path().join("root");
+    std::fs::create_dir(&root).unwrap();
+    FilesPlan::new(&member, &root, &[], ReadLimits::default())
+        .unwrap()
+        .apply()
+        .unwrap();
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(root.join("by-name")).unwrap();
+    assert_eq!((m.uid(), m.gid()), (0, 0));
+    let m = std::fs::metadata(root.join("by-number")).unwrap();
+    assert_eq!((m.uid(), m.gid()), (4242, 4242));
+}

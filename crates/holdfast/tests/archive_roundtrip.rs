@@ -302,3 +302,60 @@ fn unfinished_writer_leaves_nothing() {
     assert!(!dest.exists());
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }
+
+/// engine-backup unpacks with GNU tar and checks with `sha256sum -c`; both
+/// must accept what ArchiveWriter writes.
+#[test]
+fn gnu_tar_and_sha256sum_accept_what_we_write() {
+    use std::process::Command;
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("backup");
+    write_archive(&dest, Codec::Gzip, false).unwrap();
+    let listing = Command::new("tar")
+        .arg("-tvzf")
+        .arg(&dest)
+        .output()
+        .unwrap();
+    assert!(listing.status.success());
+    let text = String::from_utf8(listing.stdout).unwrap();
+    let names: Vec<_> = text
+        .lines()
+        .map(|l| l.rsplit(' ').next().unwrap())
+        .collect();
+    assert_eq!(names[..3], ["./", "./config", "./os_version"]);
+
+    let x = dir.path().join("x");
+    std::fs::create_dir(&x).unwrap();
+    let unpack = Command::new("tar")
+        .arg("-C")
+        .arg(&x)
+        .arg("-pSsxf")
+        .arg(&dest)
+        .status()
+        .unwrap();
+    assert!(unpack.success());
+    let check = Command::new("sha256sum")
+        .args(["-c", "sha256sum", "--status"])
+        .current_dir(&x)
+        .status()
+        .unwrap();
+    assert!(check.success());
+    let root = dir.path().join("root");
+    std::fs::create_dir(&root).unwrap();
+    let files = Command::new("tar")
+        .arg("-C")
+        .arg(&root)
+        .arg("-xJf")
+        .arg(x.join("files"))
+        .status()
+        .unwrap();
+    assert!(files.success());
+    assert_eq!(
+        std::fs::read(root.join("etc/app/keys/id")).unwrap(),
+        b"secret key\n"
+    );
+    assert_eq!(
+        std::fs::read_link(root.join("etc/app/link.conf")).unwrap(),
+        Path::new("app.conf")
+    );
+}

@@ -14,6 +14,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 
 use super::codec::Codec;
+use super::owner;
 use super::reader::ReadLimits;
 use crate::error::{Error, IoContext, Result};
 
@@ -129,6 +130,12 @@ fn pack_tree<W: Write>(
     header.set_mode(meta.mode() & 0o7777);
     header.set_uid(meta.uid() as u64);
     header.set_gid(meta.gid() as u64);
+    if let Some(user) = owner::user_name(meta.uid()) {
+        let _ = header.set_username(&user);
+    }
+    if let Some(group) = owner::group_name(meta.gid()) {
+        let _ = header.set_groupname(&group);
+    }
     header.set_mtime(meta.mtime().max(0) as u64);
     let write_err = |e: io::Error| Error::io(format!("pack {}", path.display()), e);
     if kind.is_dir() {
@@ -385,10 +392,7 @@ impl FilesPlan {
             let mode = header.mode().map_err(|e| fail(e.to_string()))? & 0o7777;
             let mtime = header.mtime().map_err(|e| fail(e.to_string()))?;
             let owner = if as_root {
-                Some((
-                    header.uid().map_err(|e| fail(e.to_string()))? as u32,
-                    header.gid().map_err(|e| fail(e.to_string()))? as u32,
-                ))
+                Some(owner::owner_for(header).map_err(|e| fail(e.to_string()))?)
             } else {
                 None
             };
@@ -601,7 +605,8 @@ fn replace_with_symlink(path: &Path, target: &Path, owner: Option<(u32, u32)>) -
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    // A fresh unique name: create a placeholder file, then swap a symlink in.
+    // Create the link under a free temporary name, then rename it over `path`:
+    // rename replaces a symlink itself, never what it points to.
     for n in 0..100u32 {
         let temp = dir.join(format!(".{name}.holdfast-link.{}.{n}", std::process::id()));
         match std::os::unix::fs::symlink(target, &temp) {

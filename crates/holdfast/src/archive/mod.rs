@@ -10,6 +10,7 @@ pub mod codec;
 pub mod config;
 pub mod files;
 pub mod manifest;
+pub mod owner;
 pub mod reader;
 pub mod writer;
 

@@ -14,6 +14,7 @@ use tempfile::NamedTempFile;
 use super::checksum::{self, HashKind, HashLine};
 use super::codec::Codec;
 use super::manifest::{MemberRecord, MANIFEST_MEMBER};
+use super::owner;
 use super::{is_member_name, DB_DIR, TOP_MEMBERS};
 use crate::error::{Error, IoContext, Result};
 
@@ -274,11 +275,11 @@ fn header(kind: tar::EntryType, mode: u32, size: u64, mtime: u64) -> tar::Header
     let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
     h.set_uid(uid as u64);
     h.set_gid(gid as u64);
-    if uid == 0 {
-        let _ = h.set_username("root");
+    if let Some(user) = owner::user_name(uid) {
+        let _ = h.set_username(&user);
     }
-    if gid == 0 {
-        let _ = h.set_groupname("root");
+    if let Some(group) = owner::group_name(gid) {
+        let _ = h.set_groupname(&group);
     }
     h
 }
