@@ -11,7 +11,7 @@ use crate::archive::{ArchiveReader, Codec, DumpFormat, ReadLimits};
 use crate::log::Log;
 use crate::ops::{VerifyRequest, WorkDir};
 use crate::pg::{self, command::ClientCommand, PgTools};
-use crate::profile::{DatabaseComponent, ForbiddenOption};
+use crate::profile::ForbiddenOption;
 use crate::{Error, IoContext, Result};
 
 /// What verify found.
@@ -106,7 +106,7 @@ pub fn run(req: &VerifyRequest, log: &Log) -> Result<VerifyOutcome> {
         dumps.push(member);
     }
     let (deep_tables, deep_mismatches) = if req.deep {
-        deep_verify(&archive, &env.profile.databases, work.path(), log)?
+        deep_verify(&archive, &env.profile, work.path(), log)?
     } else {
         (0, 0)
     };
@@ -116,6 +116,33 @@ pub fn run(req: &VerifyRequest, log: &Log) -> Result<VerifyOutcome> {
         deep_tables,
         deep_mismatches,
     })
+}
+
+/// The archive's `db/*` members: the profile's databases in profile order, then
+/// anything else in name order.
+fn dump_members_in_profile_order(
+    archive: &ArchiveReader,
+    profile: &crate::profile::Profile,
+) -> Vec<String> {
+    let present: Vec<String> = archive
+        .dumps()
+        .into_iter()
+        .map(|m| m.name.clone())
+        .collect();
+    let mut ordered: Vec<String> = profile
+        .databases
+        .iter()
+        .map(|d| d.member.clone())
+        .chain(profile.sqlite.iter().map(|s| s.member.clone()))
+        .filter(|m| present.contains(m))
+        .collect();
+    ordered.extend(
+        present
+            .into_iter()
+            .filter(|m| !ordered.contains(m))
+            .collect::<Vec<_>>(),
+    );
+    ordered
 }
 
 /// A dump ready for pg_restore: the member itself, or its decompressed copy.
@@ -283,7 +310,7 @@ fn check_sqlite(path: &Path) -> Result<()> {
 /// superuser and compare row counts and checksums with the manifest.
 fn deep_verify(
     archive: &ArchiveReader,
-    databases: &[DatabaseComponent],
+    profile: &crate::profile::Profile,
     work: &Path,
     log: &Log,
 ) -> Result<(usize, usize)> {
@@ -333,13 +360,9 @@ fn deep_verify(
         "  {:<12} {:<36} {:>9} {:>9}  {}",
         "database", "table", "rows", "restored", "checksum"
     ));
-    for (i, member) in archive
-        .members()
-        .map(|m| m.name.clone())
-        .filter(|n| n.starts_with("db/"))
-        .enumerate()
-    {
-        let Some(db) = databases.iter().find(|d| d.member == member) else {
+    let members = dump_members_in_profile_order(archive, profile);
+    for (i, member) in members.into_iter().enumerate() {
+        let Some(db) = profile.databases.iter().find(|d| d.member == member) else {
             continue;
         };
         let settings = archive.config().get(&db.archive_config_prefix);
