@@ -12,7 +12,10 @@ fn median(mut v: Vec<Duration>) -> Duration {
 }
 
 fn main() {
-    let runs: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(10);
+    let runs: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(10);
     // A private parent directory, so the first start really runs initdb.
     let parent = std::env::temp_dir().join(format!("pgsandbox-startup-{}", std::process::id()));
     std::fs::create_dir_all(&parent).expect("create parent dir");
@@ -35,7 +38,10 @@ fn main() {
         stops.push(t.elapsed());
     }
     let _ = std::fs::remove_dir_all(&parent);
-    println!("PostgreSQL {major}: first start (initdb of the template) {:.3} s", cold.as_secs_f64());
+    println!(
+        "PostgreSQL {major}: first start (initdb of the template) {:.3} s",
+        cold.as_secs_f64()
+    );
     println!(
         "later starts: median {:.3} s (min {:.3}, max {:.3}) over {runs}; stop and remove: median {:.3} s",
         median(starts.clone()).as_secs_f64(),
