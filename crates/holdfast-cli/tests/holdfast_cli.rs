@@ -237,3 +237,76 @@ fn profile_show_lists_components_without_passwords() {
     );
     assert!(!r.stdout.contains("fixture-pw"));
 }
+
+#[test]
+fn verify_refuses_the_legacy_directory_setting_in_custom_and_plain_dumps() {
+    let s = Sample::start();
+    s.cluster
+        .execute(
+            "engine",
+            "INSERT INTO vdc_options (option_name, option_value, version) VALUES ('DomainName', 'example.com', 'general')",
+        )
+        .unwrap();
+    for (file, extra) in [
+        ("custom.backup", None),
+        ("plain.backup", Some("--small-size")),
+    ] {
+        let mut args = vec![
+            "--mode=backup".to_string(),
+            format!("--file={file}"),
+            "--log=b.log".into(),
+        ];
+        args.extend(extra.map(str::to_string));
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        s.engine_backup(&refs).ok();
+        s.engine_backup(&["--mode=verify", &format!("--file={file}"), "--log=v.log"]).fails_with(
+            "legacy kerberos/ldap directory integration was in use. Please migrate to ovirt-engine-extension-aaa-ldap and backup/restore again",
+        );
+    }
+}
+
+#[test]
+fn grafana_sqlite_database_is_copied_online_and_restored() {
+    let s = Sample::start();
+    let db_path = s.root().join("var/lib/grafana/grafana.db");
+    std::fs::create_dir_all(db_path.parent().unwrap()).unwrap();
+    let conn = rusqlite::Connection::open(&db_path).unwrap();
+    conn.execute_batch("CREATE TABLE dashboard (id INTEGER PRIMARY KEY, title TEXT); INSERT INTO dashboard (title) VALUES ('hosts'), ('vms');")
+        .unwrap();
+    let setup = s.root().join("etc/ovirt-engine-setup.conf");
+    let mut text = std::fs::read_to_string(&setup).unwrap();
+    text.push_str("OVESETUP_GRAFANA_CORE/enable=bool:True\n");
+    std::fs::write(&setup, text).unwrap();
+    // The backup copies the database while a connection holds it open.
+    let r = s.engine_backup(&[
+        "--mode=backup",
+        "--scope=grafanadb",
+        "--file=g.backup",
+        "--log=g.log",
+    ]);
+    r.ok();
+    assert!(
+        r.stdout
+            .contains(&format!("- Grafana database '{}'", db_path.display())),
+        "{}",
+        r.stdout
+    );
+    drop(conn);
+    assert_eq!(
+        members(&s.path("g.backup"))
+            .iter()
+            .filter(|m| m.starts_with("db/"))
+            .collect::<Vec<_>>(),
+        ["db/grafana.db"]
+    );
+    std::fs::remove_file(&db_path).unwrap();
+    s.engine_backup(&["--mode=restore", "--file=g.backup", "--log=gr.log"])
+        .ok();
+    let restored = rusqlite::Connection::open(&db_path).unwrap();
+    let titles: String = restored
+        .query_row("SELECT group_concat(title, ',') FROM dashboard", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(titles, "hosts,vms");
+}
