@@ -19,7 +19,7 @@ use holdfast::profile::{Environment, InstallRoot, Profile};
 /// databases, the roles they need and the application's configuration files, as
 /// one archive. `engine-backup` is the same tool with oVirt's command line.
 #[derive(Debug, Parser)]
-#[command(name = "holdfast", version, about, long_about = None)]
+#[command(name = "holdfast", version)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
