@@ -313,6 +313,41 @@ pub fn restore_custom(
             "pg_restore needs at least 1 job: give --jobs 1 or more",
         ));
     }
+    let jobs = options.jobs.to_string();
+    let extra: Vec<&str> = if options.jobs > 1 {
+        vec!["-j", &jobs]
+    } else {
+        Vec::new()
+    };
+    run_pg_restore(conn, tools, dump, options.restore_permissions, &extra)
+}
+
+/// Restore a custom-format dump all or nothing (`--single-transaction
+/// --exit-on-error`, hence without parallel jobs), filtered like
+/// [`restore_custom`]: a failure leaves the database as it was.
+pub fn restore_custom_atomic(
+    conn: &ConnParams,
+    tools: &PgTools,
+    dump: &Path,
+    restore_permissions: bool,
+) -> Result<RestoreReport> {
+    run_pg_restore(
+        conn,
+        tools,
+        dump,
+        restore_permissions,
+        &["--single-transaction", "--exit-on-error"],
+    )
+}
+
+/// `pg_restore -L <filtered list> [extra] [--no-owner --no-privileges] dump`.
+fn run_pg_restore(
+    conn: &ConnParams,
+    tools: &PgTools,
+    dump: &Path,
+    restore_permissions: bool,
+    extra: &[&str],
+) -> Result<RestoreReport> {
     let listing = toc_listing(tools, dump)?;
     let target = target_state(conn, tools)?;
 
@@ -342,10 +377,8 @@ pub fn restore_custom(
 
     let mut cmd = ClientCommand::connected(tools, "pg_restore", conn)?;
     cmd.arg("-L").arg(&list_path);
-    if options.jobs > 1 {
-        cmd.arg("-j").arg(options.jobs.to_string());
-    }
-    if !options.restore_permissions {
+    cmd.args(extra);
+    if !restore_permissions {
         cmd.args(["--no-owner", "--no-privileges"]);
     }
     cmd.arg(dump);

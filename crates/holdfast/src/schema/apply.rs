@@ -299,8 +299,11 @@ impl<'a> Runner<'a> {
     }
 
     fn run_executable(&mut self, rel: &str, path: &Path) -> Result<()> {
-        let scratch = tempfile::tempdir().context(|| "create a temporary directory".to_string())?;
-        let mut env = super::dump::client_env(self.params, scratch.path())?;
+        let pgpass = match self.params.password {
+            Some(_) => Some(crate::pg::PgPass::new([self.params])?),
+            None => None,
+        };
+        let mut env = super::dump::client_env(self.params, pgpass.as_ref());
         let dbfunc: Vec<(String, String)> = env
             .iter()
             .filter_map(|(k, v)| {
