@@ -13,6 +13,7 @@ use holdfast::profile::{Environment, InstallRoot, Profile};
 use holdfast::Password;
 
 use super::lowargs::{DbLowArgs, LowArgs, PasswordArg};
+use crate::cmd::absolute;
 
 /// What the process will do.
 #[derive(Debug)]
@@ -356,16 +357,6 @@ pub fn interpret(low: LowArgs, profile: Profile, outside: &dyn Outside) -> Resul
             )
         }
     })
-}
-
-fn absolute(p: &Path) -> PathBuf {
-    if p.is_absolute() {
-        p.to_path_buf()
-    } else {
-        std::env::current_dir()
-            .map(|d| d.join(p))
-            .unwrap_or_else(|_| p.to_path_buf())
-    }
 }
 
 /// Compression threads: every core.
