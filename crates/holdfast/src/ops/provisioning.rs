@@ -94,11 +94,22 @@ pub fn choose<'a>(
     if !p.auto || !req.credentials.is_empty() || dbs.is_empty() {
         return Ok(Vec::new());
     }
+    let mut first = None;
     for (db, _) in dbs {
         let Some(params) = future.database_params(db)? else {
             return Ok(Vec::new());
         };
         if !is_local(&params.host) || pg::connect(&params).is_ok() {
+            return Ok(Vec::new());
+        }
+        first.get_or_insert(params);
+    }
+    // Without a superuser to provision with (and no cluster to initialise),
+    // the restore goes on and its connection check says what is wrong.
+    let admin = admin_for(req, &first.expect("dbs is not empty"))?;
+    if let Err(e) = admin.check() {
+        if !req.provision.init_cluster {
+            log.line(&format!("No automatic provisioning: {e}"));
             return Ok(Vec::new());
         }
     }
