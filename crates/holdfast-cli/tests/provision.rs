@@ -35,7 +35,10 @@ fn fresh_machine(prepare_source: &str) -> Fresh {
     let Sample { cluster, dir } = s;
     let port = cluster.port();
     drop(cluster);
-    let cluster = Cluster::builder().port(port).start().expect("fresh cluster");
+    let cluster = Cluster::builder()
+        .port(port)
+        .start()
+        .expect("fresh cluster");
     Fresh {
         s: Sample { cluster, dir },
         engine_before,
@@ -74,17 +77,33 @@ fn assert_no_password_shown(f: &Fresh, run: &Run) {
     let log = f.log();
     for pw in PASSWORDS {
         assert!(!log.contains(pw), "password {pw} in the log");
-        assert!(!run.stdout.contains(pw) && !run.stderr.contains(pw), "password {pw} on the console");
+        assert!(
+            !run.stdout.contains(pw) && !run.stderr.contains(pw),
+            "password {pw} on the console"
+        );
     }
 }
 
 #[test]
 fn provision_db_and_dwh_without_permissions() {
     let f = fresh_machine("CREATE EXTENSION \"uuid-ossp\"");
-    let run = f.restore(&["--provision-db", "--provision-dwh-db", "--no-restore-permissions"]);
+    let run = f.restore(&[
+        "--provision-db",
+        "--provision-dwh-db",
+        "--no-restore-permissions",
+    ]);
     run.ok();
-    assert!(run.stdout.contains("Provisioning PostgreSQL users/databases:"), "{}", run.stdout);
-    assert!(run.stdout.contains("- user 'engine', database 'engine'"), "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains("Provisioning PostgreSQL users/databases:"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("- user 'engine', database 'engine'"),
+        "{}",
+        run.stdout
+    );
     // The passwords from the archive's conf work (scram over TCP).
     assert_eq!(
         checksums(&f.s.engine("engine")),
@@ -93,12 +112,40 @@ fn provision_db_and_dwh_without_permissions() {
     assert_eq!(checksums(&f.s.dwh("ovirt_engine_history")), f.dwh_before);
     let c = &f.s.cluster;
     let q = |db: &str, sql: &str| c.query_text(db, sql).unwrap().unwrap_or_default();
-    assert_eq!(q("postgres", "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'engine'"), "engine");
-    assert_eq!(q("postgres", "SELECT pg_encoding_to_char(encoding) FROM pg_database WHERE datname = 'engine'"), "UTF8");
-    assert!(q("postgres", "SELECT rolpassword FROM pg_authid WHERE rolname = 'engine'").starts_with("SCRAM-SHA-256$"));
-    assert_eq!(q("engine", "SELECT extname FROM pg_extension WHERE extname = 'uuid-ossp'"), "uuid-ossp");
+    assert_eq!(
+        q(
+            "postgres",
+            "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'engine'"
+        ),
+        "engine"
+    );
+    assert_eq!(
+        q(
+            "postgres",
+            "SELECT pg_encoding_to_char(encoding) FROM pg_database WHERE datname = 'engine'"
+        ),
+        "UTF8"
+    );
+    assert!(q(
+        "postgres",
+        "SELECT rolpassword FROM pg_authid WHERE rolname = 'engine'"
+    )
+    .starts_with("SCRAM-SHA-256$"));
+    assert_eq!(
+        q(
+            "engine",
+            "SELECT extname FROM pg_extension WHERE extname = 'uuid-ossp'"
+        ),
+        "uuid-ossp"
+    );
     // Without permissions no extra role is created and no grant restored.
-    assert_eq!(q("postgres", "SELECT count(*) FROM pg_roles WHERE rolname = 'reporter'"), "0");
+    assert_eq!(
+        q(
+            "postgres",
+            "SELECT count(*) FROM pg_roles WHERE rolname = 'reporter'"
+        ),
+        "0"
+    );
     assert_no_password_shown(&f, &run);
 }
 
@@ -108,15 +155,22 @@ fn provision_all_databases_restores_permissions_with_extra_roles() {
     let run = f.restore(&["--provision-all-databases"]);
     run.ok();
     assert!(
-        run.stdout.contains("- extra user 'reporter' having grants on database"),
+        run.stdout
+            .contains("- extra user 'reporter' having grants on database"),
         "{}",
         run.stdout
     );
     let log = f.log();
-    assert!(log.contains("ALTER ROLE \"reporter\" PASSWORD"), "how to set it is said");
+    assert!(
+        log.contains("ALTER ROLE \"reporter\" PASSWORD"),
+        "how to set it is said"
+    );
     let c = &f.s.cluster;
     let acl = c
-        .query_text("engine", "SELECT relacl::text FROM pg_class WHERE relname = 'hosts'")
+        .query_text(
+            "engine",
+            "SELECT relacl::text FROM pg_class WHERE relname = 'hosts'",
+        )
         .unwrap()
         .unwrap_or_default();
     assert!(acl.contains("reporter=r/engine"), "{acl}");
@@ -134,11 +188,19 @@ fn provision_all_databases_restores_permissions_with_extra_roles() {
 #[test]
 fn provision_one_database_per_scope() {
     let f = fresh_machine("");
-    f.restore(&["--scope=files", "--scope=dwhdb", "--provision-dwh-db", "--restore-permissions"])
-        .ok();
+    f.restore(&[
+        "--scope=files",
+        "--scope=dwhdb",
+        "--provision-dwh-db",
+        "--restore-permissions",
+    ])
+    .ok();
     assert_eq!(checksums(&f.s.dwh("ovirt_engine_history")), f.dwh_before);
     let state = server_state(&f.s.cluster);
-    assert!(!state.1.split(',').any(|d| d == "engine"), "engine not provisioned: {state:?}");
+    assert!(
+        !state.1.split(',').any(|d| d == "engine"),
+        "engine not provisioned: {state:?}"
+    );
     f.restore(&["--scope=db", "--provision-db", "--restore-permissions"])
         .ok();
     assert_eq!(
@@ -152,19 +214,25 @@ fn automatic_provisioning_when_nothing_is_reachable() {
     let f = fresh_machine("");
     let run = f.restore(&[]);
     run.ok();
-    assert!(run.stdout.contains("none is reachable: provisioning them"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("none is reachable: provisioning them"),
+        "{}",
+        run.stdout
+    );
     assert_eq!(
         checksums(&f.s.engine("engine")),
         expected_after_restore(&f.engine_before)
     );
     assert_eq!(checksums(&f.s.dwh("ovirt_engine_history")), f.dwh_before);
     // Permissions were restored (implied).
-    let acl = f
-        .s
-        .cluster
-        .query_text("engine", "SELECT relacl::text FROM pg_class WHERE relname = 'hosts'")
-        .unwrap()
-        .unwrap_or_default();
+    let acl =
+        f.s.cluster
+            .query_text(
+                "engine",
+                "SELECT relacl::text FROM pg_class WHERE relname = 'hosts'",
+            )
+            .unwrap()
+            .unwrap_or_default();
     assert!(acl.contains("reporter"), "{acl}");
 }
 
@@ -174,11 +242,23 @@ fn an_existing_empty_database_and_role_are_reused() {
     let c = &f.s.cluster;
     c.create_role("engine", "an-old-password").unwrap();
     c.create_database("engine", "postgres").unwrap();
-    f.restore(&["--scope=files", "--scope=db", "--provision-db", "--no-restore-permissions"])
-        .ok();
+    f.restore(&[
+        "--scope=files",
+        "--scope=db",
+        "--provision-db",
+        "--no-restore-permissions",
+    ])
+    .ok();
     let q = |sql: &str| c.query_text("postgres", sql).unwrap().unwrap_or_default();
-    assert_eq!(q("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'engine'"), "engine");
-    assert_eq!(q("SELECT count(*) FROM pg_database WHERE datname LIKE 'engine%'"), "1", "no timestamped database");
+    assert_eq!(
+        q("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'engine'"),
+        "engine"
+    );
+    assert_eq!(
+        q("SELECT count(*) FROM pg_database WHERE datname LIKE 'engine%'"),
+        "1",
+        "no timestamped database"
+    );
     assert_eq!(
         checksums(&f.s.engine("engine")),
         expected_after_restore(&f.engine_before)
@@ -193,7 +273,9 @@ fn changed_credentials_into_a_second_cluster_are_written_to_the_conf() {
         .ok();
     let other = Cluster::start().unwrap();
     other.create_role("engine_new", "n3w:pa$$'word").unwrap();
-    other.create_database("engine_restored", "engine_new").unwrap();
+    other
+        .create_database("engine_restored", "engine_new")
+        .unwrap();
     let passfile = s.path("pw");
     std::fs::write(&passfile, "n3w:pa$$'word\n").unwrap();
     let port = format!("--db-port={}", other.port());
@@ -232,15 +314,25 @@ fn changed_credentials_into_a_second_cluster_are_written_to_the_conf() {
 // ----- failures: the machine is left exactly as before -----
 
 #[track_caller]
-fn assert_unchanged(f: &Fresh, tree_before: &BTreeMap<PathBuf, (Vec<u8>, u32, Option<PathBuf>)>, state: &(String, String)) {
+fn assert_unchanged(
+    f: &Fresh,
+    tree_before: &BTreeMap<PathBuf, (Vec<u8>, u32, Option<PathBuf>)>,
+    state: &(String, String),
+) {
     assert_eq!(&tree(&f.s.root()), tree_before, "files byte-identical");
-    assert_eq!(&server_state(&f.s.cluster), state, "no new role or database");
+    assert_eq!(
+        &server_state(&f.s.cluster),
+        state,
+        "no new role or database"
+    );
 }
 
 #[test]
 fn a_non_empty_target_stops_before_anything_is_written() {
     let f = fresh_machine("");
-    f.s.cluster.create_database("ovirt_engine_history", "postgres").unwrap();
+    f.s.cluster
+        .create_database("ovirt_engine_history", "postgres")
+        .unwrap();
     f.s.cluster
         .execute("ovirt_engine_history", "CREATE TABLE leftover (x int)")
         .unwrap();
@@ -312,7 +404,11 @@ impl FakeExtension {
         let script = dir.join(format!("{name}--1.0.sql"));
         assert!(!control.exists(), "{} exists already", control.display());
         std::fs::write(&control, "default_version = '1.0'\nrelocatable = true\n").unwrap();
-        std::fs::write(&script, "CREATE FUNCTION holdfast_fake_ext_answer() RETURNS int LANGUAGE sql AS 'SELECT 42';\n").unwrap();
+        std::fs::write(
+            &script,
+            "CREATE FUNCTION holdfast_fake_ext_answer() RETURNS int LANGUAGE sql AS 'SELECT 42';\n",
+        )
+        .unwrap();
         FakeExtension {
             files: vec![control, script],
         }
@@ -337,7 +433,9 @@ fn an_extension_the_server_lacks_stops_before_anything_is_written() {
     };
     let (tree_before, state) = (tree(&f.s.root()), server_state(&f.s.cluster));
     f.restore(&["--provision-all-databases"])
-        .fails_with(&format!("extension '{name}' needed by database 'engine' is not available"));
+        .fails_with(&format!(
+            "extension '{name}' needed by database 'engine' is not available"
+        ));
     assert_unchanged(&f, &tree_before, &state);
 }
 
@@ -375,7 +473,10 @@ impl Watcher {
                     if PASSWORDS.iter().any(|p| line.contains(p)) {
                         leaks2.lock().unwrap().push(line.clone());
                     }
-                    if line.contains("pg_restore") && line.contains(&needle) && line.contains(" -L ") {
+                    if line.contains("pg_restore")
+                        && line.contains(&needle)
+                        && line.contains(" -L ")
+                    {
                         if let Some(f) = on_restore.take() {
                             f(pid);
                         }
@@ -411,10 +512,21 @@ fn a_killed_pg_restore_is_rolled_back_completely() {
     });
     let run = f.restore(&["--provision-all-databases"]);
     let leaks = watcher.finish();
-    assert!(killed.load(Ordering::Relaxed), "pg_restore was seen and killed");
+    assert!(
+        killed.load(Ordering::Relaxed),
+        "pg_restore was seen and killed"
+    );
     run.fails_with("Errors while restoring database engine");
-    assert!(run.stderr.contains("rolled back:") && run.stderr.contains("dropped database 'engine'"), "{}", run.stderr);
-    assert!(run.stderr.contains("nothing remains changed"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("rolled back:") && run.stderr.contains("dropped database 'engine'"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("nothing remains changed"),
+        "{}",
+        run.stderr
+    );
     assert!(leaks.is_empty(), "passwords in argv: {leaks:?}");
     assert_unchanged(&f, &tree_before, &state);
     assert_no_password_shown(&f, &run);
@@ -424,7 +536,11 @@ fn a_killed_pg_restore_is_rolled_back_completely() {
 fn a_server_stopped_mid_way_is_rolled_back_when_it_is_back() {
     let f = fresh_machine(BULK);
     let (tree_before, state) = (tree(&f.s.root()), server_state(&f.s.cluster));
-    let Fresh { s, engine_before, dwh_before } = f;
+    let Fresh {
+        s,
+        engine_before,
+        dwh_before,
+    } = f;
     let Sample { cluster, dir } = s;
     let cluster = Arc::new(Mutex::new(cluster));
     let c = cluster.clone();
@@ -435,17 +551,32 @@ fn a_server_stopped_mid_way_is_rolled_back_when_it_is_back() {
         std::thread::sleep(std::time::Duration::from_secs(2));
         c.start_server().unwrap();
     });
-    let mut all: Vec<String> = ["--mode=restore", "--file=good", "--log=r.log", "--provision-all-databases"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    all.push(format!("--admin-host={}", cluster.lock().unwrap().socket_dir().display()));
-    all.push(format!("--install-root={}", dir.path().join("root").display()));
+    let mut all: Vec<String> = [
+        "--mode=restore",
+        "--file=good",
+        "--log=r.log",
+        "--provision-all-databases",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    all.push(format!(
+        "--admin-host={}",
+        cluster.lock().unwrap().socket_dir().display()
+    ));
+    all.push(format!(
+        "--install-root={}",
+        dir.path().join("root").display()
+    ));
     all.push(format!("--installed-version={VERSION}"));
     let run = support::run(env!("CARGO_BIN_EXE_engine-backup"), &all, dir.path());
     let leaks = watcher.finish();
     assert_eq!(run.code, 1, "{}", run.stdout);
-    assert!(run.stderr.contains("rolled back:") && run.stderr.contains("nothing remains changed"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("rolled back:") && run.stderr.contains("nothing remains changed"),
+        "{}",
+        run.stderr
+    );
     assert!(leaks.is_empty(), "passwords in argv: {leaks:?}");
     let cluster = Arc::try_unwrap(cluster).unwrap().into_inner().unwrap();
     let f = Fresh {
@@ -454,4 +585,173 @@ fn a_server_stopped_mid_way_is_rolled_back_when_it_is_back() {
         dwh_before,
     };
     assert_unchanged(&f, &tree_before, &state);
+}
+
+// ----- a machine where PostgreSQL is installed but no cluster is initialised -----
+
+/// The sample backed up and its cluster removed; a 0755 directory where the
+/// new cluster's data and socket go (the server runs as `postgres`).
+struct NoCluster {
+    dir: tempfile::TempDir,
+    base: tempfile::TempDir,
+    port: u16,
+    bindir: PathBuf,
+    engine_before: BTreeMap<String, (i64, String)>,
+}
+
+fn machine_without_cluster(prepare_source: &str) -> NoCluster {
+    let s = Sample::start();
+    if !prepare_source.is_empty() {
+        s.cluster.execute("engine", prepare_source).unwrap();
+    }
+    let engine_before = checksums(&s.engine("engine"));
+    s.engine_backup(&["--mode=backup", "--file=good", "--log=b.log"])
+        .ok();
+    let Sample { cluster, dir } = s;
+    let (port, bindir) = (cluster.port(), cluster.bindir().to_path_buf());
+    drop(cluster);
+    let base = tempfile::tempdir().unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(base.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    NoCluster {
+        dir,
+        base,
+        port,
+        bindir,
+        engine_before,
+    }
+}
+
+impl NoCluster {
+    fn restore(&self, extra: &[&str]) -> Run {
+        let mut all: Vec<String> = [
+            "--mode=restore",
+            "--file=good",
+            "--log=r.log",
+            "--provision-all-databases",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        all.push(format!(
+            "--admin-host={}",
+            self.base.path().join("sock").display()
+        ));
+        all.extend(extra.iter().map(|s| s.to_string()));
+        all.push(format!(
+            "--install-root={}",
+            self.dir.path().join("root").display()
+        ));
+        all.push(format!("--installed-version={VERSION}"));
+        support::run(env!("CARGO_BIN_EXE_engine-backup"), &all, self.dir.path())
+    }
+
+    fn datadir_arg(&self) -> String {
+        format!("--init-cluster-datadir={}", self.data().display())
+    }
+
+    fn data(&self) -> PathBuf {
+        self.base.path().join("data")
+    }
+}
+
+/// Stops and removes the cluster a test's restore initialised.
+struct InitializedGuard(holdfast::pg::provision::InitializedCluster);
+
+impl Drop for InitializedGuard {
+    fn drop(&mut self) {
+        if self.0.hba_file.exists() {
+            let _ = holdfast::pg::provision::remove_cluster(&self.0);
+        }
+    }
+}
+
+#[test]
+fn init_cluster_initialises_starts_and_provisions() {
+    let m = machine_without_cluster("");
+    let tree_before = tree(&m.dir.path().join("root"));
+    m.restore(&[]).fails_with("pass --init-cluster");
+    assert!(!m.data().exists());
+    assert_eq!(tree(&m.dir.path().join("root")), tree_before);
+
+    let datadir = m.datadir_arg();
+    let run = m.restore(&["--init-cluster", &datadir]);
+    let _guard = InitializedGuard(holdfast::pg::provision::InitializedCluster {
+        init: holdfast::pg::provision::ClusterInit::Initdb {
+            bindir: m.bindir.clone(),
+            data_dir: m.data(),
+            socket_dir: m.base.path().join("sock"),
+            port: m.port,
+        },
+        hba_file: m.data().join("pg_hba.conf"),
+    });
+    run.ok();
+    assert!(
+        run.stdout
+            .contains("- Initialising the local PostgreSQL cluster"),
+        "{}",
+        run.stdout
+    );
+    let hba = std::fs::read_to_string(m.data().join("pg_hba.conf")).unwrap();
+    assert!(
+        hba.contains("host    engine    engine    0.0.0.0/0    scram-sha-256"),
+        "{hba}"
+    );
+    let engine = engine_at(m.port);
+    assert_eq!(checksums(&engine), expected_after_restore(&m.engine_before));
+}
+
+#[test]
+fn a_failure_after_init_cluster_removes_the_cluster() {
+    let name = format!("holdfast_fake_ext_init_{}", std::process::id());
+    let m = {
+        let bindir = Cluster::start().unwrap().bindir().to_path_buf();
+        let _ext = FakeExtension::install(&bindir, &name);
+        machine_without_cluster(&format!("CREATE EXTENSION {name}"))
+    };
+    let tree_before = tree(&m.dir.path().join("root"));
+    let datadir = m.datadir_arg();
+    let run = m.restore(&["--init-cluster", &datadir]);
+    let _guard = InitializedGuard(holdfast::pg::provision::InitializedCluster {
+        init: holdfast::pg::provision::ClusterInit::Initdb {
+            bindir: m.bindir.clone(),
+            data_dir: m.data(),
+            socket_dir: m.base.path().join("sock"),
+            port: m.port,
+        },
+        hba_file: m.data().join("pg_hba.conf"),
+    });
+    run.fails_with(&format!(
+        "extension '{name}' needed by database 'engine' is not available"
+    ));
+    assert!(
+        run.stderr
+            .contains("removed the cluster holdfast initialised"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("nothing remains changed"),
+        "{}",
+        run.stderr
+    );
+    assert!(!m.data().exists(), "the data directory is gone");
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", m.port)).is_err(),
+        "no server left running"
+    );
+    assert_eq!(tree(&m.dir.path().join("root")), tree_before);
+}
+
+/// The engine database's connection on a server that is not a sandbox.
+fn engine_at(port: u16) -> holdfast::pg::ConnParams {
+    holdfast::pg::ConnParams {
+        host: "127.0.0.1".into(),
+        port,
+        user: "engine".into(),
+        database: "engine".into(),
+        password: Some(holdfast::Password::new("engine-fixture-pw")),
+        secured: false,
+        secured_validation: false,
+    }
 }

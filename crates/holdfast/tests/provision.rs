@@ -55,7 +55,11 @@ fn role_database_and_extension_are_created_and_dropped() {
     assert_eq!(locale.replaces.as_deref(), Some("xx_XX.UTF-8"));
     provision::create_database(&a, "app db", "app", &locale).unwrap();
     provision::create_extension(&a, "app db", "uuid-ossp").unwrap();
-    assert_eq!(provision::first_object(&a, "app db").unwrap(), None, "extensions do not count");
+    assert_eq!(
+        provision::first_object(&a, "app db").unwrap(),
+        None,
+        "extensions do not count"
+    );
 
     // The role logs in over TCP with scram and owns its database.
     let mut client = pg::connect(&tcp(&c, "app", "it's:a\\pw", "app db")).unwrap();
@@ -94,7 +98,10 @@ fn a_locale_the_server_has_is_used_as_recorded() {
     provision::create_role(&a, "owner1", &Password::new("pw-owner1")).unwrap();
     provision::create_database(&a, "d1", "owner1", &locale).unwrap();
     let got = c
-        .query_text("postgres", "SELECT datcollate FROM pg_database WHERE datname = 'd1'")
+        .query_text(
+            "postgres",
+            "SELECT datcollate FROM pg_database WHERE datname = 'd1'",
+        )
         .unwrap()
         .unwrap();
     assert_eq!(got, collate);
@@ -171,7 +178,10 @@ fn initdb_cluster_is_initialised_with_hba_lines_started_and_removed() {
     checked.unwrap();
     reached.unwrap().unwrap();
     assert!(
-        !dir.path().join("sock").join(format!(".s.PGSQL.{port}")).exists(),
+        !dir.path()
+            .join("sock")
+            .join(format!(".s.PGSQL.{port}"))
+            .exists(),
         "the server is stopped"
     );
 }

@@ -387,9 +387,7 @@ fn provision_request(
         }
     };
     if low.init_cluster_datadir.is_some() && !low.init_cluster {
-        return Err(Fatal::one(
-            "--init-cluster-datadir needs --init-cluster",
-        ));
+        return Err(Fatal::one("--init-cluster-datadir needs --init-cluster"));
     }
     Ok(ProvisionRequest {
         scopes,
@@ -402,7 +400,10 @@ fn provision_request(
             password,
         },
         init_cluster: low.init_cluster,
-        init_data_dir: low.init_cluster_datadir.as_deref().map(|d| absolute(Path::new(d))),
+        init_data_dir: low
+            .init_cluster_datadir
+            .as_deref()
+            .map(|d| absolute(Path::new(d))),
     })
 }
 

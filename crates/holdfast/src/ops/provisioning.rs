@@ -175,7 +175,14 @@ pub fn plan(
             Some(f) => PgTools::for_server(f.server_version_num as i32)?,
             None => PgTools::newest()?,
         };
-        let needs = dump_needs(&tools, member, settings.format, settings.compressor, restore_permissions, work)?;
+        let needs = dump_needs(
+            &tools,
+            member,
+            settings.format,
+            settings.compressor,
+            restore_permissions,
+            work,
+        )?;
         let recorded = archive
             .manifest()
             .and_then(|m| m.database(&db.member))
@@ -189,9 +196,9 @@ pub fn plan(
 /// The application's connection from the restored conf, with engine-backup's
 /// provisioning preconditions.
 fn app_params(future: &Environment, db: &DatabaseComponent) -> Result<ConnParams> {
-    let params = future.database_params(db)?.filter(|p| {
-        !p.database.is_empty() && p.password.as_ref().is_some_and(|pw| !pw.is_empty())
-    });
+    let params = future
+        .database_params(db)?
+        .filter(|p| !p.database.is_empty() && p.password.as_ref().is_some_and(|pw| !pw.is_empty()));
     let Some(params) = params else {
         return Err(Error::usage(format!(
             "Some database credentials missing - cannot provision the {} database: the restored configuration needs its user, database name and password",
@@ -291,8 +298,8 @@ fn dump_needs(
             })
         }
         DumpFormat::Plain => {
-            let input = std::fs::File::open(member)
-                .map_err(|e| Error::io_path("open", member, e))?;
+            let input =
+                std::fs::File::open(member).map_err(|e| Error::io_path("open", member, e))?;
             let decoder = codec.decoder(BufReader::with_capacity(1 << 20, input))?;
             let mut reader = BufReader::new(decoder);
             Ok(DumpNeeds {
@@ -375,14 +382,21 @@ fn missing_extensions(database: &str, missing: &[&String]) -> Error {
 pub fn apply(plan: &mut Plan, undo: &mut Vec<Undo>, log: &Log) -> Result<()> {
     log.output("Provisioning PostgreSQL users/databases:");
     if let Some((init, admin)) = &plan.init {
-        log.output(&format!("- Initialising the local PostgreSQL cluster ({})", init.describe()));
+        log.output(&format!(
+            "- Initialising the local PostgreSQL cluster ({})",
+            init.describe()
+        ));
         let hba: Vec<String> = plan
             .targets
             .iter()
             .flat_map(|t| provision::hba_lines(&t.params.database, &t.params.user))
             .collect();
         let cluster = provision::init_cluster(init, &hba)?;
-        log.line(&format!("Added to {}: {}", cluster.hba_file.display(), hba.join(" | ")));
+        log.line(&format!(
+            "Added to {}: {}",
+            cluster.hba_file.display(),
+            hba.join(" | ")
+        ));
         undo.push(Undo::Cluster(cluster));
         admin.check()?;
         let facts = ServerFacts::read(admin)?;
@@ -427,14 +441,24 @@ fn apply_target(
         provision::create_role(admin, &p.user, password)?;
         undo.push(Undo::DropRole(admin.clone(), p.user.clone()));
         created_roles.insert(p.user.clone());
-        log.line(&format!("Created role '{}' (scram-sha-256 password)", p.user));
+        log.line(&format!(
+            "Created role '{}' (scram-sha-256 password)",
+            p.user
+        ));
     }
     match &t.existing_owner {
         Some(owner) => {
-            log.line(&format!("Database '{}' exists and is empty: reused", p.database));
+            log.line(&format!(
+                "Database '{}' exists and is empty: reused",
+                p.database
+            ));
             if owner != &p.user {
                 provision::set_database_owner(admin, &p.database, &p.user)?;
-                undo.push(Undo::RestoreOwner(admin.clone(), p.database.clone(), owner.clone()));
+                undo.push(Undo::RestoreOwner(
+                    admin.clone(),
+                    p.database.clone(),
+                    owner.clone(),
+                ));
             }
         }
         None => {
@@ -455,9 +479,16 @@ fn apply_target(
     for ext in &t.extensions {
         provision::create_extension(admin, &p.database, ext)?;
         if t.existing_owner.is_some() {
-            undo.push(Undo::DropExtension(admin.clone(), p.database.clone(), ext.clone()));
+            undo.push(Undo::DropExtension(
+                admin.clone(),
+                p.database.clone(),
+                ext.clone(),
+            ));
         }
-        log.line(&format!("Created extension '{ext}' in database '{}'", p.database));
+        log.line(&format!(
+            "Created extension '{ext}' in database '{}'",
+            p.database
+        ));
     }
     for role in &t.extra_roles {
         if created_roles.contains(role) {
@@ -485,7 +516,10 @@ pub fn rollback(undo: &mut Vec<Undo>, log: &Log) -> (Vec<String>, Vec<String>) {
     while let Some(step) = undo.pop() {
         let (what, result) = match &step {
             Undo::Cluster(c) => (
-                format!("removed the cluster holdfast initialised ({})", c.init.describe()),
+                format!(
+                    "removed the cluster holdfast initialised ({})",
+                    c.init.describe()
+                ),
                 provision::remove_cluster(c),
             ),
             Undo::DropRole(a, r) => (

@@ -482,7 +482,10 @@ fn check_target(
 
 /// Owners and grantees named by a custom dump (as engine-backup's extra-user
 /// scan does, from the schema's SQL), without PUBLIC and the superuser.
-pub(super) fn roles_in_dump(tools: &PgTools, dump: &Path) -> Result<std::collections::BTreeSet<String>> {
+pub(super) fn roles_in_dump(
+    tools: &PgTools,
+    dump: &Path,
+) -> Result<std::collections::BTreeSet<String>> {
     let mut cmd = ClientCommand::offline(tools, "pg_restore");
     cmd.args(["-s", "-f", "-"]).arg(dump);
     let (finished, stdout) = cmd.output()?;

@@ -128,7 +128,10 @@ impl Admin {
 
     /// Whether the server accepts this session (`SELECT 1`), with its error.
     pub fn check(&self) -> Result<()> {
-        let rows = self.query(&self.params.database, "SELECT rolsuper FROM pg_roles WHERE rolname = current_user")?;
+        let rows = self.query(
+            &self.params.database,
+            "SELECT rolsuper FROM pg_roles WHERE rolname = current_user",
+        )?;
         if rows.first().and_then(|r| r.first()).map(String::as_str) != Some("t") {
             return Err(Error::usage(format!(
                 "{} is not a superuser: provisioning needs the PostgreSQL superuser (--admin-user)",
@@ -148,13 +151,21 @@ impl Admin {
         let mut cmd = Command::new(self.tools.program("psql"));
         cmd.args(["-X", "-q", "-w", "-v", "ON_ERROR_STOP=1"]);
         if rows {
-            cmd.args(["-A", "-t", "-F"]).arg(FIELD_SEPARATOR.to_string());
+            cmd.args(["-A", "-t", "-F"])
+                .arg(FIELD_SEPARATOR.to_string());
         }
-        cmd.args(["-h", &conn.host, "-p", &conn.port.to_string(), "-U", &conn.user])
-            .args(["-d", &conn.database, "-f", "-"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        cmd.args([
+            "-h",
+            &conn.host,
+            "-p",
+            &conn.port.to_string(),
+            "-U",
+            &conn.user,
+        ])
+        .args(["-d", &conn.database, "-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
         for (key, _) in std::env::vars_os() {
             if key.to_str().is_some_and(|k| k.starts_with("PG")) || key == "LC_ALL" {
                 cmd.env_remove(&key);
@@ -169,7 +180,9 @@ impl Admin {
         if let Some(user) = &self.run_as {
             user.apply(&mut cmd);
         }
-        let mut child = cmd.spawn().context(|| "run psql as the PostgreSQL superuser".into())?;
+        let mut child = cmd
+            .spawn()
+            .context(|| "run psql as the PostgreSQL superuser".into())?;
         let mut stdin = child.stdin.take().expect("piped stdin");
         let feed = stdin.write_all(sql.as_bytes());
         drop(stdin);
@@ -686,9 +699,12 @@ pub fn init_cluster(init: &ClusterInit, hba: &[String]) -> Result<InitializedClu
 
 /// Append lines to a pg_hba.conf that does not have them yet.
 pub fn add_hba_lines(hba_file: &Path, lines: &[String]) -> Result<()> {
-    let text = std::fs::read_to_string(hba_file)
-        .context(|| format!("read {}", hba_file.display()))?;
-    let missing: Vec<&String> = lines.iter().filter(|l| !text.contains(l.as_str())).collect();
+    let text =
+        std::fs::read_to_string(hba_file).context(|| format!("read {}", hba_file.display()))?;
+    let missing: Vec<&String> = lines
+        .iter()
+        .filter(|l| !text.contains(l.as_str()))
+        .collect();
     if missing.is_empty() {
         return Ok(());
     }
@@ -769,7 +785,10 @@ mod tests {
 
     fn facts() -> ServerFacts {
         ServerFacts {
-            locales: ["C.utf8", "de_DE.utf8"].iter().map(|s| s.to_string()).collect(),
+            locales: ["C.utf8", "de_DE.utf8"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
             default_locale: ("C".into(), "C".into()),
             ..ServerFacts::default()
         }
