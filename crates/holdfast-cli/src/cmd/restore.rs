@@ -4,7 +4,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use clap::Args;
-use holdfast::ops::{self, RestoreRequest};
+use holdfast::ops::{self, AdminOptions, ProvisionRequest, RestoreRequest};
+use holdfast::Password;
 
 use super::{absolute, EnvArgs};
 
@@ -30,6 +31,78 @@ pub struct RestoreArgs {
     /// Skip the profile's post-restore clean-up steps.
     #[arg(long)]
     pub keep_temporary_data: bool,
+    #[command(flatten)]
+    pub provision: ProvisionArgs,
+}
+
+/// Creating the application's roles and databases before the restore.
+#[derive(Debug, Args)]
+pub struct ProvisionArgs {
+    /// Create the role and database of this database scope (repeatable), with
+    /// the credentials of the restored configuration; implies --restore-permissions.
+    #[arg(long = "provision", value_name = "SCOPE")]
+    pub scopes: Vec<String>,
+    /// Provision every database the archive holds.
+    #[arg(long)]
+    pub provision_all: bool,
+    /// Superuser connection for provisioning: host, or the directory of the
+    /// server's unix socket [default: /var/run/postgresql].
+    #[arg(long, value_name = "HOST|DIR")]
+    pub admin_host: Option<String>,
+    /// Superuser connection port [default: the database's port].
+    #[arg(long, value_name = "PORT")]
+    pub admin_port: Option<u16>,
+    /// Superuser role [default: postgres, by peer authentication when run as root].
+    #[arg(long, value_name = "USER")]
+    pub admin_user: Option<String>,
+    /// File whose first line is the superuser's password.
+    #[arg(long, value_name = "FILE")]
+    pub admin_passfile: Option<PathBuf>,
+    /// Initialise and start the local PostgreSQL cluster when it is not
+    /// initialised (pg_createcluster on Debian, else initdb).
+    #[arg(long)]
+    pub init_cluster: bool,
+    /// With --init-cluster: run initdb into this directory instead.
+    #[arg(long, value_name = "DIR", requires = "init_cluster")]
+    pub init_cluster_datadir: Option<PathBuf>,
+}
+
+impl ProvisionArgs {
+    fn request(&self, env: &holdfast::profile::Environment) -> holdfast::Result<ProvisionRequest> {
+        for s in &self.scopes {
+            if env.profile.database(s).is_none() {
+                return Err(holdfast::Error::usage(format!(
+                    "--provision {s}: not a database scope of profile {}",
+                    env.profile.name
+                )));
+            }
+        }
+        let password = match &self.admin_passfile {
+            None => None,
+            Some(f) => {
+                let text = std::fs::read_to_string(f).map_err(|e| {
+                    holdfast::Error::usage(format!(
+                        "cannot read the password file {} ({e}); pass a readable file to --admin-passfile",
+                        f.display()
+                    ))
+                })?;
+                Some(Password::new(text.lines().next().unwrap_or("")))
+            }
+        };
+        Ok(ProvisionRequest {
+            scopes: self.scopes.clone(),
+            all: self.provision_all,
+            auto: false,
+            admin: AdminOptions {
+                host: self.admin_host.clone(),
+                port: self.admin_port,
+                user: self.admin_user.clone(),
+                password,
+            },
+            init_cluster: self.init_cluster,
+            init_data_dir: self.init_cluster_datadir.as_deref().map(absolute),
+        })
+    }
 }
 
 pub fn run(a: RestoreArgs) -> holdfast::Result<()> {
@@ -61,6 +134,7 @@ pub fn run(a: RestoreArgs) -> holdfast::Result<()> {
         (_, true) => Some(false),
         _ => None,
     };
+    let provision = a.provision.request(&env)?;
     let req = RestoreRequest {
         scopes,
         file,
@@ -70,6 +144,7 @@ pub fn run(a: RestoreArgs) -> holdfast::Result<()> {
         jobs,
         installed_version,
         credentials: BTreeMap::new(),
+        provision,
         env,
     };
     let log = a.env.open_log()?;

@@ -37,7 +37,24 @@ USAGE:
                                     (tasks, jobs, DbJustRestored, HA VM status)
  --restore-permissions              restore ownership and grants of database objects
  --no-restore-permissions           do not restore them: everything is owned by the database user
-   One of these two is required when restoring a custom-format dump.
+   One of these two is required when restoring a custom-format dump, unless provisioning.
+ --provision-all-databases          provision every database the backup holds (see --provision-db)
+   Provisioning implies --restore-permissions unless one of the two is given. When no
+   --change-…-credentials and no --provision-… option is given, all the databases are local
+   and none is reachable with the restored credentials, all are provisioned (as engine-backup
+   4.5 does).
+ --admin-host=HOST|DIR              the PostgreSQL superuser connection used for provisioning:
+                                    a host, or the directory of the server's unix socket
+                                    (default: /var/run/postgresql)
+ --admin-port=PORT                  its port (default: the port of the database provisioned)
+ --admin-user=USER                  the superuser (default: postgres; run as root, holdfast
+                                    connects as the OS user postgres by peer authentication)
+ --admin-passfile=FILE              read the superuser's password from the first line of FILE
+ --init-cluster                     when the local PostgreSQL cluster is not initialised,
+                                    initialise and start it (pg_createcluster on Debian, else
+                                    initdb in /var/lib/pgsql/data) and add the pg_hba lines the
+                                    application needs
+ --init-cluster-datadir=DIR         with --init-cluster: initdb into DIR (socket in --admin-host)
  --install-root=DIR                 treat DIR as the root of the engine's files (default: /,
                                     or $HOLDFAST_INSTALL_ROOT)
  --installed-version=X.Y.Z          the installed ovirt-engine version, on machines without its
@@ -58,6 +75,12 @@ USAGE:
  --db-dump-format=FORMAT            plain or custom (default: custom); on restore the archive's
                                     format is used
  --db-restore-jobs=N                pg_restore jobs (default: 2); about 150% of the cores is good
+ --provision-db                     on restore, create the role and the database first, as the
+                                    PostgreSQL superuser, with the credentials of the backup:
+                                    the role with its password (scram-sha-256), the database
+                                    owned by it (UTF8, the backed-up locale) and its extensions.
+                                    An existing empty database is reused; a non-empty one stops
+                                    the restore before anything is written.
  --change-db-credentials            restore into the database given by the options below instead
                                     of the one in the backed-up configuration
  --db-host=HOST                     database host

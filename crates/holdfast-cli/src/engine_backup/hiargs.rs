@@ -7,7 +7,9 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use holdfast::archive::{Codec, DumpFormat};
-use holdfast::ops::{self, BackupRequest, DumpPlan, RestoreRequest, VerifyRequest};
+use holdfast::ops::{
+    self, AdminOptions, BackupRequest, DumpPlan, ProvisionRequest, RestoreRequest, VerifyRequest,
+};
 use holdfast::pg::ConnParams;
 use holdfast::profile::{Environment, InstallRoot, Profile};
 use holdfast::Password;
@@ -279,12 +281,7 @@ pub fn interpret(low: LowArgs, profile: Profile, outside: &dyn Outside) -> Resul
             )));
         }
     }
-    let provisioning = low.provision_all_databases || low.db.values().any(|d| d.provision);
-    if provisioning {
-        return Err(Fatal::one(
-            "provisioning (--provision-*) is not available in this holdfast version yet; create the role and an empty database, then restore",
-        ));
-    }
+    let provision = provision_request(&low, &profile, credentials.is_empty())?;
     if low.he_remove_storage_vm || low.he_remove_hosts {
         return Err(Fatal::one(
             "hosted-engine cleaning (--he-remove-*) is not supported by holdfast; restore, then run the hosted-engine cleaner",
@@ -352,10 +349,62 @@ pub fn interpret(low: LowArgs, profile: Profile, outside: &dyn Outside) -> Resul
                     jobs,
                     installed_version,
                     credentials,
+                    provision,
                 }),
                 log,
             )
         }
+    })
+}
+
+/// `--provision-…`, the superuser connection and `--init-cluster`. Automatic
+/// provisioning is possible only when no `--change-…` option was given.
+fn provision_request(
+    low: &LowArgs,
+    profile: &Profile,
+    no_credential_change: bool,
+) -> Result<ProvisionRequest, Fatal> {
+    let scopes = profile
+        .databases
+        .iter()
+        .filter(|d| low.db.get(&d.option_prefix).is_some_and(|a| a.provision))
+        .map(|d| d.scope.clone())
+        .collect();
+    let port = match &low.admin_port {
+        None => None,
+        Some(v) => Some(
+            v.parse::<u16>()
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or_else(|| Fatal::one(format!("invalid port '{v}' for --admin-port")))?,
+        ),
+    };
+    let password = match &low.admin_passfile {
+        None => None,
+        Some(f) => {
+            let text = std::fs::read_to_string(f)
+                .map_err(|_| Fatal::one(format!("Can not read password file {f}")))?;
+            Some(Password::new(text.lines().next().unwrap_or("")))
+        }
+    };
+    if low.init_cluster_datadir.is_some() && !low.init_cluster {
+        return Err(Fatal::one("--init-cluster-datadir needs --init-cluster"));
+    }
+    Ok(ProvisionRequest {
+        scopes,
+        all: low.provision_all_databases,
+        auto: no_credential_change,
+        admin: AdminOptions {
+            host: low.admin_host.clone(),
+            port,
+            user: low.admin_user.clone(),
+            password,
+        },
+        init_cluster: low.init_cluster,
+        init_data_dir: low
+            .init_cluster_datadir
+            .as_deref()
+            .map(|d| absolute(Path::new(d))),
     })
 }
 

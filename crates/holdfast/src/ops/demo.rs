@@ -303,6 +303,7 @@ pub fn run(workdir: &Path, log: &Log) -> Result<DemoOutcome> {
         jobs,
         installed_version: SAMPLE_VERSION.into(),
         credentials,
+        provision: Default::default(),
     };
     let r = Instant::now();
     ops::restore::run(&restore, log)?;

@@ -4,6 +4,7 @@
 
 pub mod backup;
 pub mod demo;
+pub mod provisioning;
 pub mod restore;
 pub mod verify;
 
@@ -99,6 +100,49 @@ pub struct RestoreRequest {
     pub installed_version: String,
     /// New credentials per database scope (`--change-…-credentials`).
     pub credentials: BTreeMap<String, ConnParams>,
+    /// Roles and databases to create first (`--provision-…`).
+    pub provision: ProvisionRequest,
+}
+
+/// Provisioning asked for: the application's roles and databases created on
+/// the server as its superuser before the restore.
+#[derive(Debug, Clone, Default)]
+pub struct ProvisionRequest {
+    /// Database scopes to provision (`--provision-db`, `--provision-dwh-db`, …).
+    pub scopes: Vec<String>,
+    /// Every database the archive holds (`--provision-all-databases`).
+    pub all: bool,
+    /// engine-backup 4.5's automatic provisioning: when no `--change-…` and no
+    /// `--provision-…` option was given, every database is local and none is
+    /// reachable with the restored credentials, provision them all.
+    pub auto: bool,
+    /// How to connect as the superuser.
+    pub admin: AdminOptions,
+    /// Initialise and start the local cluster when it is not initialised.
+    pub init_cluster: bool,
+    /// With `init_cluster`: `initdb` into this directory (socket in
+    /// `admin.host`, port of the databases) instead of the machine's default
+    /// (`pg_createcluster` on Debian, else `/var/lib/pgsql/data`).
+    pub init_data_dir: Option<PathBuf>,
+}
+
+impl ProvisionRequest {
+    /// Whether anything was asked for explicitly.
+    pub fn explicit(&self) -> bool {
+        self.all || !self.scopes.is_empty()
+    }
+}
+
+/// The superuser connection for provisioning. Defaults: the unix socket in
+/// `/var/run/postgresql`, the port of the database being provisioned, user
+/// `postgres` (peer authentication: run as root, `psql` runs as `postgres`).
+#[derive(Debug, Clone, Default)]
+pub struct AdminOptions {
+    /// Host name, or a directory holding the server's unix socket.
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub user: Option<String>,
+    pub password: Option<crate::Password>,
 }
 
 /// Expand `all` and check every scope exists in the profile; keeps the order

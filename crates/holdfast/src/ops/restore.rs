@@ -8,6 +8,9 @@
 //! profile's post-restore steps run and conf files rewritten. If a step fails,
 //! the [`Journal`] puts the files back, empties the databases it filled and
 //! restores the conf files, and says what it did and what remains.
+//!
+//! With provisioning ([`super::provisioning`]) the roles and databases are
+//! created first, as the server's superuser, and dropped again on failure.
 
 use std::collections::BTreeMap;
 use std::io::BufReader;
@@ -16,6 +19,7 @@ use std::path::{Path, PathBuf};
 use crate::archive::{ArchiveReader, Codec, DumpFormat, FilesPlan, PlannedKind, ReadLimits};
 use crate::conf::{rewrite_keys, ConfValue};
 use crate::log::Log;
+use crate::ops::provisioning::{self, Undo};
 use crate::ops::verify::seekable_dump;
 use crate::ops::{RestoreRequest, WorkDir};
 use crate::pg::{self, command::ClientCommand, ConnParams, PgTools};
@@ -42,8 +46,12 @@ struct DbTarget<'a> {
     format: DumpFormat,
     codec: Codec,
     params: ConnParams,
-    tools: PgTools,
+    /// `None` until the database is checked: provisioned databases are
+    /// checked right after they are created.
+    tools: Option<PgTools>,
     jobs: u32,
+    /// Created by provisioning: dropped, not emptied, on failure.
+    created: bool,
 }
 
 pub fn run(req: &RestoreRequest, log: &Log) -> Result<RestoreOutcome> {
@@ -107,16 +115,6 @@ pub fn run(req: &RestoreRequest, log: &Log) -> Result<RestoreOutcome> {
             "the archive holds nothing for scope '{s}'; it is skipped"
         ));
     }
-    let custom_present = dbs.iter().any(|(db, _)| {
-        archive.config().get(&db.archive_config_prefix).format == DumpFormat::Custom
-    });
-    if custom_present && req.restore_permissions.is_none() {
-        return Err(Error::usage(
-            "Please pass one of --restore-permissions or --no-restore-permissions when restoring a backup with a custom dump format",
-        ));
-    }
-    let restore_permissions = req.restore_permissions.unwrap_or(false);
-
     // The files plan, and the conf values that will be in force after it.
     let limits = ReadLimits::default();
     let files_plan = match &files_member {
@@ -138,10 +136,51 @@ pub fn run(req: &RestoreRequest, log: &Log) -> Result<RestoreOutcome> {
         None => req.env.clone(),
     };
 
+    // Provisioning implies restoring permissions unless an option says otherwise.
+    let chosen = provisioning::choose(req, &future_env, &dbs, log)?;
+    let custom_present = dbs.iter().any(|(db, _)| {
+        archive.config().get(&db.archive_config_prefix).format == DumpFormat::Custom
+    });
+    if custom_present && req.restore_permissions.is_none() && chosen.is_empty() {
+        return Err(Error::usage(
+            "Please pass one of --restore-permissions or --no-restore-permissions when restoring a backup with a custom dump format",
+        ));
+    }
+    let restore_permissions = req.restore_permissions.unwrap_or(!chosen.is_empty());
+    let mut plan = match chosen.is_empty() {
+        true => provisioning::Plan::default(),
+        false => {
+            log.line("Checking what to provision");
+            provisioning::plan(
+                req,
+                &future_env,
+                &chosen,
+                &archive,
+                restore_permissions,
+                work.path(),
+                log,
+            )?
+        }
+    };
+
     log.line("Verifying connection");
     let mut targets = Vec::new();
     for (db, member) in &dbs {
         let settings = archive.config().get(&db.archive_config_prefix);
+        let provisioned = plan.targets.iter().find(|t| t.scope == db.scope);
+        if let Some(t) = provisioned {
+            targets.push(DbTarget {
+                component: db,
+                member: member.clone(),
+                format: settings.format,
+                codec: settings.compressor,
+                params: t.params.clone(),
+                tools: None,
+                jobs: req.jobs.get(&db.scope).copied().unwrap_or(2).max(1),
+                created: t.existing_owner.is_none(),
+            });
+            continue;
+        }
         let params = match req.credentials.get(&db.scope) {
             Some(p) => p.clone(),
             None => future_env.database_params(db)?.ok_or_else(|| {
@@ -167,23 +206,25 @@ pub fn run(req: &RestoreRequest, log: &Log) -> Result<RestoreOutcome> {
             format: settings.format,
             codec: settings.compressor,
             params,
-            tools,
+            tools: Some(tools),
             jobs: req.jobs.get(&db.scope).copied().unwrap_or(2).max(1),
+            created: false,
         });
     }
     let rewrites = plan_conf_rewrites(req, &future_env)?;
 
-    log.output("Restoring:");
+    if plan.is_empty() {
+        log.output("Restoring:");
+    }
     let mut journal = Journal::new(work.join("rollback"));
-    let result = restore_all(
-        req,
-        &archive,
-        files_plan.as_ref(),
-        &targets,
-        &rewrites,
-        &mut journal,
-        log,
-    );
+    let steps = Steps {
+        archive: &archive,
+        files_plan: files_plan.as_ref(),
+        rewrites: &rewrites,
+        restore_permissions,
+        work: work.path(),
+    };
+    let result = restore_all(req, &steps, &mut plan, &mut targets, &mut journal, log);
     match result {
         Ok(outcome) => {
             if let Some(m) = profile
@@ -203,27 +244,60 @@ pub fn run(req: &RestoreRequest, log: &Log) -> Result<RestoreOutcome> {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What the checks decided, for the writing part.
+struct Steps<'a> {
+    archive: &'a ArchiveReader,
+    files_plan: Option<&'a FilesPlan>,
+    rewrites: &'a [ConfRewrite],
+    restore_permissions: bool,
+    work: &'a Path,
+}
+
 fn restore_all(
     req: &RestoreRequest,
-    archive: &ArchiveReader,
-    files_plan: Option<&FilesPlan>,
-    targets: &[DbTarget],
-    rewrites: &[ConfRewrite],
+    steps: &Steps,
+    provision: &mut provisioning::Plan,
+    targets: &mut [DbTarget],
     journal: &mut Journal,
     log: &Log,
 ) -> Result<RestoreOutcome> {
     let mut outcome = RestoreOutcome::default();
     let profile = &req.env.profile;
-    if let Some(plan) = files_plan {
+    let (archive, rewrites) = (steps.archive, steps.rewrites);
+    if !provision.is_empty() {
+        provisioning::apply(provision, &mut journal.server, log)?;
+    }
+    for t in targets.iter_mut().filter(|t| t.tools.is_none()) {
+        let tools = check_target(
+            &t.params,
+            t.component,
+            &t.member,
+            t.format,
+            t.codec,
+            steps.restore_permissions,
+            steps.work,
+            log,
+        )
+        .map_err(|e| {
+            Error::failed(format!(
+                "the provisioned database '{}' is not usable as {}: {e}; check pg_hba.conf allows it ({})",
+                t.params.database,
+                t.params.user,
+                pg::provision::hba_lines(&t.params.database, &t.params.user).join(" / ")
+            ))
+        })?;
+        t.tools = Some(tools);
+    }
+    if let Some(plan) = steps.files_plan {
         log.output("- Files");
         log.line("Restoring files");
         journal.keep_files(plan, req.env.root.path())?;
         plan.apply()?;
         outcome.files_restored = true;
     }
-    let restore_permissions = req.restore_permissions.unwrap_or(false);
-    for t in targets {
+    let restore_permissions = steps.restore_permissions;
+    for t in targets.iter() {
+        let tools = t.tools.as_ref().expect("checked above");
         log.output(&format!(
             "- {} database '{}'",
             t.component.restore_label(),
@@ -240,13 +314,15 @@ fn restore_all(
             t.format,
             t.jobs
         ));
-        journal.filled.push(t.params.clone());
+        if !t.created {
+            journal.filled.push(t.params.clone());
+        }
         let report = match t.format {
             DumpFormat::Custom => {
                 let dump = seekable_dump(&t.member, t.codec, archive.dir())?;
                 pg::restore::restore_custom(
                     &t.params,
-                    &t.tools,
+                    tools,
                     &dump,
                     &pg::restore::RestoreOptions {
                         jobs: t.jobs,
@@ -258,7 +334,7 @@ fn restore_all(
                 let input = std::fs::File::open(&t.member)
                     .context(|| format!("open {}", t.member.display()))?;
                 let mut sql = t.codec.decoder(BufReader::with_capacity(1 << 20, input))?;
-                pg::restore::restore_plain(&t.params, &t.tools, &mut sql)
+                pg::restore::restore_plain(&t.params, tools, &mut sql)
             }
         }
         .map_err(|e| {
@@ -406,7 +482,10 @@ fn check_target(
 
 /// Owners and grantees named by a custom dump (as engine-backup's extra-user
 /// scan does, from the schema's SQL), without PUBLIC and the superuser.
-fn roles_in_dump(tools: &PgTools, dump: &Path) -> Result<std::collections::BTreeSet<String>> {
+pub(super) fn roles_in_dump(
+    tools: &PgTools,
+    dump: &Path,
+) -> Result<std::collections::BTreeSet<String>> {
     let mut cmd = ClientCommand::offline(tools, "pg_restore");
     cmd.args(["-s", "-f", "-"]).arg(dump);
     let (finished, stdout) = cmd.output()?;
@@ -587,6 +666,8 @@ struct Journal {
     filled: Vec<ConnParams>,
     /// Conf files rewritten, with their dated copies.
     rewritten: Vec<(PathBuf, PathBuf)>,
+    /// Roles, databases, extensions and the cluster that provisioning made or changed.
+    server: Vec<Undo>,
 }
 
 impl Journal {
@@ -598,6 +679,7 @@ impl Journal {
             dir_modes: Vec::new(),
             filled: Vec::new(),
             rewritten: Vec::new(),
+            server: Vec::new(),
         }
     }
 
@@ -673,6 +755,9 @@ impl Journal {
                 )),
             }
         }
+        let (server_done, server_remains) = provisioning::rollback(&mut self.server, log);
+        done.extend(server_done);
+        remains.extend(server_remains);
         let (mut put_back, mut removed) = (0, 0);
         for (path, kept) in self.files.iter().rev() {
             let _ = std::fs::remove_file(path).or_else(|_| std::fs::remove_dir_all(path));

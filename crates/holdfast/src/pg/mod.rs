@@ -8,6 +8,7 @@
 //! - [`dump`] and [`restore`]: pg_dump, pg_restore and psql for one database;
 //! - [`inspect`]: checksums, sequences, large objects, object inventory;
 //! - [`roles`]: the roles a database needs, and their DDL;
+//! - [`provision`]: roles, databases, extensions and clusters created as superuser;
 //! - [`sql`]: identifier and literal quoting.
 
 pub mod command;
@@ -15,6 +16,7 @@ pub mod conn;
 pub mod dump;
 pub mod inspect;
 pub mod pgpass;
+pub mod provision;
 pub mod restore;
 pub mod roles;
 pub mod sql;
