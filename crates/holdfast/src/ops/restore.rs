@@ -12,18 +12,17 @@
 //! With provisioning ([`super::provisioning`]) the roles and databases are
 //! created first, as the server's superuser, and dropped again on failure.
 
-use std::collections::BTreeMap;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
 use crate::archive::{ArchiveReader, Codec, DumpFormat, FilesPlan, PlannedKind, ReadLimits};
-use crate::conf::{rewrite_keys, ConfValue};
+use crate::conf::rewrite_keys;
 use crate::log::Log;
 use crate::ops::provisioning::{self, Undo};
 use crate::ops::verify::seekable_dump;
 use crate::ops::{RestoreRequest, WorkDir};
 use crate::pg::{self, command::ClientCommand, ConnParams, PgTools};
-use crate::profile::{DatabaseComponent, Environment, InstallRoot, PostRestore, Profile};
+use crate::profile::{DatabaseComponent, Environment, InstallRoot, PostRestore};
 use crate::{Error, IoContext, Result};
 
 /// What a restore did.
@@ -36,8 +35,7 @@ pub struct RestoreOutcome {
     pub rewritten: Vec<(PathBuf, PathBuf)>,
 }
 
-/// A conf file and the keys to change in it.
-type ConfRewrite = (PathBuf, Vec<(String, ConfValue)>);
+use crate::profile::credentials::ConfRewrite;
 
 /// One database to load, checked.
 struct DbTarget<'a> {
@@ -211,7 +209,8 @@ pub fn run(req: &RestoreRequest, log: &Log) -> Result<RestoreOutcome> {
             created: false,
         });
     }
-    let rewrites = plan_conf_rewrites(req, &future_env)?;
+    let rewrites =
+        crate::profile::credentials::conf_rewrites(&req.env, &future_env, &req.credentials)?;
 
     if plan.is_empty() {
         log.output("Restoring:");
@@ -556,101 +555,6 @@ fn run_post_restore(post: &PostRestore, params: &ConnParams, log: &Log) -> Resul
         }
     }
     Ok(())
-}
-
-/// The conf files to rewrite for changed credentials, with their changes; the
-/// first conf file of each changed component must exist (after the files
-/// restore), the others are rewritten where they exist.
-fn plan_conf_rewrites(req: &RestoreRequest, future: &Environment) -> Result<Vec<ConfRewrite>> {
-    let profile: &Profile = &req.env.profile;
-    let mut by_file: BTreeMap<PathBuf, Vec<(String, ConfValue)>> = BTreeMap::new();
-    let mut order: Vec<PathBuf> = Vec::new();
-    for db in &profile.databases {
-        let Some(params) = req.credentials.get(&db.scope) else {
-            continue;
-        };
-        for (i, rel) in db.conf_files.iter().enumerate() {
-            let target = req.env.root.join(rel);
-            let exists_after = future.root.join(rel).is_file() || target.is_file();
-            if !exists_after {
-                if i == 0 {
-                    return Err(Error::usage(format!(
-                        "Can not find {}: the {} credentials cannot be written there; restore the files scope too or create the file",
-                        target.display(),
-                        db.label
-                    )));
-                }
-                continue;
-            }
-            if !by_file.contains_key(&target) {
-                order.push(target.clone());
-            }
-            by_file
-                .entry(target)
-                .or_default()
-                .extend(credential_changes(profile, db, params));
-        }
-    }
-    Ok(order
-        .into_iter()
-        .map(|f| {
-            let changes = by_file.remove(&f).unwrap_or_default();
-            (f, changes)
-        })
-        .collect())
-}
-
-fn credential_changes(
-    profile: &Profile,
-    db: &DatabaseComponent,
-    p: &ConnParams,
-) -> Vec<(String, ConfValue)> {
-    let k = &profile.credential_keys;
-    let key = |suffix: &str| format!("{}{suffix}", db.key_prefix);
-    let lit = |v: &str| ConfValue::Literal(v.to_string());
-    let flag = |b: bool| lit(if b { "True" } else { "False" });
-    let mut out = vec![
-        (key(&k.host), lit(&p.host)),
-        (key(&k.port), lit(&p.port.to_string())),
-        (key(&k.user), lit(&p.user)),
-        (
-            key(&k.password),
-            lit(p.password.as_ref().map(|x| x.expose()).unwrap_or("")),
-        ),
-        (key(&k.database), lit(&p.database)),
-    ];
-    if let Some(s) = &k.secured {
-        out.push((key(s), flag(p.secured)));
-    }
-    if let Some(s) = &k.secured_validation {
-        out.push((key(s), flag(p.secured_validation)));
-    }
-    let options = k
-        .url_options
-        .as_ref()
-        .map(|o| {
-            let mut parts = Vec::new();
-            if p.secured {
-                parts.push(o.secured.as_str());
-            }
-            if !p.secured_validation {
-                parts.push(o.not_validated.as_str());
-            }
-            parts.join(&o.separator)
-        })
-        .unwrap_or_default();
-    for extra in &k.extra {
-        let value = match (&extra.value, &extra.raw) {
-            (Some(v), _) => lit(v),
-            (None, Some(raw)) => ConfValue::Raw(
-                raw.replace("@PREFIX@", &db.key_prefix)
-                    .replace("@OPTIONS@", &options),
-            ),
-            (None, None) => continue,
-        };
-        out.push((key(&extra.key), value));
-    }
-    out
 }
 
 /// What a restore changed, so that a failure can undo it.

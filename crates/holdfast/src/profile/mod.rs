@@ -3,6 +3,7 @@
 //! `if app == …` code. The built-in `ovirt-engine` profile reproduces oVirt's
 //! engine-backup; users write TOML profiles for their own applications.
 
+pub mod credentials;
 mod environment;
 mod model;
 mod version;
