@@ -3,6 +3,7 @@
 
 mod backup;
 mod demo;
+mod migrate;
 mod profile;
 mod restore;
 pub mod schema;
@@ -33,6 +34,8 @@ pub enum Command {
     Verify(verify::VerifyArgs),
     /// Restore an archive onto an existing, cleaned install (role and empty database exist).
     Restore(restore::RestoreArgs),
+    /// Move one database to another server, prove the copy complete, point the application at it (--rollback points it back).
+    Migrate(migrate::MigrateArgs),
     /// Run the whole job on a throwaway local PostgreSQL: build a sample environment, back it up, restore it, compare.
     Demo(demo::DemoArgs),
     /// Show, list or check application profiles.
@@ -99,6 +102,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Verify(a) => verify::run(a),
         Command::Restore(a) => restore::run(a),
         Command::Demo(a) => demo::run(a),
+        Command::Migrate(a) => migrate::run(a),
         Command::Profile(c) => profile::run(c),
         Command::Schema(a) => schema::run(a),
     };

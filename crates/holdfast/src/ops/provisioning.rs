@@ -423,7 +423,9 @@ pub fn apply(plan: &mut Plan, undo: &mut Vec<Undo>, log: &Log) -> Result<()> {
     Ok(())
 }
 
-fn apply_target(
+/// Create (or reuse) one target's role, database, extensions and extra roles,
+/// recording each change in `undo`.
+pub fn apply_target(
     t: &Target,
     created_roles: &mut BTreeSet<String>,
     undo: &mut Vec<Undo>,

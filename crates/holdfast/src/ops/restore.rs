@@ -402,20 +402,10 @@ fn restore_all(
 }
 
 fn check_not_running(env: &Environment) -> Result<()> {
-    let Some(r) = &env.profile.running else {
-        return Ok(());
-    };
-    let Ok(text) = std::fs::read_to_string(env.root.join(&r.pid_file)) else {
-        return Ok(());
-    };
-    let Ok(pid) = text.trim().parse::<u32>() else {
-        return Ok(());
-    };
-    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-    if String::from_utf8_lossy(&cmdline).contains(&r.process) {
-        return Err(Error::usage(format!("{}; stop it first", r.message)));
+    match env.application_running() {
+        Some(message) => Err(Error::usage(format!("{message}; stop it first"))),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// Connect with the credentials the restore will use, check the database is
@@ -710,7 +700,7 @@ impl Journal {
 }
 
 /// Drop what the restoring role created in a database that was empty before.
-fn empty_database(params: &ConnParams) -> Result<()> {
+pub(crate) fn empty_database(params: &ConnParams) -> Result<()> {
     let mut client = pg::connect(params)?;
     client
         .batch_execute("DROP OWNED BY CURRENT_USER CASCADE")

@@ -133,6 +133,19 @@ impl Environment {
         })
     }
 
+    /// The profile's "application running" message when its pid file names a live
+    /// process whose command line matches; `None` when it is stopped (or the
+    /// profile has no such check).
+    pub fn application_running(&self) -> Option<String> {
+        let r = self.profile.running.as_ref()?;
+        let text = std::fs::read_to_string(self.root.join(&r.pid_file)).ok()?;
+        let pid = text.trim().parse::<u32>().ok()?;
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+        String::from_utf8_lossy(&cmdline)
+            .contains(&r.process)
+            .then(|| r.message.clone())
+    }
+
     /// The host's name as the application's conf gives it.
     pub fn fqdn(&self) -> String {
         self.profile
