@@ -62,7 +62,10 @@ pub struct MigrateArgs {
 
 fn first_line(path: &std::path::Path) -> holdfast::Result<Password> {
     let text = std::fs::read_to_string(path).map_err(|e| {
-        Error::usage(format!("Can not read password file {}: {e}", path.display()))
+        Error::usage(format!(
+            "Can not read password file {}: {e}",
+            path.display()
+        ))
     })?;
     Ok(Password::new(text.lines().next().unwrap_or("")))
 }
@@ -76,10 +79,16 @@ pub fn run(a: MigrateArgs) -> holdfast::Result<()> {
     }
     let env = a.env.environment()?;
     let db = env.profile.database(&a.scope).ok_or_else(|| {
-        Error::usage(format!("scope '{}' is not a database of the {} profile", a.scope, env.profile.name))
+        Error::usage(format!(
+            "scope '{}' is not a database of the {} profile",
+            a.scope, env.profile.name
+        ))
     })?;
     let source = env.database_params(db)?.ok_or_else(|| {
-        Error::usage(format!("the {} database is not configured on this machine", db.label))
+        Error::usage(format!(
+            "the {} database is not configured on this machine",
+            db.label
+        ))
     })?;
     let password = match (&a.to_passfile, std::env::var("HOLDFAST_TO_PASSWORD").ok()) {
         (Some(f), _) => Some(first_line(f)?),
@@ -103,7 +112,10 @@ pub fn run(a: MigrateArgs) -> holdfast::Result<()> {
             port: a.admin_port.unwrap_or(a.to_port),
             user: user.clone(),
             database: "postgres".into(),
-            password: match (&a.admin_passfile, std::env::var("HOLDFAST_ADMIN_PASSWORD").ok()) {
+            password: match (
+                &a.admin_passfile,
+                std::env::var("HOLDFAST_ADMIN_PASSWORD").ok(),
+            ) {
                 (Some(f), _) => Some(first_line(f)?),
                 (None, Some(p)) => Some(Password::new(p)),
                 (None, None) => None,
@@ -122,7 +134,11 @@ pub fn run(a: MigrateArgs) -> holdfast::Result<()> {
         env,
     };
     let outcome = migrate::run(&req, &log)?;
-    log.output(&format!("Migrated: {} tables compared equal; journal {}", outcome.tables, outcome.journal.display()));
+    log.output(&format!(
+        "Migrated: {} tables compared equal; journal {}",
+        outcome.tables,
+        outcome.journal.display()
+    ));
     log.output("Done.");
     Ok(())
 }

@@ -88,11 +88,19 @@ pub fn run(req: &MigrateRequest, log: &Log) -> Result<MigrateOutcome> {
             "scope '{}' is not a database of the {} profile (databases: {})",
             req.scope,
             env.profile.name,
-            env.profile.databases.iter().map(|d| d.scope.as_str()).collect::<Vec<_>>().join(", ")
+            env.profile
+                .databases
+                .iter()
+                .map(|d| d.scope.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         ))
     })?;
     let source = env.database_params(db)?.ok_or_else(|| {
-        Error::usage(format!("the {} database is not configured on this machine; nothing to migrate", db.label))
+        Error::usage(format!(
+            "the {} database is not configured on this machine; nothing to migrate",
+            db.label
+        ))
     })?;
     log.output(&format!(
         "Migrating the {} database from {} to {}",
@@ -100,8 +108,13 @@ pub fn run(req: &MigrateRequest, log: &Log) -> Result<MigrateOutcome> {
         source.display(),
         req.target.display()
     ));
-    if req.target.host == source.host && req.target.port == source.port && req.target.database == source.database {
-        return Err(Error::usage("the target is the source database; give another --to-host, --to-port or --to-name"));
+    if req.target.host == source.host
+        && req.target.port == source.port
+        && req.target.database == source.database
+    {
+        return Err(Error::usage(
+            "the target is the source database; give another --to-host, --to-port or --to-name",
+        ));
     }
     if req.jobs == 0 {
         return Err(Error::usage("--jobs must be at least 1"));
@@ -117,9 +130,13 @@ pub fn run(req: &MigrateRequest, log: &Log) -> Result<MigrateOutcome> {
         Some(_) => log.warning("--online: the application is running; what it writes after the copy's snapshot is not migrated"),
         None => {}
     }
-    let mut src_client = pg::connect(&source).map_err(|e| Error::postgres(format!("source: {e}")))?;
+    let mut src_client =
+        pg::connect(&source).map_err(|e| Error::postgres(format!("source: {e}")))?;
     let src_info = inspect::database_info(&mut src_client)?;
-    log.output(&format!("- source: PostgreSQL {} reachable", src_info.server_version));
+    log.output(&format!(
+        "- source: PostgreSQL {} reachable",
+        src_info.server_version
+    ));
     let needed_roles: Vec<String> = pg::roles::roles_needed(&mut src_client)?
         .into_iter()
         .map(|r| r.name)
@@ -196,20 +213,38 @@ pub fn run(req: &MigrateRequest, log: &Log) -> Result<MigrateOutcome> {
             for (file, copy) in rewritten.iter().rev() {
                 match std::fs::rename(copy, file) {
                     Ok(()) => done.push(format!("put back {}", file.display())),
-                    Err(err) => remains.push(format!("{} (previous content in {}: {err})", file.display(), copy.display())),
+                    Err(err) => remains.push(format!(
+                        "{} (previous content in {}: {err})",
+                        file.display(),
+                        copy.display()
+                    )),
                 }
             }
             if fills_existing {
                 match crate::ops::restore::empty_database(&req.target) {
-                    Ok(()) => done.push(format!("emptied the target database '{}'", req.target.database)),
-                    Err(err) => remains.push(format!("the target database '{}' still holds copied objects ({err})", req.target.database)),
+                    Ok(()) => done.push(format!(
+                        "emptied the target database '{}'",
+                        req.target.database
+                    )),
+                    Err(err) => remains.push(format!(
+                        "the target database '{}' still holds copied objects ({err})",
+                        req.target.database
+                    )),
                 }
             }
             let (d, r) = provisioning::rollback(&mut undo, log);
             done.extend(d);
             remains.extend(r);
-            let what = if done.is_empty() { "nothing had been changed".to_string() } else { format!("undone: {}", done.join(", ")) };
-            let left = if remains.is_empty() { "the source and the conf files are unchanged".to_string() } else { format!("REMAINS: {}", remains.join("; ")) };
+            let what = if done.is_empty() {
+                "nothing had been changed".to_string()
+            } else {
+                format!("undone: {}", done.join(", "))
+            };
+            let left = if remains.is_empty() {
+                "the source and the conf files are unchanged".to_string()
+            } else {
+                format!("REMAINS: {}", remains.join("; "))
+            };
             log.line(&format!("{what}; {left}"));
             Err(Error::failed(format!("{e}; {what}; {left}")))
         }
@@ -237,7 +272,10 @@ fn check_target(
         if let Some(object) = inspect::database_is_empty(&mut client)? {
             return Err(not_empty(t, &object));
         }
-        let missing_ext: Vec<&String> = extensions.iter().filter(|e| !info.extensions.iter().any(|(n, _)| n == *e)).collect();
+        let missing_ext: Vec<&String> = extensions
+            .iter()
+            .filter(|e| !info.extensions.iter().any(|(n, _)| n == *e))
+            .collect();
         if !missing_ext.is_empty() {
             return Err(Error::usage(format!(
                 "extension(s) {} must be created in the target database by a superuser; pass --admin-user so holdfast creates them",
@@ -245,25 +283,37 @@ fn check_target(
             )));
         }
         let rows = client
-            .query("SELECT rolname::text FROM pg_roles WHERE rolname = ANY($1)", &[&needed_roles])
+            .query(
+                "SELECT rolname::text FROM pg_roles WHERE rolname = ANY($1)",
+                &[&needed_roles],
+            )
             .map_err(|e| Error::postgres(pg::error_text(&e)))?;
         let existing: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
-        let missing: Vec<&String> = needed_roles.iter().filter(|r| !existing.contains(r)).collect();
+        let missing: Vec<&String> = needed_roles
+            .iter()
+            .filter(|r| !existing.contains(r))
+            .collect();
         if !missing.is_empty() {
             return Err(Error::usage(format!(
                 "role(s) {} own objects or hold grants in the source database and do not exist on the target; create them or pass --admin-user",
                 list(&missing)
             )));
         }
-        log.output(&format!("- target: {} reachable, database empty", t.display()));
+        log.output(&format!(
+            "- target: {} reachable, database empty",
+            t.display()
+        ));
         return Ok((None, info.server_version_num));
     };
     let admin = Admin::new(admin_params.clone(), PgTools::newest()?);
-    admin
-        .check()
-        .map_err(|e| Error::postgres(format!("target server as {}: {e}", admin_params.display())))?;
+    admin.check().map_err(|e| {
+        Error::postgres(format!("target server as {}: {e}", admin_params.display()))
+    })?;
     let facts = ServerFacts::read(&admin)?;
-    let missing_ext: Vec<&String> = extensions.iter().filter(|e| !facts.available_extensions.contains(*e)).collect();
+    let missing_ext: Vec<&String> = extensions
+        .iter()
+        .filter(|e| !facts.available_extensions.contains(*e))
+        .collect();
     if !missing_ext.is_empty() {
         return Err(Error::usage(format!(
             "extension(s) {} are not available on the target server; install their packages there first",
@@ -290,18 +340,26 @@ fn check_target(
         existing_owner,
         extensions: extensions.to_vec(),
         locale,
-        extra_roles: needed_roles.iter().filter(|r| !facts.roles.contains(*r)).cloned().collect(),
+        extra_roles: needed_roles
+            .iter()
+            .filter(|r| !facts.roles.contains(*r))
+            .cloned()
+            .collect(),
     };
     log.output(&format!(
-        "- target: PostgreSQL {} reachable as {} (database '{}' {})",
-        facts.server_version_num,
+        "- target: PostgreSQL {}.{} reachable as {} (database '{}' {})",
+        facts.server_version_num / 10_000,
+        facts.server_version_num % 10_000,
         admin_params.user,
         t.database,
-        if target.existing_owner.is_some() { "exists and is empty" } else { "will be created" }
+        if target.existing_owner.is_some() {
+            "exists and is empty"
+        } else {
+            "will be created"
+        }
     ));
     Ok((Some(target), facts.server_version_num as i32))
 }
-
 
 fn not_empty(t: &ConnParams, object: &str) -> Error {
     Error::usage(format!(
@@ -311,7 +369,11 @@ fn not_empty(t: &ConnParams, object: &str) -> Error {
 }
 
 fn list(items: &[&String]) -> String {
-    items.iter().map(|i| format!("'{i}'")).collect::<Vec<_>>().join(", ")
+    items
+        .iter()
+        .map(|i| format!("'{i}'"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The staged dump is gzip-1 compressed: refuse when the temporary directory
@@ -336,11 +398,15 @@ fn check_space(client: &mut postgres::Client, dir: &Path, source: &ConnParams) -
 }
 
 fn free_bytes(dir: &Path) -> Result<u64> {
-    let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).map_err(|_| Error::usage("temporary directory name has a NUL"))?;
+    let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes())
+        .map_err(|_| Error::usage("temporary directory name has a NUL"))?;
     let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
     // SAFETY: c is a valid C string, st a valid out pointer.
     if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
-        return Err(Error::io(format!("statvfs {}", dir.display()), std::io::Error::last_os_error()));
+        return Err(Error::io(
+            format!("statvfs {}", dir.display()),
+            std::io::Error::last_os_error(),
+        ));
     }
     Ok(st.f_bavail as u64 * st.f_frsize as u64)
 }
@@ -362,7 +428,10 @@ fn copy(
         .read_only(true)
         .start()
         .map_err(sql_err)?;
-    let snapshot: String = tx.query_one("SELECT pg_export_snapshot()", &[]).map_err(sql_err)?.get(0);
+    let snapshot: String = tx
+        .query_one("SELECT pg_export_snapshot()", &[])
+        .map_err(sql_err)?
+        .get(0);
     let dir = work.join("dump");
     let mut dump = ClientCommand::connected(tools, "pg_dump", source)?;
     dump.args(["-E", "UTF8", "--format=directory", "-Z1"])
@@ -374,7 +443,12 @@ fn copy(
     let (content, dumped) = std::thread::scope(|s| {
         let dumper = s.spawn(|| dump.output());
         let content = content(&mut tx);
-        (content, dumper.join().unwrap_or_else(|_| Err(Error::failed("the dump thread panicked"))))
+        (
+            content,
+            dumper
+                .join()
+                .unwrap_or_else(|_| Err(Error::failed("the dump thread panicked"))),
+        )
     });
     let (finished, _) = dumped?;
     if !finished.success() {
@@ -382,7 +456,10 @@ fn copy(
     }
     let content = content?;
     tx.commit().map_err(sql_err)?;
-    log.output(&format!("- dumped '{}' ({} jobs)", source.database, req.jobs));
+    log.output(&format!(
+        "- dumped '{}' ({} jobs)",
+        source.database, req.jobs
+    ));
     let report = pg::restore::restore_custom(
         &req.target,
         tools,
@@ -396,7 +473,10 @@ fn copy(
     for m in &report.messages {
         log.line(m);
     }
-    log.output(&format!("- restored into '{}' ({} jobs)", req.target.database, req.jobs));
+    log.output(&format!(
+        "- restored into '{}' ({} jobs)",
+        req.target.database, req.jobs
+    ));
     Ok(content)
 }
 
@@ -411,53 +491,114 @@ fn content(client: &mut impl inspect::Snapshot) -> Result<Content> {
 /// Print and log the comparison; an error when anything differs.
 fn compare(source: &Content, target: &Content, log: &Log) -> Result<usize> {
     let mut differences = Vec::new();
-    log.output(&format!("  {:<40} {:>10} {:>10}  {}", "table", "source", "target", "checksum"));
+    log.output(&format!(
+        "  {:<40} {:>10} {:>10}  {}",
+        "table", "source", "target", "checksum"
+    ));
     for s in &source.tables {
         let name = format!("{}.{}", s.schema, s.name);
-        match target.tables.iter().find(|t| t.schema == s.schema && t.name == s.name) {
+        match target
+            .tables
+            .iter()
+            .find(|t| t.schema == s.schema && t.name == s.name)
+        {
             Some(t) => {
                 let same = t.rows == s.rows && t.checksum == s.checksum;
-                log.output(&format!("  {:<40} {:>10} {:>10}  {}", name, s.rows, t.rows, if same { "same" } else { "DIFFERENT" }));
+                log.output(&format!(
+                    "  {:<40} {:>10} {:>10}  {}",
+                    name,
+                    s.rows,
+                    t.rows,
+                    if same { "same" } else { "DIFFERENT" }
+                ));
                 if !same {
                     differences.push(format!("table {name}"));
                 }
             }
             None => {
-                log.output(&format!("  {:<40} {:>10} {:>10}  MISSING", name, s.rows, "-"));
+                log.output(&format!(
+                    "  {:<40} {:>10} {:>10}  MISSING",
+                    name, s.rows, "-"
+                ));
                 differences.push(format!("table {name} missing"));
             }
         }
     }
-    for t in target.tables.iter().filter(|t| !source.tables.iter().any(|s| s.schema == t.schema && s.name == t.name)) {
+    for t in target.tables.iter().filter(|t| {
+        !source
+            .tables
+            .iter()
+            .any(|s| s.schema == t.schema && s.name == t.name)
+    }) {
         differences.push(format!("table {}.{} only on the target", t.schema, t.name));
     }
     if source.sequences != target.sequences {
         differences.push("sequence values".into());
     }
-    log.output(&format!("  {} sequences {}", source.sequences.len(), if source.sequences == target.sequences { "same" } else { "DIFFERENT" }));
+    log.output(&format!(
+        "  {} sequences {}",
+        source.sequences.len(),
+        if source.sequences == target.sequences {
+            "same"
+        } else {
+            "DIFFERENT"
+        }
+    ));
     for (what, a, b) in inventory_parts(&source.inventory, &target.inventory) {
         let same = a == b;
-        log.output(&format!("  {:<16} {:>6} {:>6}  {}", what, a.len(), b.len(), if same { "same" } else { "DIFFERENT" }));
+        log.output(&format!(
+            "  {:<16} {:>6} {:>6}  {}",
+            what,
+            a.len(),
+            b.len(),
+            if same { "same" } else { "DIFFERENT" }
+        ));
         if !same {
-            let only_source: Vec<&String> = a.iter().filter(|x| !b.contains(x)).take(3).copied().collect();
-            let only_target: Vec<&String> = b.iter().filter(|x| !a.contains(x)).take(3).copied().collect();
-            differences.push(format!("{what} (source only: {only_source:?}, target only: {only_target:?})"));
+            let only_source: Vec<&String> = a
+                .iter()
+                .filter(|x| !b.contains(x))
+                .take(3)
+                .copied()
+                .collect();
+            let only_target: Vec<&String> = b
+                .iter()
+                .filter(|x| !a.contains(x))
+                .take(3)
+                .copied()
+                .collect();
+            differences.push(format!(
+                "{what} (source only: {only_source:?}, target only: {only_target:?})"
+            ));
         }
     }
     if source.inventory.comments != target.inventory.comments {
-        differences.push(format!("comments ({} vs {})", source.inventory.comments, target.inventory.comments));
+        differences.push(format!(
+            "comments ({} vs {})",
+            source.inventory.comments, target.inventory.comments
+        ));
     }
     if !differences.is_empty() {
-        return Err(Error::failed(format!("the copy differs from the source: {}", differences.join("; "))));
+        return Err(Error::failed(format!(
+            "the copy differs from the source: {}",
+            differences.join("; ")
+        )));
     }
-    log.output(&format!("- {} tables, sequences and objects equal on both sides", source.tables.len()));
+    log.output(&format!(
+        "- {} tables, sequences and objects equal on both sides",
+        source.tables.len()
+    ));
     Ok(source.tables.len())
 }
 
 /// Inventory lists to compare; the database's own owner and grant lines name
 /// the database, which may be renamed by the migration.
-fn inventory_parts<'a>(a: &'a ObjectInventory, b: &'a ObjectInventory) -> Vec<(&'static str, Vec<&'a String>, Vec<&'a String>)> {
-    let keep = |v: &'a Vec<String>| -> Vec<&'a String> { v.iter().filter(|x| !x.starts_with("database ")).collect() };
+fn inventory_parts<'a>(
+    a: &'a ObjectInventory,
+    b: &'a ObjectInventory,
+) -> Vec<(&'static str, Vec<&'a String>, Vec<&'a String>)> {
+    let keep = |v: &'a Vec<String>| -> Vec<&'a String> {
+        v.iter().filter(|x| !x.starts_with("database ")).collect()
+    };
     vec![
         ("schemas", keep(&a.schemas), keep(&b.schemas)),
         ("tables", keep(&a.tables), keep(&b.tables)),
@@ -490,7 +631,11 @@ fn write_journal(
         .create(&dir)
         .context(|| format!("create {}", dir.display()))?;
     let now = chrono::Local::now();
-    let path = dir.join(format!("holdfast-migrate-{}-{}.json", db.scope, now.format("%Y%m%d%H%M%S")));
+    let path = dir.join(format!(
+        "holdfast-migrate-{}-{}.json",
+        db.scope,
+        now.format("%Y%m%d%H%M%S")
+    ));
     let journal = MigrationJournal {
         scope: db.scope.clone(),
         source: source.display(),
@@ -504,15 +649,18 @@ fn write_journal(
             })
             .collect(),
     };
-    let text = serde_json::to_string_pretty(&journal).map_err(|e| Error::failed(format!("journal: {e}")))?;
+    let text = serde_json::to_string_pretty(&journal)
+        .map_err(|e| Error::failed(format!("journal: {e}")))?;
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
         .open(&path)
         .context(|| format!("create {}", path.display()))?;
-    std::io::Write::write_all(&mut file, text.as_bytes()).context(|| format!("write {}", path.display()))?;
-    file.sync_all().context(|| format!("sync {}", path.display()))?;
+    std::io::Write::write_all(&mut file, text.as_bytes())
+        .context(|| format!("write {}", path.display()))?;
+    file.sync_all()
+        .context(|| format!("sync {}", path.display()))?;
     Ok(path)
 }
 
@@ -520,10 +668,17 @@ fn write_journal(
 /// migration rewrote (the migrated versions are kept beside them).
 pub fn rollback(journal_path: &Path, log: &Log) -> Result<Vec<PathBuf>> {
     let text = std::fs::read_to_string(journal_path).map_err(|e| {
-        Error::usage(format!("cannot read the migration journal {}: {e}; pass the file the migration printed", journal_path.display()))
+        Error::usage(format!(
+            "cannot read the migration journal {}: {e}; pass the file the migration printed",
+            journal_path.display()
+        ))
     })?;
-    let journal: MigrationJournal = serde_json::from_str(&text)
-        .map_err(|e| Error::invalid(format!("{} is not a migration journal: {e}", journal_path.display())))?;
+    let journal: MigrationJournal = serde_json::from_str(&text).map_err(|e| {
+        Error::invalid(format!(
+            "{} is not a migration journal: {e}",
+            journal_path.display()
+        ))
+    })?;
     for r in &journal.rewritten {
         if !r.copy.is_file() {
             return Err(Error::usage(format!(
@@ -539,7 +694,11 @@ pub fn rollback(journal_path: &Path, log: &Log) -> Result<Vec<PathBuf>> {
         let migrated = PathBuf::from(format!("{}.migrated-{stamp}", r.file.display()));
         std::fs::copy(&r.file, &migrated).context(|| format!("keep {}", r.file.display()))?;
         std::fs::rename(&r.copy, &r.file).context(|| format!("put back {}", r.file.display()))?;
-        log.output(&format!("Restored {} (the migrated version is kept as {})", r.file.display(), migrated.display()));
+        log.output(&format!(
+            "Restored {} (the migrated version is kept as {})",
+            r.file.display(),
+            migrated.display()
+        ));
         restored.push(r.file.clone());
     }
     log.output(&format!(
@@ -547,6 +706,7 @@ pub fn rollback(journal_path: &Path, log: &Log) -> Result<Vec<PathBuf>> {
         journal.source, journal.target
     ));
     let done = journal_path.with_extension("rolled-back.json");
-    std::fs::rename(journal_path, &done).context(|| format!("rename {}", journal_path.display()))?;
+    std::fs::rename(journal_path, &done)
+        .context(|| format!("rename {}", journal_path.display()))?;
     Ok(restored)
 }

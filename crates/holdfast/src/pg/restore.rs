@@ -170,9 +170,10 @@ pub fn read_toc(tools: &PgTools, dump: &Path) -> Result<(TocHeader, Vec<TocEntry
 }
 
 fn toc_listing(tools: &PgTools, dump: &Path) -> Result<String> {
-    if !dump.is_file() {
+    // A custom-format file, or a directory-format dump (its toc.dat inside).
+    if !dump.is_file() && !dump.join("toc.dat").is_file() {
         return Err(Error::usage(format!(
-            "{} is not a file: give the path of a custom-format dump",
+            "{} is neither a custom-format dump nor a directory-format dump",
             dump.display()
         )));
     }
