@@ -755,3 +755,94 @@ fn engine_at(port: u16) -> holdfast::pg::ConnParams {
         secured_validation: false,
     }
 }
+
+#[test]
+fn a_failure_after_grants_were_restored_drops_the_databases_then_the_roles() {
+    let f = fresh_machine("");
+    // A profile whose post-restore step fails: by then the engine database is
+    // restored with its grants to the extra role reporter.
+    let builtin = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../holdfast/src/profile/ovirt-engine.toml"),
+    )
+    .unwrap();
+    let broken = builtin.replace(
+        "sql = \"UPDATE vm_dynamic SET status=0",
+        "sql = \"SELECT 1/0; UPDATE vm_dynamic SET status=0",
+    );
+    assert_ne!(broken, builtin);
+    std::fs::write(f.s.path("broken.toml"), broken).unwrap();
+    let (tree_before, state) = (tree(&f.s.root()), server_state(&f.s.cluster));
+    let profile = format!("--profile={}", f.s.path("broken.toml").display());
+    let run = f.restore(&["--provision-all-databases", &profile]);
+    run.fails_with("division by zero");
+    for done in [
+        "dropped database 'engine'",
+        "dropped role 'reporter'",
+        "dropped role 'engine'",
+    ] {
+        assert!(run.stderr.contains(done), "{done}: {}", run.stderr);
+    }
+    assert!(
+        run.stderr.contains("nothing remains changed"),
+        "{}",
+        run.stderr
+    );
+    assert_unchanged(&f, &tree_before, &state);
+}
+
+#[test]
+fn not_enough_disk_space_for_the_files_stops_before_anything_is_written() {
+    let s = Sample::start();
+    // 2 MiB of incompressible data in the backed-up files.
+    let big = s.root().join("etc/ovirt-engine/engine.conf.d/big.bin");
+    let noise: Vec<u8> = (0..2u32 << 20)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    std::fs::write(&big, noise).unwrap();
+    s.engine_backup(&["--mode=backup", "--file=good", "--log=b.log"])
+        .ok();
+    s.clean_databases();
+    std::fs::remove_file(&big).unwrap();
+    // The install root moves onto a 1 MiB filesystem.
+    let small = tempfile::tempdir().unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+        .arg(small.path())
+        .status()
+        .is_ok_and(|st| st.success());
+    if !mounted {
+        eprintln!("SKIPPED: cannot mount a small tmpfs here (needs root)");
+        return;
+    }
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(small.path().to_path_buf());
+    let root = small.path().join("root");
+    let out = std::process::Command::new("cp")
+        .args(["-a"])
+        .arg(s.root())
+        .arg(&root)
+        .status()
+        .unwrap();
+    assert!(out.success());
+    let before = tree(&root);
+    let mut all: Vec<String> = [
+        "--mode=restore",
+        "--file=good",
+        "--log=r.log",
+        "--restore-permissions",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    all.push(format!("--install-root={}", root.display()));
+    all.push(format!("--installed-version={VERSION}"));
+    let run = support::run(env!("CARGO_BIN_EXE_engine-backup"), &all, s.dir.path());
+    run.fails_with("not enough disk space in");
+    assert_eq!(tree(&root), before);
+    assert!(checksums(&s.engine("engine")).is_empty());
+}

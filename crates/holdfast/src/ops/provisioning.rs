@@ -510,10 +510,19 @@ fn apply_target(
     Ok(())
 }
 
-/// Undo server changes in reverse order; returns (done, remains) phrases.
+/// Undo server changes in reverse order, roles last (a role cannot be
+/// dropped while a database holds grants to it); returns (done, remains) phrases.
 pub fn rollback(undo: &mut Vec<Undo>, log: &Log) -> (Vec<String>, Vec<String>) {
     let (mut done, mut remains) = (Vec::new(), Vec::new());
-    while let Some(step) = undo.pop() {
+    let (roles, others): (Vec<Undo>, Vec<Undo>) = std::mem::take(undo)
+        .into_iter()
+        .partition(|u| matches!(u, Undo::DropRole(..)));
+    let (clusters, others): (Vec<Undo>, Vec<Undo>) = others
+        .into_iter()
+        .partition(|u| matches!(u, Undo::Cluster(..)));
+    // Reversed below: other steps first, then roles, the cluster last.
+    let order = clusters.into_iter().chain(roles).chain(others);
+    for step in order.collect::<Vec<_>>().into_iter().rev() {
         let (what, result) = match &step {
             Undo::Cluster(c) => (
                 format!(

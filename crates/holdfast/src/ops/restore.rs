@@ -131,6 +131,9 @@ pub fn run(req: &RestoreRequest, log: &Log) -> Result<RestoreOutcome> {
             let preview = work.join("files.d");
             std::fs::create_dir(&preview).context(|| format!("create {}", preview.display()))?;
             FilesPlan::new(member, &preview, &[], limits)?.apply()?;
+            if let Some(plan) = &files_plan {
+                check_disk_space(&preview, req.env.root.path(), plan, work.path())?;
+            }
             Environment::load(profile.clone(), InstallRoot::new(&preview)?)?
         }
         None => req.env.clone(),
@@ -400,6 +403,72 @@ fn restore_all(
         outcome.rewritten.push((file.clone(), copy));
     }
     Ok(outcome)
+}
+
+/// Room for the restored files (unpacked in `preview`) on the install root's
+/// filesystem, and for the copies of the files they replace in the work
+/// directory, so that a full disk does not stop the restore half-way.
+fn check_disk_space(preview: &Path, root: &Path, plan: &FilesPlan, work: &Path) -> Result<()> {
+    let needed = tree_size(preview)?;
+    let kept: u64 = plan
+        .entries()
+        .iter()
+        .filter(|e| e.exists && e.kind != PlannedKind::Directory)
+        .filter_map(|e| std::fs::symlink_metadata(root.join(&e.path)).ok())
+        .map(|m| m.len())
+        .sum();
+    for (dir, bytes, what) in [
+        (root, needed, "the restored files"),
+        (work, kept, "the copies of the files the restore replaces"),
+    ] {
+        let free = available_bytes(dir)?;
+        if bytes > free {
+            return Err(Error::usage(format!(
+                "not enough disk space in {}: {what} need {} KiB and {} KiB are free; free some space, then restore again",
+                dir.display(),
+                bytes.div_ceil(1024),
+                free / 1024
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Bytes of the regular files under `dir`.
+fn tree_size(dir: &Path) -> Result<u64> {
+    let mut total = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).context(|| format!("read {}", d.display()))? {
+            let entry = entry.context(|| format!("read {}", d.display()))?;
+            let meta = entry
+                .metadata()
+                .context(|| format!("stat {}", entry.path().display()))?;
+            if meta.is_dir() {
+                stack.push(entry.path());
+            } else if meta.is_file() {
+                total += meta.len();
+            }
+        }
+    }
+    Ok(total)
+}
+
+/// Bytes an unprivileged user may still write on the filesystem of `path`.
+fn available_bytes(path: &Path) -> Result<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let cpath = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| Error::usage(format!("{} has a NUL byte", path.display())))?;
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: cpath is a valid C string and st a live, correctly sized struct.
+    if unsafe { libc::statvfs(cpath.as_ptr(), &mut st) } != 0 {
+        return Err(Error::io_path(
+            "check the free space of",
+            path,
+            std::io::Error::last_os_error(),
+        ));
+    }
+    Ok(st.f_bavail as u64 * st.f_frsize as u64)
 }
 
 fn check_not_running(env: &Environment) -> Result<()> {
