@@ -439,6 +439,34 @@ fn an_extension_the_server_lacks_stops_before_anything_is_written() {
     assert_unchanged(&f, &tree_before, &state);
 }
 
+#[test]
+fn an_extension_the_server_lacks_stops_a_restore_without_provisioning_too() {
+    let name = format!("holdfast_fake_ext_np_{}", std::process::id());
+    let s = Sample::start();
+    {
+        let _ext = FakeExtension::install(s.cluster.bindir(), &name);
+        s.cluster
+            .execute("engine", &format!("CREATE EXTENSION {name}"))
+            .unwrap();
+        s.engine_backup(&["--mode=backup", "--file=good", "--log=b.log"])
+            .ok();
+        s.clean_databases();
+    }
+    let (tree_before, state) = (tree(&s.root()), server_state(&s.cluster));
+    s.engine_backup(&[
+        "--mode=restore",
+        "--file=good",
+        "--log=r.log",
+        "--no-restore-permissions",
+    ])
+    .fails_with(&format!(
+        "extension '{name}' needed by database 'engine' is not available on the PostgreSQL server"
+    ));
+    assert_eq!(tree(&s.root()), tree_before);
+    assert_eq!(server_state(&s.cluster), state);
+    assert!(checksums(&s.engine("engine")).is_empty());
+}
+
 /// Watch /proc while a restore runs: the pids of pg_restore children seen,
 /// and any command line holding a password.
 struct Watcher {

@@ -175,18 +175,28 @@ pub fn plan(
             Some(f) => PgTools::for_server(f.server_version_num as i32)?,
             None => PgTools::newest()?,
         };
-        let needs = dump_needs(
-            &tools,
-            member,
-            settings.format,
-            settings.compressor,
-            restore_permissions,
-            work,
-        )?;
-        let recorded = archive
-            .manifest()
-            .and_then(|m| m.database(&db.member))
-            .map(|r| (r.collate.clone(), r.ctype.clone()));
+        let record = archive.manifest().and_then(|m| m.database(&db.member));
+        // A plain dump names no grants: the manifest's extension list spares
+        // decompressing the whole dump once more.
+        let needs = match (settings.format, record) {
+            (DumpFormat::Plain, Some(r)) => DumpNeeds {
+                extensions: r
+                    .extensions
+                    .iter()
+                    .filter_map(|e| e.split_whitespace().next().map(str::to_string))
+                    .collect(),
+                roles: BTreeSet::new(),
+            },
+            _ => dump_needs(
+                &tools,
+                member,
+                settings.format,
+                settings.compressor,
+                restore_permissions,
+                work,
+            )?,
+        };
+        let recorded = record.map(|r| (r.collate.clone(), r.ctype.clone()));
         let target = check_target(db, params, admin, facts.as_ref(), needs, recorded)?;
         plan.targets.push(target);
     }
@@ -264,6 +274,17 @@ fn cluster_init(req: &RestoreRequest, admin: &Admin) -> Result<ClusterInit> {
         }),
         None => ClusterInit::for_this_machine(Path::new(&p.host), p.port),
     }
+}
+
+/// The extensions a dump creates.
+pub(super) fn dump_extensions(
+    tools: &PgTools,
+    member: &Path,
+    format: DumpFormat,
+    codec: Codec,
+    work: &Path,
+) -> Result<Vec<String>> {
+    Ok(dump_needs(tools, member, format, codec, false, work)?.extensions)
 }
 
 /// What a dump needs on the server: extensions, and roles named in grants.

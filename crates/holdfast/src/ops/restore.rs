@@ -45,6 +45,8 @@ struct DbTarget<'a> {
     member: PathBuf,
     format: DumpFormat,
     codec: Codec,
+    /// Extensions the dump needs, as the archive's manifest records them.
+    recorded_extensions: Option<Vec<String>>,
     params: ConnParams,
     /// `None` until the database is checked: provisioned databases are
     /// checked right after they are created.
@@ -171,48 +173,45 @@ pub fn run(req: &RestoreRequest, log: &Log) -> Result<RestoreOutcome> {
     for (db, member) in &dbs {
         let settings = archive.config().get(&db.archive_config_prefix);
         let provisioned = plan.targets.iter().find(|t| t.scope == db.scope);
-        if let Some(t) = provisioned {
-            targets.push(DbTarget {
-                component: db,
-                member: member.clone(),
-                format: settings.format,
-                codec: settings.compressor,
-                params: t.params.clone(),
-                tools: None,
-                jobs: req.jobs.get(&db.scope).copied().unwrap_or(2).max(1),
-                created: t.existing_owner.is_none(),
-            });
-            continue;
-        }
-        let params = match req.credentials.get(&db.scope) {
-            Some(p) => p.clone(),
-            None => future_env.database_params(db)?.ok_or_else(|| {
+        let params = match (provisioned, req.credentials.get(&db.scope)) {
+            (Some(t), _) => t.params.clone(),
+            (None, Some(p)) => p.clone(),
+            (None, None) => future_env.database_params(db)?.ok_or_else(|| {
                 Error::usage(format!(
                     "the restored configuration names no {} database user; pass --change-{}-credentials with the target",
                     db.label, db.option_prefix
                 ))
             })?,
         };
-        let tools = check_target(
-            &params,
-            db,
-            member,
-            settings.format,
-            settings.compressor,
-            restore_permissions,
-            work.path(),
-            log,
-        )?;
-        targets.push(DbTarget {
+        let mut target = DbTarget {
             component: db,
             member: member.clone(),
             format: settings.format,
             codec: settings.compressor,
+            recorded_extensions: archive
+                .manifest()
+                .and_then(|m| m.database(&db.member))
+                .map(|r| {
+                    r.extensions
+                        .iter()
+                        .filter_map(|e| e.split_whitespace().next().map(str::to_string))
+                        .collect()
+                }),
             params,
-            tools: Some(tools),
+            tools: None,
             jobs: req.jobs.get(&db.scope).copied().unwrap_or(2).max(1),
-            created: false,
-        });
+            created: provisioned.is_some_and(|t| t.existing_owner.is_none()),
+        };
+        // Provisioned databases are checked once they exist.
+        if provisioned.is_none() {
+            target.tools = Some(check_target(
+                &target,
+                restore_permissions,
+                work.path(),
+                log,
+            )?);
+        }
+        targets.push(target);
     }
     let rewrites = plan_conf_rewrites(req, &future_env)?;
 
@@ -271,17 +270,7 @@ fn restore_all(
         provisioning::apply(provision, &mut journal.server, log)?;
     }
     for t in targets.iter_mut().filter(|t| t.tools.is_none()) {
-        let tools = check_target(
-            &t.params,
-            t.component,
-            &t.member,
-            t.format,
-            t.codec,
-            steps.restore_permissions,
-            steps.work,
-            log,
-        )
-        .map_err(|e| {
+        let tools = check_target(t, steps.restore_permissions, steps.work, log).map_err(|e| {
             Error::failed(format!(
                 "the provisioned database '{}' is not usable as {}: {e}; check pg_hba.conf allows it ({})",
                 t.params.database,
@@ -489,18 +478,16 @@ fn check_not_running(env: &Environment) -> Result<()> {
 }
 
 /// Connect with the credentials the restore will use, check the database is
-/// empty and holds the roles the dump needs; returns the client programs to use.
-#[allow(clippy::too_many_arguments)]
+/// empty, holds the roles the dump needs and can get its extensions; returns
+/// the client programs to use.
 fn check_target(
-    params: &ConnParams,
-    db: &DatabaseComponent,
-    member: &Path,
-    format: DumpFormat,
-    codec: Codec,
+    t: &DbTarget,
     restore_permissions: bool,
     work: &Path,
     log: &Log,
 ) -> Result<PgTools> {
+    let (params, db, member) = (&t.params, t.component, t.member.as_path());
+    let (format, codec) = (t.format, t.codec);
     let mut client = pg::connect(params).map_err(|e| {
         Error::postgres(format!(
             "Can't connect to database '{}': {e}; check the server and the credentials (or pass --change-{}-credentials)",
@@ -515,6 +502,11 @@ fn check_target(
         )));
     }
     let tools = PgTools::for_server(info.server_version_num)?;
+    let extensions = match &t.recorded_extensions {
+        Some(list) => list.clone(),
+        None => provisioning::dump_extensions(&tools, member, format, codec, work)?,
+    };
+    check_extensions(&mut client, params, &extensions)?;
     if format == DumpFormat::Custom && restore_permissions {
         let dump = seekable_dump(member, codec, work)?;
         let roles = roles_in_dump(&tools, &dump)?;
@@ -547,6 +539,46 @@ fn check_target(
         info.server_version
     ));
     Ok(tools)
+}
+
+/// Every extension the dump creates is installed in the target database
+/// already, or available on the server and creatable by the restoring role
+/// (a superuser, or a trusted extension in a database it owns).
+fn check_extensions(
+    client: &mut postgres::Client,
+    params: &ConnParams,
+    needed: &[String],
+) -> Result<()> {
+    let rows = client
+        .query(
+            "SELECT wanted.name, a.name IS NOT NULL, \
+                    coalesce(v.trusted, false) OR (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) \
+               FROM unnest($1::text[]) AS wanted(name) \
+               LEFT JOIN pg_available_extensions a ON a.name = wanted.name \
+               LEFT JOIN pg_extension e ON e.extname = wanted.name \
+               LEFT JOIN pg_available_extension_versions v \
+                      ON v.name = a.name AND v.version = a.default_version \
+              WHERE e.extname IS NULL AND wanted.name <> 'plpgsql'",
+            &[&needed],
+        )
+        .map_err(|e| Error::postgres(pg::error_text(&e)))?;
+    for row in rows {
+        let (name, available, creatable): (String, bool, bool) =
+            (row.get(0), row.get(1), row.get(2));
+        if !available {
+            return Err(Error::usage(format!(
+                "extension '{name}' needed by database '{}' is not available on the PostgreSQL server at {}:{}: install the package that provides it (most come with postgresql-contrib), then restore again",
+                params.database, params.host, params.port
+            )));
+        }
+        if !creatable {
+            return Err(Error::usage(format!(
+                "extension '{name}' needed by database '{}' can only be created by a superuser: as the PostgreSQL superuser run 'CREATE EXTENSION \"{name}\"' in that database, or restore with provisioning",
+                params.database
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Owners and grantees named by a custom dump (as engine-backup's extra-user
