@@ -210,6 +210,34 @@ fn provision_one_database_per_scope() {
 }
 
 #[test]
+fn holdfast_restore_provisions_too() {
+    let f = fresh_machine("");
+    let admin = f.s.cluster.socket_dir().display().to_string();
+    f.s.holdfast(&[
+        "restore",
+        "--file",
+        "good",
+        "--log",
+        "h.log",
+        "--provision",
+        "db",
+        "--provision",
+        "dwhdb",
+        "--admin-host",
+        &admin,
+        "--no-restore-permissions",
+    ])
+    .ok();
+    assert_eq!(
+        checksums(&f.s.engine("engine")),
+        expected_after_restore(&f.engine_before)
+    );
+    assert_eq!(checksums(&f.s.dwh("ovirt_engine_history")), f.dwh_before);
+    f.s.holdfast(&["restore", "--file", "good", "--provision", "nosuch"])
+        .fails_with("--provision nosuch: not a database scope");
+}
+
+#[test]
 fn automatic_provisioning_when_nothing_is_reachable() {
     let f = fresh_machine("");
     let run = f.restore(&[]);
@@ -873,4 +901,55 @@ fn not_enough_disk_space_for_the_files_stops_before_anything_is_written() {
     run.fails_with("not enough disk space in");
     assert_eq!(tree(&root), before);
     assert!(checksums(&s.engine("engine")).is_empty());
+}
+
+#[test]
+fn provisioning_argument_rules_and_help() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.backup"), b"not read").unwrap();
+    let eb = |args: &[&str]| {
+        let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        all.push(format!("--install-root={}", dir.path().display()));
+        all.push("--installed-version=4.5.7".into());
+        support::run(env!("CARGO_BIN_EXE_engine-backup"), &all, dir.path())
+    };
+    let restore = ["--mode=restore", "--file=a.backup", "--log=r.log"];
+    let with = |extra: &[&str]| {
+        let mut a = restore.to_vec();
+        a.extend_from_slice(extra);
+        eb(&a)
+    };
+    with(&[
+        "--provision-db",
+        "--change-db-credentials",
+        "--db-host=h",
+        "--db-user=u",
+        "--db-name=n",
+        "--db-password=p-value",
+    ])
+    .fails_with("FATAL: Cannot change credentials if provisioning a database");
+    with(&["--provision-all-databases", "--change-dwh-db-credentials"])
+        .fails_with("FATAL: Cannot change credentials if provisioning a database");
+    with(&["--provision-db", "--db-host=h"])
+        .fails_with("FATAL: Please use --change-db-credentials to change engine db credentials");
+    with(&["--provision-db", "--admin-port=none"])
+        .fails_with("FATAL: invalid port 'none' for --admin-port");
+    with(&["--provision-db", "--admin-passfile=/nonexistent/pw"])
+        .fails_with("FATAL: Can not read password file /nonexistent/pw");
+    with(&["--provision-db", "--init-cluster-datadir=/x"])
+        .fails_with("FATAL: --init-cluster-datadir needs --init-cluster");
+    let help = eb(&["--help"]);
+    help.ok();
+    for opt in [
+        "--provision-db ",
+        "--provision-all-databases",
+        "--admin-host=HOST|DIR",
+        "--admin-port=PORT",
+        "--admin-user=USER",
+        "--admin-passfile=FILE",
+        "--init-cluster ",
+        "--init-cluster-datadir=DIR",
+    ] {
+        assert!(help.stdout.contains(opt), "{opt} in --help");
+    }
 }

@@ -78,6 +78,14 @@ pub fn choose<'a>(
 ) -> Result<Vec<(&'a DatabaseComponent, PathBuf)>> {
     let p = &req.provision;
     if p.explicit() {
+        if let Some((db, _)) = dbs.iter().find(|(d, _)| {
+            (p.all || p.scopes.contains(&d.scope)) && req.credentials.contains_key(&d.scope)
+        }) {
+            return Err(Error::usage(format!(
+                "Cannot change credentials if provisioning a database: drop --change-{}-credentials or the provisioning of the {} database",
+                db.option_prefix, db.label
+            )));
+        }
         for s in &p.scopes {
             if !dbs.iter().any(|(d, _)| &d.scope == s) {
                 log.warning(&format!(
@@ -136,40 +144,7 @@ pub fn plan(
     for (db, member) in chosen {
         let params = app_params(future, db)?;
         let admin = admin_for(req, &params)?;
-        let facts = match admin.check() {
-            Ok(()) => Some(ServerFacts::read(&admin)?),
-            Err(e) => {
-                let reason = no_server_reason(&admin, &e);
-                match (&reason, &plan.init) {
-                    (_, Some(_)) => None,
-                    (Some(_), None) if req.provision.init_cluster => {
-                        let init = cluster_init(req, &admin)?;
-                        if init.exists() {
-                            return Err(Error::usage(format!(
-                                "the PostgreSQL cluster ({}) exists but its server does not answer at {}: start it, then restore again",
-                                init.describe(),
-                                admin.params().display()
-                            )));
-                        }
-                        log.line(&format!("The local cluster will be initialised: {}", init.describe()));
-                        plan.init = Some((init, admin.clone()));
-                        None
-                    }
-                    (Some(why), None) => {
-                        return Err(Error::usage(format!(
-                            "Can't connect to PostgreSQL as superuser to provision database '{}': {why}; if PostgreSQL is installed but not initialised, pass --init-cluster to initialise and start it; for a server on another machine pass --admin-host, --admin-user and --admin-passfile",
-                            params.database
-                        )))
-                    }
-                    (None, None) => {
-                        return Err(Error::usage(format!(
-                            "Can't provision database '{}': {e}; pass the superuser's connection with --admin-host, --admin-port, --admin-user and --admin-passfile",
-                            params.database
-                        )))
-                    }
-                }
-            }
-        };
+        let facts = facts_or_init(req, &admin, &params.database, &mut plan.init, log)?;
         let settings = archive.config().get(&db.archive_config_prefix);
         let tools = match &facts {
             Some(f) => PgTools::for_server(f.server_version_num as i32)?,
@@ -201,6 +176,50 @@ pub fn plan(
         plan.targets.push(target);
     }
     Ok(plan)
+}
+
+/// What the server has, or `None` when it is a local cluster that is not
+/// initialised and `--init-cluster` asks to create it (recorded in `init`).
+fn facts_or_init(
+    req: &RestoreRequest,
+    admin: &Admin,
+    database: &str,
+    init: &mut Option<(ClusterInit, Admin)>,
+    log: &Log,
+) -> Result<Option<ServerFacts>> {
+    if let Some((_, planned)) = init {
+        if planned.params() == admin.params() {
+            return Ok(None);
+        }
+    }
+    let e = match admin.check() {
+        Ok(()) => return ServerFacts::read(admin).map(Some),
+        Err(e) => e,
+    };
+    let Some(why) = no_server_reason(admin, &e) else {
+        return Err(Error::usage(format!(
+            "Can't provision database '{database}': {e}; pass the superuser's connection with --admin-host, --admin-port, --admin-user and --admin-passfile"
+        )));
+    };
+    if !req.provision.init_cluster || init.is_some() {
+        return Err(Error::usage(format!(
+            "Can't connect to PostgreSQL as superuser to provision database '{database}': {why}; if PostgreSQL is installed but not initialised, pass --init-cluster to initialise and start it; for a server on another machine pass --admin-host, --admin-user and --admin-passfile"
+        )));
+    }
+    let planned = cluster_init(req, admin)?;
+    if planned.exists() {
+        return Err(Error::usage(format!(
+            "the PostgreSQL cluster ({}) exists but its server does not answer at {}: start it, then restore again",
+            planned.describe(),
+            admin.params().display()
+        )));
+    }
+    log.line(&format!(
+        "The local cluster will be initialised: {}",
+        planned.describe()
+    ));
+    *init = Some((planned, admin.clone()));
+    Ok(None)
 }
 
 /// The application's connection from the restored conf, with engine-backup's
