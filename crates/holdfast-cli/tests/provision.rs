@@ -210,6 +210,34 @@ fn provision_one_database_per_scope() {
 }
 
 #[test]
+fn holdfast_restore_provisions_too() {
+    let f = fresh_machine("");
+    let admin = f.s.cluster.socket_dir().display().to_string();
+    f.s.holdfast(&[
+        "restore",
+        "--file",
+        "good",
+        "--log",
+        "h.log",
+        "--provision",
+        "db",
+        "--provision",
+        "dwhdb",
+        "--admin-host",
+        &admin,
+        "--no-restore-permissions",
+    ])
+    .ok();
+    assert_eq!(
+        checksums(&f.s.engine("engine")),
+        expected_after_restore(&f.engine_before)
+    );
+    assert_eq!(checksums(&f.s.dwh("ovirt_engine_history")), f.dwh_before);
+    f.s.holdfast(&["restore", "--file", "good", "--provision", "nosuch"])
+        .fails_with("--provision nosuch: not a database scope");
+}
+
+#[test]
 fn automatic_provisioning_when_nothing_is_reachable() {
     let f = fresh_machine("");
     let run = f.restore(&[]);
@@ -437,6 +465,34 @@ fn an_extension_the_server_lacks_stops_before_anything_is_written() {
             "extension '{name}' needed by database 'engine' is not available"
         ));
     assert_unchanged(&f, &tree_before, &state);
+}
+
+#[test]
+fn an_extension_the_server_lacks_stops_a_restore_without_provisioning_too() {
+    let name = format!("holdfast_fake_ext_np_{}", std::process::id());
+    let s = Sample::start();
+    {
+        let _ext = FakeExtension::install(s.cluster.bindir(), &name);
+        s.cluster
+            .execute("engine", &format!("CREATE EXTENSION {name}"))
+            .unwrap();
+        s.engine_backup(&["--mode=backup", "--file=good", "--log=b.log"])
+            .ok();
+        s.clean_databases();
+    }
+    let (tree_before, state) = (tree(&s.root()), server_state(&s.cluster));
+    s.engine_backup(&[
+        "--mode=restore",
+        "--file=good",
+        "--log=r.log",
+        "--no-restore-permissions",
+    ])
+    .fails_with(&format!(
+        "extension '{name}' needed by database 'engine' is not available on the PostgreSQL server"
+    ));
+    assert_eq!(tree(&s.root()), tree_before);
+    assert_eq!(server_state(&s.cluster), state);
+    assert!(checksums(&s.engine("engine")).is_empty());
 }
 
 /// Watch /proc while a restore runs: the pids of pg_restore children seen,
@@ -753,5 +809,147 @@ fn engine_at(port: u16) -> holdfast::pg::ConnParams {
         password: Some(holdfast::Password::new("engine-fixture-pw")),
         secured: false,
         secured_validation: false,
+    }
+}
+
+#[test]
+fn a_failure_after_grants_were_restored_drops_the_databases_then_the_roles() {
+    let f = fresh_machine("");
+    // A profile whose post-restore step fails: by then the engine database is
+    // restored with its grants to the extra role reporter.
+    let builtin = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../holdfast/src/profile/ovirt-engine.toml"),
+    )
+    .unwrap();
+    let broken = builtin.replace(
+        "sql = \"UPDATE vm_dynamic SET status=0",
+        "sql = \"SELECT 1/0; UPDATE vm_dynamic SET status=0",
+    );
+    assert_ne!(broken, builtin);
+    std::fs::write(f.s.path("broken.toml"), broken).unwrap();
+    let (tree_before, state) = (tree(&f.s.root()), server_state(&f.s.cluster));
+    let profile = format!("--profile={}", f.s.path("broken.toml").display());
+    let run = f.restore(&["--provision-all-databases", &profile]);
+    run.fails_with("division by zero");
+    for done in [
+        "dropped database 'engine'",
+        "dropped role 'reporter'",
+        "dropped role 'engine'",
+    ] {
+        assert!(run.stderr.contains(done), "{done}: {}", run.stderr);
+    }
+    assert!(
+        run.stderr.contains("nothing remains changed"),
+        "{}",
+        run.stderr
+    );
+    assert_unchanged(&f, &tree_before, &state);
+}
+
+#[test]
+fn not_enough_disk_space_for_the_files_stops_before_anything_is_written() {
+    let s = Sample::start();
+    // 2 MiB of incompressible data in the backed-up files.
+    let big = s.root().join("etc/ovirt-engine/engine.conf.d/big.bin");
+    let noise: Vec<u8> = (0..2u32 << 20)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    std::fs::write(&big, noise).unwrap();
+    s.engine_backup(&["--mode=backup", "--file=good", "--log=b.log"])
+        .ok();
+    s.clean_databases();
+    std::fs::remove_file(&big).unwrap();
+    // The install root moves onto a 1 MiB filesystem.
+    let small = tempfile::tempdir().unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+        .arg(small.path())
+        .status()
+        .is_ok_and(|st| st.success());
+    if !mounted {
+        eprintln!("SKIPPED: cannot mount a small tmpfs here (needs root)");
+        return;
+    }
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(small.path().to_path_buf());
+    let root = small.path().join("root");
+    let out = std::process::Command::new("cp")
+        .args(["-a"])
+        .arg(s.root())
+        .arg(&root)
+        .status()
+        .unwrap();
+    assert!(out.success());
+    let before = tree(&root);
+    let mut all: Vec<String> = [
+        "--mode=restore",
+        "--file=good",
+        "--log=r.log",
+        "--restore-permissions",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    all.push(format!("--install-root={}", root.display()));
+    all.push(format!("--installed-version={VERSION}"));
+    let run = support::run(env!("CARGO_BIN_EXE_engine-backup"), &all, s.dir.path());
+    run.fails_with("not enough disk space in");
+    assert_eq!(tree(&root), before);
+    assert!(checksums(&s.engine("engine")).is_empty());
+}
+
+#[test]
+fn provisioning_argument_rules_and_help() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.backup"), b"not read").unwrap();
+    let eb = |args: &[&str]| {
+        let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        all.push(format!("--install-root={}", dir.path().display()));
+        all.push("--installed-version=4.5.7".into());
+        support::run(env!("CARGO_BIN_EXE_engine-backup"), &all, dir.path())
+    };
+    let restore = ["--mode=restore", "--file=a.backup", "--log=r.log"];
+    let with = |extra: &[&str]| {
+        let mut a = restore.to_vec();
+        a.extend_from_slice(extra);
+        eb(&a)
+    };
+    with(&[
+        "--provision-db",
+        "--change-db-credentials",
+        "--db-host=h",
+        "--db-user=u",
+        "--db-name=n",
+        "--db-password=p-value",
+    ])
+    .fails_with("FATAL: Cannot change credentials if provisioning a database");
+    with(&["--provision-all-databases", "--change-dwh-db-credentials"])
+        .fails_with("FATAL: Cannot change credentials if provisioning a database");
+    with(&["--provision-db", "--db-host=h"])
+        .fails_with("FATAL: Please use --change-db-credentials to change engine db credentials");
+    with(&["--provision-db", "--admin-port=none"])
+        .fails_with("FATAL: invalid port 'none' for --admin-port");
+    with(&["--provision-db", "--admin-passfile=/nonexistent/pw"])
+        .fails_with("FATAL: Can not read password file /nonexistent/pw");
+    with(&["--provision-db", "--init-cluster-datadir=/x"])
+        .fails_with("FATAL: --init-cluster-datadir needs --init-cluster");
+    let help = eb(&["--help"]);
+    help.ok();
+    for opt in [
+        "--provision-db ",
+        "--provision-all-databases",
+        "--admin-host=HOST|DIR",
+        "--admin-port=PORT",
+        "--admin-user=USER",
+        "--admin-passfile=FILE",
+        "--init-cluster ",
+        "--init-cluster-datadir=DIR",
+    ] {
+        assert!(help.stdout.contains(opt), "{opt} in --help");
     }
 }

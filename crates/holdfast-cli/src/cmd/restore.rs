@@ -41,7 +41,7 @@ pub struct ProvisionArgs {
     /// Create the role and database of this database scope (repeatable), with
     /// the credentials of the restored configuration; implies --restore-permissions.
     #[arg(long = "provision", value_name = "SCOPE")]
-    pub scopes: Vec<String>,
+    pub provision_scopes: Vec<String>,
     /// Provision every database the archive holds.
     #[arg(long)]
     pub provision_all: bool,
@@ -69,7 +69,7 @@ pub struct ProvisionArgs {
 
 impl ProvisionArgs {
     fn request(&self, env: &holdfast::profile::Environment) -> holdfast::Result<ProvisionRequest> {
-        for s in &self.scopes {
+        for s in &self.provision_scopes {
             if env.profile.database(s).is_none() {
                 return Err(holdfast::Error::usage(format!(
                     "--provision {s}: not a database scope of profile {}",
@@ -90,7 +90,7 @@ impl ProvisionArgs {
             }
         };
         Ok(ProvisionRequest {
-            scopes: self.scopes.clone(),
+            scopes: self.provision_scopes.clone(),
             all: self.provision_all,
             auto: false,
             admin: AdminOptions {

@@ -78,6 +78,14 @@ pub fn choose<'a>(
 ) -> Result<Vec<(&'a DatabaseComponent, PathBuf)>> {
     let p = &req.provision;
     if p.explicit() {
+        if let Some((db, _)) = dbs.iter().find(|(d, _)| {
+            (p.all || p.scopes.contains(&d.scope)) && req.credentials.contains_key(&d.scope)
+        }) {
+            return Err(Error::usage(format!(
+                "Cannot change credentials if provisioning a database: drop --change-{}-credentials or the provisioning of the {} database",
+                db.option_prefix, db.label
+            )));
+        }
         for s in &p.scopes {
             if !dbs.iter().any(|(d, _)| &d.scope == s) {
                 log.warning(&format!(
@@ -136,61 +144,82 @@ pub fn plan(
     for (db, member) in chosen {
         let params = app_params(future, db)?;
         let admin = admin_for(req, &params)?;
-        let facts = match admin.check() {
-            Ok(()) => Some(ServerFacts::read(&admin)?),
-            Err(e) => {
-                let reason = no_server_reason(&admin, &e);
-                match (&reason, &plan.init) {
-                    (_, Some(_)) => None,
-                    (Some(_), None) if req.provision.init_cluster => {
-                        let init = cluster_init(req, &admin)?;
-                        if init.exists() {
-                            return Err(Error::usage(format!(
-                                "the PostgreSQL cluster ({}) exists but its server does not answer at {}: start it, then restore again",
-                                init.describe(),
-                                admin.params().display()
-                            )));
-                        }
-                        log.line(&format!("The local cluster will be initialised: {}", init.describe()));
-                        plan.init = Some((init, admin.clone()));
-                        None
-                    }
-                    (Some(why), None) => {
-                        return Err(Error::usage(format!(
-                            "Can't connect to PostgreSQL as superuser to provision database '{}': {why}; if PostgreSQL is installed but not initialised, pass --init-cluster to initialise and start it; for a server on another machine pass --admin-host, --admin-user and --admin-passfile",
-                            params.database
-                        )))
-                    }
-                    (None, None) => {
-                        return Err(Error::usage(format!(
-                            "Can't provision database '{}': {e}; pass the superuser's connection with --admin-host, --admin-port, --admin-user and --admin-passfile",
-                            params.database
-                        )))
-                    }
-                }
-            }
-        };
+        let facts = facts_or_init(req, &admin, &params.database, &mut plan.init, log)?;
         let settings = archive.config().get(&db.archive_config_prefix);
         let tools = match &facts {
             Some(f) => PgTools::for_server(f.server_version_num as i32)?,
             None => PgTools::newest()?,
         };
-        let needs = dump_needs(
-            &tools,
-            member,
-            settings.format,
-            settings.compressor,
-            restore_permissions,
-            work,
-        )?;
-        let recorded = archive
-            .manifest()
-            .and_then(|m| m.database(&db.member))
-            .map(|r| (r.collate.clone(), r.ctype.clone()));
+        let record = archive.manifest().and_then(|m| m.database(&db.member));
+        // A plain dump names no grants: the manifest's extension list spares
+        // decompressing the whole dump once more.
+        let needs = match (settings.format, record) {
+            (DumpFormat::Plain, Some(r)) => DumpNeeds {
+                extensions: r
+                    .extensions
+                    .iter()
+                    .filter_map(|e| e.split_whitespace().next().map(str::to_string))
+                    .collect(),
+                roles: BTreeSet::new(),
+            },
+            _ => dump_needs(
+                &tools,
+                member,
+                settings.format,
+                settings.compressor,
+                restore_permissions,
+                work,
+            )?,
+        };
+        let recorded = record.map(|r| (r.collate.clone(), r.ctype.clone()));
         let target = check_target(db, params, admin, facts.as_ref(), needs, recorded)?;
         plan.targets.push(target);
     }
     Ok(plan)
+}
+
+/// What the server has, or `None` when it is a local cluster that is not
+/// initialised and `--init-cluster` asks to create it (recorded in `init`).
+fn facts_or_init(
+    req: &RestoreRequest,
+    admin: &Admin,
+    database: &str,
+    init: &mut Option<(ClusterInit, Admin)>,
+    log: &Log,
+) -> Result<Option<ServerFacts>> {
+    if let Some((_, planned)) = init {
+        if planned.params() == admin.params() {
+            return Ok(None);
+        }
+    }
+    let e = match admin.check() {
+        Ok(()) => return ServerFacts::read(admin).map(Some),
+        Err(e) => e,
+    };
+    let Some(why) = no_server_reason(admin, &e) else {
+        return Err(Error::usage(format!(
+            "Can't provision database '{database}': {e}; pass the superuser's connection with --admin-host, --admin-port, --admin-user and --admin-passfile"
+        )));
+    };
+    if !req.provision.init_cluster || init.is_some() {
+        return Err(Error::usage(format!(
+            "Can't connect to PostgreSQL as superuser to provision database '{database}': {why}; if PostgreSQL is installed but not initialised, pass --init-cluster to initialise and start it; for a server on another machine pass --admin-host, --admin-user and --admin-passfile"
+        )));
+    }
+    let planned = cluster_init(req, admin)?;
+    if planned.exists() {
+        return Err(Error::usage(format!(
+            "the PostgreSQL cluster ({}) exists but its server does not answer at {}: start it, then restore again",
+            planned.describe(),
+            admin.params().display()
+        )));
+    }
+    log.line(&format!(
+        "The local cluster will be initialised: {}",
+        planned.describe()
+    ));
+    *init = Some((planned, admin.clone()));
+    Ok(None)
 }
 
 /// The application's connection from the restored conf, with engine-backup's
@@ -264,6 +293,17 @@ fn cluster_init(req: &RestoreRequest, admin: &Admin) -> Result<ClusterInit> {
         }),
         None => ClusterInit::for_this_machine(Path::new(&p.host), p.port),
     }
+}
+
+/// The extensions a dump creates.
+pub(super) fn dump_extensions(
+    tools: &PgTools,
+    member: &Path,
+    format: DumpFormat,
+    codec: Codec,
+    work: &Path,
+) -> Result<Vec<String>> {
+    Ok(dump_needs(tools, member, format, codec, false, work)?.extensions)
 }
 
 /// What a dump needs on the server: extensions, and roles named in grants.
@@ -512,10 +552,19 @@ pub fn apply_target(
     Ok(())
 }
 
-/// Undo server changes in reverse order; returns (done, remains) phrases.
+/// Undo server changes in reverse order, roles last (a role cannot be
+/// dropped while a database holds grants to it); returns (done, remains) phrases.
 pub fn rollback(undo: &mut Vec<Undo>, log: &Log) -> (Vec<String>, Vec<String>) {
     let (mut done, mut remains) = (Vec::new(), Vec::new());
-    while let Some(step) = undo.pop() {
+    let (roles, others): (Vec<Undo>, Vec<Undo>) = std::mem::take(undo)
+        .into_iter()
+        .partition(|u| matches!(u, Undo::DropRole(..)));
+    let (clusters, others): (Vec<Undo>, Vec<Undo>) = others
+        .into_iter()
+        .partition(|u| matches!(u, Undo::Cluster(..)));
+    // Reversed below: other steps first, then roles, the cluster last.
+    let order = clusters.into_iter().chain(roles).chain(others);
+    for step in order.collect::<Vec<_>>().into_iter().rev() {
         let (what, result) = match &step {
             Undo::Cluster(c) => (
                 format!(

@@ -43,6 +43,8 @@ struct DbTarget<'a> {
     member: PathBuf,
     format: DumpFormat,
     codec: Codec,
+    /// Extensions the dump needs, as the archive's manifest records them.
+    recorded_extensions: Option<Vec<String>>,
     params: ConnParams,
     /// `None` until the database is checked: provisioned databases are
     /// checked right after they are created.
@@ -129,6 +131,9 @@ pub fn run(req: &RestoreRequest, log: &Log) -> Result<RestoreOutcome> {
             let preview = work.join("files.d");
             std::fs::create_dir(&preview).context(|| format!("create {}", preview.display()))?;
             FilesPlan::new(member, &preview, &[], limits)?.apply()?;
+            if let Some(plan) = &files_plan {
+                check_disk_space(&preview, req.env.root.path(), plan, work.path())?;
+            }
             Environment::load(profile.clone(), InstallRoot::new(&preview)?)?
         }
         None => req.env.clone(),
@@ -166,48 +171,45 @@ pub fn run(req: &RestoreRequest, log: &Log) -> Result<RestoreOutcome> {
     for (db, member) in &dbs {
         let settings = archive.config().get(&db.archive_config_prefix);
         let provisioned = plan.targets.iter().find(|t| t.scope == db.scope);
-        if let Some(t) = provisioned {
-            targets.push(DbTarget {
-                component: db,
-                member: member.clone(),
-                format: settings.format,
-                codec: settings.compressor,
-                params: t.params.clone(),
-                tools: None,
-                jobs: req.jobs.get(&db.scope).copied().unwrap_or(2).max(1),
-                created: t.existing_owner.is_none(),
-            });
-            continue;
-        }
-        let params = match req.credentials.get(&db.scope) {
-            Some(p) => p.clone(),
-            None => future_env.database_params(db)?.ok_or_else(|| {
+        let params = match (provisioned, req.credentials.get(&db.scope)) {
+            (Some(t), _) => t.params.clone(),
+            (None, Some(p)) => p.clone(),
+            (None, None) => future_env.database_params(db)?.ok_or_else(|| {
                 Error::usage(format!(
                     "the restored configuration names no {} database user; pass --change-{}-credentials with the target",
                     db.label, db.option_prefix
                 ))
             })?,
         };
-        let tools = check_target(
-            &params,
-            db,
-            member,
-            settings.format,
-            settings.compressor,
-            restore_permissions,
-            work.path(),
-            log,
-        )?;
-        targets.push(DbTarget {
+        let mut target = DbTarget {
             component: db,
             member: member.clone(),
             format: settings.format,
             codec: settings.compressor,
+            recorded_extensions: archive
+                .manifest()
+                .and_then(|m| m.database(&db.member))
+                .map(|r| {
+                    r.extensions
+                        .iter()
+                        .filter_map(|e| e.split_whitespace().next().map(str::to_string))
+                        .collect()
+                }),
             params,
-            tools: Some(tools),
+            tools: None,
             jobs: req.jobs.get(&db.scope).copied().unwrap_or(2).max(1),
-            created: false,
-        });
+            created: provisioned.is_some_and(|t| t.existing_owner.is_none()),
+        };
+        // Provisioned databases are checked once they exist.
+        if provisioned.is_none() {
+            target.tools = Some(check_target(
+                &target,
+                restore_permissions,
+                work.path(),
+                log,
+            )?);
+        }
+        targets.push(target);
     }
     let rewrites =
         crate::profile::credentials::conf_rewrites(&req.env, &future_env, &req.credentials)?;
@@ -267,17 +269,7 @@ fn restore_all(
         provisioning::apply(provision, &mut journal.server, log)?;
     }
     for t in targets.iter_mut().filter(|t| t.tools.is_none()) {
-        let tools = check_target(
-            &t.params,
-            t.component,
-            &t.member,
-            t.format,
-            t.codec,
-            steps.restore_permissions,
-            steps.work,
-            log,
-        )
-        .map_err(|e| {
+        let tools = check_target(t, steps.restore_permissions, steps.work, log).map_err(|e| {
             Error::failed(format!(
                 "the provisioned database '{}' is not usable as {}: {e}; check pg_hba.conf allows it ({})",
                 t.params.database,
@@ -401,6 +393,72 @@ fn restore_all(
     Ok(outcome)
 }
 
+/// Room for the restored files (unpacked in `preview`) on the install root's
+/// filesystem, and for the copies of the files they replace in the work
+/// directory, so that a full disk does not stop the restore half-way.
+fn check_disk_space(preview: &Path, root: &Path, plan: &FilesPlan, work: &Path) -> Result<()> {
+    let needed = tree_size(preview)?;
+    let kept: u64 = plan
+        .entries()
+        .iter()
+        .filter(|e| e.exists && e.kind != PlannedKind::Directory)
+        .filter_map(|e| std::fs::symlink_metadata(root.join(&e.path)).ok())
+        .map(|m| m.len())
+        .sum();
+    for (dir, bytes, what) in [
+        (root, needed, "the restored files"),
+        (work, kept, "the copies of the files the restore replaces"),
+    ] {
+        let free = available_bytes(dir)?;
+        if bytes > free {
+            return Err(Error::usage(format!(
+                "not enough disk space in {}: {what} need {} KiB and {} KiB are free; free some space, then restore again",
+                dir.display(),
+                bytes.div_ceil(1024),
+                free / 1024
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Bytes of the regular files under `dir`.
+fn tree_size(dir: &Path) -> Result<u64> {
+    let mut total = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).context(|| format!("read {}", d.display()))? {
+            let entry = entry.context(|| format!("read {}", d.display()))?;
+            let meta = entry
+                .metadata()
+                .context(|| format!("stat {}", entry.path().display()))?;
+            if meta.is_dir() {
+                stack.push(entry.path());
+            } else if meta.is_file() {
+                total += meta.len();
+            }
+        }
+    }
+    Ok(total)
+}
+
+/// Bytes an unprivileged user may still write on the filesystem of `path`.
+fn available_bytes(path: &Path) -> Result<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let cpath = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| Error::usage(format!("{} has a NUL byte", path.display())))?;
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: cpath is a valid C string and st a live, correctly sized struct.
+    if unsafe { libc::statvfs(cpath.as_ptr(), &mut st) } != 0 {
+        return Err(Error::io_path(
+            "check the free space of",
+            path,
+            std::io::Error::last_os_error(),
+        ));
+    }
+    Ok(st.f_bavail as u64 * st.f_frsize as u64)
+}
+
 fn check_not_running(env: &Environment) -> Result<()> {
     match env.application_running() {
         Some(message) => Err(Error::usage(format!("{message}; stop it first"))),
@@ -409,18 +467,16 @@ fn check_not_running(env: &Environment) -> Result<()> {
 }
 
 /// Connect with the credentials the restore will use, check the database is
-/// empty and holds the roles the dump needs; returns the client programs to use.
-#[allow(clippy::too_many_arguments)]
+/// empty, holds the roles the dump needs and can get its extensions; returns
+/// the client programs to use.
 fn check_target(
-    params: &ConnParams,
-    db: &DatabaseComponent,
-    member: &Path,
-    format: DumpFormat,
-    codec: Codec,
+    t: &DbTarget,
     restore_permissions: bool,
     work: &Path,
     log: &Log,
 ) -> Result<PgTools> {
+    let (params, db, member) = (&t.params, t.component, t.member.as_path());
+    let (format, codec) = (t.format, t.codec);
     let mut client = pg::connect(params).map_err(|e| {
         Error::postgres(format!(
             "Can't connect to database '{}': {e}; check the server and the credentials (or pass --change-{}-credentials)",
@@ -435,6 +491,11 @@ fn check_target(
         )));
     }
     let tools = PgTools::for_server(info.server_version_num)?;
+    let extensions = match &t.recorded_extensions {
+        Some(list) => list.clone(),
+        None => provisioning::dump_extensions(&tools, member, format, codec, work)?,
+    };
+    check_extensions(&mut client, params, &extensions)?;
     if format == DumpFormat::Custom && restore_permissions {
         let dump = seekable_dump(member, codec, work)?;
         let roles = roles_in_dump(&tools, &dump)?;
@@ -467,6 +528,46 @@ fn check_target(
         info.server_version
     ));
     Ok(tools)
+}
+
+/// Every extension the dump creates is installed in the target database
+/// already, or available on the server and creatable by the restoring role
+/// (a superuser, or a trusted extension in a database it owns).
+fn check_extensions(
+    client: &mut postgres::Client,
+    params: &ConnParams,
+    needed: &[String],
+) -> Result<()> {
+    let rows = client
+        .query(
+            "SELECT wanted.name, a.name IS NOT NULL, \
+                    coalesce(v.trusted, false) OR (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) \
+               FROM unnest($1::text[]) AS wanted(name) \
+               LEFT JOIN pg_available_extensions a ON a.name = wanted.name \
+               LEFT JOIN pg_extension e ON e.extname = wanted.name \
+               LEFT JOIN pg_available_extension_versions v \
+                      ON v.name = a.name AND v.version = a.default_version \
+              WHERE e.extname IS NULL AND wanted.name <> 'plpgsql'",
+            &[&needed],
+        )
+        .map_err(|e| Error::postgres(pg::error_text(&e)))?;
+    for row in rows {
+        let (name, available, creatable): (String, bool, bool) =
+            (row.get(0), row.get(1), row.get(2));
+        if !available {
+            return Err(Error::usage(format!(
+                "extension '{name}' needed by database '{}' is not available on the PostgreSQL server at {}:{}: install the package that provides it (most come with postgresql-contrib), then restore again",
+                params.database, params.host, params.port
+            )));
+        }
+        if !creatable {
+            return Err(Error::usage(format!(
+                "extension '{name}' needed by database '{}' can only be created by a superuser: as the PostgreSQL superuser run 'CREATE EXTENSION \"{name}\"' in that database, or restore with provisioning",
+                params.database
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Owners and grantees named by a custom dump (as engine-backup's extra-user
