@@ -224,3 +224,31 @@ fn a_failure_after_the_first_write_is_rolled_back() {
     );
     assert_untouched(&s, &before);
 }
+
+#[test]
+fn a_restore_or_backup_during_a_restore_is_refused() {
+    let s = prepared();
+    let env = holdfast::profile::Environment::load(
+        holdfast::profile::Profile::ovirt_engine(),
+        holdfast::profile::InstallRoot::new(s.root()).unwrap(),
+    )
+    .unwrap();
+    let before = tree(&s.root());
+    // This test process plays a restore in progress.
+    let held = holdfast::ops::lock::OperationLock::acquire(
+        &env,
+        holdfast::ops::lock::LockMode::Exclusive,
+        "restore",
+    )
+    .unwrap();
+    restore(&s, "good").fails_with(&format!(
+        "another holdfast operation (restore, pid {}) is running on",
+        std::process::id()
+    ));
+    s.engine_backup(&["--mode=backup", "--file=during", "--log=d.log"])
+        .fails_with("run this backup again when it has finished");
+    assert!(!s.path("during").exists());
+    assert_untouched(&s, &before);
+    drop(held);
+    restore(&s, "good").ok();
+}

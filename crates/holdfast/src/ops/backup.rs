@@ -40,6 +40,11 @@ struct DbJob<'a> {
 /// Run a backup.
 pub fn run(req: &BackupRequest, log: &Log) -> Result<BackupOutcome> {
     log.output("Backing up:");
+    let _lock = crate::ops::lock::OperationLock::acquire(
+        &req.env,
+        crate::ops::lock::LockMode::Shared,
+        "backup",
+    )?;
     let env = &req.env;
     let plan = plan(req, log)?;
     preflight_destination(req)?;

@@ -121,6 +121,11 @@ pub fn run(req: &MigrateRequest, log: &Log) -> Result<MigrateOutcome> {
     }
 
     log.output("Checking:");
+    let _lock = crate::ops::lock::OperationLock::acquire(
+        env,
+        crate::ops::lock::LockMode::Exclusive,
+        "migrate",
+    )?;
     match env.application_running() {
         Some(message) if !req.online => {
             return Err(Error::usage(format!(

@@ -4,6 +4,7 @@
 
 pub mod backup;
 pub mod demo;
+pub mod lock;
 pub mod migrate;
 pub mod provisioning;
 pub mod restore;

@@ -57,6 +57,11 @@ struct DbTarget<'a> {
 pub fn run(req: &RestoreRequest, log: &Log) -> Result<RestoreOutcome> {
     let profile = &req.env.profile;
     log.output("Preparing to restore:");
+    let _lock = crate::ops::lock::OperationLock::acquire(
+        &req.env,
+        crate::ops::lock::LockMode::Exclusive,
+        "restore",
+    )?;
     check_not_running(&req.env)?;
     for db in &profile.databases {
         if let Some(p) = req.credentials.get(&db.scope) {
