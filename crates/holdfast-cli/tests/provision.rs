@@ -210,6 +210,59 @@ fn provision_one_database_per_scope() {
 }
 
 #[test]
+fn plain_dumps_are_provisioned_with_the_banner_and_without_extra_roles() {
+    let s = Sample::start();
+    s.cluster
+        .execute("engine", "CREATE EXTENSION \"uuid-ossp\"")
+        .unwrap();
+    let engine_before = checksums(&s.engine("engine"));
+    s.engine_backup(&[
+        "--mode=backup",
+        "--small-size",
+        "--file=good",
+        "--log=b.log",
+    ])
+    .ok();
+    let Sample { cluster, dir } = s;
+    let port = cluster.port();
+    drop(cluster);
+    let cluster = Cluster::builder().port(port).start().unwrap();
+    let f = Fresh {
+        s: Sample { cluster, dir },
+        engine_before,
+        dwh_before: BTreeMap::new(),
+    };
+    let run = f.restore(&["--provision-all-databases"]);
+    run.ok();
+    assert!(
+        run.stdout
+            .contains("Please note: permissions are not backed up with a plain dump format"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        checksums(&f.s.engine("engine")),
+        expected_after_restore(&f.engine_before)
+    );
+    let c = &f.s.cluster;
+    let q = |db: &str, sql: &str| c.query_text(db, sql).unwrap().unwrap_or_default();
+    assert_eq!(
+        q(
+            "engine",
+            "SELECT extname FROM pg_extension WHERE extname = 'uuid-ossp'"
+        ),
+        "uuid-ossp"
+    );
+    assert_eq!(
+        q(
+            "postgres",
+            "SELECT count(*) FROM pg_roles WHERE rolname = 'reporter'"
+        ),
+        "0"
+    );
+}
+
+#[test]
 fn holdfast_restore_provisions_too() {
     let f = fresh_machine("");
     let admin = f.s.cluster.socket_dir().display().to_string();

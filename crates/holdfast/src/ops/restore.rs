@@ -141,6 +141,17 @@ pub fn run(req: &RestoreRequest, log: &Log) -> Result<RestoreOutcome> {
         None => req.env.clone(),
     };
 
+    let plain_present = dbs
+        .iter()
+        .any(|(db, _)| archive.config().get(&db.archive_config_prefix).format == DumpFormat::Plain);
+    if plain_present {
+        // engine-backup's banner: plain dumps carry no owners or grants.
+        let rule = "#".repeat(78);
+        log.print(&rule);
+        log.print("Please note: permissions are not backed up with a plain dump format, thus not restored during restore");
+        log.print(&rule);
+    }
+
     // Provisioning implies restoring permissions unless an option says otherwise.
     let chosen = provisioning::choose(req, &future_env, &dbs, log)?;
     let custom_present = dbs.iter().any(|(db, _)| {
