@@ -641,38 +641,21 @@ fn a_killed_pg_restore_is_rolled_back_completely() {
     assert_no_password_shown(&f, &run);
 }
 
-#[test]
-fn a_server_stopped_mid_way_is_rolled_back_when_it_is_back() {
-    let f = fresh_machine(BULK);
-    let (tree_before, state) = (tree(&f.s.root()), server_state(&f.s.cluster));
-    let Fresh {
-        s,
-        engine_before,
-        dwh_before,
-    } = f;
+/// Run engine-backup with `args` (plus the install root and version) while the
+/// server is stopped as soon as pg_restore starts, and started again 2 s later.
+/// Returns the run, the sample back, and any command line that held a password.
+fn restore_while_the_server_restarts(s: Sample, args: &[String]) -> (Run, Sample, Vec<String>) {
     let Sample { cluster, dir } = s;
+    let port = cluster.port();
     let cluster = Arc::new(Mutex::new(cluster));
     let c = cluster.clone();
-    let port = cluster.lock().unwrap().port();
     let watcher = Watcher::start(port, move |_| {
         let mut c = c.lock().unwrap();
         c.stop_server().unwrap();
         std::thread::sleep(std::time::Duration::from_secs(2));
         c.start_server().unwrap();
     });
-    let mut all: Vec<String> = [
-        "--mode=restore",
-        "--file=good",
-        "--log=r.log",
-        "--provision-all-databases",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    all.push(format!(
-        "--admin-host={}",
-        cluster.lock().unwrap().socket_dir().display()
-    ));
+    let mut all = args.to_vec();
     all.push(format!(
         "--install-root={}",
         dir.path().join("root").display()
@@ -680,20 +663,74 @@ fn a_server_stopped_mid_way_is_rolled_back_when_it_is_back() {
     all.push(format!("--installed-version={VERSION}"));
     let run = support::run(env!("CARGO_BIN_EXE_engine-backup"), &all, dir.path());
     let leaks = watcher.finish();
+    let cluster = Arc::try_unwrap(cluster).unwrap().into_inner().unwrap();
+    (run, Sample { cluster, dir }, leaks)
+}
+
+fn strings(args: &[&str]) -> Vec<String> {
+    args.iter().map(|s| s.to_string()).collect()
+}
+
+#[test]
+fn a_server_stopped_mid_way_is_rolled_back_when_it_is_back() {
+    let f = fresh_machine(BULK);
+    let (tree_before, state) = (tree(&f.s.root()), server_state(&f.s.cluster));
+    let mut args = strings(&[
+        "--mode=restore",
+        "--file=good",
+        "--log=r.log",
+        "--provision-all-databases",
+    ]);
+    args.push(f.admin_host());
+    let Fresh {
+        s,
+        engine_before,
+        dwh_before,
+    } = f;
+    let (run, s, leaks) = restore_while_the_server_restarts(s, &args);
     assert_eq!(run.code, 1, "{}", run.stdout);
     assert!(
-        run.stderr.contains("rolled back:") && run.stderr.contains("nothing remains changed"),
+        run.stderr.contains("dropped database 'engine'")
+            && run.stderr.contains("nothing remains changed"),
         "{}",
         run.stderr
     );
     assert!(leaks.is_empty(), "passwords in argv: {leaks:?}");
-    let cluster = Arc::try_unwrap(cluster).unwrap().into_inner().unwrap();
     let f = Fresh {
-        s: Sample { cluster, dir },
+        s,
         engine_before,
         dwh_before,
     };
     assert_unchanged(&f, &tree_before, &state);
+}
+
+#[test]
+fn a_server_stopped_mid_way_without_provisioning_leaves_the_databases_empty() {
+    let s = Sample::start();
+    s.cluster.execute("engine", BULK).unwrap();
+    s.engine_backup(&["--mode=backup", "--file=good", "--log=b.log"])
+        .ok();
+    s.clean_databases();
+    let (tree_before, state) = (tree(&s.root()), server_state(&s.cluster));
+    let args = strings(&[
+        "--mode=restore",
+        "--file=good",
+        "--log=r.log",
+        "--restore-permissions",
+    ]);
+    let (run, s, leaks) = restore_while_the_server_restarts(s, &args);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert!(
+        run.stderr.contains("emptied database 'engine'")
+            && run.stderr.contains("nothing remains changed"),
+        "{}",
+        run.stderr
+    );
+    assert!(leaks.is_empty(), "passwords in argv: {leaks:?}");
+    assert_eq!(tree(&s.root()), tree_before);
+    assert_eq!(server_state(&s.cluster), state);
+    assert!(checksums(&s.engine("engine")).is_empty());
+    assert!(checksums(&s.dwh("ovirt_engine_history")).is_empty());
 }
 
 // ----- a machine where PostgreSQL is installed but no cluster is initialised -----

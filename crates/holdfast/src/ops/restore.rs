@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use crate::archive::{ArchiveReader, Codec, DumpFormat, FilesPlan, PlannedKind, ReadLimits};
 use crate::conf::{rewrite_keys, ConfValue};
 use crate::log::Log;
-use crate::ops::provisioning::{self, Undo};
+use crate::ops::provisioning::{self, Patience, Undo};
 use crate::ops::verify::seekable_dump;
 use crate::ops::{RestoreRequest, WorkDir};
 use crate::pg::{self, command::ClientCommand, ConnParams, PgTools};
@@ -459,6 +459,7 @@ fn available_bytes(path: &Path) -> Result<u64> {
     use std::os::unix::ffi::OsStrExt;
     let cpath = std::ffi::CString::new(path.as_os_str().as_bytes())
         .map_err(|_| Error::usage(format!("{} has a NUL byte", path.display())))?;
+    // SAFETY: statvfs is plain data; all-zero is a valid value to fill in.
     let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
     // SAFETY: cpath is a valid C string and st a live, correctly sized struct.
     if unsafe { libc::statvfs(cpath.as_ptr(), &mut st) } != 0 {
@@ -858,8 +859,10 @@ impl Journal {
                 )),
             }
         }
+        let patience = Patience::from_now();
         for params in self.filled.iter().rev() {
-            match empty_database(params) {
+            let reached = patience.retry(|| pg::connect(params).map(drop));
+            match reached.and_then(|()| empty_database(params)) {
                 Ok(()) => done.push(format!("emptied database '{}'", params.database)),
                 Err(e) => remains.push(format!(
                     "database '{}' still holds restored objects ({e})",
@@ -867,7 +870,8 @@ impl Journal {
                 )),
             }
         }
-        let (server_done, server_remains) = provisioning::rollback(&mut self.server, log);
+        let (server_done, server_remains) =
+            provisioning::rollback(&mut self.server, &patience, log);
         done.extend(server_done);
         remains.extend(server_remains);
         let (mut put_back, mut removed) = (0, 0);
