@@ -434,6 +434,39 @@ fn an_unprovisioned_database_that_is_missing_stops_before_anything_is_written() 
 }
 
 #[test]
+fn a_wrong_database_password_is_refused_before_anything_is_written() {
+    let s = Sample::start();
+    s.engine_backup(&["--mode=backup", "--file=good", "--log=b.log"])
+        .ok();
+    s.clean_databases();
+    let (tree_before, state) = (tree(&s.root()), server_state(&s.cluster));
+    let port = format!("--db-port={}", s.cluster.port());
+    let r = s.engine_backup(&[
+        "--mode=restore",
+        "--file=good",
+        "--log=r.log",
+        "--change-db-credentials",
+        "--db-host=127.0.0.1",
+        &port,
+        "--db-name=engine",
+        "--db-user=engine",
+        "--db-password=definitely-wrong-pw",
+        "--no-restore-permissions",
+    ]);
+    r.fails_with("Can't connect to database 'engine'");
+    assert!(
+        r.stderr.contains("password authentication failed"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("definitely-wrong-pw") && !r.stdout.contains("definitely-wrong-pw"));
+    let log = std::fs::read_to_string(s.path("r.log")).unwrap();
+    assert!(!log.contains("definitely-wrong-pw"));
+    assert_eq!(tree(&s.root()), tree_before);
+    assert_eq!(server_state(&s.cluster), state);
+}
+
+#[test]
 fn a_wrong_superuser_password_is_refused() {
     let f = fresh_machine("");
     let (tree_before, state) = (tree(&f.s.root()), server_state(&f.s.cluster));
@@ -639,6 +672,46 @@ fn a_killed_pg_restore_is_rolled_back_completely() {
     assert!(leaks.is_empty(), "passwords in argv: {leaks:?}");
     assert_unchanged(&f, &tree_before, &state);
     assert_no_password_shown(&f, &run);
+}
+
+#[test]
+fn a_killed_pg_restore_into_a_reused_database_puts_back_owner_and_password() {
+    let f = fresh_machine(BULK);
+    let c = &f.s.cluster;
+    c.create_role("engine", "an-old-password").unwrap();
+    c.create_database("engine", "postgres").unwrap();
+    let (tree_before, state) = (tree(&f.s.root()), server_state(c));
+    let watcher = Watcher::start(c.port(), move |pid| {
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status();
+    });
+    let run = f.restore(&[
+        "--scope=files",
+        "--scope=db",
+        "--provision-db",
+        "--no-restore-permissions",
+    ]);
+    let leaks = watcher.finish();
+    run.fails_with("Errors while restoring database engine");
+    for done in [
+        "emptied database 'engine'",
+        "gave database 'engine' back to 'postgres'",
+        "put back the password of role 'engine'",
+        "nothing remains changed",
+    ] {
+        assert!(run.stderr.contains(done), "{done}: {}", run.stderr);
+    }
+    assert!(leaks.is_empty(), "passwords in argv: {leaks:?}");
+    assert_unchanged(&f, &tree_before, &state);
+    let q = |sql: &str| c.query_text("postgres", sql).unwrap().unwrap_or_default();
+    assert_eq!(
+        q("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'engine'"),
+        "postgres"
+    );
+    assert!(holdfast::pg::connect(&tcp(c, "engine", "an-old-password", "engine")).is_ok());
+    assert!(holdfast::pg::connect(&f.s.engine("engine")).is_err());
+    assert!(checksums(&tcp(c, "engine", "an-old-password", "engine")).is_empty());
 }
 
 /// Run engine-backup with `args` (plus the install root and version) while the
