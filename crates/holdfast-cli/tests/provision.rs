@@ -210,6 +210,59 @@ fn provision_one_database_per_scope() {
 }
 
 #[test]
+fn plain_dumps_are_provisioned_with_the_banner_and_without_extra_roles() {
+    let s = Sample::start();
+    s.cluster
+        .execute("engine", "CREATE EXTENSION \"uuid-ossp\"")
+        .unwrap();
+    let engine_before = checksums(&s.engine("engine"));
+    s.engine_backup(&[
+        "--mode=backup",
+        "--small-size",
+        "--file=good",
+        "--log=b.log",
+    ])
+    .ok();
+    let Sample { cluster, dir } = s;
+    let port = cluster.port();
+    drop(cluster);
+    let cluster = Cluster::builder().port(port).start().unwrap();
+    let f = Fresh {
+        s: Sample { cluster, dir },
+        engine_before,
+        dwh_before: BTreeMap::new(),
+    };
+    let run = f.restore(&["--provision-all-databases"]);
+    run.ok();
+    assert!(
+        run.stdout
+            .contains("Please note: permissions are not backed up with a plain dump format"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        checksums(&f.s.engine("engine")),
+        expected_after_restore(&f.engine_before)
+    );
+    let c = &f.s.cluster;
+    let q = |db: &str, sql: &str| c.query_text(db, sql).unwrap().unwrap_or_default();
+    assert_eq!(
+        q(
+            "engine",
+            "SELECT extname FROM pg_extension WHERE extname = 'uuid-ossp'"
+        ),
+        "uuid-ossp"
+    );
+    assert_eq!(
+        q(
+            "postgres",
+            "SELECT count(*) FROM pg_roles WHERE rolname = 'reporter'"
+        ),
+        "0"
+    );
+}
+
+#[test]
 fn holdfast_restore_provisions_too() {
     let f = fresh_machine("");
     let admin = f.s.cluster.socket_dir().display().to_string();
@@ -378,6 +431,39 @@ fn an_unprovisioned_database_that_is_missing_stops_before_anything_is_written() 
     f.restore(&["--provision-db", "--restore-permissions"])
         .fails_with("Can't connect to database 'ovirt_engine_history'");
     assert_unchanged(&f, &tree_before, &state);
+}
+
+#[test]
+fn a_wrong_database_password_is_refused_before_anything_is_written() {
+    let s = Sample::start();
+    s.engine_backup(&["--mode=backup", "--file=good", "--log=b.log"])
+        .ok();
+    s.clean_databases();
+    let (tree_before, state) = (tree(&s.root()), server_state(&s.cluster));
+    let port = format!("--db-port={}", s.cluster.port());
+    let r = s.engine_backup(&[
+        "--mode=restore",
+        "--file=good",
+        "--log=r.log",
+        "--change-db-credentials",
+        "--db-host=127.0.0.1",
+        &port,
+        "--db-name=engine",
+        "--db-user=engine",
+        "--db-password=definitely-wrong-pw",
+        "--no-restore-permissions",
+    ]);
+    r.fails_with("Can't connect to database 'engine'");
+    assert!(
+        r.stderr.contains("password authentication failed"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("definitely-wrong-pw") && !r.stdout.contains("definitely-wrong-pw"));
+    let log = std::fs::read_to_string(s.path("r.log")).unwrap();
+    assert!(!log.contains("definitely-wrong-pw"));
+    assert_eq!(tree(&s.root()), tree_before);
+    assert_eq!(server_state(&s.cluster), state);
 }
 
 #[test]
@@ -589,37 +675,60 @@ fn a_killed_pg_restore_is_rolled_back_completely() {
 }
 
 #[test]
-fn a_server_stopped_mid_way_is_rolled_back_when_it_is_back() {
+fn a_killed_pg_restore_into_a_reused_database_puts_back_owner_and_password() {
     let f = fresh_machine(BULK);
-    let (tree_before, state) = (tree(&f.s.root()), server_state(&f.s.cluster));
-    let Fresh {
-        s,
-        engine_before,
-        dwh_before,
-    } = f;
+    let c = &f.s.cluster;
+    c.create_role("engine", "an-old-password").unwrap();
+    c.create_database("engine", "postgres").unwrap();
+    let (tree_before, state) = (tree(&f.s.root()), server_state(c));
+    let watcher = Watcher::start(c.port(), move |pid| {
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status();
+    });
+    let run = f.restore(&[
+        "--scope=files",
+        "--scope=db",
+        "--provision-db",
+        "--no-restore-permissions",
+    ]);
+    let leaks = watcher.finish();
+    run.fails_with("Errors while restoring database engine");
+    for done in [
+        "emptied database 'engine'",
+        "gave database 'engine' back to 'postgres'",
+        "put back the password of role 'engine'",
+        "nothing remains changed",
+    ] {
+        assert!(run.stderr.contains(done), "{done}: {}", run.stderr);
+    }
+    assert!(leaks.is_empty(), "passwords in argv: {leaks:?}");
+    assert_unchanged(&f, &tree_before, &state);
+    let q = |sql: &str| c.query_text("postgres", sql).unwrap().unwrap_or_default();
+    assert_eq!(
+        q("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'engine'"),
+        "postgres"
+    );
+    assert!(holdfast::pg::connect(&tcp(c, "engine", "an-old-password", "engine")).is_ok());
+    assert!(holdfast::pg::connect(&f.s.engine("engine")).is_err());
+    assert!(checksums(&tcp(c, "engine", "an-old-password", "engine")).is_empty());
+}
+
+/// Run engine-backup with `args` (plus the install root and version) while the
+/// server is stopped as soon as pg_restore starts, and started again 2 s later.
+/// Returns the run, the sample back, and any command line that held a password.
+fn restore_while_the_server_restarts(s: Sample, args: &[String]) -> (Run, Sample, Vec<String>) {
     let Sample { cluster, dir } = s;
+    let port = cluster.port();
     let cluster = Arc::new(Mutex::new(cluster));
     let c = cluster.clone();
-    let port = cluster.lock().unwrap().port();
     let watcher = Watcher::start(port, move |_| {
         let mut c = c.lock().unwrap();
         c.stop_server().unwrap();
         std::thread::sleep(std::time::Duration::from_secs(2));
         c.start_server().unwrap();
     });
-    let mut all: Vec<String> = [
-        "--mode=restore",
-        "--file=good",
-        "--log=r.log",
-        "--provision-all-databases",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    all.push(format!(
-        "--admin-host={}",
-        cluster.lock().unwrap().socket_dir().display()
-    ));
+    let mut all = args.to_vec();
     all.push(format!(
         "--install-root={}",
         dir.path().join("root").display()
@@ -627,20 +736,74 @@ fn a_server_stopped_mid_way_is_rolled_back_when_it_is_back() {
     all.push(format!("--installed-version={VERSION}"));
     let run = support::run(env!("CARGO_BIN_EXE_engine-backup"), &all, dir.path());
     let leaks = watcher.finish();
+    let cluster = Arc::try_unwrap(cluster).unwrap().into_inner().unwrap();
+    (run, Sample { cluster, dir }, leaks)
+}
+
+fn strings(args: &[&str]) -> Vec<String> {
+    args.iter().map(|s| s.to_string()).collect()
+}
+
+#[test]
+fn a_server_stopped_mid_way_is_rolled_back_when_it_is_back() {
+    let f = fresh_machine(BULK);
+    let (tree_before, state) = (tree(&f.s.root()), server_state(&f.s.cluster));
+    let mut args = strings(&[
+        "--mode=restore",
+        "--file=good",
+        "--log=r.log",
+        "--provision-all-databases",
+    ]);
+    args.push(f.admin_host());
+    let Fresh {
+        s,
+        engine_before,
+        dwh_before,
+    } = f;
+    let (run, s, leaks) = restore_while_the_server_restarts(s, &args);
     assert_eq!(run.code, 1, "{}", run.stdout);
     assert!(
-        run.stderr.contains("rolled back:") && run.stderr.contains("nothing remains changed"),
+        run.stderr.contains("dropped database 'engine'")
+            && run.stderr.contains("nothing remains changed"),
         "{}",
         run.stderr
     );
     assert!(leaks.is_empty(), "passwords in argv: {leaks:?}");
-    let cluster = Arc::try_unwrap(cluster).unwrap().into_inner().unwrap();
     let f = Fresh {
-        s: Sample { cluster, dir },
+        s,
         engine_before,
         dwh_before,
     };
     assert_unchanged(&f, &tree_before, &state);
+}
+
+#[test]
+fn a_server_stopped_mid_way_without_provisioning_leaves_the_databases_empty() {
+    let s = Sample::start();
+    s.cluster.execute("engine", BULK).unwrap();
+    s.engine_backup(&["--mode=backup", "--file=good", "--log=b.log"])
+        .ok();
+    s.clean_databases();
+    let (tree_before, state) = (tree(&s.root()), server_state(&s.cluster));
+    let args = strings(&[
+        "--mode=restore",
+        "--file=good",
+        "--log=r.log",
+        "--restore-permissions",
+    ]);
+    let (run, s, leaks) = restore_while_the_server_restarts(s, &args);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert!(
+        run.stderr.contains("emptied database 'engine'")
+            && run.stderr.contains("nothing remains changed"),
+        "{}",
+        run.stderr
+    );
+    assert!(leaks.is_empty(), "passwords in argv: {leaks:?}");
+    assert_eq!(tree(&s.root()), tree_before);
+    assert_eq!(server_state(&s.cluster), state);
+    assert!(checksums(&s.engine("engine")).is_empty());
+    assert!(checksums(&s.dwh("ovirt_engine_history")).is_empty());
 }
 
 // ----- a machine where PostgreSQL is installed but no cluster is initialised -----

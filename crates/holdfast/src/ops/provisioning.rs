@@ -554,7 +554,11 @@ pub fn apply_target(
 
 /// Undo server changes in reverse order, roles last (a role cannot be
 /// dropped while a database holds grants to it); returns (done, remains) phrases.
-pub fn rollback(undo: &mut Vec<Undo>, log: &Log) -> (Vec<String>, Vec<String>) {
+pub fn rollback(
+    undo: &mut Vec<Undo>,
+    patience: &Patience,
+    log: &Log,
+) -> (Vec<String>, Vec<String>) {
     let (mut done, mut remains) = (Vec::new(), Vec::new());
     let (roles, others): (Vec<Undo>, Vec<Undo>) = std::mem::take(undo)
         .into_iter()
@@ -575,23 +579,33 @@ pub fn rollback(undo: &mut Vec<Undo>, log: &Log) -> (Vec<String>, Vec<String>) {
             ),
             Undo::DropRole(a, r) => (
                 format!("dropped role '{r}'"),
-                when_up(a).and_then(|()| provision::drop_role(a, r)),
+                patience
+                    .retry(|| a.check())
+                    .and_then(|()| provision::drop_role(a, r)),
             ),
             Undo::DropDatabase(a, d) => (
                 format!("dropped database '{d}'"),
-                when_up(a).and_then(|()| provision::drop_database(a, d)),
+                patience
+                    .retry(|| a.check())
+                    .and_then(|()| provision::drop_database(a, d)),
             ),
             Undo::DropExtension(a, d, e) => (
                 format!("dropped extension '{e}' from database '{d}'"),
-                when_up(a).and_then(|()| provision::drop_extension(a, d, e)),
+                patience
+                    .retry(|| a.check())
+                    .and_then(|()| provision::drop_extension(a, d, e)),
             ),
             Undo::RestorePassword(a, r, h) => (
                 format!("put back the password of role '{r}'"),
-                when_up(a).and_then(|()| provision::restore_password_hash(a, r, h.as_deref())),
+                patience
+                    .retry(|| a.check())
+                    .and_then(|()| provision::restore_password_hash(a, r, h.as_deref())),
             ),
             Undo::RestoreOwner(a, d, o) => (
                 format!("gave database '{d}' back to '{o}'"),
-                when_up(a).and_then(|()| provision::set_database_owner(a, d, o)),
+                patience
+                    .retry(|| a.check())
+                    .and_then(|()| provision::set_database_owner(a, d, o)),
             ),
         };
         match result {
@@ -605,14 +619,29 @@ pub fn rollback(undo: &mut Vec<Undo>, log: &Log) -> (Vec<String>, Vec<String>) {
     (done, remains)
 }
 
-/// Wait up to 30 s for a server that went away to come back before undoing.
-fn when_up(admin: &Admin) -> Result<()> {
-    let start = Instant::now();
-    loop {
-        match admin.check() {
-            Ok(()) => return Ok(()),
-            Err(e) if start.elapsed() > Duration::from_secs(30) => return Err(e),
-            Err(_) => std::thread::sleep(Duration::from_millis(500)),
+/// How long a rollback waits, in all, for a server that went away (a restart)
+/// to come back before it reports what it could not undo. Only reaching the
+/// server is retried; each undo step itself runs once.
+pub struct Patience {
+    deadline: Instant,
+}
+
+impl Patience {
+    /// The 30 s start now.
+    pub fn from_now() -> Patience {
+        Patience {
+            deadline: Instant::now() + Duration::from_secs(30),
+        }
+    }
+
+    /// Run `step` until it succeeds or the shared deadline passes.
+    pub fn retry(&self, mut step: impl FnMut() -> Result<()>) -> Result<()> {
+        loop {
+            match step() {
+                Ok(()) => return Ok(()),
+                Err(e) if Instant::now() >= self.deadline => return Err(e),
+                Err(_) => std::thread::sleep(Duration::from_millis(500)),
+            }
         }
     }
 }

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use crate::archive::{ArchiveReader, Codec, DumpFormat, FilesPlan, PlannedKind, ReadLimits};
 use crate::conf::rewrite_keys;
 use crate::log::Log;
-use crate::ops::provisioning::{self, Undo};
+use crate::ops::provisioning::{self, Patience, Undo};
 use crate::ops::verify::seekable_dump;
 use crate::ops::{RestoreRequest, WorkDir};
 use crate::pg::{self, command::ClientCommand, ConnParams, PgTools};
@@ -143,6 +143,17 @@ pub fn run(req: &RestoreRequest, log: &Log) -> Result<RestoreOutcome> {
         }
         None => req.env.clone(),
     };
+
+    let plain_present = dbs
+        .iter()
+        .any(|(db, _)| archive.config().get(&db.archive_config_prefix).format == DumpFormat::Plain);
+    if plain_present {
+        // engine-backup's banner: plain dumps carry no owners or grants.
+        let rule = "#".repeat(78);
+        log.print(&rule);
+        log.print("Please note: permissions are not backed up with a plain dump format, thus not restored during restore");
+        log.print(&rule);
+    }
 
     // Provisioning implies restoring permissions unless an option says otherwise.
     let chosen = provisioning::choose(req, &future_env, &dbs, log)?;
@@ -452,6 +463,7 @@ fn available_bytes(path: &Path) -> Result<u64> {
     use std::os::unix::ffi::OsStrExt;
     let cpath = std::ffi::CString::new(path.as_os_str().as_bytes())
         .map_err(|_| Error::usage(format!("{} has a NUL byte", path.display())))?;
+    // SAFETY: statvfs is plain data; all-zero is a valid value to fill in.
     let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
     // SAFETY: cpath is a valid C string and st a live, correctly sized struct.
     if unsafe { libc::statvfs(cpath.as_ptr(), &mut st) } != 0 {
@@ -746,8 +758,10 @@ impl Journal {
                 )),
             }
         }
+        let patience = Patience::from_now();
         for params in self.filled.iter().rev() {
-            match empty_database(params) {
+            let reached = patience.retry(|| pg::connect(params).map(drop));
+            match reached.and_then(|()| empty_database(params)) {
                 Ok(()) => done.push(format!("emptied database '{}'", params.database)),
                 Err(e) => remains.push(format!(
                     "database '{}' still holds restored objects ({e})",
@@ -755,7 +769,8 @@ impl Journal {
                 )),
             }
         }
-        let (server_done, server_remains) = provisioning::rollback(&mut self.server, log);
+        let (server_done, server_remains) =
+            provisioning::rollback(&mut self.server, &patience, log);
         done.extend(server_done);
         remains.extend(server_remains);
         let (mut put_back, mut removed) = (0, 0);

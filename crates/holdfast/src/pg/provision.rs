@@ -41,6 +41,7 @@ impl OsUser {
     /// The user of that name, if it exists and is not root.
     pub fn lookup(name: &str) -> Option<OsUser> {
         let cname = std::ffi::CString::new(name).ok()?;
+        // SAFETY: passwd is plain data; all-zero is a valid value to fill in.
         let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
         let mut buf = vec![0 as libc::c_char; 16 * 1024];
         let mut result: *mut libc::passwd = std::ptr::null_mut();
@@ -183,13 +184,10 @@ impl Admin {
         let mut child = cmd
             .spawn()
             .context(|| "run psql as the PostgreSQL superuser".into())?;
+        // The SQL is small: written whole before the output is read.
         let mut stdin = child.stdin.take().expect("piped stdin");
         let feed = stdin.write_all(sql.as_bytes());
         drop(stdin);
-        let mut stdout = String::new();
-        if let Some(mut out) = child.stdout.take() {
-            let _ = out.read_to_string(&mut stdout);
-        }
         let out = child
             .wait_with_output()
             .context(|| "wait for psql".into())?;
@@ -208,7 +206,7 @@ impl Admin {
                 first.trim_start_matches("psql:<stdin>:").trim()
             )));
         }
-        Ok(stdout)
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 }
 
