@@ -60,10 +60,10 @@ fn fill(c: &Cluster, mb: u64) {
              FROM generate_series(1, {docs}) g;
          CREATE INDEX docs_meta ON docs USING gin (meta);
          ALTER TABLE accounts OWNER TO engine; ALTER TABLE docs OWNER TO engine;
-         ALTER SEQUENCE docs_id_seq OWNER TO engine;
-         VACUUM ANALYZE;"
+         ALTER SEQUENCE docs_id_seq OWNER TO engine;"
     );
     c.execute("engine", &sql).unwrap();
+    c.execute("engine", "VACUUM ANALYZE").unwrap();
 }
 
 fn root_for(dir: &Path, c: &Cluster) -> InstallRoot {
@@ -78,7 +78,11 @@ fn root_for(dir: &Path, c: &Cluster) -> InstallRoot {
         ),
     )
     .unwrap();
-    std::fs::write(root.join("etc/ovirt-engine-setup.conf"), "OVESETUP_ENGINE_CORE/enable=bool:True\n").unwrap();
+    std::fs::write(
+        root.join("etc/ovirt-engine-setup.conf"),
+        "OVESETUP_ENGINE_CORE/enable=bool:True\n",
+    )
+    .unwrap();
     InstallRoot::new(&root).unwrap()
 }
 
@@ -102,7 +106,10 @@ fn main() {
     let t = Instant::now();
     fill(&source, mb);
     let size = source
-        .query_text("postgres", "SELECT pg_size_pretty(pg_database_size('engine'))")
+        .query_text(
+            "postgres",
+            "SELECT pg_size_pretty(pg_database_size('engine'))",
+        )
         .unwrap()
         .unwrap_or_default();
     println!("  built {size} in {:.0} s", t.elapsed().as_secs_f64());
@@ -123,8 +130,14 @@ fn main() {
                 .unwrap();
             assert!(st.success());
         });
-        psql(&manual_target, &format!("CREATE ROLE engine LOGIN PASSWORD '{PASSWORD}'"));
-        psql(&manual_target, "CREATE DATABASE engine OWNER engine TEMPLATE template0 ENCODING 'UTF8'");
+        psql(
+            &manual_target,
+            &format!("CREATE ROLE engine LOGIN PASSWORD '{PASSWORD}'"),
+        );
+        psql(
+            &manual_target,
+            "CREATE DATABASE engine OWNER engine TEMPLATE template0 ENCODING 'UTF8'",
+        );
         time("pg_restore -d engine engine.dump", || {
             let st = Command::new(bindir.join("pg_restore"))
                 .args(["-d", "engine"])
@@ -167,7 +180,9 @@ fn main() {
         online: false,
         tmpdir: work.path().to_path_buf(),
     };
-    let log = Log::create(&work.path().join("migrate.log")).unwrap().quiet();
+    let log = Log::create(&work.path().join("migrate.log"))
+        .unwrap()
+        .quiet();
     let holdfast = time("total", || {
         migrate::run(&req, &log).expect("migrate");
     });
@@ -183,5 +198,8 @@ fn main() {
         "| holdfast migrate --jobs {jobs} | {:.1} | includes provisioning, checksums of every table on both sides, conf rewrite |",
         holdfast.as_secs_f64()
     );
-    println!("| ratio holdfast / manual | {:.2} | |", holdfast.as_secs_f64() / manual.as_secs_f64());
+    println!(
+        "| ratio holdfast / manual | {:.2} | |",
+        holdfast.as_secs_f64() / manual.as_secs_f64()
+    );
 }

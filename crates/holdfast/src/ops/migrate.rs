@@ -237,7 +237,8 @@ pub fn run(req: &MigrateRequest, log: &Log) -> Result<MigrateOutcome> {
                     )),
                 }
             }
-            let (d, r) = provisioning::rollback(&mut undo, &provisioning::Patience::from_now(), log);
+            let (d, r) =
+                provisioning::rollback(&mut undo, &provisioning::Patience::from_now(), log);
             done.extend(d);
             remains.extend(r);
             let what = if done.is_empty() {

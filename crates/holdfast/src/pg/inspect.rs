@@ -139,6 +139,36 @@ fn pg_error(what: &str) -> impl Fn(postgres::Error) -> Error + '_ {
     move |e| Error::postgres(format!("{what}: {}", error_text(&e)))
 }
 
+/// `md5(coalesce(string_agg(t::text, '|' ORDER BY t::text COLLATE "C"), ''))`
+/// and `count(*)` of one table, with the digest computed here as the sorted rows
+/// stream in: the same value as that query, without its 1 GB limit (a text
+/// value cannot be larger, so the query fails on big tables).
+fn stream_checksum(tx: &mut Transaction<'_>, schema: &str, name: &str) -> Result<(i64, String)> {
+    use md5::{Digest, Md5};
+    let what = format!("checksum {schema}.{name}");
+    let sql = format!(
+        "SELECT t::text FROM {} t ORDER BY t::text COLLATE \"C\"",
+        qualified(schema, name)
+    );
+    let no_params: [&(dyn postgres::types::ToSql + Sync); 0] = [];
+    let mut rows = tx
+        .query_raw(sql.as_str(), no_params)
+        .map_err(pg_error(&what))?;
+    let mut digest = Md5::new();
+    let mut count: i64 = 0;
+    while let Some(row) =
+        postgres::fallible_iterator::FallibleIterator::next(&mut rows).map_err(pg_error(&what))?
+    {
+        if count > 0 {
+            digest.update(b"|");
+        }
+        let text: Option<&str> = row.get(0);
+        digest.update(text.unwrap_or("").as_bytes());
+        count += 1;
+    }
+    Ok((count, hex::encode(digest.finalize())))
+}
+
 /// A connection that can read every table as of one moment: a client opens a
 /// read-only repeatable-read transaction; an open transaction (a backup's, whose
 /// snapshot pg_dump shares) opens a savepoint and keeps its own snapshot.
@@ -189,17 +219,7 @@ pub fn table_checksums(client: &mut impl Snapshot) -> Result<Vec<TableChecksum>>
         };
         let populated: bool = row.get(3);
         let (rows, checksum) = if populated {
-            let sum = tx
-                .query_one(
-                    &format!(
-                        "SELECT count(*), md5(coalesce(string_agg(t::text, '|' ORDER BY t::text \
-                         COLLATE \"C\"), '')) FROM {} t",
-                        qualified(&schema, &name)
-                    ),
-                    &[],
-                )
-                .map_err(pg_error(&format!("checksum {schema}.{name}")))?;
-            (sum.get(0), sum.get(1))
+            stream_checksum(&mut tx, &schema, &name)?
         } else {
             (0, UNPOPULATED.to_string())
         };
