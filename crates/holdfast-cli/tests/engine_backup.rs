@@ -338,3 +338,37 @@ fn help_and_argument_errors() {
     );
     r.fails_with("FATAL: Standard input is not a terminal");
 }
+
+#[test]
+fn default_file_and_log_names() {
+    let s = Sample::start();
+    let r = s.engine_backup(&["--mode=backup", "--scope=files"]);
+    r.ok();
+    let listing = |dir: &str| -> Vec<String> {
+        std::fs::read_dir(s.root().join(dir))
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| !n.starts_with('.'))
+            .collect()
+    };
+    let archives = listing("var/lib/ovirt-engine-backup");
+    assert_eq!(archives.len(), 1, "{archives:?}");
+    assert!(
+        archives[0].starts_with("ovirt-engine-backup-") && archives[0].ends_with(".backup"),
+        "{archives:?}"
+    );
+    let logs = listing("var/log/ovirt-engine-backup");
+    assert_eq!(logs.len(), 1);
+    assert!(
+        logs[0].starts_with("ovirt-engine-backup-") && logs[0].ends_with(".log"),
+        "{logs:?}"
+    );
+    assert!(r.stdout.contains(&format!(
+        "archive file: {}",
+        s.root()
+            .join("var/lib/ovirt-engine-backup")
+            .join(&archives[0])
+            .display()
+    )));
+}

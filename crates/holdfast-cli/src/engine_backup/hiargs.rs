@@ -195,6 +195,15 @@ pub fn interpret(low: LowArgs, profile: Profile, outside: &dyn Outside) -> Resul
         .unwrap_or_else(|| "/".into());
     let root = InstallRoot::new(&root)?;
     let timestamp = chrono::Local::now().format("%Y%m%d%H%M%S").to_string();
+    // engine-backup creates its default directories; a directory the user named
+    // must exist already.
+    let mut default_dirs: Vec<PathBuf> = Vec::new();
+    if low.file.is_none() && mode == "backup" {
+        default_dirs.push(root.join(&profile.archive.backup_dir));
+    }
+    if low.log.is_none() {
+        default_dirs.push(root.join(&profile.archive.log_dir));
+    }
     let file = match &low.file {
         Some(f) => absolute(Path::new(f)),
         None => root
@@ -302,6 +311,14 @@ pub fn interpret(low: LowArgs, profile: Profile, outside: &dyn Outside) -> Resul
         )
     };
 
+    for dir in &default_dirs {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| Fatal::one(format!("Cannot create '{}': {e}", dir.display())))?;
+    }
     Ok(match mode.as_str() {
         "backup" => {
             let application_version = installed_version(&env)?;
