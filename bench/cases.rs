@@ -4,7 +4,7 @@
 //! databases, schema apply; then the ratios and the generated notes.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -600,6 +600,7 @@ impl Ctx<'_> {
     }
 }
 
+/// (database, schema.table) to (rows, checksum).
 type Checksums = BTreeMap<(String, String), (i64, String)>;
 
 /// Rows and checksum of every table of every database, computed in parallel.
@@ -608,20 +609,18 @@ fn checksums(env: &Environment) -> Result<Checksums, Error> {
         let handles: Vec<_> = DATABASES
             .iter()
             .map(|db| {
-                s.spawn(
-                    move || -> Result<Vec<((String, String), (i64, String))>, Error> {
-                        let mut client = env.cluster.connect(db.name)?;
-                        Ok(holdfast::pg::inspect::table_checksums(&mut client)?
-                            .into_iter()
-                            .map(|t| {
-                                (
-                                    (db.name.to_string(), format!("{}.{}", t.schema, t.name)),
-                                    (t.rows, t.checksum),
-                                )
-                            })
-                            .collect())
-                    },
-                )
+                s.spawn(move || -> Result<Checksums, Error> {
+                    let mut client = env.cluster.connect(db.name)?;
+                    Ok(holdfast::pg::inspect::table_checksums(&mut client)?
+                        .into_iter()
+                        .map(|t| {
+                            (
+                                (db.name.to_string(), format!("{}.{}", t.schema, t.name)),
+                                (t.rows, t.checksum),
+                            )
+                        })
+                        .collect())
+                })
             })
             .collect();
         let mut all = Checksums::new();
@@ -753,7 +752,7 @@ fn remove_dir(p: &Path) -> Result<(), Error> {
 }
 
 /// An empty directory at `p`.
-fn fresh_dir(p: &PathBuf) -> Result<(), Error> {
+fn fresh_dir(p: &Path) -> Result<(), Error> {
     remove_dir(p)?;
     std::fs::create_dir_all(p)?;
     Ok(())
