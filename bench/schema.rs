@@ -6,13 +6,9 @@
 //!
 //! `cargo run --release -p holdfast-bench --bin schema-bench [RUNS]`
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use holdfast::pg::ConnParams;
-use holdfast::schema::{self, synthetic::SyntheticTree, ApplyOptions, Permissions};
-use holdfast::Password;
-
-const PASSWORD: &str = "bench-password";
+use holdfast_bench::schema_apply;
 
 fn main() {
     if let Err(e) = run() {
@@ -21,7 +17,7 @@ fn main() {
     }
 }
 
-fn run() -> Result<(), Box<dyn std::error::Error>> {
+fn run() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let runs: usize = match std::env::args().nth(1) {
         Some(n) => n
             .parse()
@@ -29,53 +25,11 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         None => 5,
     };
     let cluster = pgsandbox::Cluster::builder().durable().start()?;
-    cluster.create_role("engine", PASSWORD)?;
-    let dir = tempfile::tempdir()?;
-    let tree = SyntheticTree::default();
-    let scripts = tree.write(dir.path())?;
-    let options = ApplyOptions::default();
-    let mut quiet = |_: &str| {};
-
-    let (mut fresh, mut noop, mut plan) = (Vec::new(), Vec::new(), Vec::new());
-    for i in 0..runs {
-        let database = format!("engine_{i}");
-        cluster.create_database(&database, "engine")?;
-        let params = ConnParams {
-            host: cluster.host().to_string(),
-            port: cluster.port(),
-            user: "engine".into(),
-            database,
-            password: Some(Password::new(PASSWORD)),
-            secured: false,
-            secured_validation: false,
-        };
-        let t = Instant::now();
-        let report = schema::apply(&params, dir.path(), &options, &mut quiet)?;
-        fresh.push(t.elapsed());
-        if report.to.map(|v| v.to_string()) != Some(tree.last_version()) {
-            return Err(format!(
-                "fresh apply ended at {:?}, not {}",
-                report.to,
-                tree.last_version()
-            )
-            .into());
-        }
-        let t = Instant::now();
-        let report = schema::apply(&params, dir.path(), &options, &mut quiet)?;
-        noop.push(t.elapsed());
-        if !report.outcome.installed.is_empty() || report.outcome.rebuilt {
-            return Err("the re-apply was not a no-op".into());
-        }
-        let t = Instant::now();
-        let p = schema::plan(&params, dir.path(), &Permissions::default())?;
-        plan.push(t.elapsed());
-        if !p.is_noop() {
-            return Err("the plan after apply is not empty".into());
-        }
-    }
+    let mut times = schema_apply::measure(&cluster, runs)?;
 
     println!(
-        "schema-bench: {scripts} scripts, PostgreSQL {} (durable settings), {runs} runs",
+        "schema-bench: {} scripts, PostgreSQL {} (durable settings), {runs} runs",
+        times.scripts,
         cluster.major()
     );
     println!(
@@ -83,9 +37,9 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         "operation", "median", "min", "max"
     );
     for (name, times) in [
-        ("fresh apply", &mut fresh),
-        ("no-op re-apply", &mut noop),
-        ("plan (no-op)", &mut plan),
+        ("fresh apply", &mut times.fresh),
+        ("no-op re-apply", &mut times.noop),
+        ("plan (no-op)", &mut times.plan),
     ] {
         times.sort();
         println!(
@@ -96,7 +50,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             ms(times[times.len() - 1])
         );
     }
-    let noop_median = noop[noop.len() / 2];
+    let noop_median = times.noop[times.noop.len() / 2];
     if noop_median >= Duration::from_secs(1) {
         return Err(format!(
             "no-op re-apply took {} (median), the target is under 1 s",
