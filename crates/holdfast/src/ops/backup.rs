@@ -431,10 +431,7 @@ fn dump_one(job: &DbJob, threads: u32, path: &Path, log: &Log) -> Result<Databas
         compression: job.settings.pg_dump_compress.map(|c| c.min(9) as u8),
         snapshot: Some(snapshot),
     };
-    log.line(&format!(
-        "pg_cmd running: {}",
-        pg::dump::dump_command(&job.params, &job.tools, &options)?.describe()
-    ));
+    log.line(&pg::dump::dump_command(&job.params, &job.tools, &options)?.describe());
     let inspect_and_dump = std::thread::scope(|s| {
         let dumper = s.spawn(|| -> Result<pg::dump::DumpReport> {
             let file = create_private(path)?;

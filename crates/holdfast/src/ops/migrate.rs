@@ -445,7 +445,7 @@ fn copy(
         .arg(format!("--snapshot={snapshot}"))
         .arg("-f")
         .arg(&dir);
-    log.line(&format!("pg_cmd running: {}", dump.describe()));
+    log.line(&dump.describe());
     let (content, dumped) = std::thread::scope(|s| {
         let dumper = s.spawn(|| dump.output());
         let content = content(&mut tx);
@@ -475,7 +475,7 @@ fn copy(
             restore_permissions: true,
         },
     )?;
-    log.line(&format!("pg_cmd running: {}", report.command));
+    log.line(&report.command);
     for m in &report.messages {
         log.line(m);
     }

@@ -350,7 +350,7 @@ fn restore_all(
                 t.params.database
             ))
         })?;
-        log.line(&format!("pg_cmd running: {}", report.command));
+        log.line(&report.command);
         for m in &report.messages {
             log.line(m);
         }
