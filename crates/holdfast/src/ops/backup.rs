@@ -507,7 +507,7 @@ type Inspected = (
 
 fn inspect(tx: &mut postgres::Transaction) -> Result<Inspected> {
     let info = pg::inspect::database_info(tx)?;
-    let tables = pg::inspect::table_checksums(tx)?
+    let tables = pg::inspect::table_fingerprints(tx)?
         .into_iter()
         .map(|t| TableRecord {
             schema: t.schema,

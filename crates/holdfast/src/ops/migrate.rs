@@ -488,7 +488,7 @@ fn copy(
 
 fn content(client: &mut impl inspect::Snapshot) -> Result<Content> {
     Ok(Content {
-        tables: inspect::table_checksums(client)?,
+        tables: inspect::table_fingerprints(client)?,
         sequences: inspect::sequences(client)?,
         inventory: inspect::object_inventory(client)?,
     })

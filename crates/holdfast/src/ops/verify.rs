@@ -398,7 +398,7 @@ fn deep_verify(
             }
         }
         let mut client = pg::connect(&target)?;
-        let restored = pg::inspect::table_checksums(&mut client)?;
+        let restored = pg::inspect::table_fingerprints(&mut client)?;
         let expected = manifest.and_then(|m| m.database(&member));
         for t in &restored {
             let qualified = format!("{}.{}", t.schema, t.name);
