@@ -281,15 +281,15 @@ pub fn run_all(
     remove(&raw)?;
 
     // --- What went in, to compare with what comes back; its time is part of
-    // every holdfast backup (the manifest's per-table checksums).
+    // every holdfast backup (the manifest's per-table fingerprints).
     (ctx.progress)("checksumming the source tables");
     let checksum_started = Instant::now();
     let source = checksums(env)?;
     let checksum_time = checksum_started.elapsed();
     let mut row = Row::new(
         Group::Other,
-        "table checksums of all databases, in parallel",
-        "holdfast::pg::inspect::table_checksums (what holdfast backup computes for manifest.json)",
+        "table fingerprints of all databases, in parallel",
+        "holdfast::pg::inspect::table_fingerprints (what holdfast backup computes for manifest.json)",
     );
     row.stats = Stats::of(&[Sample {
         wall: checksum_time,
@@ -595,7 +595,7 @@ impl Ctx<'_> {
             }
         }
         Ok(format!(
-            "After the last run of `{what}`, the {compared} generated tables had the source's row counts and checksums (`table_checksums`)."
+            "After the last run of `{what}`, the {compared} generated tables had the source's row counts and fingerprints (`table_fingerprints`)."
         ))
     }
 }
@@ -611,7 +611,7 @@ fn checksums(env: &Environment) -> Result<Checksums, Error> {
             .map(|db| {
                 s.spawn(move || -> Result<Checksums, Error> {
                     let mut client = env.cluster.connect(db.name)?;
-                    Ok(holdfast::pg::inspect::table_checksums(&mut client)?
+                    Ok(holdfast::pg::inspect::table_fingerprints(&mut client)?
                         .into_iter()
                         .map(|t| {
                             (
