@@ -4,6 +4,7 @@
 
 pub mod backup;
 pub mod demo;
+pub mod repo;
 pub mod restore;
 pub mod verify;
 
