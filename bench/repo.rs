@@ -44,11 +44,19 @@ fn main() {
 }
 
 fn parse_args() -> Options {
-    let mut o = Options { mb: 2048, work: None };
+    let mut o = Options {
+        mb: 2048,
+        work: None,
+    };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
-            "--mb" => o.mb = args.next().and_then(|v| v.parse().ok()).unwrap_or_else(|| usage()),
+            "--mb" => {
+                o.mb = args
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or_else(|| usage())
+            }
             "--work" => o.work = Some(args.next().map(PathBuf::from).unwrap_or_else(|| usage())),
             _ => usage(),
         }
@@ -66,16 +74,24 @@ type BoxResult<T> = Result<T, Box<dyn std::error::Error>>;
 fn run(o: Options) -> BoxResult<()> {
     for tool in ["restic", "borg"] {
         if Command::new(tool).arg("--version").output().is_err() {
-            return Err(format!("{tool} is not installed (apt-get install restic borgbackup)").into());
+            return Err(
+                format!("{tool} is not installed (apt-get install restic borgbackup)").into(),
+            );
         }
     }
     let parent = o.work.clone().unwrap_or_else(std::env::temp_dir);
-    let work = tempfile::Builder::new().prefix("repo-bench.").tempdir_in(&parent)?;
+    let work = tempfile::Builder::new()
+        .prefix("repo-bench.")
+        .tempdir_in(&parent)?;
     let w = work.path();
     let cluster = pgsandbox::Cluster::start()?;
     holdfast::ops::demo::load_sample_databases(&cluster)?;
     std::fs::create_dir(w.join("root"))?;
-    holdfast::ops::demo::write_sample_install_root(&w.join("root"), cluster.host(), cluster.port())?;
+    holdfast::ops::demo::write_sample_install_root(
+        &w.join("root"),
+        cluster.host(),
+        cluster.port(),
+    )?;
 
     let rows = o.mb * 1024 * 1024 / ROW_BYTES;
     let t = Instant::now();
@@ -116,7 +132,10 @@ fn run(o: Options) -> BoxResult<()> {
             .env("BORG_PASSPHRASE", PASSWORD),
     )?;
 
-    let env = Environment::load(Profile::load("ovirt-engine")?, InstallRoot::new(&w.join("root"))?)?;
+    let env = Environment::load(
+        Profile::load("ovirt-engine")?,
+        InstallRoot::new(w.join("root"))?,
+    )?;
     let scopes = holdfast::ops::expand_scopes(&env, &[])?;
     let request = RepoBackupRequest {
         env,
@@ -134,8 +153,14 @@ fn run(o: Options) -> BoxResult<()> {
     );
     let nights = [
         ("initial", None),
-        ("clustered", Some("id IN (SELECT id FROM bench_events WHERE (id / 1000) % 100 = 42)")),
-        ("random", Some("id IN (SELECT id FROM bench_events WHERE abs(hashint8(id) % 100) = 7)")),
+        (
+            "clustered",
+            Some("id IN (SELECT id FROM bench_events WHERE (id / 1000) % 100 = 42)"),
+        ),
+        (
+            "random",
+            Some("id IN (SELECT id FROM bench_events WHERE abs(hashint8(id) % 100) = 7)"),
+        ),
     ];
     for (night, change) in nights {
         if let Some(which) = change {
@@ -144,14 +169,22 @@ fn run(o: Options) -> BoxResult<()> {
                 "engine",
                 &format!("UPDATE bench_events SET payload = upper(payload) WHERE {which}"),
             )?;
-            println!("{night}: 1 % of rows updated in {:.1} s", t.elapsed().as_secs_f64());
+            println!(
+                "{night}: 1 % of rows updated in {:.1} s",
+                t.elapsed().as_secs_f64()
+            );
         }
         // holdfast end to end: dumps, checks, store.
         let before = du(&w.join("holdfast-e2e.repo"))?;
         let t = Instant::now();
         let outcome = backup(&mut hf_full, &request, &log)?;
         let secs = t.elapsed().as_secs_f64();
-        report(night, "holdfast repo backup (e2e)", secs, du(&w.join("holdfast-e2e.repo"))? - before);
+        report(
+            night,
+            "holdfast repo backup (e2e)",
+            secs,
+            du(&w.join("holdfast-e2e.repo"))? - before,
+        );
 
         // The same dumps, for every tool.
         let dumps = w.join(format!("dumps-{night}"));
@@ -167,7 +200,12 @@ fn run(o: Options) -> BoxResult<()> {
         };
         hf_store.backup_dir(&dumps, &labels)?;
         let secs = t.elapsed().as_secs_f64();
-        report(night, "holdfast (store only)", secs, du(&w.join("holdfast.repo"))? - before);
+        report(
+            night,
+            "holdfast (store only)",
+            secs,
+            du(&w.join("holdfast.repo"))? - before,
+        );
 
         let before = du(&restic_repo)?;
         let t = Instant::now();

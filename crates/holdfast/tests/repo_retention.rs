@@ -99,7 +99,11 @@ fn restic_keeps(repo: &Path, password_file: &Path) -> BTreeSet<String> {
         ],
     );
     // restic prints the JSON document on the last line.
-    let doc = json.lines().rev().find(|l| l.starts_with('[')).expect("json");
+    let doc = json
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('['))
+        .expect("json");
     let groups: serde_json::Value = serde_json::from_str(doc).unwrap();
     let mut keep = BTreeSet::new();
     for g in groups.as_array().unwrap() {
@@ -165,9 +169,16 @@ fn forget_keeps_exactly_what_restic_keeps() {
         .filter(|v| v.keep)
         .map(|v| v.item.id.clone())
         .collect();
-    assert_eq!(ours, restic_kept, "holdfast and restic keep the same snapshots");
+    assert_eq!(
+        ours, restic_kept,
+        "holdfast and restic keep the same snapshots"
+    );
     eprintln!("restic and holdfast keep {} of {total}", ours.len());
-    assert_eq!(f.repo.snapshots().unwrap().len(), total, "a dry run removes nothing");
+    assert_eq!(
+        f.repo.snapshots().unwrap().len(),
+        total,
+        "a dry run removes nothing"
+    );
 
     // The yearly rule counts 2026 and 2025 too: of the year ends 2020–2024
     // only 2024 stays.
@@ -181,7 +192,13 @@ fn forget_keeps_exactly_what_restic_keeps() {
 
     let done = f.repo.forget(&seed_policy(), &now, false).unwrap();
     assert!(done.removed);
-    let left: BTreeSet<String> = f.repo.snapshots().unwrap().into_iter().map(|s| s.id).collect();
+    let left: BTreeSet<String> = f
+        .repo
+        .snapshots()
+        .unwrap()
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
     assert_eq!(left, restic_kept);
 
     // Two-phase prune marks what the forgotten snapshots alone used, deletes
@@ -255,7 +272,12 @@ fn prune_archives_keeps_what_restic_keeps_by_recorded_time() {
         .verdicts
         .iter()
         .all(|v| v.item.source == TimeSource::Manifest));
-    let kept: BTreeSet<Zoned> = dry.verdicts.iter().filter(|v| v.keep).map(|v| v.time.clone()).collect();
+    let kept: BTreeSet<Zoned> = dry
+        .verdicts
+        .iter()
+        .filter(|v| v.keep)
+        .map(|v| v.time.clone())
+        .collect();
     assert_eq!(kept, restic_kept_times);
     assert_eq!(
         std::fs::read_dir(&archives).unwrap().count(),

@@ -10,10 +10,10 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Subcommand};
 use holdfast::archive::{Codec, WriterOptions};
 use holdfast::ops::{self, RestoreRequest};
+use holdfast::repo::jiff::Zoned;
 use holdfast::repo::retention::Verdict;
 use holdfast::repo::{PruneMode, Repo, Retention, SnapshotInfo};
 use holdfast::{Error, Password};
-use holdfast::repo::jiff::Zoned;
 
 use super::backup::parse_codec;
 use super::{absolute, EnvArgs};
@@ -185,9 +185,10 @@ pub struct CheckArgs {
 }
 
 pub fn run(a: RepoArgs) -> holdfast::Result<()> {
-    let dir = a.repo.as_deref().map(absolute).ok_or_else(|| {
-        Error::usage("no repository given: pass --repo DIR or set HOLDFAST_REPO")
-    })?;
+    let dir =
+        a.repo.as_deref().map(absolute).ok_or_else(|| {
+            Error::usage("no repository given: pass --repo DIR or set HOLDFAST_REPO")
+        })?;
     let password_file = a.password_file.as_deref();
     match a.command {
         RepoCommand::Init => {
@@ -233,7 +234,10 @@ fn password(file: Option<&Path>, new: bool) -> holdfast::Result<Password> {
             ))
         })?;
         let first = text.lines().next().unwrap_or("");
-        return non_empty(Password::new(first), &format!("--password-file {}", path.display()));
+        return non_empty(
+            Password::new(first),
+            &format!("--password-file {}", path.display()),
+        );
     }
     if let Ok(value) = std::env::var(PASSWORD_ENV) {
         return non_empty(Password::new(value), PASSWORD_ENV);
@@ -250,7 +254,9 @@ fn password(file: Option<&Path>, new: bool) -> holdfast::Result<Password> {
     };
     let first = ask("Repository password: ")?;
     if new && ask("Repository password again: ")? != first {
-        return Err(Error::usage("the two passwords differ; nothing was created"));
+        return Err(Error::usage(
+            "the two passwords differ; nothing was created",
+        ));
     }
     non_empty(first, "the prompt")
 }
@@ -447,16 +453,17 @@ pub fn print_verdicts<T>(verdicts: &[Verdict<T>], dry_run: bool, label: impl Fn(
     for v in verdicts {
         let time = v.time.strftime("%Y-%m-%d %H:%M:%S");
         if v.keep {
-            println!("keep          {time}  {}  ({})", label(&v.item), v.reasons.join(", "));
+            println!(
+                "keep          {time}  {}  ({})",
+                label(&v.item),
+                v.reasons.join(", ")
+            );
         } else {
             println!("{remove:<12}  {time}  {}", label(&v.item));
         }
     }
     let kept = verdicts.iter().filter(|v| v.keep).count();
-    println!(
-        "{kept} kept, {} {remove}",
-        verdicts.len() - kept
-    );
+    println!("{kept} kept, {} {remove}", verdicts.len() - kept);
 }
 
 /// Bytes for people: 1.5 GiB.

@@ -138,8 +138,8 @@ pub fn export(
         members.push(name.to_string());
     }
     let manifest_path = members_dir.join(MANIFEST_MEMBER);
-    let manifest_bytes = std::fs::read(&manifest_path)
-        .map_err(|_| not_ours(format!("has no {MANIFEST_MEMBER}")))?;
+    let manifest_bytes =
+        std::fs::read(&manifest_path).map_err(|_| not_ours(format!("has no {MANIFEST_MEMBER}")))?;
     let manifest = Manifest::parse(&manifest_bytes, MANIFEST_MEMBER)?;
     manifest.verify_members(&members_dir).map_err(|e| {
         Error::invalid(format!(
@@ -178,6 +178,12 @@ pub fn materialise(repo: &mut Repo, snapshot: &str, tmpdir: &Path) -> Result<Mat
         threads: 1,
         overwrite: false,
     };
-    let snapshot = export(repo, snapshot, &work.join("snapshot.tar"), options, work.path())?;
+    let snapshot = export(
+        repo,
+        snapshot,
+        &work.join("snapshot.tar"),
+        options,
+        work.path(),
+    )?;
     Ok(MaterialisedArchive { work, snapshot })
 }

@@ -134,7 +134,9 @@ pub fn backup_time(path: &Path) -> std::result::Result<(Zoned, TimeSource), Stri
     let (_, decoder) = Codec::detect_decoder(file).map_err(|e| format!("cannot read: {e}"))?;
     let mut tar = tar::Archive::new(decoder);
     let mut version_mtime = None;
-    let entries = tar.entries().map_err(|e| format!("not a tar archive: {e}"))?;
+    let entries = tar
+        .entries()
+        .map_err(|e| format!("not a tar archive: {e}"))?;
     for entry in entries {
         let mut entry = entry.map_err(|e| format!("not a readable archive: {e}"))?;
         let name = entry
@@ -151,9 +153,13 @@ pub fn backup_time(path: &Path) -> std::result::Result<(Zoned, TimeSource), Stri
                 entry
                     .read_to_end(&mut bytes)
                     .map_err(|e| format!("cannot read {MANIFEST_MEMBER}: {e}"))?;
-                let manifest = Manifest::parse(&bytes, MANIFEST_MEMBER).map_err(|e| e.to_string())?;
+                let manifest =
+                    Manifest::parse(&bytes, MANIFEST_MEMBER).map_err(|e| e.to_string())?;
                 let time: Timestamp = manifest.created_at.parse().map_err(|e| {
-                    format!("{MANIFEST_MEMBER}: created_at {:?}: {e}", manifest.created_at)
+                    format!(
+                        "{MANIFEST_MEMBER}: created_at {:?}: {e}",
+                        manifest.created_at
+                    )
                 })?;
                 return Ok((time.to_zoned(TimeZone::system()), TimeSource::Manifest));
             }
@@ -165,7 +171,8 @@ pub fn backup_time(path: &Path) -> std::result::Result<(Zoned, TimeSource), Stri
     match version_mtime {
         Some(secs) => {
             let secs = i64::try_from(secs).map_err(|_| "version member's time is out of range")?;
-            let time = Timestamp::from_second(secs).map_err(|e| format!("version member's time: {e}"))?;
+            let time =
+                Timestamp::from_second(secs).map_err(|e| format!("version member's time: {e}"))?;
             Ok((time.to_zoned(TimeZone::system()), TimeSource::VersionMember))
         }
         None => Err("not an engine-backup or holdfast archive (no version member)".to_string()),

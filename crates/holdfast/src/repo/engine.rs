@@ -148,8 +148,9 @@ impl Repo {
             ));
         }
         if dir.exists() {
-            let mut listing = std::fs::read_dir(dir)
-                .map_err(|e| Error::usage(format!("{} is not a usable directory: {e}", dir.display())))?;
+            let mut listing = std::fs::read_dir(dir).map_err(|e| {
+                Error::usage(format!("{} is not a usable directory: {e}", dir.display()))
+            })?;
             if listing.next().is_some() {
                 return Err(Error::usage(format!(
                     "{} is not empty; give a new or empty directory for the repository",
@@ -172,7 +173,9 @@ impl Repo {
                     &config,
                 )
             })
-            .map_err(|e| engine_error(&format!("create the repository in {}", dir.display()), &e))?;
+            .map_err(|e| {
+                engine_error(&format!("create the repository in {}", dir.display()), &e)
+            })?;
         Ok(Repo {
             location: dir.to_path_buf(),
             repo: Some(repo),
@@ -307,7 +310,9 @@ impl Repo {
     fn find_snapshot(&self, snapshot: &str) -> Result<SnapshotFile> {
         let wanted = snapshot.trim();
         if wanted.is_empty() {
-            return Err(Error::usage("no snapshot given; list them with 'holdfast repo snapshots'"));
+            return Err(Error::usage(
+                "no snapshot given; list them with 'holdfast repo snapshots'",
+            ));
         }
         self.open_repo()?
             .get_snapshot_from_str(wanted, |_| true)
@@ -340,7 +345,11 @@ impl Repo {
                 item: SnapshotInfo::from_file(&f.snapshot),
                 time: f.snapshot.time.clone(),
                 keep: f.keep,
-                reasons: if f.keep { f.reasons.clone() } else { Vec::new() },
+                reasons: if f.keep {
+                    f.reasons.clone()
+                } else {
+                    Vec::new()
+                },
             })
             .collect();
         let ids = decided.into_forget_ids();
@@ -472,7 +481,10 @@ fn snapshot_files<S: IndexedTree>(
         for child in tree.nodes {
             let name = child.name();
             let plain = Path::new(&*name).components().count() == 1
-                && matches!(Path::new(&*name).components().next(), Some(Component::Normal(_)));
+                && matches!(
+                    Path::new(&*name).components().next(),
+                    Some(Component::Normal(_))
+                );
             if !plain {
                 return Err(Error::invalid(format!(
                     "snapshot {} holds an entry named {:?}, which is not a plain file name",
@@ -496,7 +508,6 @@ fn snapshot_files<S: IndexedTree>(
     out.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(out)
 }
-
 
 /// Write every file of `snap` under `dest` (0700 directories, 0600 files,
 /// never overwriting), checking each size; returns the relative paths.
@@ -522,10 +533,10 @@ fn dump_files<S: rustic_core::IndexedFull>(
             .open(&path)
             .context(|| format!("create {}", path.display()))?;
         let mut out = BufWriter::with_capacity(1 << 20, file);
-        full.dump(&node, &mut out).map_err(|e| {
-            engine_error(&format!("read {} from the snapshot", rel.display()), &e)
-        })?;
-        out.flush().context(|| format!("write {}", path.display()))?;
+        full.dump(&node, &mut out)
+            .map_err(|e| engine_error(&format!("read {} from the snapshot", rel.display()), &e))?;
+        out.flush()
+            .context(|| format!("write {}", path.display()))?;
         let size = std::fs::metadata(&path)
             .context(|| format!("stat {}", path.display()))?
             .len();

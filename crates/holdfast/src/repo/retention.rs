@@ -156,7 +156,10 @@ mod tests {
     use rustic_core::jiff::tz::TimeZone;
 
     fn at(y: i16, m: i8, d: i8) -> Zoned {
-        date(y, m, d).at(10, 0, 0, 0).to_zoned(TimeZone::UTC).unwrap()
+        date(y, m, d)
+            .at(10, 0, 0, 0)
+            .to_zoned(TimeZone::UTC)
+            .unwrap()
     }
 
     #[test]
@@ -185,7 +188,10 @@ mod tests {
         let items = vec![
             ("a", at(2026, 1, 1)),
             ("b", at(2026, 1, 2)),
-            ("c", at(2026, 1, 2).checked_add(Span::new().hours(5)).unwrap()),
+            (
+                "c",
+                at(2026, 1, 2).checked_add(Span::new().hours(5)).unwrap(),
+            ),
             ("d", at(2026, 1, 3)),
         ];
         let policy = Retention {

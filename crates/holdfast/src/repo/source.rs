@@ -75,7 +75,10 @@ impl StagedSource {
             .iter()
             .filter(|e| e.node.is_file())
             .map(|e| {
-                let rel = e.snapshot.strip_prefix(snapshot_root).unwrap_or(&e.snapshot);
+                let rel = e
+                    .snapshot
+                    .strip_prefix(snapshot_root)
+                    .unwrap_or(&e.snapshot);
                 (rel.to_path_buf(), e.node.meta.size)
             })
             .collect()
@@ -92,7 +95,8 @@ fn collect(dir: &Path, snapshot_dir: &Path, out: &mut Vec<Staged>) -> Result<()>
     for entry in listing {
         let entry = entry.context(|| format!("list {}", dir.display()))?;
         let disk = entry.path();
-        let meta = std::fs::symlink_metadata(&disk).context(|| format!("stat {}", disk.display()))?;
+        let meta =
+            std::fs::symlink_metadata(&disk).context(|| format!("stat {}", disk.display()))?;
         let snapshot = snapshot_dir.join(entry.file_name());
         let node_type = if meta.is_dir() {
             NodeType::Dir
@@ -121,7 +125,11 @@ fn collect(dir: &Path, snapshot_dir: &Path, out: &mut Vec<Staged>) -> Result<()>
 /// Size, mtime, mode and owner as restic records them.
 fn node_metadata(meta: &std::fs::Metadata) -> Metadata {
     let perm = meta.mode() & 0o7777;
-    let mode = if meta.is_dir() { perm | GO_MODE_DIR } else { perm };
+    let mode = if meta.is_dir() {
+        perm | GO_MODE_DIR
+    } else {
+        perm
+    };
     let mtime = rustic_core::jiff::Timestamp::new(meta.mtime(), meta.mtime_nsec() as i32).ok();
     Metadata {
         mode: Some(mode),
