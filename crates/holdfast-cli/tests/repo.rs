@@ -269,3 +269,64 @@ fn bad_passwords_snapshots_and_policies_are_refused_clearly() {
     .fails_with("is not a repository");
     assert!(!Path::new(&r.s.path("nowhere")).exists());
 }
+
+#[test]
+fn restore_onto_a_used_install_changes_nothing_and_damage_is_found() {
+    let r = RepoSample::start();
+    r.repo("init", &[]).ok();
+    let tmp = r.s.path("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    r.repo("backup", &["--tmpdir", tmp.to_str().unwrap()]).ok();
+    assert_eq!(
+        std::fs::read_dir(&tmp).unwrap().count(),
+        0,
+        "staging removed"
+    );
+
+    // The databases still hold their data: the restore pipeline's checks refuse
+    // before the first write, and the materialised archive is gone too.
+    let engine_before = checksums(&r.s.engine("engine"));
+    let root_before = tree(&r.s.root());
+    r.repo(
+        "restore",
+        &[
+            "latest",
+            "--restore-permissions",
+            "--tmpdir",
+            tmp.to_str().unwrap(),
+        ],
+    )
+    .fails_with("is not empty");
+    assert_eq!(checksums(&r.s.engine("engine")), engine_before);
+    assert_eq!(tree(&r.s.root()), root_before);
+    assert_eq!(
+        std::fs::read_dir(&tmp).unwrap().count(),
+        0,
+        "temporary files removed"
+    );
+
+    // A flipped byte in a data pack: the structure check passes, reading the data does not.
+    let pack = largest_file(&r.repo.join("data"));
+    let mut bytes = std::fs::read(&pack).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x55;
+    std::fs::write(&pack, bytes).unwrap();
+    r.repo("check", &[]).ok();
+    r.repo("check", &["--read-data"]).fails_with("check found");
+}
+
+fn largest_file(dir: &Path) -> PathBuf {
+    let mut best: Option<(u64, PathBuf)> = None;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let meta = e.metadata().unwrap();
+            if meta.is_dir() {
+                stack.push(e.path());
+            } else if best.as_ref().is_none_or(|(n, _)| meta.len() > *n) {
+                best = Some((meta.len(), e.path()));
+            }
+        }
+    }
+    best.expect("a pack").1
+}
