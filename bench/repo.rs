@@ -9,7 +9,7 @@
 //!
 //! Each night `holdfast repo backup` runs end to end (dumps + store), then the
 //! snapshot's members are materialised into a directory and that same
-//! directory is stored by holdfast's engine alone, by `restic backup` and by
+//! directory is stored by holdfast's engine alone (both chunking presets), by `restic backup` and by
 //! `borg create` (zstd level 3 everywhere), each into its own repository.
 //! Reported per night and tool: wall time and repository growth on disk.
 //!
@@ -24,7 +24,7 @@ use holdfast::log::Log;
 use holdfast::ops::repo::{backup, RepoBackupRequest};
 use holdfast::profile::{Environment, InstallRoot, Profile};
 use holdfast::repo::engine::SnapshotLabels;
-use holdfast::repo::Repo;
+use holdfast::repo::{Chunking, Repo};
 use holdfast::Password;
 
 const PASSWORD: &str = "bench repository password";
@@ -114,8 +114,9 @@ fn run(o: Options) -> BoxResult<()> {
     let password = Password::new(PASSWORD);
     let password_file = w.join("password");
     std::fs::write(&password_file, PASSWORD)?;
-    let mut hf_full = Repo::init(&w.join("holdfast-e2e.repo"), &password)?;
-    let mut hf_store = Repo::init(&w.join("holdfast.repo"), &password)?;
+    let mut hf_full = Repo::init(&w.join("holdfast-e2e.repo"), &password, Chunking::Restic)?;
+    let mut hf_store = Repo::init(&w.join("holdfast.repo"), &password, Chunking::Restic)?;
+    let mut hf_db = Repo::init(&w.join("holdfast-db.repo"), &password, Chunking::Db)?;
     let restic_repo = w.join("restic.repo");
     let borg_repo = w.join("borg.repo");
     tool(
@@ -205,6 +206,17 @@ fn run(o: Options) -> BoxResult<()> {
             "holdfast (store only)",
             secs,
             du(&w.join("holdfast.repo"))? - before,
+        );
+
+        let before = du(&w.join("holdfast-db.repo"))?;
+        let t = Instant::now();
+        hf_db.backup_dir(&dumps, &labels)?;
+        let secs = t.elapsed().as_secs_f64();
+        report(
+            night,
+            "holdfast --chunking db",
+            secs,
+            du(&w.join("holdfast-db.repo"))? - before,
         );
 
         let before = du(&restic_repo)?;

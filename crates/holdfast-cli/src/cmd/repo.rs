@@ -12,7 +12,7 @@ use holdfast::archive::{Codec, WriterOptions};
 use holdfast::ops::{self, RestoreRequest};
 use holdfast::repo::jiff::Zoned;
 use holdfast::repo::retention::Verdict;
-use holdfast::repo::{PruneMode, Repo, Retention, SnapshotInfo};
+use holdfast::repo::{Chunking, PruneMode, Repo, Retention, SnapshotInfo};
 use holdfast::{Error, Password};
 
 use super::backup::parse_codec;
@@ -36,7 +36,7 @@ pub struct RepoArgs {
 #[derive(Debug, Subcommand)]
 pub enum RepoCommand {
     /// Create a new, empty repository (the directory must be new or empty).
-    Init,
+    Init(InitArgs),
     /// Back the environment up into one snapshot: uncompressed dumps, roles, files, manifest.
     Backup(BackupArgs),
     /// List the snapshots, oldest first.
@@ -51,6 +51,22 @@ pub enum RepoCommand {
     Prune(PruneArgs),
     /// Check the repository's structure; --read-data also reads every pack.
     Check(CheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Chunk sizes: restic (1 MiB average; restic can write too) or db (256 KiB
+    /// average: changed rows cost less, restic still reads and checks).
+    #[arg(long, default_value = "restic", value_parser = parse_chunking)]
+    pub chunking: Chunking,
+}
+
+fn parse_chunking(v: &str) -> Result<Chunking, String> {
+    match v {
+        "restic" => Ok(Chunking::Restic),
+        "db" => Ok(Chunking::Db),
+        _ => Err(format!("'{v}' is not a chunking preset; use restic or db")),
+    }
 }
 
 #[derive(Debug, Args)]
@@ -191,9 +207,9 @@ pub fn run(a: RepoArgs) -> holdfast::Result<()> {
         })?;
     let password_file = a.password_file.as_deref();
     match a.command {
-        RepoCommand::Init => {
+        RepoCommand::Init(i) => {
             let password = password(password_file, true)?;
-            let repo = Repo::init(&dir, &password)?;
+            let repo = Repo::init(&dir, &password, i.chunking)?;
             println!("Created repository {}", repo.location().display());
             println!("Keep the password safe: without it the repository cannot be read.");
             Ok(())

@@ -11,6 +11,7 @@ use std::io::{BufWriter, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Component, Path, PathBuf};
 
+use bytesize::ByteSize;
 use rustic_backend::BackendOptions;
 use rustic_core::jiff::Zoned;
 use rustic_core::repofile::{Node, SnapshotFile};
@@ -27,6 +28,33 @@ use crate::{Error, IoContext, Password, Result};
 
 /// zstd level of new repositories: restic's `auto` and rustic's default.
 const COMPRESSION_LEVEL: i32 = 3;
+
+/// How a new repository cuts data into chunks (fixed at init).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Chunking {
+    /// restic's parameters (512 KiB–8 MiB, 1 MiB average): restic can also
+    /// write to the repository and keep deduplicating.
+    #[default]
+    Restic,
+    /// 128 KiB–2 MiB, 256 KiB average: changed rows cost about a quarter as
+    /// much, for more index entries. Stored in rustic-only config fields:
+    /// restic still reads and checks the repository, but a restic *write*
+    /// would cut differently (no loss, only less deduplication).
+    Db,
+}
+
+impl Chunking {
+    fn config(self) -> ConfigOptions {
+        let config = ConfigOptions::default().set_compression(COMPRESSION_LEVEL);
+        match self {
+            Chunking::Restic => config,
+            Chunking::Db => config
+                .set_chunk_size(ByteSize::kib(256))
+                .set_chunk_min_size(ByteSize::kib(128))
+                .set_chunk_max_size(ByteSize::mib(2)),
+        }
+    }
+}
 
 /// An open repository.
 pub struct Repo {
@@ -52,6 +80,8 @@ pub struct SnapshotInfo {
     pub added_bytes: u64,
     /// The same, as stored (compressed and encrypted).
     pub added_stored_bytes: u64,
+    /// Data chunks the snapshot's files consist of.
+    pub data_blobs: u64,
 }
 
 impl SnapshotInfo {
@@ -66,6 +96,7 @@ impl SnapshotInfo {
             source_bytes: summary.map_or(0, |x| x.total_bytes_processed),
             added_bytes: summary.map_or(0, |x| x.data_added),
             added_stored_bytes: summary.map_or(0, |x| x.data_added_packed),
+            data_blobs: summary.map_or(0, |x| x.data_blobs),
         }
     }
 
@@ -141,7 +172,7 @@ impl Repo {
     /// Create a repository in `dir`, which must be missing or empty. The
     /// directory is made private (0700): the repository is encrypted, but its
     /// size and file count are information too.
-    pub fn init(dir: &Path, password: &Password) -> Result<Repo> {
+    pub fn init(dir: &Path, password: &Password, chunking: Chunking) -> Result<Repo> {
         if password.is_empty() {
             return Err(Error::usage(
                 "the repository password is empty; give a non-empty one",
@@ -164,7 +195,7 @@ impl Repo {
                 .create(dir)
                 .context(|| format!("create {}", dir.display()))?;
         }
-        let config = ConfigOptions::default().set_compression(COMPRESSION_LEVEL);
+        let config = chunking.config();
         let repo = Repository::new(&options(), &backends(dir)?)
             .and_then(|r| {
                 r.init(

@@ -20,7 +20,7 @@ pub mod engine;
 pub mod retention;
 pub mod source;
 
-pub use engine::{CheckReport, ForgetReport, PruneMode, PruneReport, Repo, SnapshotInfo};
+pub use engine::{CheckReport, Chunking, ForgetReport, PruneMode, PruneReport, Repo, SnapshotInfo};
 pub use retention::Retention;
 /// The time library of the engine, for callers that pass or show snapshot times.
 pub use rustic_core::jiff;
