@@ -330,6 +330,15 @@ fn restore(repo: &mut Repo, a: RestoreArgs) -> holdfast::Result<()> {
     let log = a.env.open_log()?;
     log.output(&format!("Reading snapshot '{}'", a.snapshot));
     let archive = ops::repo::materialise(repo, &a.snapshot, &tmpdir)?;
+    if let Some(taken_with) = archive.snapshot.tag("profile") {
+        if taken_with != env.profile.name {
+            return Err(Error::usage(format!(
+                "snapshot {} was taken with profile '{taken_with}', not '{}'; pass --profile {taken_with}",
+                archive.snapshot.short_id(),
+                env.profile.name
+            )));
+        }
+    }
     log.line(&format!(
         "Snapshot {} materialised as {}",
         archive.snapshot.id,
