@@ -113,7 +113,11 @@ fn without_notifications(
 #[test]
 fn nightly_snapshots_dedup_restore_export_and_restic_reads_them() {
     let r = RepoSample::start();
-    r.repo("init", &[]).ok();
+    // The db preset's small chunks (128 KiB–2 MiB) bound what a changed run of
+    // rows costs; with restic's (512 KiB–8 MiB) and the random chunker
+    // polynomial of each repository, the cost of this small change varies
+    // too much for a firm bound.
+    r.repo("init", &["--chunking", "db"]).ok();
     assert_eq!(
         std::fs::metadata(&r.repo).unwrap().permissions().mode() & 0o777,
         0o700
@@ -162,8 +166,8 @@ fn nightly_snapshots_dedup_restore_export_and_restic_reads_them() {
     eprintln!("data added per snapshot (raw, stored): {added:?}");
     assert!(added[0].0 > 30_000_000, "{added:?}");
     assert!(
-        added[1].0 * 4 < added[0].0,
-        "the second snapshot should add well under a quarter of the first: {added:?}"
+        added[1].0 * 5 < added[0].0,
+        "the second snapshot should add well under a fifth of the first: {added:?}"
     );
 
     // restic itself verifies every pack, and dumps the same bytes holdfast exports.
