@@ -25,6 +25,7 @@ pub mod log;
 pub mod ops;
 pub mod pg;
 pub mod profile;
+pub mod repo;
 pub mod schema;
 pub mod secret;
 

@@ -5,6 +5,8 @@ mod backup;
 mod demo;
 mod migrate;
 mod profile;
+mod prune_archives;
+mod repo;
 mod restore;
 pub mod schema;
 mod verify;
@@ -43,6 +45,10 @@ pub enum Command {
     Profile(profile::ProfileCommand),
     /// Versioned schema upgrades with a schema_version history (apply, status, plan, refresh, drop, recreate).
     Schema(schema::SchemaArgs),
+    /// The deduplicating repository (restic's format): init, backup, snapshots, restore, export, forget, prune, check.
+    Repo(repo::RepoArgs),
+    /// Apply a keep policy (--keep-daily 7 ...) to a directory of archives, by the backup time each records.
+    PruneArchives(prune_archives::PruneArchivesArgs),
 }
 
 /// Where the application is and what it is.
@@ -105,6 +111,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Migrate(a) => migrate::run(a),
         Command::Profile(c) => profile::run(c),
         Command::Schema(a) => schema::run(a),
+        Command::Repo(a) => repo::run(a),
+        Command::PruneArchives(a) => prune_archives::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -7,6 +7,7 @@ pub mod demo;
 pub mod lock;
 pub mod migrate;
 pub mod provisioning;
+pub mod repo;
 pub mod restore;
 pub mod verify;
 

@@ -1,0 +1,38 @@
+//! `holdfast prune-archives DIR`: the repository's keep policy (restic's
+//! semantics) for a directory of archive files, dated by the backup time each
+//! archive records, not by file name or mtime.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use holdfast::repo::archives::{prune_archives, TimeSource};
+use holdfast::repo::jiff::Zoned;
+
+use super::absolute;
+use super::repo::{print_verdicts, KeepArgs};
+
+#[derive(Debug, Args)]
+pub struct PruneArchivesArgs {
+    /// The directory holding the archives (not searched recursively).
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+    #[command(flatten)]
+    pub keep: KeepArgs,
+}
+
+pub fn run(a: PruneArchivesArgs) -> holdfast::Result<()> {
+    let dir = absolute(&a.dir);
+    let policy = a.keep.retention();
+    let report = prune_archives(&dir, &policy, &Zoned::now(), a.keep.dry_run)?;
+    for s in &report.skipped {
+        println!("skipped       {}: {}", s.path.display(), s.why);
+    }
+    print_verdicts(&report.verdicts, a.keep.dry_run, |archive| {
+        let dated_by = match archive.source {
+            TimeSource::Manifest => "",
+            TimeSource::VersionMember => " [dated by its version member]",
+        };
+        format!("{}{dated_by}", archive.path.display())
+    });
+    Ok(())
+}

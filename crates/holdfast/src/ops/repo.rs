@@ -1,0 +1,189 @@
+//! Repository operations: back an environment up into a snapshot, and turn a
+//! snapshot back into an archive (to restore it, or to hand it to engine-backup).
+//!
+//! A snapshot holds the members of an uncompressed holdfast archive. Backup
+//! therefore runs the archive backup unchanged (same checks, roles, manifest,
+//! notification) into a private staging directory, with every dump an
+//! uncompressed custom-format `pg_dump -Z0` (one contiguous byte range per
+//! table, so an unchanged table dedups), then stores the verified members.
+//! Restore materialises the archive again and hands it to the archive restore,
+//! which has every pre-write check and the rollback journal.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::archive::manifest::MANIFEST_MEMBER;
+use crate::archive::{
+    is_member_name, ArchiveReader, ArchiveWriter, Codec, DumpFormat, Manifest, ReadLimits,
+    WriterOptions,
+};
+use crate::log::Log;
+use crate::ops::{BackupRequest, DumpPlan, WorkDir};
+use crate::profile::Environment;
+use crate::repo::engine::SnapshotLabels;
+use crate::repo::{Repo, SnapshotInfo};
+use crate::{Error, Result};
+
+/// A validated repository backup.
+#[derive(Debug)]
+pub struct RepoBackupRequest {
+    pub env: Environment,
+    /// Scope names (`all` expanded by the caller).
+    pub scopes: Vec<String>,
+    /// Parent of the private staging directory; needs room for one
+    /// uncompressed backup, twice over while it is checked.
+    pub tmpdir: PathBuf,
+    pub application_version: String,
+    pub threads: u32,
+}
+
+/// What a repository backup stored.
+#[derive(Debug)]
+pub struct RepoBackupOutcome {
+    pub snapshot: SnapshotInfo,
+    pub scopes: Vec<String>,
+}
+
+/// The dump plan for a repository: uncompressed, since compressed streams do
+/// not deduplicate and the repository compresses anyway.
+pub fn repository_dump_plan() -> DumpPlan {
+    DumpPlan {
+        format: DumpFormat::Custom,
+        codec: Codec::None,
+        pg_dump_compress: Some(0),
+    }
+}
+
+/// Back the environment up into one snapshot of `repo`.
+pub fn backup(repo: &mut Repo, req: &RepoBackupRequest, log: &Log) -> Result<RepoBackupOutcome> {
+    let work = WorkDir::new(&req.tmpdir)?;
+    let staged_archive = work.join("staged.tar");
+    let dumps: BTreeMap<String, DumpPlan> = req
+        .env
+        .profile
+        .databases
+        .iter()
+        .map(|d| (d.scope.clone(), repository_dump_plan()))
+        .collect();
+    let archive_req = BackupRequest {
+        env: req.env.clone(),
+        scopes: req.scopes.clone(),
+        file: staged_archive.clone(),
+        tmpdir: work.path().to_path_buf(),
+        archive_codec: Codec::None,
+        files_codec: Codec::None,
+        dumps,
+        application_version: req.application_version.clone(),
+        overwrite: false,
+        threads: req.threads,
+    };
+    let outcome = crate::ops::backup::run(&archive_req, log)?;
+    // Reading it back verifies every member against sha256sum and the manifest.
+    let staged = ArchiveReader::open_in(&staged_archive, work.path(), ReadLimits::default())?;
+    std::fs::remove_file(&staged_archive)
+        .map_err(|e| Error::io_path("remove", &staged_archive, e))?;
+    log.output(&format!(
+        "Storing the backup in repository '{}'",
+        repo.location().display()
+    ));
+    let labels = SnapshotLabels {
+        profile: req.env.profile.name.clone(),
+        host: req.env.fqdn(),
+        scopes: outcome.scopes.clone(),
+        time: None,
+    };
+    let snapshot = repo.backup_dir(staged.dir(), &labels)?;
+    log.line(&format!(
+        "Snapshot {} stored: {} bytes read, {} bytes new ({} stored)",
+        snapshot.id, snapshot.source_bytes, snapshot.added_bytes, snapshot.added_stored_bytes
+    ));
+    Ok(RepoBackupOutcome {
+        snapshot,
+        scopes: outcome.scopes,
+    })
+}
+
+/// Write `snapshot` as an archive at `dest` with `codec`, through the
+/// archive writer (temporary name, fsync, rename). Every member is checked
+/// against the snapshot's manifest before anything is written at `dest`.
+pub fn export(
+    repo: &mut Repo,
+    snapshot: &str,
+    dest: &Path,
+    options: WriterOptions,
+    tmpdir: &Path,
+) -> Result<SnapshotInfo> {
+    let work = WorkDir::new(tmpdir)?;
+    let members_dir = work.join("members");
+    let (info, files) = repo.restore_files(snapshot, &members_dir)?;
+    let not_ours = |what: String| {
+        Error::invalid(format!(
+            "snapshot {} {what}; it was not written by 'holdfast repo backup', nothing was written",
+            info.short_id()
+        ))
+    };
+    let mut members = Vec::new();
+    for rel in &files {
+        let name = rel.to_str().unwrap_or_default();
+        if name == "sha256sum" || name == "md5sum" {
+            // The writer computes the checksum file anew.
+            continue;
+        }
+        if !is_member_name(name) {
+            return Err(not_ours(format!(
+                "holds '{}', which is not an archive member",
+                rel.display()
+            )));
+        }
+        members.push(name.to_string());
+    }
+    let manifest_path = members_dir.join(MANIFEST_MEMBER);
+    let manifest_bytes =
+        std::fs::read(&manifest_path).map_err(|_| not_ours(format!("has no {MANIFEST_MEMBER}")))?;
+    let manifest = Manifest::parse(&manifest_bytes, MANIFEST_MEMBER)?;
+    manifest.verify_members(&members_dir).map_err(|e| {
+        Error::invalid(format!(
+            "snapshot {} does not match its manifest ({e}); run 'holdfast repo check --read-data'",
+            info.short_id()
+        ))
+    })?;
+    let mut writer = ArchiveWriter::create(dest, options)?;
+    for name in &members {
+        writer.add_file(name, &members_dir.join(name))?;
+    }
+    writer.finish()?;
+    Ok(info)
+}
+
+/// An archive materialised from a snapshot in a private temporary directory,
+/// removed when this is dropped.
+pub struct MaterialisedArchive {
+    work: WorkDir,
+    pub snapshot: SnapshotInfo,
+}
+
+impl MaterialisedArchive {
+    pub fn path(&self) -> PathBuf {
+        self.work.join("snapshot.tar")
+    }
+}
+
+/// Materialise `snapshot` as an uncompressed archive under `tmpdir`, for the
+/// archive restore.
+pub fn materialise(repo: &mut Repo, snapshot: &str, tmpdir: &Path) -> Result<MaterialisedArchive> {
+    let work = WorkDir::new(tmpdir)?;
+    let options = WriterOptions {
+        codec: Codec::None,
+        level: None,
+        threads: 1,
+        overwrite: false,
+    };
+    let snapshot = export(
+        repo,
+        snapshot,
+        &work.join("snapshot.tar"),
+        options,
+        work.path(),
+    )?;
+    Ok(MaterialisedArchive { work, snapshot })
+}

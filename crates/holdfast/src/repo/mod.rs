@@ -1,0 +1,32 @@
+//! The deduplicating repository: nightly snapshots of a whole environment in a
+//! repository of restic's format (v2: content-defined chunks, deduplication,
+//! zstd, authenticated encryption), written through the `rustic_core` crate.
+//!
+//! - [`engine`] is the only place that speaks rustic_core: open or create a
+//!   repository, store a staged directory as a snapshot, read one back, forget,
+//!   prune and check;
+//! - [`source`] feeds a staged directory to the engine through a buffered
+//!   source of ours, under the snapshot path `/holdfast/<profile>`;
+//! - [`retention`] is restic's keep policy, for snapshots and for a directory
+//!   of archive files alike ([`archives`]).
+//!
+//! A snapshot holds exactly the members of an uncompressed holdfast archive
+//! (`config`, `files`, `version`, `manifest.json`, `db/<name>.db`, ...), so
+//! that one can be materialised again and restored through the archive
+//! pipeline, or exported for engine-backup.
+
+pub mod archives;
+pub mod engine;
+pub mod retention;
+pub mod source;
+
+pub use engine::{CheckReport, Chunking, ForgetReport, PruneMode, PruneReport, Repo, SnapshotInfo};
+pub use retention::Retention;
+/// The time library of the engine, for callers that pass or show snapshot times.
+pub use rustic_core::jiff;
+
+/// Every snapshot path holdfast writes starts with this directory.
+pub const SNAPSHOT_ROOT: &str = "/holdfast";
+
+/// The tag every holdfast snapshot carries, next to `profile:…`, `host:…` and `scope:…`.
+pub const HOLDFAST_TAG: &str = "holdfast";
