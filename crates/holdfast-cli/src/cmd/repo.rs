@@ -364,6 +364,9 @@ fn restore(repo: &mut Repo, a: RestoreArgs) -> holdfast::Result<()> {
         jobs,
         installed_version,
         credentials: BTreeMap::new(),
+        // A repository restore goes onto an existing, cleaned install; the
+        // archive restore's provisioning options are not offered here (yet).
+        provision: Default::default(),
         env,
     };
     ops::restore::run(&req, &log)?;
