@@ -23,6 +23,7 @@ mod registry;
 
 pub use cluster::{quote_ident, quote_literal, Cluster, ClusterBuilder, SUPERUSER, TCP_HOST};
 pub use install::{installation, installations, server_major, Installation};
+pub use process::{lookup_user, ServerUser};
 
 /// What can go wrong starting or using a cluster.
 #[derive(Debug, thiserror::Error)]

@@ -40,7 +40,8 @@ pub fn server_user() -> Result<Option<ServerUser>, Error> {
     })
 }
 
-fn lookup_user(name: &str) -> Option<ServerUser> {
+/// The operating-system user of that name, if it exists and is not root.
+pub fn lookup_user(name: &str) -> Option<ServerUser> {
     let cname = std::ffi::CString::new(name).ok()?;
     let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
     let mut buf = vec![0 as libc::c_char; 16 * 1024];

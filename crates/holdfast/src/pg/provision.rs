@@ -40,28 +40,10 @@ pub struct OsUser {
 impl OsUser {
     /// The user of that name, if it exists and is not root.
     pub fn lookup(name: &str) -> Option<OsUser> {
-        let cname = std::ffi::CString::new(name).ok()?;
-        // SAFETY: passwd is plain data; all-zero is a valid value to fill in.
-        let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
-        let mut buf = vec![0 as libc::c_char; 16 * 1024];
-        let mut result: *mut libc::passwd = std::ptr::null_mut();
-        // SAFETY: every pointer refers to a live buffer of the given size.
-        let rc = unsafe {
-            libc::getpwnam_r(
-                cname.as_ptr(),
-                &mut pwd,
-                buf.as_mut_ptr(),
-                buf.len(),
-                &mut result,
-            )
-        };
-        if rc != 0 || result.is_null() || pwd.pw_uid == 0 {
-            return None;
-        }
-        Some(OsUser {
-            name: name.to_string(),
-            uid: pwd.pw_uid,
-            gid: pwd.pw_gid,
+        pgsandbox::lookup_user(name).map(|u| OsUser {
+            name: u.name,
+            uid: u.uid,
+            gid: u.gid,
         })
     }
 
