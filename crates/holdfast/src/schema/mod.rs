@@ -97,14 +97,7 @@ pub fn apply(
     options: &ApplyOptions,
     say: &mut dyn FnMut(&str),
 ) -> Result<ApplyReport> {
-    let tree = Tree::load(dir)?;
-    let mut client = pg::connect(params)?;
-    let lock = SchemaLock::acquire(&mut client, &params.database, options.lock_timeout, say)?;
-    let result = apply_locked(&mut client, params, &tree, options, false, say);
-    let released = lock.release(&mut client);
-    let report = result?;
-    released?;
-    Ok(report)
+    apply_under_lock(params, dir, options, false, say)
 }
 
 /// Drop everything the application has in the database, then apply the tree as
@@ -115,10 +108,22 @@ pub fn recreate(
     options: &ApplyOptions,
     say: &mut dyn FnMut(&str),
 ) -> Result<ApplyReport> {
+    apply_under_lock(params, dir, options, true, say)
+}
+
+/// One connection and the runner's lock around [`apply_locked`]; the lock is
+/// released whatever the outcome, and the apply's error wins over the release's.
+fn apply_under_lock(
+    params: &ConnParams,
+    dir: &Path,
+    options: &ApplyOptions,
+    drop_first: bool,
+    say: &mut dyn FnMut(&str),
+) -> Result<ApplyReport> {
     let tree = Tree::load(dir)?;
     let mut client = pg::connect(params)?;
     let lock = SchemaLock::acquire(&mut client, &params.database, options.lock_timeout, say)?;
-    let result = apply_locked(&mut client, params, &tree, options, true, say);
+    let result = apply_locked(&mut client, params, &tree, options, drop_first, say);
     let released = lock.release(&mut client);
     let report = result?;
     released?;
