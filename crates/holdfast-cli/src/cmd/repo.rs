@@ -16,6 +16,7 @@ use holdfast::repo::{Chunking, PruneMode, Repo, Retention, SnapshotInfo};
 use holdfast::{Error, Password};
 
 use super::backup::parse_codec;
+use super::restore::RestoreChoices;
 use super::{absolute, EnvArgs};
 
 /// The environment variable holding the repository password.
@@ -88,21 +89,8 @@ pub struct RestoreArgs {
     pub snapshot: String,
     #[command(flatten)]
     pub env: EnvArgs,
-    /// What to restore: all (whatever the snapshot holds), files, or a database scope (repeatable).
-    #[arg(long = "scope", value_name = "SCOPE")]
-    pub scopes: Vec<String>,
-    /// Restore ownership and grants as in the source (roles must exist).
-    #[arg(long, conflicts_with = "no_restore_permissions")]
-    pub restore_permissions: bool,
-    /// Make the database user own everything, without grants.
-    #[arg(long)]
-    pub no_restore_permissions: bool,
-    /// pg_restore jobs for every database.
-    #[arg(long, default_value_t = 2, value_name = "N")]
-    pub jobs: u32,
-    /// Skip the profile's post-restore clean-up steps.
-    #[arg(long)]
-    pub keep_temporary_data: bool,
+    #[command(flatten)]
+    pub choices: RestoreChoices,
 }
 
 #[derive(Debug, Args)]
@@ -316,11 +304,9 @@ fn backup(repo: &mut Repo, a: BackupArgs) -> holdfast::Result<()> {
 }
 
 fn restore(repo: &mut Repo, a: RestoreArgs) -> holdfast::Result<()> {
-    if a.jobs == 0 {
-        return Err(Error::usage("--jobs must be at least 1"));
-    }
     let env = a.env.environment()?;
-    let scopes = ops::expand_scopes(&env, &a.scopes)?;
+    let jobs = a.choices.jobs(&env)?;
+    let scopes = ops::expand_scopes(&env, &a.choices.scopes)?;
     let installed_version = holdfast::profile::installed_version(
         &env.profile.version,
         env.root.path(),
@@ -344,23 +330,13 @@ fn restore(repo: &mut Repo, a: RestoreArgs) -> holdfast::Result<()> {
         archive.snapshot.id,
         archive.path().display()
     ));
-    let jobs: BTreeMap<String, u32> = env
-        .profile
-        .databases
-        .iter()
-        .map(|d| (d.scope.clone(), a.jobs))
-        .collect();
-    let restore_permissions = match (a.restore_permissions, a.no_restore_permissions) {
-        (true, _) => Some(true),
-        (_, true) => Some(false),
-        _ => None,
-    };
+    let restore_permissions = a.choices.permissions();
     let req = RestoreRequest {
         scopes,
         file: archive.path(),
         tmpdir,
         restore_permissions,
-        keep_temporary_data: a.keep_temporary_data,
+        keep_temporary_data: a.choices.keep_temporary_data,
         jobs,
         installed_version,
         credentials: BTreeMap::new(),

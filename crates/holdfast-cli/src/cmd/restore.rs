@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 use holdfast::ops::{self, AdminOptions, ProvisionRequest, RestoreRequest};
+use holdfast::profile::Environment;
 use holdfast::Password;
 
 use super::{absolute, EnvArgs};
@@ -16,6 +17,15 @@ pub struct RestoreArgs {
     /// The archive to restore.
     #[arg(long, value_name = "FILE")]
     pub file: PathBuf,
+    #[command(flatten)]
+    pub choices: RestoreChoices,
+    #[command(flatten)]
+    pub provision: ProvisionArgs,
+}
+
+/// What to restore and how: shared by `holdfast restore` and `holdfast repo restore`.
+#[derive(Debug, Args)]
+pub struct RestoreChoices {
     /// What to restore: all (whatever the archive holds), files, or a database scope (repeatable).
     #[arg(long = "scope", value_name = "SCOPE")]
     pub scopes: Vec<String>,
@@ -31,8 +41,30 @@ pub struct RestoreArgs {
     /// Skip the profile's post-restore clean-up steps.
     #[arg(long)]
     pub keep_temporary_data: bool,
-    #[command(flatten)]
-    pub provision: ProvisionArgs,
+}
+
+impl RestoreChoices {
+    /// `--restore-permissions` / `--no-restore-permissions`, if either was given.
+    pub fn permissions(&self) -> Option<bool> {
+        match (self.restore_permissions, self.no_restore_permissions) {
+            (true, _) => Some(true),
+            (_, true) => Some(false),
+            _ => None,
+        }
+    }
+
+    /// `--jobs` for every database of the profile; at least 1.
+    pub fn jobs(&self, env: &Environment) -> holdfast::Result<BTreeMap<String, u32>> {
+        if self.jobs == 0 {
+            return Err(holdfast::Error::usage("--jobs must be at least 1"));
+        }
+        Ok(env
+            .profile
+            .databases
+            .iter()
+            .map(|d| (d.scope.clone(), self.jobs))
+            .collect())
+    }
 }
 
 /// Creating the application's roles and databases before the restore.
@@ -113,34 +145,22 @@ pub fn run(a: RestoreArgs) -> holdfast::Result<()> {
             file.display()
         )));
     }
-    if a.jobs == 0 {
-        return Err(holdfast::Error::usage("--jobs must be at least 1"));
-    }
     let env = a.env.environment()?;
-    let scopes = ops::expand_scopes(&env, &a.scopes)?;
+    let jobs = a.choices.jobs(&env)?;
+    let scopes = ops::expand_scopes(&env, &a.choices.scopes)?;
     let installed_version = holdfast::profile::installed_version(
         &env.profile.version,
         env.root.path(),
         a.env.installed_version.as_deref(),
     )?;
-    let jobs: BTreeMap<String, u32> = env
-        .profile
-        .databases
-        .iter()
-        .map(|d| (d.scope.clone(), a.jobs))
-        .collect();
-    let restore_permissions = match (a.restore_permissions, a.no_restore_permissions) {
-        (true, _) => Some(true),
-        (_, true) => Some(false),
-        _ => None,
-    };
+    let restore_permissions = a.choices.permissions();
     let provision = a.provision.request(&env)?;
     let req = RestoreRequest {
         scopes,
         file,
         tmpdir: a.env.tmpdir()?,
         restore_permissions,
-        keep_temporary_data: a.keep_temporary_data,
+        keep_temporary_data: a.choices.keep_temporary_data,
         jobs,
         installed_version,
         credentials: BTreeMap::new(),
