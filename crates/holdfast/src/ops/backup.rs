@@ -416,16 +416,7 @@ fn dump_one(job: &DbJob, threads: u32, path: &Path, log: &Log) -> Result<Databas
             pg::error_text(&e)
         ))
     };
-    let mut tx = client
-        .build_transaction()
-        .isolation_level(postgres::IsolationLevel::RepeatableRead)
-        .read_only(true)
-        .start()
-        .map_err(sql_err)?;
-    let snapshot: String = tx
-        .query_one("SELECT pg_export_snapshot()", &[])
-        .map_err(sql_err)?
-        .get(0);
+    let (mut tx, snapshot) = pg::inspect::export_snapshot(&mut client)?;
     let options = pg::dump::DumpOptions {
         format: job.settings.format,
         compression: job.settings.pg_dump_compress.map(|c| c.min(9) as u8),

@@ -428,16 +428,7 @@ fn copy(
     log: &Log,
 ) -> Result<Content> {
     let sql_err = |e: postgres::Error| Error::postgres(format!("source: {}", pg::error_text(&e)));
-    let mut tx = src_client
-        .build_transaction()
-        .isolation_level(postgres::IsolationLevel::RepeatableRead)
-        .read_only(true)
-        .start()
-        .map_err(sql_err)?;
-    let snapshot: String = tx
-        .query_one("SELECT pg_export_snapshot()", &[])
-        .map_err(sql_err)?
-        .get(0);
+    let (mut tx, snapshot) = inspect::export_snapshot(src_client)?;
     let dir = work.join("dump");
     let mut dump = ClientCommand::connected(tools, "pg_dump", source)?;
     dump.args(["-E", "UTF8", "--format=directory", "-Z1"])

@@ -169,6 +169,18 @@ fn stream_checksum(tx: &mut Transaction<'_>, schema: &str, name: &str) -> Result
     Ok((count, hex::encode(digest.finalize())))
 }
 
+/// Open a read-only repeatable-read transaction and export its snapshot, so
+/// that pg_dump (`--snapshot`) and this session's inspection see the same
+/// moment; the snapshot stays valid while the transaction is open.
+pub fn export_snapshot(client: &mut Client) -> Result<(Transaction<'_>, String)> {
+    let mut tx = client.snapshot()?;
+    let name: String = tx
+        .query_one("SELECT pg_export_snapshot()", &[])
+        .map_err(pg_error("export a snapshot"))?
+        .get(0);
+    Ok((tx, name))
+}
+
 /// A connection that can read every table as of one moment: a client opens a
 /// read-only repeatable-read transaction; an open transaction (a backup's, whose
 /// snapshot pg_dump shares) opens a savepoint and keeps its own snapshot.
