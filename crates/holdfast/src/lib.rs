@@ -21,6 +21,8 @@
 pub mod archive;
 pub mod conf;
 pub mod error;
+pub mod interrupt;
+mod leftovers;
 pub mod log;
 pub mod ops;
 pub mod pg;

@@ -103,6 +103,7 @@ impl EnvArgs {
 
 /// Run a parsed command line; errors print one line and exit 1.
 pub fn run(cli: Cli) -> ExitCode {
+    holdfast::interrupt::install();
     let result = match cli.command {
         Command::Backup(a) => backup::run(a),
         Command::Verify(a) => verify::run(a),

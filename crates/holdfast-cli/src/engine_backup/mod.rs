@@ -15,6 +15,7 @@ use hiargs::{HiArgs, Outside};
 
 /// Run `engine-backup` with these arguments (without argv[0]).
 pub fn main(args: &[String], outside: &dyn Outside) -> ExitCode {
+    holdfast::interrupt::install();
     let fatal = |lines: &[String]| {
         for l in lines {
             eprintln!("FATAL: {l}");

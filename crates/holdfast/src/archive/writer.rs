@@ -60,6 +60,8 @@ struct Member {
 pub struct ArchiveWriter {
     dest: PathBuf,
     temp: NamedTempFile,
+    // Locked while we write, so that a later backup can tell it from a killed one's.
+    _held: std::fs::File,
     options: WriterOptions,
     members: Vec<Member>,
     now: u64,
@@ -86,11 +88,17 @@ impl ArchiveWriter {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
+        let prefix = format!(".{name}.");
+        crate::leftovers::sweep(dir, |n| {
+            crate::leftovers::is_temporary(n, &prefix, 6, ".partial")
+        });
         let temp = tempfile::Builder::new()
-            .prefix(&format!(".{name}."))
+            .prefix(&prefix)
             .suffix(".partial")
             .tempfile_in(dir)
             .context(|| format!("create a temporary archive in {}", dir.display()))?;
+        let held = crate::leftovers::hold(temp.path())
+            .context(|| format!("lock {}", temp.path().display()))?;
         // Validate the codec settings now rather than after the dumps were taken.
         options.codec.encoder(io::sink(), options.level, 1)?;
         let now = SystemTime::now()
@@ -100,6 +108,7 @@ impl ArchiveWriter {
         Ok(ArchiveWriter {
             dest: dest.to_path_buf(),
             temp,
+            _held: held,
             options,
             members: Vec::new(),
             now,

@@ -39,6 +39,11 @@ struct DbJob<'a> {
 
 /// Run a backup.
 pub fn run(req: &BackupRequest, log: &Log) -> Result<BackupOutcome> {
+    // A termination request makes steps fail in their own words: say why.
+    run_uninterrupted(req, log).map_err(crate::interrupt::explain)
+}
+
+fn run_uninterrupted(req: &BackupRequest, log: &Log) -> Result<BackupOutcome> {
     log.output("Backing up:");
     let _lock = crate::ops::lock::OperationLock::acquire(
         &req.env,
@@ -52,7 +57,7 @@ pub fn run(req: &BackupRequest, log: &Log) -> Result<BackupOutcome> {
     let backed_up: Vec<String> = plan.scopes();
     let notifier = Notifier::new(env, log, &backed_up);
     notifier.send(0, "Backup Started");
-    let result = write_archive(req, &plan, log);
+    let result = write_archive(req, &plan, log).map_err(crate::interrupt::explain);
     match &result {
         Ok(_) => notifier.send(1, "Backup Finished"),
         Err(e) => notifier.send(-1, &e.to_string()),
@@ -287,6 +292,7 @@ fn write_archive(req: &BackupRequest, plan: &Plan, log: &Log) -> Result<u64> {
         );
     }
 
+    crate::interrupt::check()?;
     let mut writer = ArchiveWriter::create(
         &req.file,
         WriterOptions {
@@ -332,6 +338,7 @@ fn write_archive(req: &BackupRequest, plan: &Plan, log: &Log) -> Result<u64> {
     ));
     log.output(&format!("Packing into file '{}'", req.file.display()));
     log.line(&format!("Creating tarball {}", req.file.display()));
+    crate::interrupt::check()?;
     let written = writer.finish()?;
     Ok(std::fs::metadata(&written).map(|m| m.len()).unwrap_or(0))
 }

@@ -82,6 +82,11 @@ struct Content {
 }
 
 pub fn run(req: &MigrateRequest, log: &Log) -> Result<MigrateOutcome> {
+    // A termination request makes steps fail in their own words: say why.
+    run_uninterrupted(req, log).map_err(crate::interrupt::explain)
+}
+
+fn run_uninterrupted(req: &MigrateRequest, log: &Log) -> Result<MigrateOutcome> {
     let env = &req.env;
     let db = env.profile.database(&req.scope).ok_or_else(|| {
         Error::usage(format!(
@@ -213,6 +218,7 @@ pub fn run(req: &MigrateRequest, log: &Log) -> Result<MigrateOutcome> {
             })
         }
         Err(e) => {
+            let e = crate::interrupt::explain(e);
             let mut done = Vec::new();
             let mut remains = Vec::new();
             for (file, copy) in rewritten.iter().rev() {

@@ -55,6 +55,11 @@ struct DbTarget<'a> {
 }
 
 pub fn run(req: &RestoreRequest, log: &Log) -> Result<RestoreOutcome> {
+    // A termination request makes steps fail in their own words: say why.
+    run_uninterrupted(req, log).map_err(crate::interrupt::explain)
+}
+
+fn run_uninterrupted(req: &RestoreRequest, log: &Log) -> Result<RestoreOutcome> {
     let profile = &req.env.profile;
     log.output("Preparing to restore:");
     let _lock = crate::ops::lock::OperationLock::acquire(
@@ -254,6 +259,7 @@ pub fn run(req: &RestoreRequest, log: &Log) -> Result<RestoreOutcome> {
             Ok(outcome)
         }
         Err(e) => {
+            let e = crate::interrupt::explain(e);
             log.line(&format!("FATAL: {e}"));
             let report = journal.rollback(log);
             Err(Error::failed(format!("{e}; {report}")))
@@ -281,6 +287,7 @@ fn restore_all(
     let mut outcome = RestoreOutcome::default();
     let profile = &req.env.profile;
     let (archive, rewrites) = (steps.archive, steps.rewrites);
+    crate::interrupt::check()?;
     if !provision.is_empty() {
         provisioning::apply(provision, &mut journal.server, log)?;
     }
@@ -296,6 +303,7 @@ fn restore_all(
         t.tools = Some(tools);
     }
     if let Some(plan) = steps.files_plan {
+        crate::interrupt::check()?;
         log.output("- Files");
         log.line("Restoring files");
         journal.keep_files(plan, req.env.root.path())?;
@@ -305,6 +313,7 @@ fn restore_all(
     let restore_permissions = steps.restore_permissions;
     for t in targets.iter() {
         let tools = t.tools.as_ref().expect("checked above");
+        crate::interrupt::check()?;
         log.output(&format!(
             "- {} database '{}'",
             t.component.restore_label(),

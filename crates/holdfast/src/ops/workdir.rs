@@ -7,25 +7,25 @@ use std::path::{Path, PathBuf};
 use crate::{Error, Result};
 
 pub struct WorkDir {
-    dir: tempfile::TempDir,
+    dir: crate::leftovers::HeldDir,
 }
 
+const PREFIX: &str = "holdfast.";
+const RANDOM: usize = 10;
+
 impl WorkDir {
-    /// A new directory `holdfast.XXXXXXXXXX` under `parent`.
+    /// A new directory `holdfast.XXXXXXXXXX` under `parent`; those of killed
+    /// runs there are removed first.
     pub fn new(parent: &Path) -> Result<WorkDir> {
-        let dir = tempfile::Builder::new()
-            .prefix("holdfast.")
-            .rand_bytes(10)
-            .tempdir_in(parent)
-            .map_err(|e| {
-                Error::io(
-                    format!(
-                        "Can't create temporary directory under {}; pass a writable one with --tmpdir",
-                        parent.display()
-                    ),
-                    e,
-                )
-            })?;
+        let dir = crate::leftovers::HeldDir::new(parent, PREFIX, RANDOM).map_err(|e| {
+            Error::io(
+                format!(
+                    "Can't create temporary directory under {}; pass a writable one with --tmpdir",
+                    parent.display()
+                ),
+                e,
+            )
+        })?;
         Ok(WorkDir { dir })
     }
 

@@ -160,9 +160,11 @@ impl ClientCommand {
                 cmd.env("PGSSLMODE", mode);
             }
         }
+        crate::interrupt::tie_to_parent(&mut cmd);
         let mut child = cmd
             .spawn()
             .context(|| format!("run {}", self.path.display()))?;
+        crate::interrupt::track(child.id());
         let stderr = child.stderr.take().map(|mut pipe| {
             std::thread::spawn(move || {
                 let mut buf = Vec::new();
@@ -258,6 +260,7 @@ impl RunningCommand {
     /// Stop the program (SIGKILL) after a failure on our side, and reap it. A
     /// psql killed this way never commits what it was sent.
     pub fn kill(mut self) -> Finished {
+        crate::interrupt::untrack(self.child.id());
         let _ = self.child.kill();
         let status = self.child.wait().ok();
         self.finish(status)
@@ -266,10 +269,9 @@ impl RunningCommand {
     /// Wait for the program to exit.
     pub fn wait(mut self) -> Result<Finished> {
         drop(self.child.stdin.take());
-        let status = self
-            .child
-            .wait()
-            .context(|| format!("wait for {}", self.name))?;
+        let status = self.child.wait();
+        crate::interrupt::untrack(self.child.id());
+        let status = status.context(|| format!("wait for {}", self.name))?;
         Ok(self.finish(Some(status)))
     }
 
@@ -294,6 +296,7 @@ impl Drop for RunningCommand {
     /// killed, so that no pg_dump or psql outlives the operation that started it.
     fn drop(&mut self) {
         if !self.reaped {
+            crate::interrupt::untrack(self.child.id());
             let _ = self.child.kill();
             let _ = self.child.wait();
         }

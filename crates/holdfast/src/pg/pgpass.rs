@@ -7,7 +7,7 @@
 
 use std::fs::OpenOptions;
 use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::pg::ConnParams;
@@ -16,18 +16,17 @@ use crate::{IoContext, Result};
 /// A temporary pgpass file; removed, with its directory, on drop.
 #[derive(Debug)]
 pub struct PgPass {
-    dir: tempfile::TempDir,
+    dir: crate::leftovers::HeldDir,
     path: PathBuf,
 }
+
+const PREFIX: &str = "holdfast-pgpass-";
 
 impl PgPass {
     /// A pgpass file with one `host:port:database:user:password` line for every
     /// connection that has a password (connections without one add no line).
     pub fn new<'a>(connections: impl IntoIterator<Item = &'a ConnParams>) -> Result<PgPass> {
-        let dir = tempfile::Builder::new()
-            .prefix("holdfast-pgpass-")
-            .permissions(std::fs::Permissions::from_mode(0o700))
-            .tempdir()
+        let dir = crate::leftovers::HeldDir::new(&std::env::temp_dir(), PREFIX, 6)
             .context(|| "create a private directory for the pgpass file".to_string())?;
         let path = dir.path().join("pgpass");
         let mut content = String::new();

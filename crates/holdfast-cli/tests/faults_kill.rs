@@ -1,0 +1,343 @@
+//! Kills at random points (seeded; `HOLDFAST_FAULT_ITERATIONS` runs more):
+//! pg_dump during a backup, pg_restore during a restore, and holdfast itself
+//! (SIGTERM and SIGKILL) during both, with the delay drawn from the measured
+//! duration of a clean run. After each: a backup left either a complete
+//! archive that verifies or no file at `--file` (a previous archive there
+//! byte-identical); a restore either completed or was rolled back (files
+//! byte-identical, databases empty); no temporary file, no client program and
+//! no password in any argv or environment left behind.
+//!
+//! SIGKILL cannot be caught, so a killed restore cannot roll back: what holdfast
+//! guarantees then is that no client program outlives it (they carry a
+//! parent-death signal), the lock is released, and running the same restore
+//! again either completes it or refuses with the table that is in the way
+//! (never a silent merge); with the databases emptied it then completes.
+
+mod faults_support;
+mod support;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use faults_support::*;
+use support::*;
+
+const LIMIT: Duration = Duration::from_secs(120);
+const SECRETS: &[&str] = &["engine-fixture-pw", "dwh:fixture-pw"];
+/// Enough rows that pg_dump and pg_restore run for a noticeable time.
+const BULK: &str = "SET ROLE engine; CREATE TABLE bulk AS SELECT g, md5(g::text) AS h, repeat('x', 100) AS pad FROM generate_series(1, 60000) g";
+
+#[derive(Debug, Clone, Copy)]
+enum Fault {
+    /// SIGKILL to the client program (pg_dump or pg_restore).
+    KillClient,
+    /// SIGTERM to holdfast (engine-backup) itself.
+    TermSelf,
+    /// SIGKILL to holdfast itself.
+    KillSelf,
+}
+
+const FAULTS: [Fault; 3] = [Fault::KillClient, Fault::TermSelf, Fault::KillSelf];
+
+fn running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rfind(')').map(|i| s[i + 2..].starts_with(|c| c != 'Z')))
+        .unwrap_or(false)
+}
+
+/// Send `sig` to `pid` after `delay` on another thread; sets `fired` if it was running.
+fn kill_self_after(pid: u32, delay: Duration, sig: &'static str, fired: Arc<AtomicBool>) {
+    std::thread::spawn(move || {
+        std::thread::sleep(delay);
+        if running(pid) {
+            signal(pid, sig);
+            fired.store(true, Ordering::Relaxed);
+        }
+    });
+}
+
+/// Start `cmd` with `fault` injected after a delay drawn below `window`
+/// (measured from the start of the run, or of the client program).
+fn run_with_fault(
+    cmd: std::process::Command,
+    fault: Fault,
+    client: &str,
+    window: Duration,
+    rng: &mut Rng,
+) -> (Run, Seen, bool) {
+    let fired = Arc::new(AtomicBool::new(false));
+    let delay = rng.delay(window);
+    let started = start(cmd);
+    let trigger = match fault {
+        Fault::KillClient => Some(kill_program_after(
+            client.to_string(),
+            delay,
+            "KILL",
+            fired.clone(),
+        )),
+        _ => None,
+    };
+    let watch = Watch::start(started.pid(), SECRETS, trigger);
+    match fault {
+        Fault::TermSelf => kill_self_after(started.pid(), delay, "TERM", fired.clone()),
+        Fault::KillSelf => kill_self_after(started.pid(), delay, "KILL", fired.clone()),
+        Fault::KillClient => {}
+    }
+    let (run, _) = started.finish(LIMIT);
+    let seen = watch.finish();
+    (run, seen, fired.load(Ordering::Relaxed))
+}
+
+/// The command line of the engine database's pg_dump.
+fn engine_dump(s: &Sample) -> String {
+    format!(
+        "pg_dump -w -U engine -h {} -p {} engine",
+        s.cluster.host(),
+        s.cluster.port()
+    )
+}
+
+/// The command line of the engine database's pg_restore.
+fn engine_restore(s: &Sample) -> String {
+    format!("-p {} -d engine", s.cluster.port())
+}
+
+#[test]
+fn backups_killed_at_random_points_leave_a_verified_archive_or_none() {
+    let t0 = Instant::now();
+    let s = Sample::start();
+    s.cluster.execute("engine", BULK).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let backup = |file: &str| {
+        engine_backup(
+            s.dir.path(),
+            &s.root(),
+            tmp.path(),
+            &[
+                "--mode=backup",
+                &format!("--file={file}"),
+                "--log=backup.log",
+            ],
+        )
+    };
+    // A clean run, timed: the window the delays are drawn from.
+    let started = start(backup("previous"));
+    let watch = Watch::start(started.pid(), SECRETS, None);
+    let (run, clean) = started.finish(LIMIT);
+    let seen = watch.finish();
+    run.ok();
+    assert!(seen.leaks.is_empty(), "{:?}", seen.leaks);
+    let dump_window = seen.lifetime(&engine_dump(&s));
+    let previous = std::fs::read(s.path("previous")).unwrap();
+    eprintln!("clean backup: {clean:?}, pg_dump ran {dump_window:?}");
+
+    let mut counts: BTreeMap<&str, u32> = BTreeMap::new();
+    for (i, seed) in seeds("backup-kill", 6).into_iter().enumerate() {
+        let mut rng = Rng::new(seed);
+        let fault = FAULTS[i % FAULTS.len()];
+        let over_previous = rng.upto(1) == 0;
+        let file = if over_previous {
+            "previous".to_string()
+        } else {
+            format!("fresh-{i}")
+        };
+        let window = match fault {
+            Fault::KillClient => dump_window,
+            _ => clean + clean / 5,
+        };
+        let (run, seen, fired) =
+            run_with_fault(backup(&file), fault, &engine_dump(&s), window, &mut rng);
+        let what = format!(
+            "seed {seed:#x} {fault:?} into {file}: {run:?}",
+            run = run.stderr
+        );
+        *counts.entry("iterations").or_default() += 1;
+        eprintln!(
+            "seed {seed:#x} {fault:?} fired={fired}: exit {} {}",
+            run.code,
+            run.stderr.lines().last().unwrap_or("")
+        );
+        if fired {
+            *counts.entry("faults injected").or_default() += 1;
+        }
+        assert!(seen.leaks.is_empty(), "{what}: {:?}", seen.leaks);
+        assert!(
+            leftover_clients(s.cluster.port()).is_empty(),
+            "{what}: client programs left"
+        );
+        if run.code == 0 {
+            *counts.entry("completed anyway").or_default() += 1;
+            s.engine_backup(&[
+                "--mode=verify",
+                &format!("--file={file}"),
+                "--log=verify.log",
+            ])
+            .ok();
+        } else {
+            match fault {
+                Fault::KillClient => assert!(run.stderr.contains("FATAL: "), "{what}"),
+                Fault::TermSelf => assert!(
+                    run.code == -1 || run.stderr.contains("interrupted by SIGTERM"),
+                    "{what}"
+                ),
+                Fault::KillSelf => assert_eq!(run.code, -1, "{what}"),
+            }
+            // The archive may have been renamed into place just before the
+            // kill: then it is complete. Otherwise nothing changed at --file.
+            let now = std::fs::read(s.path(&file)).ok();
+            let untouched = match over_previous {
+                true => now.as_deref() == Some(previous.as_slice()),
+                false => now.is_none(),
+            };
+            if !untouched {
+                assert!(now.is_some(), "{what}: the previous archive is gone");
+                *counts.entry("completed before the kill").or_default() += 1;
+                s.engine_backup(&[
+                    "--mode=verify",
+                    &format!("--file={file}"),
+                    "--log=verify.log",
+                ])
+                .ok();
+            }
+        }
+        // Even after SIGKILL: the next run sweeps what a killed one left.
+        if matches!(fault, Fault::KillSelf) {
+            std::thread::sleep(Duration::from_millis(1200));
+            let started = start(backup(&file));
+            started.finish(LIMIT).0.ok();
+        }
+        assert_eq!(leftovers(tmp.path()), Vec::<String>::new(), "{what}");
+        assert_eq!(leftovers(s.dir.path()), Vec::<String>::new(), "{what}");
+        if over_previous {
+            return_previous(&s, &previous);
+        }
+    }
+    tally("backup-kill", &counts, t0);
+}
+
+/// Put the first archive back at "previous", so every iteration compares with it.
+fn return_previous(s: &Sample, previous: &[u8]) {
+    std::fs::write(s.path("previous"), previous).unwrap();
+}
+
+#[test]
+fn restores_killed_at_random_points_complete_or_roll_back() {
+    let t0 = Instant::now();
+    let s = Sample::start();
+    s.cluster.execute("engine", BULK).unwrap();
+    let engine_before = checksums(&s.engine("engine"));
+    let dwh_before = checksums(&s.dwh("ovirt_engine_history"));
+    s.engine_backup(&["--mode=backup", "--file=good", "--log=b.log"])
+        .ok();
+    s.clean_databases();
+    let root_before = tree(&s.root());
+    let tmp = tempfile::tempdir().unwrap();
+    let restore = || {
+        engine_backup(
+            s.dir.path(),
+            &s.root(),
+            tmp.path(),
+            &[
+                "--mode=restore",
+                "--file=good",
+                "--log=restore.log",
+                "--restore-permissions",
+            ],
+        )
+    };
+    let restored_completely = |what: &str| {
+        assert_eq!(
+            checksums(&s.engine("engine")),
+            expected_after_restore(&engine_before),
+            "{what}"
+        );
+        assert_eq!(
+            checksums(&s.dwh("ovirt_engine_history")),
+            dwh_before,
+            "{what}"
+        );
+    };
+    let reset = || {
+        s.clean_databases();
+        put_back_tree(&s.root(), &root_before);
+        assert_eq!(tree(&s.root()), root_before);
+    };
+
+    let started = start(restore());
+    let watch = Watch::start(started.pid(), SECRETS, None);
+    let (run, clean) = started.finish(LIMIT);
+    let seen = watch.finish();
+    run.ok();
+    assert!(seen.leaks.is_empty(), "{:?}", seen.leaks);
+    restored_completely("clean run");
+    let restore_window = seen.lifetime(&engine_restore(&s));
+    eprintln!("clean restore: {clean:?}, pg_restore ran {restore_window:?}");
+    reset();
+
+    let mut counts: BTreeMap<&str, u32> = BTreeMap::new();
+    for (i, seed) in seeds("restore-kill", 6).into_iter().enumerate() {
+        let mut rng = Rng::new(seed);
+        let fault = FAULTS[i % FAULTS.len()];
+        let window = match fault {
+            Fault::KillClient => restore_window,
+            _ => clean + clean / 5,
+        };
+        let (run, seen, fired) =
+            run_with_fault(restore(), fault, &engine_restore(&s), window, &mut rng);
+        let what = format!("seed {seed:#x} {fault:?}: {}", run.stderr);
+        *counts.entry("iterations").or_default() += 1;
+        eprintln!(
+            "seed {seed:#x} {fault:?} fired={fired}: exit {} {}",
+            run.code,
+            run.stderr.lines().last().unwrap_or("")
+        );
+        if fired {
+            *counts.entry("faults injected").or_default() += 1;
+        }
+        assert!(seen.leaks.is_empty(), "{what}: {:?}", seen.leaks);
+        assert!(
+            leftover_clients(s.cluster.port()).is_empty(),
+            "{what}: client programs left"
+        );
+        if run.code == 0 {
+            *counts.entry("completed anyway").or_default() += 1;
+            restored_completely(&what);
+        } else if matches!(fault, Fault::KillSelf) {
+            // No rollback possible: the same restore again completes it or
+            // refuses clearly, and the lock is free. (A second later, so that
+            // it sweeps the killed run's work directory.)
+            std::thread::sleep(Duration::from_millis(1200));
+            let again = start(restore()).finish(LIMIT).0;
+            if again.code != 0 {
+                *counts.entry("re-run refused (not empty)").or_default() += 1;
+                again.fails_with("is not empty");
+                s.clean_databases();
+                start(restore()).finish(LIMIT).0.ok();
+            }
+            restored_completely(&what);
+        } else {
+            assert_eq!(run.code, 1, "{what}");
+            assert!(
+                run.stderr.contains("nothing remains changed")
+                    || run.stderr.contains("interrupted by SIGTERM"),
+                "{what}"
+            );
+            if matches!(fault, Fault::TermSelf) {
+                assert!(run.stderr.contains("interrupted by SIGTERM"), "{what}");
+            }
+            assert_eq!(tree(&s.root()), root_before, "{what}: files changed");
+            assert!(checksums(&s.engine("engine")).is_empty(), "{what}");
+            assert!(
+                checksums(&s.dwh("ovirt_engine_history")).is_empty(),
+                "{what}"
+            );
+            *counts.entry("rolled back").or_default() += 1;
+        }
+        assert_eq!(leftovers(tmp.path()), Vec::<String>::new(), "{what}");
+        reset();
+    }
+    tally("restore-kill", &counts, t0);
+}
