@@ -464,9 +464,9 @@ impl Drop for SmallFs {
 
 // ----- network -----
 
-/// A TCP proxy on 127.0.0.1 in front of a server's port. `cut_after(n)` drops
-/// every connection (both directions shut down) once `n` more bytes have gone
-/// through, and refuses new ones until `heal()`.
+/// A TCP proxy on 127.0.0.1 in front of a server's port. `cut_after(n, outage)`
+/// drops every connection (both directions shut down) once `n` more bytes have
+/// gone through, and refuses new ones for `outage` (or until `heal()`).
 pub struct Proxy {
     pub port: u16,
     state: Arc<ProxyState>,
@@ -476,12 +476,21 @@ struct ProxyState {
     bytes: AtomicU64,
     cut_at: AtomicU64,
     cut: AtomicBool,
+    /// Milliseconds new connections are refused after a cut.
+    outage_ms: AtomicU64,
+    /// When the last cut happened (ms since the proxy started), for the outage.
+    cut_at_ms: AtomicU64,
+    started: Instant,
+    cuts: AtomicU64,
     open: Mutex<Vec<TcpStream>>,
 }
 
 impl ProxyState {
     fn cut_now(&self) {
+        self.cut_at_ms
+            .store(self.started.elapsed().as_millis() as u64, Ordering::SeqCst);
         self.cut.store(true, Ordering::SeqCst);
+        self.cuts.fetch_add(1, Ordering::SeqCst);
         for s in self.open.lock().unwrap().drain(..) {
             let _ = s.shutdown(Shutdown::Both);
         }
@@ -496,6 +505,10 @@ impl Proxy {
             bytes: AtomicU64::new(0),
             cut_at: AtomicU64::new(u64::MAX),
             cut: AtomicBool::new(false),
+            outage_ms: AtomicU64::new(u64::MAX),
+            cut_at_ms: AtomicU64::new(0),
+            started: Instant::now(),
+            cuts: AtomicU64::new(0),
             open: Mutex::new(Vec::new()),
         });
         let st = state.clone();
@@ -503,8 +516,15 @@ impl Proxy {
             for client in listener.incoming() {
                 let Ok(client) = client else { continue };
                 if st.cut.load(Ordering::SeqCst) {
-                    drop(client);
-                    continue;
+                    let since = st.started.elapsed().as_millis() as u64
+                        - st.cut_at_ms.load(Ordering::SeqCst);
+                    if since < st.outage_ms.load(Ordering::SeqCst) {
+                        drop(client);
+                        continue;
+                    }
+                    // The outage is over; the budget of bytes stays spent.
+                    st.cut_at.store(u64::MAX, Ordering::SeqCst);
+                    st.cut.store(false, Ordering::SeqCst);
                 }
                 let Ok(server) = TcpStream::connect(("127.0.0.1", target_port)) else {
                     continue;
@@ -531,14 +551,20 @@ impl Proxy {
         self.state.bytes.load(Ordering::SeqCst)
     }
 
-    pub fn cut_after(&self, more: u64) {
+    /// Cut after `more` bytes, then refuse connections for `outage`.
+    pub fn cut_after(&self, more: u64, outage: Duration) {
+        self.state.cut.store(false, Ordering::SeqCst);
+        self.state
+            .outage_ms
+            .store(outage.as_millis() as u64, Ordering::SeqCst);
         self.state
             .cut_at
             .store(self.bytes().saturating_add(more), Ordering::SeqCst);
     }
 
-    pub fn is_cut(&self) -> bool {
-        self.state.cut.load(Ordering::SeqCst)
+    /// How many cuts there have been.
+    pub fn cuts(&self) -> u64 {
+        self.state.cuts.load(Ordering::SeqCst)
     }
 
     pub fn heal(&self) {
