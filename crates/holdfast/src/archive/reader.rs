@@ -335,7 +335,16 @@ fn extract(
                 .mode(0o600)
                 .open(&target)
                 .map_err(|e| format!("cannot create {}: {e}", target.display()))?;
-            let copied = copy_capped(&mut entry, &mut out, size).map_err(stream_err)?;
+            let copied = copy_capped(&mut entry, &mut out, size).map_err(|e| {
+                if is_storage_full(&e) {
+                    format!(
+                        "cannot unpack into {}: {e}; free some space there or pass another --tmpdir",
+                        dir.display()
+                    )
+                } else {
+                    stream_err(e)
+                }
+            })?;
             if copied != size {
                 return Err(format!(
                     "member '{name}' is truncated ({copied} of {size} bytes): the archive is incomplete"
@@ -363,6 +372,14 @@ fn extract(
         }
     }
     Ok((codec, members))
+}
+
+/// A write that failed for lack of room, not a damaged archive.
+fn is_storage_full(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::ENOSPC | libc::EDQUOT | libc::EFBIG)
+    )
 }
 
 fn stream_error(codec: Codec, e: io::Error) -> String {
