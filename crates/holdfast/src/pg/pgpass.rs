@@ -102,6 +102,7 @@ pub fn escape(field: &str) -> String {
 mod tests {
     use super::*;
     use crate::Password;
+    use std::os::unix::fs::PermissionsExt;
 
     fn conn(password: Option<&str>) -> ConnParams {
         ConnParams {
