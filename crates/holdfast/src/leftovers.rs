@@ -7,12 +7,19 @@
 //! next to them ([`sweep`]) can tell the dead ones (the lock can be taken)
 //! from the live ones of a concurrent run (it cannot), and removes the dead
 //! ones. They may hold dumps or a password: they must not pile up.
+//!
+//! One exception: a work directory holding a restore's kept copies
+//! (`rollback/`, the files as they were before a restore that was then killed)
+//! is left for the operator, as it is the only copy of what that restore replaced.
 
 use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
+
+/// The directory of a restore's kept copies inside its work directory.
+pub(crate) const KEPT_COPIES: &str = "rollback";
 
 /// Younger entries are left alone: their owner may not have locked them yet
 /// (it does so right after creating them, microseconds later).
@@ -52,6 +59,9 @@ pub(crate) fn sweep(dir: &Path, ours: impl Fn(&str) -> bool) {
             .and_then(|m| SystemTime::now().duration_since(m).ok())
             .is_some_and(|age| age > GRACE);
         if !old || meta.uid() != uid || meta.file_type().is_symlink() {
+            continue;
+        }
+        if meta.is_dir() && path.join(KEPT_COPIES).exists() {
             continue;
         }
         // Locked by a live process: not ours to remove.
@@ -109,17 +119,19 @@ mod tests {
         let live = dir.path().join("holdfast.BBBBBBBBBB");
         let young = dir.path().join("holdfast.CCCCCCCCCC");
         let other = dir.path().join("holdfast.notours");
-        for d in [&dead, &live, &young, &other] {
+        let kept = dir.path().join("holdfast.DDDDDDDDDD");
+        for d in [&dead, &live, &young, &other, &kept] {
             std::fs::create_dir(d).unwrap();
             std::fs::write(d.join("x"), "x").unwrap();
         }
         let old = SystemTime::now() - Duration::from_secs(60);
-        for d in [&dead, &live, &other] {
+        std::fs::create_dir(kept.join(KEPT_COPIES)).unwrap();
+        for d in [&dead, &live, &other, &kept] {
             File::open(d).unwrap().set_modified(old).unwrap();
         }
         let _held = hold(&live).unwrap();
         sweep(dir.path(), |n| is_temporary(n, "holdfast.", 10, ""));
         assert!(!dead.exists());
-        assert!(live.exists() && young.exists() && other.exists());
+        assert!(live.exists() && young.exists() && other.exists() && kept.exists());
     }
 }

@@ -238,7 +238,7 @@ fn run_uninterrupted(req: &RestoreRequest, log: &Log) -> Result<RestoreOutcome> 
     if plan.is_empty() {
         log.output("Restoring:");
     }
-    let mut journal = Journal::new(work.join("rollback"));
+    let mut journal = Journal::new(work.join(crate::leftovers::KEPT_COPIES));
     let steps = Steps {
         archive: &archive,
         files_plan: files_plan.as_ref(),
