@@ -356,3 +356,99 @@ fn restores_killed_at_random_points_complete_or_roll_back() {
     }
     tally("restore-kill", &counts, t0);
 }
+
+/// Roles and databases on a server, to prove nothing was added.
+fn server_state(c: &pgsandbox::Cluster) -> (String, String) {
+    let q = |sql: &str| c.query_text("postgres", sql).unwrap().unwrap_or_default();
+    (
+        q("SELECT string_agg(rolname, ',' ORDER BY rolname) FROM pg_roles"),
+        q("SELECT string_agg(datname, ',' ORDER BY datname) FROM pg_database"),
+    )
+}
+
+#[test]
+fn provisioning_restores_terminated_at_random_points_roll_back_roles_and_databases() {
+    let t0 = Instant::now();
+    // The sample backed up, then its cluster replaced by an empty one on the
+    // same port: a fresh machine, where the restore creates roles and databases.
+    let s = Sample::start();
+    s.cluster.execute("engine", BULK).unwrap();
+    s.engine_backup(&["--mode=backup", "--file=good", "--log=b.log"])
+        .ok();
+    let Sample { cluster, dir } = s;
+    let port = cluster.port();
+    drop(cluster);
+    let cluster = pgsandbox::Cluster::builder().port(port).start().unwrap();
+    let s = Sample { cluster, dir };
+    let root_before = tree(&s.root());
+    let state_before = server_state(&s.cluster);
+    let tmp = tempfile::tempdir().unwrap();
+    let admin = format!("--admin-host={}", s.cluster.socket_dir().display());
+    let restore = || {
+        engine_backup(
+            s.dir.path(),
+            &s.root(),
+            tmp.path(),
+            &[
+                "--mode=restore",
+                "--file=good",
+                "--log=r.log",
+                "--provision-all-databases",
+                &admin,
+            ],
+        )
+    };
+    let reset = || {
+        for db in ["engine", "ovirt_engine_history"] {
+            s.cluster
+                .execute(
+                    "postgres",
+                    &format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"),
+                )
+                .unwrap();
+        }
+        s.cluster
+            .execute(
+                "postgres",
+                "DROP ROLE IF EXISTS engine; DROP ROLE IF EXISTS ovirt_engine_history; \
+                 DROP ROLE IF EXISTS reporter",
+            )
+            .unwrap();
+        put_back_tree(&s.root(), &root_before);
+        assert_eq!(server_state(&s.cluster), state_before);
+    };
+    let (run, clean) = start(restore()).finish(LIMIT);
+    run.ok();
+    reset();
+    let mut counts: BTreeMap<&str, u32> = BTreeMap::new();
+    for seed in seeds("provision-term", 3) {
+        let mut rng = Rng::new(seed);
+        let window = clean + clean / 5;
+        let (run, seen, fired) = run_with_fault(restore(), Fault::TermSelf, "", window, &mut rng);
+        let what = format!("seed {seed:#x}: {}", run.stderr);
+        eprintln!("{what} (exit {})", run.code);
+        *counts.entry("iterations").or_default() += 1;
+        if fired {
+            *counts.entry("faults injected").or_default() += 1;
+        }
+        assert!(seen.leaks.is_empty(), "{what}: {:?}", seen.leaks);
+        assert!(leftover_clients(port).is_empty(), "{what}");
+        if run.code == 0 {
+            *counts.entry("completed anyway").or_default() += 1;
+        } else {
+            assert_eq!(run.code, 1, "{what}");
+            assert!(run.stderr.contains("interrupted by SIGTERM"), "{what}");
+            assert!(!run.stderr.contains("REMAINS CHANGED"), "{what}");
+            assert_eq!(tree(&s.root()), root_before, "{what}: files changed");
+            assert_eq!(
+                server_state(&s.cluster),
+                state_before,
+                "{what}: server changed"
+            );
+            *counts.entry("rolled back").or_default() += 1;
+        }
+        assert_eq!(leftovers(tmp.path()), Vec::<String>::new(), "{what}");
+        reset();
+    }
+    tally("provision-term", &counts, t0);
+}
