@@ -409,7 +409,10 @@ pub fn run_all(
 
     // --- The repository's nightly scenario and migration, on clusters of their own.
     if plan.repo_mb > 0 {
-        (ctx.progress)(&format!("repository nightly scenario ({} MiB)", plan.repo_mb));
+        (ctx.progress)(&format!(
+            "repository nightly scenario ({} MiB)",
+            plan.repo_mb
+        ));
         match nightly::measure(plan.repo_mb, work, ctx.progress) {
             Ok(nights) => r.rows.extend(nightly_rows(&nights)),
             Err(e) => {
@@ -738,8 +741,16 @@ fn migration_rows(m: &migration::Migration) -> Vec<Row> {
     manual.bytes = Some(m.manual_dump_bytes);
     rows.push(manual);
     for (name, command, sample) in [
-        ("manual: pg_dump step", "pg_dump -F c engine -f engine.dump", m.manual_dump),
-        ("manual: pg_restore step", "pg_restore -d engine engine.dump", m.manual_restore),
+        (
+            "manual: pg_dump step",
+            "pg_dump -F c engine -f engine.dump",
+            m.manual_dump,
+        ),
+        (
+            "manual: pg_restore step",
+            "pg_restore -d engine engine.dump",
+            m.manual_restore,
+        ),
     ] {
         let mut row = Row::new(Group::Migrate, name, command);
         row.stats = Stats::of(&[sample]);

@@ -154,7 +154,10 @@ pub fn measure(
         None,
     )?;
     let manual = started.elapsed();
-    progress(&format!("migrate: manual procedure {:.1} s", manual.as_secs_f64()));
+    progress(&format!(
+        "migrate: manual procedure {:.1} s",
+        manual.as_secs_f64()
+    ));
     let manual_dump_bytes = std::fs::metadata(&dump).map(|m| m.len()).unwrap_or(0);
     drop(manual_target);
     std::fs::remove_file(&dump)?;

@@ -210,7 +210,12 @@ pub fn measure(mb: u64, parent: &Path, progress: &dyn Fn(&str)) -> Result<Vec<Ni
             outcome = Some(backup(&mut hf_full, &request, &log)?);
             Ok(())
         })?;
-        record("holdfast repo backup (end to end)", &e2e_repo, sample, before)?;
+        record(
+            "holdfast repo backup (end to end)",
+            &e2e_repo,
+            sample,
+            before,
+        )?;
         let snapshot = outcome.expect("backup ran").snapshot.id;
 
         // The same dumps, for every tool.

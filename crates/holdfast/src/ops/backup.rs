@@ -253,7 +253,14 @@ fn write_archive(req: &BackupRequest, plan: &Plan, log: &Log) -> Result<u64> {
         let files = plan.files.then(|| {
             let path = files_path.clone();
             scope.spawn(move || {
-                pack_files_member(env, req.files_codec, req.compress_level, threads, &path, log)
+                pack_files_member(
+                    env,
+                    req.files_codec,
+                    req.compress_level,
+                    threads,
+                    &path,
+                    log,
+                )
             })
         });
         let dbs: Vec<_> = plan
@@ -456,8 +463,7 @@ fn dump_one(
     let readable_stream = options.format == DumpFormat::Custom && options.compression == Some(0);
     log.line(&pg::dump::dump_command(&job.params, &job.tools, &options)?.describe());
     let (inspected, dumped) = std::thread::scope(|s| {
-        let dumper =
-            s.spawn(|| dump_to_file(job, &options, readable_stream, level, threads, path));
+        let dumper = s.spawn(|| dump_to_file(job, &options, readable_stream, level, threads, path));
         let inspected = inspect(&mut tx);
         let dumped = dumper
             .join()
