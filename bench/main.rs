@@ -52,7 +52,7 @@ struct Args {
     #[arg(long, default_value_t = 42)]
     seed: u32,
     /// Stop `engine-backup --small-size` (xz -6 everywhere) after this many
-    /// seconds (default 60, or 10 with --quick).
+    /// seconds (default 30, or 10 with --quick).
     #[arg(long, value_name = "SECONDS")]
     small_size_limit: Option<u64>,
     /// Where to write the markdown report.
@@ -83,7 +83,7 @@ fn run(args: Args) -> Result<(), Error> {
     }
     let small_size_limit = args
         .small_size_limit
-        .unwrap_or(if args.quick { 10 } else { 60 });
+        .unwrap_or(if args.quick { 10 } else { 30 });
     let size_mb = args.size_mb.unwrap_or(if args.quick { 64 } else { 2048 });
     if size_mb < 20 {
         return Err("--size-mb must be at least 20".into());

@@ -129,10 +129,7 @@ pub fn table_row_sums(input: impl Read) -> Result<TableSums> {
     let version = r.header()?;
     let tables = r.toc(version)?;
     let mut sums = TableSums::new();
-    loop {
-        let Some(block) = r.byte_or_end()? else {
-            break;
-        };
+    while let Some(block) = r.byte_or_end()? {
         let id = r.int()?;
         match block {
             BLK_DATA => {
