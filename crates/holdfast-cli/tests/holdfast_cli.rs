@@ -234,6 +234,23 @@ fn deep_verify_still_reads_the_server_fingerprints_of_older_manifests() {
 }
 
 #[test]
+fn compression_levels_are_checked_before_anything_is_written() {
+    let s = Sample::start();
+    let r = s.holdfast(&["backup", "--file", "x.backup", "--compress-level", "25"]);
+    assert_ne!(r.code, 0, "{}", r.stdout);
+    assert!(
+        r.stderr
+            .contains("invalid compression level 25 for zstd: use 1 to 19"),
+        "{}",
+        r.stderr
+    );
+    assert!(!s.path("x.backup").exists());
+    s.holdfast(&["backup", "--file", "x.backup", "--compress-level", "5"])
+        .ok();
+    s.holdfast(&["verify", "x.backup"]).ok();
+}
+
+#[test]
 fn every_dump_compressor_and_format_round_trips() {
     let s = Sample::start();
     let engine_before = checksums(&s.engine("engine"));
