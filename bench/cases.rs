@@ -1,7 +1,8 @@
 //! The cases `bench` measures, in order: backups (floor, reference pipeline,
 //! engine-backup, holdfast, zstd levels), the restores (bare pg_restore, the
-//! reference, engine-backup, holdfast with 1 and 2 jobs) into cleaned
-//! databases, schema apply; then the ratios and the generated notes.
+//! reference, holdfast with 1 and 2 jobs) into cleaned databases, schema
+//! apply, the repository's nightly scenario against restic and borg, and
+//! migrate against the manual procedure; then the ratios and the notes.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -11,14 +12,22 @@ use std::time::{Duration, Instant};
 use holdfast_bench::dataset::{Environment, DATABASES, VERSION};
 use holdfast_bench::measure::{run_tree, RunError, Sample, Stats};
 use holdfast_bench::report::{Group, Row};
-use holdfast_bench::{schema_apply, timeline};
+use holdfast_bench::{migration, nightly, schema_apply, timeline};
 
 use crate::{Binaries, Error};
 
 /// How much to measure.
 pub struct Plan {
+    /// Measured runs of the fast cases (after the warm-up of each group).
     pub runs: usize,
+    /// Measured runs of the slow cases: the reference pipeline, engine-backup,
+    /// holdfast restore with one job.
+    pub slow_runs: usize,
     pub small_size_limit: Duration,
+    /// MiB of dump in the repository's nightly scenario; 0 skips it.
+    pub repo_mb: u64,
+    /// MB of the migrated database; 0 skips the migration.
+    pub migrate_mb: u64,
 }
 
 /// The rows, the generated notes, and how many cases failed.
@@ -141,6 +150,7 @@ pub fn run_all(
         failures: 0,
     };
     let runs = plan.runs;
+    let slow_runs = plan.slow_runs;
     let dbs: Vec<String> = DATABASES.iter().map(|d| d.name.to_string()).collect();
     let pg_dump = env.cluster.bindir().join("pg_dump");
     let bindir = env.cluster.bindir().to_path_buf();
@@ -189,7 +199,7 @@ pub fn run_all(
         Case::timed(
             Group::Backup,
             "reference: engine-backup defaults by hand",
-            runs,
+            slow_runs,
         )
         .shown("tar files | xz; pg_dump -Fc (gzip-6) each database in turn; tar -cz; sync".into()),
         &mut || {
@@ -215,7 +225,7 @@ pub fn run_all(
         Case::timed(
             Group::Backup,
             "engine-backup --mode=backup (defaults)",
-            runs,
+            slow_runs,
         )
         .shown("engine-backup --mode=backup --file=F --log=L".into()),
         &mut || remove(&eb_default),
@@ -231,21 +241,26 @@ pub fn run_all(
         Some(&hf_default),
     );
     let backup_steps = timeline::slow_steps(&timeline::last_run(&work.join("holdfast.log")));
-    let eb_fast = work.join("engine-backup-fast.backup");
+    let hf_level = work.join("holdfast-level.backup");
     r.measure(
-        Case::timed(Group::Backup, "engine-backup --fast-backup", runs)
-            .shown("engine-backup --mode=backup --fast-backup --file=F --log=L".into()),
-        &mut || remove(&eb_fast),
-        &|| ctx.engine_backup("backup", &eb_fast, &["--fast-backup"]),
-        Some(&eb_fast),
+        Case::timed(
+            Group::Backup,
+            "holdfast backup --compress-level 3",
+            slow_runs,
+        )
+        .shown("holdfast backup --compress-level 3 --file F --log L".into()),
+        &mut || remove(&hf_level),
+        &|| ctx.holdfast_backup(&hf_level, &["--compress-level", "3"]),
+        Some(&hf_level),
     );
+    remove(&hf_level)?;
     let zstd_dir = work.join("zstd");
     for level in [1, 3] {
         r.measure(
             Case::timed(
                 Group::Backup,
                 &format!("pg_dump -Z0 | zstd -{level}, in parallel"),
-                runs,
+                if level == 1 { runs } else { slow_runs },
             )
             .shown(format!(
                 "pg_dump -Fc -Z0 -d DB | zstd -T0 -{level} -o DIR/DB.zst; sync (every database at once)"
@@ -276,27 +291,29 @@ pub fn run_all(
         Some(&eb_small),
     );
     remove(&eb_small)?;
-    remove(&eb_fast)?;
     fresh_dir(&zstd_dir)?;
     remove(&raw)?;
 
-    // --- What went in, to compare with what comes back; its time is part of
-    // every holdfast backup (the manifest's per-table fingerprints).
+    // --- What went in, to compare with what comes back. The server-side scan
+    // is what backups computed for their manifest before they took the
+    // fingerprints from the dump stream; both are timed here.
     (ctx.progress)("checksumming the source tables");
     let checksum_started = Instant::now();
     let source = checksums(env)?;
     let checksum_time = checksum_started.elapsed();
-    let mut row = Row::new(
-        Group::Other,
-        "table fingerprints of all databases, in parallel",
-        "holdfast::pg::inspect::table_fingerprints (what holdfast backup computes for manifest.json)",
+    r.in_process(
+        "server-side table fingerprints (h64:), all databases in parallel",
+        "holdfast::pg::inspect::table_fingerprints (a second scan of every table; backups no longer run it)",
+        checksum_time,
     );
-    row.stats = Stats::of(&[Sample {
-        wall: checksum_time,
-        peak_rss: 0,
-    }]);
-    row.memory_measured = false;
-    r.rows.push(row);
+    (ctx.progress)("fingerprinting the rows of the -Z0 dumps");
+    let stream_started = Instant::now();
+    let stream_tables = stream_fingerprints(&z0_files)?;
+    r.in_process(
+        "row fingerprints from the -Z0 dump bytes, all databases in parallel",
+        &format!("holdfast::pg::custom_format::table_row_sums on DIR/DB.dump ({stream_tables} tables; what holdfast backup computes as the dump streams)"),
+        stream_started.elapsed(),
+    );
 
     // --- Restores, each into freshly created databases.
     let reference_restore_tmp = work.join("reference-restore.d");
@@ -312,7 +329,7 @@ pub fn run_all(
         Case::timed(
             Group::Restore,
             "reference: engine-backup defaults by hand",
-            runs,
+            slow_runs,
         )
         .shown("tar -xzf; tar -xJf files; pg_restore -j 2 each database in turn".into()),
         &mut || {
@@ -333,25 +350,14 @@ pub fn run_all(
         None,
     );
     remove_dir(&reference_restore_tmp)?;
-    r.measure(
-        Case::timed(
-            Group::Restore,
-            "engine-backup --mode=restore (defaults)",
-            runs,
-        )
-        .shown("engine-backup --mode=restore --restore-permissions --file=F --log=L".into()),
-        &mut || ctx.clean_databases(),
-        &|| ctx.engine_backup("restore", &eb_default, &["--restore-permissions"]),
-        None,
-    );
+    remove(&eb_default)?;
     let mut notes = Vec::new();
-    notes.push(ctx.compare("engine-backup --mode=restore", &source)?);
     for jobs in [1, 2] {
         r.measure(
             Case::timed(
                 Group::Restore,
                 &format!("holdfast restore --jobs {jobs}"),
-                runs,
+                if jobs == 1 { slow_runs } else { runs },
             )
             .shown(format!(
                 "holdfast restore --restore-permissions --jobs {jobs} --file F --log L"
@@ -405,6 +411,42 @@ pub fn run_all(
         r.rows.push(row);
     }
 
+    // --- The repository's nightly scenario and migration, on clusters of their own.
+    if plan.repo_mb > 0 {
+        (ctx.progress)(&format!(
+            "repository nightly scenario ({} MiB)",
+            plan.repo_mb
+        ));
+        match nightly::measure(plan.repo_mb, work, ctx.progress) {
+            Ok(nights) => r.rows.extend(nightly_rows(&nights)),
+            Err(e) => {
+                r.failures += 1;
+                let mut row = Row::new(Group::Repository, "nightly scenario", "");
+                row.problem = Some(format!("failed: {e}"));
+                r.rows.push(row);
+            }
+        }
+    }
+    if plan.migrate_mb > 0 {
+        (ctx.progress)(&format!("migrate ({} MB)", plan.migrate_mb));
+        match migration::measure(plan.migrate_mb, 2, work, ctx.progress) {
+            Ok(m) => {
+                r.rows.extend(migration_rows(&m));
+                notes.push(format!(
+                    "Migrate: an `engine` database of {:.0} MB (`pg_database_size`; accounts, text, jsonb with a GIN index, bytea), each procedure onto a fresh durable cluster on this machine; holdfast's time includes provisioning the role and database, the dump in an exported snapshot, `pg_restore -j {}`, fingerprints and inventories compared on both sides, and the conf rewrite; the manual procedure verifies nothing.",
+                    m.database_bytes as f64 / 1e6,
+                    m.jobs
+                ));
+            }
+            Err(e) => {
+                r.failures += 1;
+                let mut row = Row::new(Group::Migrate, "migrate", "");
+                row.problem = Some(format!("failed: {e}"));
+                r.rows.push(row);
+            }
+        }
+    }
+
     set_ratios(&mut r.rows);
     notes.splice(0..0, findings(&r.rows, checksum_time, plan));
     Ok(Outcome {
@@ -441,6 +483,14 @@ impl<'a> Case<'a> {
 }
 
 impl Recorder<'_> {
+    /// A row of the "Other" table for a single in-process timing.
+    fn in_process(&mut self, name: &str, command: &str, wall: Duration) {
+        let mut row = Row::new(Group::Other, name, command);
+        row.stats = Stats::of(&[Sample { wall, peak_rss: 0 }]);
+        row.memory_measured = false;
+        self.rows.push(row);
+    }
+
     /// Run a case's warm-ups and runs, `prepare` before each (untimed), and
     /// record its row. A failing run ends the case and counts as a failure; a
     /// run past the time limit ends it without one.
@@ -631,8 +681,103 @@ fn checksums(env: &Environment) -> Result<Checksums, Error> {
     })
 }
 
-/// Ratios of each backup row to the floor and the reference, and of each
-/// restore row to bare pg_restore and the reference restore.
+/// Fingerprint the rows of each -Z0 dump file in a thread of its own, as a
+/// backup does while the dump streams; returns the number of tables seen.
+fn stream_fingerprints(files: &[String]) -> Result<usize, Error> {
+    std::thread::scope(|s| {
+        let handles: Vec<_> = files
+            .iter()
+            .map(|f| {
+                s.spawn(move || -> Result<usize, Error> {
+                    let file = std::fs::File::open(f)?;
+                    let sums = holdfast::pg::custom_format::table_row_sums(
+                        std::io::BufReader::with_capacity(1 << 20, file),
+                    )?;
+                    Ok(sums.len())
+                })
+            })
+            .collect();
+        let mut tables = 0;
+        for h in handles {
+            tables += h.join().map_err(|_| "a fingerprint thread panicked")??;
+        }
+        Ok(tables)
+    })
+}
+
+/// The repository scenario's rows, by night, holdfast first.
+fn nightly_rows(nights: &[nightly::NightRun]) -> Vec<Row> {
+    nights
+        .iter()
+        .map(|n| {
+            let mut row = Row::new(
+                Group::Repository,
+                &format!("{}: {}", n.night, n.tool),
+                match n.tool {
+                    "restic backup" => "restic backup --no-cache --repo R . (in the dump directory)",
+                    "borg create" => "borg create --compression zstd,3 R::NIGHT .",
+                    "holdfast repo backup (end to end)" => {
+                        "holdfast::ops::repo::backup (dumps every database, stores the snapshot), in-process"
+                    }
+                    _ => "holdfast::repo::Repo::backup_dir on the same dump directory, in-process",
+                },
+            );
+            row.stats = Stats::of(&[n.sample]);
+            row.memory_measured = n.memory_measured();
+            row.bytes = Some(n.growth);
+            row
+        })
+        .collect()
+}
+
+/// The migration's rows: the manual procedure, its steps, and holdfast.
+fn migration_rows(m: &migration::Migration) -> Vec<Row> {
+    let mut rows = Vec::new();
+    let mut manual = Row::new(
+        Group::Migrate,
+        "manual procedure (reference)",
+        "pg_dump -F c engine -f engine.dump; CREATE ROLE; CREATE DATABASE; pg_restore -d engine engine.dump",
+    );
+    manual.stats = Stats::of(&[Sample {
+        wall: m.manual,
+        peak_rss: m.manual_dump.peak_rss.max(m.manual_restore.peak_rss),
+    }]);
+    manual.bytes = Some(m.manual_dump_bytes);
+    rows.push(manual);
+    for (name, command, sample) in [
+        (
+            "manual: pg_dump step",
+            "pg_dump -F c engine -f engine.dump",
+            m.manual_dump,
+        ),
+        (
+            "manual: pg_restore step",
+            "pg_restore -d engine engine.dump",
+            m.manual_restore,
+        ),
+    ] {
+        let mut row = Row::new(Group::Migrate, name, command);
+        row.stats = Stats::of(&[sample]);
+        rows.push(row);
+    }
+    let mut holdfast = Row::new(
+        Group::Migrate,
+        &format!("holdfast migrate --jobs {}", m.jobs),
+        "holdfast::ops::migrate::run (provision, dump, restore, compare, conf rewrite), in-process",
+    );
+    holdfast.stats = Stats::of(&[Sample {
+        wall: m.holdfast,
+        peak_rss: 0,
+    }]);
+    holdfast.memory_measured = false;
+    rows.push(holdfast);
+    rows
+}
+
+/// Ratios of each backup row to the floor and the reference, of each
+/// restore row to bare pg_restore and the reference restore, of each
+/// repository row to restic's store of the same night, and of migrate to the
+/// manual procedure.
 fn set_ratios(rows: &mut [Row]) {
     let median = |group: Group, name: &str| {
         rows.iter()
@@ -651,6 +796,14 @@ fn set_ratios(rows: &mut [Row]) {
     let backup_reference = median(Group::Backup, reference);
     let restore_floor = median(Group::Restore, "bare pg_restore -j 2 of -Z0 dumps");
     let restore_reference = median(Group::Restore, reference);
+    let restic: Vec<(String, f64)> = nightly::NIGHTS
+        .iter()
+        .filter_map(|(night, _)| {
+            median(Group::Repository, &format!("{night}: restic backup"))
+                .map(|m| (format!("{night}: "), m))
+        })
+        .collect();
+    let manual_migration = median(Group::Migrate, "manual procedure (reference)");
     for row in rows.iter_mut() {
         let Some(m) = row.stats.map(|s| s.median.as_secs_f64()) else {
             continue;
@@ -658,6 +811,14 @@ fn set_ratios(rows: &mut [Row]) {
         let (floor, reference) = match row.group {
             Group::Backup => (backup_floor, backup_reference),
             Group::Restore => (restore_floor, restore_reference),
+            Group::Repository => (
+                None,
+                restic
+                    .iter()
+                    .find(|(prefix, _)| row.name.starts_with(prefix.as_str()))
+                    .map(|(_, m)| *m),
+            ),
+            Group::Migrate => (None, manual_migration),
             Group::Other => (None, None),
         };
         row.vs_floor = floor.filter(|f| *f > 0.0).map(|f| m / f);
@@ -687,40 +848,73 @@ fn findings(rows: &[Row], checksum_time: Duration, plan: &Plan) -> Vec<String> {
             ));
         }
     }
-    if let (Some(hf), Some(eb)) = (
-        find(Group::Restore, "holdfast restore --jobs 2"),
-        find(Group::Restore, "engine-backup --mode=restore (defaults)"),
-    ) {
-        if let (Some(h), Some(e)) = (secs(hf), secs(eb)) {
+    if let Some(hf) = find(Group::Restore, "holdfast restore --jobs 2") {
+        if let Some(h) = secs(hf) {
             notes.push(format!(
-                "Restore, side by side: holdfast --jobs 2 {h:.1} s vs engine-backup defaults {e:.1} s. holdfast is {:.2}× bare `pg_restore -j 2` of uncompressed dumps (target ≤ 1.1×: {}).",
+                "Restore: holdfast --jobs 2 {h:.1} s is {:.2}× bare `pg_restore -j 2` of uncompressed dumps (target ≤ 1.1×: {}) and {:.2}× the reference restore.",
                 hf.vs_floor.unwrap_or(f64::NAN),
                 verdict(hf.vs_floor.is_some_and(|r| r <= 1.1)),
+                hf.vs_reference.unwrap_or(f64::NAN),
             ));
         }
     }
     if let (Some(hf), Some(pipe), Some(files)) = (
         find(Group::Backup, "holdfast backup (defaults)").and_then(secs),
-        find(Group::Backup, "pg_dump -Z0 | zstd -3, in parallel").and_then(secs),
+        find(Group::Backup, "pg_dump -Z0 | zstd -1, in parallel").and_then(secs),
         find(Group::Backup, "pg_dump -Z0 to files, in parallel").and_then(secs),
     ) {
         notes.push(format!(
-            "Where holdfast's backup time goes: the same dumps streamed through zstd -3 take {pipe:.1} s and to uncompressed files {files:.1} s, against {hf:.1} s for `holdfast backup`; the per-table checksums it computes for manifest.json (concurrently with the dumps, in the server) take {:.1} s on their own (row above).",
+            "Where holdfast's backup time goes: the same dumps streamed through the zstd command line at level 1 (holdfast's default level) take {pipe:.1} s and to uncompressed files {files:.1} s, against {hf:.1} s for `holdfast backup`, which also packs the files, copies each dump into the archive and fsyncs that. The row fingerprints of its manifest are read from the dump stream as it passes (\"row fingerprints from the -Z0 dump bytes\" above: CPU on a client thread); the server-side scan that backups ran before took {:.1} s on its own.",
             checksum_time.as_secs_f64()
         ));
     }
+    let nightly = |night: &str, tool: &str| find(Group::Repository, &format!("{night}: {tool}"));
+    let mut repo = Vec::new();
+    for (night, _) in nightly::NIGHTS {
+        let cells: Vec<String> = [
+            "holdfast store only",
+            "holdfast store only, db chunking",
+            "restic backup",
+            "borg create",
+        ]
+        .iter()
+        .filter_map(|tool| {
+            nightly(night, tool).and_then(|r| {
+                Some(format!(
+                    "{tool} {:.1} s +{:.1} MB",
+                    secs(r)?,
+                    r.bytes? as f64 / 1e6
+                ))
+            })
+        })
+        .collect();
+        if !cells.is_empty() {
+            repo.push(format!("{night}: {}", cells.join(", ")));
+        }
+    }
+    if !repo.is_empty() {
+        notes.push(format!(
+            "Repository, {} MiB table, same dumps for every tool: {}.",
+            plan.repo_mb,
+            repo.join("; ")
+        ));
+    }
     notes.push(format!(
-        "`holdfast backup` has no --fast-backup, --small-size or compression-level option; those rows run `engine-backup` (same library) with the flags, whose meanings are engine-backup's (--fast-backup: uncompressed custom dumps, xz files, gzip archive; --small-size: plain dumps with xz, xz archive). The zstd rows are the zstd command line at levels 1 and 3 on the same dumps (holdfast's zstd is fixed at level 3). --small-size runs once, stopped after {} s.",
+        "`holdfast backup` has no --fast-backup or --small-size option (engine-backup's flags, run here through the `engine-backup` binary, same library): --small-size (plain dumps with xz, xz archive) runs once, stopped after {} s. `engine-backup --fast-backup` and `engine-backup --mode=restore` are not run: they are the reference pipelines' formats through the same library as holdfast and would not fit the time budget. The `pg_dump -Z0 | zstd` rows are the zstd command line at levels 1 and 3 on the same dumps; holdfast compresses with zstd level 1 by default (`--compress-level 3` row: level 3).",
         plan.small_size_limit.as_secs()
+    ));
+    notes.push(format!(
+        "Runs: {} measured runs of the fast cases, {} of the reference pipelines (backup and restore), engine-backup, zstd level 3 (holdfast and the command line) and holdfast restore --jobs 1; the repository and migrate rows are one run each.",
+        plan.runs, plan.slow_runs
     ));
     notes.push(
         "Peak memory is the largest sum of resident memory of the measured command and all its descendants, sampled from /proc every 20 ms; PostgreSQL's server backends are not descendants and are not counted.".into(),
     );
     notes.push(
-        "The first case of each group (the floor dump, bare pg_restore) ran once as an uncounted warm-up before its measured runs; the later cases run on the caches and WAL segments it warmed. The database server, the clients and the compressors share the same cores, and other engineers' jobs were running on this machine, so spreads are wide; compare rows of the same run, not across runs.".into(),
+        "The first case of each group (the floor dump, bare pg_restore) ran once as an uncounted warm-up before its measured runs; the later cases run on the caches and WAL segments it warmed. The database server, the clients and the compressors share the same cores, and other jobs may have been running on this machine (see the load average above); compare rows of the same run, not across runs.".into(),
     );
     notes.push(
-        "The reference pipeline and bare pg_restore connect as the superuser over the unix socket; engine-backup and holdfast connect as the application's roles over TCP, as the install root's conf files say, and their restores also run the profile's post-restore steps.".into(),
+        "The reference pipeline and bare pg_restore connect as the superuser over the unix socket; engine-backup and holdfast connect as the application's roles over TCP, as the install root's conf files say, and holdfast's restores also run the profile's post-restore steps.".into(),
     );
     notes
 }

@@ -2,8 +2,10 @@
 //! durable throwaway cluster, then times, each several times after a warm-up,
 //! the floor (what the server can emit, what the disk can take), engine-backup's
 //! default pipeline done by hand, `engine-backup` and `holdfast backup` with
-//! their defaults and variants, the restores, and schema apply; prints the table
-//! and writes it to `BENCHMARKS.md`.
+//! their defaults and variants, the restores, schema apply, the repository's
+//! nightly scenario against restic and borg, and migrate against the manual
+//! procedure; prints the table, the total wall time, and writes it to
+//! `BENCHMARKS.md`.
 //!
 //! `cargo run --release -p holdfast-bench --bin bench -- [--quick] [--size-mb N] [--runs N]`
 
@@ -30,14 +32,27 @@ struct Args {
     /// Size of all databases together, in MiB (default 2048, or 64 with --quick).
     #[arg(long, value_name = "N")]
     size_mb: Option<u64>,
-    /// Measured runs of each case, after one warm-up run (default 2).
+    /// Measured runs of each fast case, after one warm-up run per group
+    /// (default 2).
     #[arg(long, value_name = "N")]
     runs: Option<usize>,
+    /// Measured runs of the slow cases: the reference pipeline, engine-backup,
+    /// holdfast restore --jobs 1 (default 1).
+    #[arg(long, value_name = "N")]
+    slow_runs: Option<usize>,
+    /// MiB of dump in the repository's nightly scenario (default: an eighth of
+    /// --size-mb, at least 16); 0 skips it.
+    #[arg(long, value_name = "N")]
+    repo_mb: Option<u64>,
+    /// MB of the database migrated to another server (default: an eighth of
+    /// --size-mb, at least 16); 0 skips it.
+    #[arg(long, value_name = "N")]
+    migrate_mb: Option<u64>,
     /// Seed of the generated data.
     #[arg(long, default_value_t = 42)]
     seed: u32,
     /// Stop `engine-backup --small-size` (xz -6 everywhere) after this many
-    /// seconds (default 120, or 30 with --quick).
+    /// seconds (default 30, or 10 with --quick).
     #[arg(long, value_name = "SECONDS")]
     small_size_limit: Option<u64>,
     /// Where to write the markdown report.
@@ -62,16 +77,18 @@ fn main() {
 
 fn run(args: Args) -> Result<(), Error> {
     let runs = args.runs.unwrap_or(2);
-    if runs == 0 {
-        return Err("--runs must be at least 1".into());
+    let slow_runs = args.slow_runs.unwrap_or(1);
+    if runs == 0 || slow_runs == 0 {
+        return Err("--runs and --slow-runs must be at least 1".into());
     }
     let small_size_limit = args
         .small_size_limit
-        .unwrap_or(if args.quick { 30 } else { 120 });
+        .unwrap_or(if args.quick { 10 } else { 30 });
     let size_mb = args.size_mb.unwrap_or(if args.quick { 64 } else { 2048 });
     if size_mb < 20 {
         return Err("--size-mb must be at least 20".into());
     }
+    let side_mb = (size_mb / 8).max(16);
     let started = Instant::now();
     let bins = binaries(args.bin_dir.as_deref())?;
     let parent = args.workdir.clone().unwrap_or_else(std::env::temp_dir);
@@ -108,7 +125,10 @@ fn run(args: Args) -> Result<(), Error> {
 
     let plan = cases::Plan {
         runs,
+        slow_runs,
         small_size_limit: Duration::from_secs(small_size_limit),
+        repo_mb: args.repo_mb.unwrap_or(side_mb),
+        migrate_mb: args.migrate_mb.unwrap_or(side_mb),
     };
     let outcome = cases::run_all(&env, &bins, work.path(), &plan, &|m| progress(started, m))?;
 
@@ -142,8 +162,15 @@ fn run(args: Args) -> Result<(), Error> {
     if let Some(n) = args.size_mb {
         command.push_str(&format!(" --size-mb {n}"));
     }
-    if let Some(n) = args.runs {
-        command.push_str(&format!(" --runs {n}"));
+    for (flag, value) in [
+        ("--runs", args.runs.map(|n| n as u64)),
+        ("--slow-runs", args.slow_runs.map(|n| n as u64)),
+        ("--repo-mb", args.repo_mb),
+        ("--migrate-mb", args.migrate_mb),
+    ] {
+        if let Some(n) = value {
+            command.push_str(&format!(" {flag} {n}"));
+        }
     }
     let mut notes = outcome.notes;
     notes.push(format!(
@@ -166,6 +193,10 @@ fn run(args: Args) -> Result<(), Error> {
     std::fs::write(&args.output, report.markdown())
         .map_err(|e| format!("write {}: {e}", args.output.display()))?;
     progress(started, &format!("wrote {}", args.output.display()));
+    println!(
+        "Total wall time: {:.1} min",
+        started.elapsed().as_secs_f64() / 60.0
+    );
     if outcome.failures > 0 {
         return Err(format!(
             "{} case(s) failed; see the table and {}",

@@ -144,6 +144,7 @@ fn sample_manifest(members: Vec<holdfast::archive::manifest::MemberRecord>) -> M
             roles: vec![],
             tables: vec![],
             sequences: vec![],
+            row_text: None,
         }],
     }
 }

@@ -22,6 +22,10 @@ pub struct BackupArgs {
     /// Compressor of the dumps and of the files member: zstd, gzip, bzip2, xz or none.
     #[arg(long, default_value = "zstd", value_parser = parse_codec)]
     pub compressor: Codec,
+    /// Compression level of the dumps and the files member (zstd 1-19, default
+    /// 1; gzip and xz 0-9, default 6; bzip2 1-9, default 9).
+    #[arg(long, value_name = "N")]
+    pub compress_level: Option<i32>,
     /// Compressor of the outer archive (none: its members are compressed already).
     #[arg(long, default_value = "none", value_parser = parse_codec)]
     pub archive_compressor: Codec,
@@ -78,6 +82,7 @@ pub fn run(a: BackupArgs) -> holdfast::Result<()> {
         tmpdir: a.env.tmpdir()?,
         archive_codec: a.archive_compressor,
         files_codec: a.compressor,
+        compress_level: a.compress_level,
         dumps,
         application_version,
         overwrite: a.overwrite,

@@ -330,6 +330,7 @@ pub fn interpret(low: LowArgs, profile: Profile, outside: &dyn Outside) -> Resul
                     tmpdir,
                     archive_codec,
                     files_codec,
+                    compress_level: None,
                     dumps,
                     application_version,
                     overwrite: true,

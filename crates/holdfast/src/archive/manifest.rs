@@ -12,6 +12,7 @@ use super::checksum::HashKind;
 use super::codec::Codec;
 use super::config::DumpFormat;
 use crate::error::{Error, Result};
+use crate::pg::inspect::RowTextSettings;
 
 /// The manifest's member name.
 pub const MANIFEST_MEMBER: &str = "manifest.json";
@@ -79,6 +80,12 @@ pub struct DatabaseRecord {
     pub tables: Vec<TableRecord>,
     #[serde(default)]
     pub sequences: Vec<SequenceRecord>,
+    /// The settings of the dump's session under which its tables' `xxh3sum:`
+    /// fingerprints were taken from the rows' COPY text; a deep verify copies
+    /// the restored tables under the same. Absent in archives whose tables all
+    /// have server-computed (`h64:`) fingerprints.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub row_text: Option<RowTextSettings>,
 }
 
 /// A role the database needs, with the SQL that recreates it.
@@ -217,6 +224,7 @@ pub(crate) fn sample() -> Manifest {
                 last_value: 5000,
                 is_called: false,
             }],
+            row_text: None,
         }],
     }
 }

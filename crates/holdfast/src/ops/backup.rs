@@ -3,12 +3,14 @@
 //! Order of work: decide what is backed up (reporting what is skipped), check
 //! every database connection and pick its pg_dump before anything is written,
 //! notify the application, dump the databases and pack the files in parallel
-//! (each dump in a snapshot that the manifest's checksums are taken in too),
+//! (each dump in a snapshot that the manifest's fingerprints are taken in too,
+//! mostly from the dump stream itself),
 //! then write the archive to a temporary name, fsync and rename it.
 
 use std::fs::File;
-use std::io::BufWriter;
+use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, SyncSender};
 
 use crate::archive::manifest::{DatabaseRecord, RoleRecord, SequenceRecord, TableRecord, ToolInfo};
 use crate::archive::{
@@ -16,7 +18,7 @@ use crate::archive::{
 };
 use crate::log::Log;
 use crate::ops::{BackupRequest, DumpPlan, WorkDir};
-use crate::pg::{self, ConnParams, PgTools};
+use crate::pg::{self, custom_format, ConnParams, DumpFormat, PgTools};
 use crate::profile::{Component, DatabaseComponent, Environment, SqliteComponent};
 use crate::{Error, IoContext, Result};
 
@@ -53,6 +55,7 @@ fn run_uninterrupted(req: &BackupRequest, log: &Log) -> Result<BackupOutcome> {
     let env = &req.env;
     let plan = plan(req, log)?;
     preflight_destination(req)?;
+    preflight_compression(req, &plan)?;
 
     let backed_up: Vec<String> = plan.scopes();
     let notifier = Notifier::new(env, log, &backed_up);
@@ -210,6 +213,19 @@ fn preflight_destination(req: &BackupRequest) -> Result<()> {
     Ok(())
 }
 
+/// Refuse a compression level that a codec in use does not take, before
+/// anything is written.
+fn preflight_compression(req: &BackupRequest, plan: &Plan) -> Result<()> {
+    let mut codecs: Vec<Codec> = plan.databases.iter().map(|j| j.settings.codec).collect();
+    if plan.files {
+        codecs.push(req.files_codec);
+    }
+    for codec in codecs {
+        codec.encoder(std::io::sink(), req.compress_level, 1)?;
+    }
+    Ok(())
+}
+
 /// Dump, pack and write; returns the archive's size.
 fn write_archive(req: &BackupRequest, plan: &Plan, log: &Log) -> Result<u64> {
     let env = &req.env;
@@ -241,14 +257,23 @@ fn write_archive(req: &BackupRequest, plan: &Plan, log: &Log) -> Result<u64> {
     let (files_result, db_results, sqlite_results) = std::thread::scope(|scope| {
         let files = plan.files.then(|| {
             let path = files_path.clone();
-            scope.spawn(move || pack_files_member(env, req.files_codec, threads, &path, log))
+            scope.spawn(move || {
+                pack_files_member(
+                    env,
+                    req.files_codec,
+                    req.compress_level,
+                    threads,
+                    &path,
+                    log,
+                )
+            })
         });
         let dbs: Vec<_> = plan
             .databases
             .iter()
             .map(|job| {
                 let path = tar.join(&job.component.member);
-                scope.spawn(move || dump_one(job, threads, &path, log))
+                scope.spawn(move || dump_one(job, req.compress_level, threads, &path, log))
             })
             .collect();
         let sqlite: Vec<_> = plan
@@ -352,6 +377,7 @@ fn joined<T>(h: std::thread::ScopedJoinHandle<'_, Result<T>>) -> Result<T> {
 fn pack_files_member(
     env: &Environment,
     codec: Codec,
+    level: Option<i32>,
     threads: u32,
     path: &Path,
     log: &Log,
@@ -382,18 +408,18 @@ fn pack_files_member(
         env.root.path(),
         &set,
         codec,
-        None,
+        level,
         threads,
         BufWriter::with_capacity(1 << 20, out),
     )?;
     for s in &packed.skipped {
         log.line(&format!("Not backed up (socket, fifo or device): {s}"));
     }
-    let file = out
-        .into_inner()
+    // Not synced: a staged member is read back into the archive, whose file
+    // is synced before it replaces the destination; syncing here too would
+    // make the backup wait for the disk twice.
+    out.into_inner()
         .map_err(|e| Error::io("flush the files member", e.into_error()))?;
-    file.sync_all()
-        .context(|| format!("sync {}", path.display()))?;
     Ok(())
 }
 
@@ -408,7 +434,19 @@ fn create_private(path: &Path) -> Result<File> {
 }
 
 /// Dump one database in a snapshot that the manifest's inspection shares.
-fn dump_one(job: &DbJob, threads: u32, path: &Path, log: &Log) -> Result<DatabaseRecord> {
+///
+/// An uncompressed custom dump is also read as it streams past
+/// ([`pg::custom_format`]): each table's row fingerprint comes from the rows
+/// pg_dump sends, so the server scans the tables once. Relations the stream
+/// carries no rows of (materialized views), and every relation of a dump in
+/// another format, get a fingerprint computed by the server after the dump.
+fn dump_one(
+    job: &DbJob,
+    level: Option<i32>,
+    threads: u32,
+    path: &Path,
+    log: &Log,
+) -> Result<DatabaseRecord> {
     let db = job.component;
     log.line(&format!(
         "Backing up {} database to {}",
@@ -429,41 +467,17 @@ fn dump_one(job: &DbJob, threads: u32, path: &Path, log: &Log) -> Result<Databas
         compression: job.settings.pg_dump_compress.map(|c| c.min(9) as u8),
         snapshot: Some(snapshot),
     };
+    let readable_stream = options.format == DumpFormat::Custom && options.compression == Some(0);
     log.line(&pg::dump::dump_command(&job.params, &job.tools, &options)?.describe());
-    let inspect_and_dump = std::thread::scope(|s| {
-        let dumper = s.spawn(|| -> Result<pg::dump::DumpReport> {
-            let file = create_private(path)?;
-            let mut encoder = job.settings.codec.encoder(
-                BufWriter::with_capacity(1 << 20, file),
-                None,
-                threads,
-            )?;
-            let report = pg::dump::dump_database(&job.params, &job.tools, &options, &mut encoder)?;
-            let out = encoder.finish().map_err(|e| {
-                Error::io(
-                    format!(
-                        "{} failed compressing the backup of database {}",
-                        job.settings.codec.option_name(),
-                        job.params.database
-                    ),
-                    e,
-                )
-            })?;
-            let file = out
-                .into_inner()
-                .map_err(|e| Error::io("flush the dump", e.into_error()))?;
-            file.sync_all()
-                .context(|| format!("sync {}", path.display()))?;
-            Ok(report)
-        });
+    let (inspected, dumped) = std::thread::scope(|s| {
+        let dumper = s.spawn(|| dump_to_file(job, &options, readable_stream, level, threads, path));
         let inspected = inspect(&mut tx);
         let dumped = dumper
             .join()
             .unwrap_or_else(|_| Err(Error::failed("the dump thread panicked")));
         (inspected, dumped)
     });
-    let (inspected, dumped) = inspect_and_dump;
-    let report = dumped.map_err(|e| {
+    let (report, stream_sums) = dumped.map_err(|e| {
         Error::failed(format!(
             "Database {} backup failed: {e}",
             job.params.database
@@ -472,7 +486,19 @@ fn dump_one(job: &DbJob, threads: u32, path: &Path, log: &Log) -> Result<Databas
     for w in &report.warnings {
         log.line(&format!("pg_dump: {w}"));
     }
-    let (info, tables, sequences, roles) = inspected?;
+    let stream_sums = match stream_sums {
+        Some(Ok(sums)) => Some(sums),
+        Some(Err(e)) => {
+            log.line(&format!(
+                "Row fingerprints of database {} not read from the dump ({e}); the server computes them",
+                job.params.database
+            ));
+            None
+        }
+        None => None,
+    };
+    let (info, sequences, roles, row_text) = inspected?;
+    let tables = table_records(&mut tx, stream_sums.as_ref())?;
     tx.commit().map_err(sql_err)?;
     Ok(DatabaseRecord {
         scope: db.scope.clone(),
@@ -493,31 +519,143 @@ fn dump_one(job: &DbJob, threads: u32, path: &Path, log: &Log) -> Result<Databas
         roles,
         tables,
         sequences,
+        row_text: stream_sums.is_some().then_some(row_text),
     })
+}
+
+/// Row fingerprints read from the dump stream, or why they could not be.
+type StreamSums = Option<Result<custom_format::TableSums>>;
+
+/// Run pg_dump into the member file through the dump's compressor, with a copy
+/// of the stream to the row fingerprinter when `fingerprint` is set.
+fn dump_to_file(
+    job: &DbJob,
+    options: &pg::dump::DumpOptions,
+    fingerprint: bool,
+    level: Option<i32>,
+    threads: u32,
+    path: &Path,
+) -> Result<(pg::dump::DumpReport, StreamSums)> {
+    let file = create_private(path)?;
+    let encoder =
+        job.settings
+            .codec
+            .encoder(BufWriter::with_capacity(1 << 20, file), level, threads)?;
+    std::thread::scope(|s| {
+        let (copies, stream) = if fingerprint {
+            let (sender, receiver) = std::sync::mpsc::sync_channel(16);
+            let reader = ChannelReader::new(receiver);
+            let sums = s.spawn(move || {
+                custom_format::table_row_sums(BufReader::with_capacity(1 << 20, reader))
+            });
+            (Some(sender), Some(sums))
+        } else {
+            (None, None)
+        };
+        let mut tee = Tee {
+            inner: encoder,
+            copies,
+        };
+        let dumped = pg::dump::dump_database(&job.params, &job.tools, options, &mut tee);
+        // Dropping the sender ends the fingerprinter's stream.
+        let Tee {
+            inner: encoder,
+            copies,
+        } = tee;
+        drop(copies);
+        let sums = stream.map(|h| {
+            h.join()
+                .unwrap_or_else(|_| Err(Error::failed("the row fingerprinter panicked")))
+        });
+        let report = dumped?;
+        let out = encoder.finish().map_err(|e| {
+            Error::io(
+                format!(
+                    "{} failed compressing the backup of database {}",
+                    job.settings.codec.option_name(),
+                    job.params.database
+                ),
+                e,
+            )
+        })?;
+        // Not synced, as the files member (see `pack_files_member`).
+        out.into_inner()
+            .map_err(|e| Error::io("flush the dump", e.into_error()))?;
+        Ok((report, sums))
+    })
+}
+
+/// Passes everything to `inner`, and a copy to the row fingerprinter's
+/// thread. Once that thread stops reading (a stream it cannot parse), the
+/// copies stop and the dump goes on.
+struct Tee<W> {
+    inner: W,
+    copies: Option<SyncSender<Vec<u8>>>,
+}
+
+impl<W: Write> Write for Tee<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        if let Some(copies) = &self.copies {
+            if copies.send(buf[..n].to_vec()).is_err() {
+                self.copies = None;
+            }
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// The receiving end of [`Tee`]'s copies as a byte stream; it ends when the
+/// sender is dropped.
+struct ChannelReader {
+    receiver: Receiver<Vec<u8>>,
+    current: Vec<u8>,
+    pos: usize,
+}
+
+impl ChannelReader {
+    fn new(receiver: Receiver<Vec<u8>>) -> ChannelReader {
+        ChannelReader {
+            receiver,
+            current: Vec::new(),
+            pos: 0,
+        }
+    }
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.pos == self.current.len() {
+            match self.receiver.recv() {
+                Ok(next) => {
+                    self.current = next;
+                    self.pos = 0;
+                }
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len() - self.pos);
+        buf[..n].copy_from_slice(&self.current[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
 }
 
 type Inspected = (
     pg::inspect::DatabaseInfo,
-    Vec<TableRecord>,
     Vec<SequenceRecord>,
     Vec<RoleRecord>,
+    pg::inspect::RowTextSettings,
 );
 
+/// What the manifest records besides the tables, read while pg_dump runs.
 fn inspect(tx: &mut postgres::Transaction) -> Result<Inspected> {
     let info = pg::inspect::database_info(tx)?;
-    let tables = pg::inspect::table_fingerprints(tx)?
-        .into_iter()
-        .map(|t| TableRecord {
-            schema: t.schema,
-            name: t.name,
-            kind: match t.kind {
-                pg::inspect::RelationKind::Table => "table".into(),
-                pg::inspect::RelationKind::MaterializedView => "materialized view".into(),
-            },
-            row_count: t.rows.max(0) as u64,
-            checksum: t.checksum,
-        })
-        .collect();
+    let row_text = pg::inspect::row_text_settings(tx)?;
     let sequences = pg::inspect::sequences(tx)?
         .into_iter()
         .map(|s| SequenceRecord {
@@ -533,7 +671,33 @@ fn inspect(tx: &mut postgres::Transaction) -> Result<Inspected> {
             name: r.name,
         })
         .collect();
-    Ok((info, tables, sequences, roles))
+    Ok((info, sequences, roles, row_text))
+}
+
+/// Every table's record: its fingerprint from the dump stream when the stream
+/// carried its rows, else computed by the server in the backup's snapshot.
+fn table_records(
+    tx: &mut postgres::Transaction,
+    stream_sums: Option<&custom_format::TableSums>,
+) -> Result<Vec<TableRecord>> {
+    let known = |schema: &str, name: &str| {
+        stream_sums
+            .and_then(|sums| sums.get(&(schema.to_string(), name.to_string())))
+            .map(|sum| (sum.rows as i64, sum.fingerprint()))
+    };
+    Ok(pg::inspect::table_fingerprints_completing(tx, known)?
+        .into_iter()
+        .map(|t| TableRecord {
+            schema: t.schema,
+            name: t.name,
+            kind: match t.kind {
+                pg::inspect::RelationKind::Table => "table".into(),
+                pg::inspect::RelationKind::MaterializedView => "materialized view".into(),
+            },
+            row_count: t.rows.max(0) as u64,
+            checksum: t.checksum,
+        })
+        .collect())
 }
 
 /// SQLite's online backup: a consistent copy while the application writes.

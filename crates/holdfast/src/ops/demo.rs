@@ -221,6 +221,7 @@ pub fn run(workdir: &Path, log: &Log) -> Result<DemoOutcome> {
         tmpdir: workdir.to_path_buf(),
         archive_codec: crate::archive::Codec::None,
         files_codec: crate::archive::Codec::Zstd,
+        compress_level: None,
         dumps,
         application_version: SAMPLE_VERSION.into(),
         overwrite: true,

@@ -63,6 +63,9 @@ pub struct BackupRequest {
     pub tmpdir: PathBuf,
     pub archive_codec: Codec,
     pub files_codec: Codec,
+    /// Compression level of the dumps and the files member; `None` for each
+    /// codec's default.
+    pub compress_level: Option<i32>,
     /// Per database scope.
     pub dumps: BTreeMap<String, DumpPlan>,
     /// Written into the archive's `version` member.

@@ -72,6 +72,7 @@ pub fn backup(repo: &mut Repo, req: &RepoBackupRequest, log: &Log) -> Result<Rep
         tmpdir: work.path().to_path_buf(),
         archive_codec: Codec::None,
         files_codec: Codec::None,
+        compress_level: None,
         dumps,
         application_version: req.application_version.clone(),
         overwrite: false,

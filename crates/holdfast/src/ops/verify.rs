@@ -398,8 +398,8 @@ fn deep_verify(
             }
         }
         let mut client = pg::connect(&target)?;
-        let restored = pg::inspect::table_fingerprints(&mut client)?;
         let expected = manifest.and_then(|m| m.database(&member));
+        let restored = restored_fingerprints(&mut client, expected)?;
         for t in &restored {
             let qualified = format!("{}.{}", t.schema, t.name);
             let (rows, verdict) = match expected.and_then(|e| {
@@ -452,4 +452,28 @@ fn deep_verify(
         "- Deep verify: {compared} tables restored and compared, all equal"
     ));
     Ok((compared, mismatches))
+}
+
+/// Fingerprints of the restored tables, each of the kind the manifest recorded
+/// for it (the server's `h64:` of older archives, or the `xxh3sum:` of the
+/// rows' COPY text under the dump's settings); without a record, the kind a
+/// backup records now.
+fn restored_fingerprints(
+    client: &mut postgres::Client,
+    expected: Option<&crate::archive::manifest::DatabaseRecord>,
+) -> Result<Vec<pg::inspect::TableChecksum>> {
+    use pg::inspect::FingerprintKind;
+    let settings = expected
+        .and_then(|e| e.row_text.clone())
+        .unwrap_or_default();
+    pg::inspect::table_fingerprints_of_kind(client, &settings, |schema, name, _| {
+        expected
+            .and_then(|e| {
+                e.tables
+                    .iter()
+                    .find(|t| t.schema == schema && t.name == name)
+            })
+            .and_then(|t| FingerprintKind::of(&t.checksum))
+            .unwrap_or(FingerprintKind::RowSum)
+    })
 }

@@ -1,6 +1,8 @@
 //! What a database holds, for `verify --deep`, tests and migrate: per-table
 //! content checksums, sequence values, large objects, an inventory of objects,
 //! the emptiness check before a restore, and facts about the database itself.
+//! Fingerprints come in two kinds ([`FingerprintKind`]): summed by the server,
+//! or summed here over the rows' COPY text as a backup's dump stream carries it.
 //!
 //! Every query reads the catalogs of the connected database; user objects are
 //! those outside `pg_catalog`, `information_schema` and the `pg_toast`/`pg_temp`
@@ -8,6 +10,9 @@
 
 use postgres::{Client, GenericClient, IsolationLevel, Transaction};
 
+use std::io::Read;
+
+use crate::pg::custom_format::{RowSplitter, ROW_SUM_PREFIX};
 use crate::pg::error_text;
 use crate::pg::sql::qualified;
 use crate::{Error, Result};
@@ -212,36 +217,187 @@ pub fn table_checksums(client: &mut impl Snapshot) -> Result<Vec<TableChecksum>>
 
 /// Row count and an order-independent fingerprint of every user table and
 /// materialized view (`h64:` and the sum of a 64-bit hash of each row's text),
-/// computed by the server in one scan without sorting: what backups record in
-/// their manifest and deep verify and migrate compare. Much cheaper than
-/// [`table_checksums`] on big tables; like any hash sum it proves equality of
-/// content, not order. Equal servers of the same architecture agree.
+/// computed by the server in one scan without sorting: what migrate compares,
+/// what backups recorded in their manifest before [`FingerprintKind::RowSum`],
+/// and what they still record for relations a dump carries no rows of
+/// (materialized views). Much cheaper than [`table_checksums`] on big tables;
+/// like any hash sum it proves equality of content, not order. Equal servers
+/// of the same architecture agree.
 pub fn table_fingerprints(client: &mut impl Snapshot) -> Result<Vec<TableChecksum>> {
-    per_table(client, |tx, schema, name| {
-        let row = tx
-            .query_one(
-                &format!(
-                    "SELECT count(*), coalesce(sum(hashtextextended(t::text, 0)::numeric), 0)::text FROM {} t",
-                    qualified(schema, name)
-                ),
-                &[],
-            )
-            .map_err(pg_error(&format!("fingerprint {schema}.{name}")))?;
-        Ok((
-            row.get(0),
-            format!("{FINGERPRINT_PREFIX}{}", row.get::<_, String>(1)),
-        ))
-    })
+    per_table(client, server_fingerprint)
 }
 
 /// How [`table_fingerprints`] marks its values.
 pub const FINGERPRINT_PREFIX: &str = "h64:";
+
+/// How a table's fingerprint was computed; the prefix of the value says which.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FingerprintKind {
+    /// `h64:`: summed by the server ([`table_fingerprints`]).
+    ServerHash,
+    /// `xxh3sum:`: summed by the client over the rows' COPY text lines, from
+    /// the dump stream at backup time ([`crate::pg::custom_format`]) or from
+    /// `COPY ... TO STDOUT` ([`copy_row_sum`]).
+    RowSum,
+}
+
+impl FingerprintKind {
+    /// The kind of a recorded fingerprint, `None` for one this code cannot
+    /// compute (a whole-table md5 of [`table_checksums`], [`UNPOPULATED`]).
+    pub fn of(fingerprint: &str) -> Option<FingerprintKind> {
+        if fingerprint.starts_with(FINGERPRINT_PREFIX) {
+            Some(FingerprintKind::ServerHash)
+        } else if fingerprint.starts_with(ROW_SUM_PREFIX) {
+            Some(FingerprintKind::RowSum)
+        } else {
+            None
+        }
+    }
+}
+
+/// The settings of pg_dump's session that shape the COPY text of a row and
+/// that pg_dump leaves at the role's and database's defaults. pg_dump itself
+/// sets DateStyle ISO, IntervalStyle postgres, extra_float_digits 3 and the
+/// client encoding (holdfast dumps with `-E UTF8`); [`copy_row_sum`] sets the
+/// same. `lc_monetary` (the `money` type) is not carried.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RowTextSettings {
+    /// `TimeZone`: how `timestamptz` values are written.
+    pub timezone: String,
+    /// `bytea_output`: `hex` or `escape`.
+    pub bytea_output: String,
+}
+
+impl Default for RowTextSettings {
+    fn default() -> RowTextSettings {
+        RowTextSettings {
+            timezone: "UTC".into(),
+            bytea_output: "hex".into(),
+        }
+    }
+}
+
+/// The [`RowTextSettings`] of the connected session: those a pg_dump that
+/// connects as the same role to the same database gets.
+pub fn row_text_settings(client: &mut impl GenericClient) -> Result<RowTextSettings> {
+    let row = client
+        .query_one(
+            "SELECT current_setting('TimeZone'), current_setting('bytea_output')",
+            &[],
+        )
+        .map_err(pg_error("read the session settings"))?;
+    Ok(RowTextSettings {
+        timezone: row.get(0),
+        bytea_output: row.get(1),
+    })
+}
+
+/// Row count and [`RowSum`] fingerprint of one table, from `COPY ... TO STDOUT`
+/// in pg_dump's text settings: the value a backup computed from its dump
+/// stream for the same rows.
+pub fn copy_row_sum(
+    tx: &mut Transaction<'_>,
+    settings: &RowTextSettings,
+    schema: &str,
+    name: &str,
+) -> Result<(i64, String)> {
+    let what = format!("fingerprint {schema}.{name}");
+    tx.batch_execute(
+        "SET LOCAL DateStyle = 'ISO'; SET LOCAL IntervalStyle = 'postgres'; \
+         SET LOCAL extra_float_digits = 3",
+    )
+    .map_err(pg_error("set pg_dump's settings"))?;
+    tx.execute(
+        "SELECT set_config('TimeZone', $1, true), set_config('bytea_output', $2, true)",
+        &[&settings.timezone, &settings.bytea_output],
+    )
+    .map_err(pg_error("set the dump's time zone and bytea output"))?;
+    let mut reader = tx
+        .copy_out(format!("COPY {} TO STDOUT", qualified(schema, name)).as_str())
+        .map_err(pg_error(&what))?;
+    let mut rows = RowSplitter::default();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = reader
+            .read(&mut buf)
+            .map_err(|e| Error::io(what.clone(), e))?;
+        if n == 0 {
+            break;
+        }
+        rows.feed(&buf[..n]);
+    }
+    drop(reader);
+    let sum = rows.finish();
+    Ok((sum.rows as i64, sum.fingerprint()))
+}
+
+/// `h64:` fingerprint and row count of one relation, computed by the server
+/// under the checksum settings.
+fn server_fingerprint(tx: &mut Transaction<'_>, schema: &str, name: &str) -> Result<(i64, String)> {
+    let what = format!("fingerprint {schema}.{name}");
+    tx.batch_execute(CHECKSUM_SETTINGS)
+        .map_err(pg_error("set the checksum settings"))?;
+    let row = tx
+        .query_one(
+            &format!(
+                "SELECT count(*), coalesce(sum(hashtextextended(t::text, 0)::numeric), 0)::text FROM {} t",
+                qualified(schema, name)
+            ),
+            &[],
+        )
+        .map_err(pg_error(&what))?;
+    Ok((
+        row.get(0),
+        format!("{FINGERPRINT_PREFIX}{}", row.get::<_, String>(1)),
+    ))
+}
+
+/// Fingerprints of every user table and materialized view, each of the kind
+/// `kind` picks (given schema, name and relation kind): what deep verify
+/// computes to compare with a manifest. Materialized views can only be
+/// [`FingerprintKind::ServerHash`] (COPY does not read them); asking for
+/// [`FingerprintKind::RowSum`] of one gives its server hash.
+pub fn table_fingerprints_of_kind(
+    client: &mut impl Snapshot,
+    settings: &RowTextSettings,
+    kind: impl Fn(&str, &str, RelationKind) -> FingerprintKind,
+) -> Result<Vec<TableChecksum>> {
+    per_relation(client, |tx, schema, name, relation| {
+        match (kind(schema, name, relation), relation) {
+            (FingerprintKind::RowSum, RelationKind::Table) => {
+                copy_row_sum(tx, settings, schema, name)
+            }
+            _ => server_fingerprint(tx, schema, name),
+        }
+    })
+}
+
+/// Fingerprints of every user table and materialized view where `known` has
+/// one (what a backup took from its dump stream), and the server's `h64:` for
+/// the rest, in one snapshot.
+pub fn table_fingerprints_completing(
+    client: &mut impl Snapshot,
+    known: impl Fn(&str, &str) -> Option<(i64, String)>,
+) -> Result<Vec<TableChecksum>> {
+    per_relation(client, |tx, schema, name, _| match known(schema, name) {
+        Some(found) => Ok(found),
+        None => server_fingerprint(tx, schema, name),
+    })
+}
 
 /// Every user table and materialized view with what `measure` says of it, in
 /// one snapshot, sorted by schema and name.
 fn per_table(
     client: &mut impl Snapshot,
     measure: impl Fn(&mut Transaction<'_>, &str, &str) -> Result<(i64, String)>,
+) -> Result<Vec<TableChecksum>> {
+    per_relation(client, |tx, schema, name, _| measure(tx, schema, name))
+}
+
+/// [`per_table`], telling `measure` the relation's kind too.
+fn per_relation(
+    client: &mut impl Snapshot,
+    measure: impl Fn(&mut Transaction<'_>, &str, &str, RelationKind) -> Result<(i64, String)>,
 ) -> Result<Vec<TableChecksum>> {
     let mut tx = client.snapshot()?;
     tx.batch_execute(CHECKSUM_SETTINGS)
@@ -267,7 +423,7 @@ fn per_table(
         };
         let populated: bool = row.get(3);
         let (rows, checksum) = if populated {
-            measure(&mut tx, &schema, &name)?
+            measure(&mut tx, &schema, &name, kind)?
         } else {
             (0, UNPOPULATED.to_string())
         };

@@ -6,6 +6,7 @@
 //! - [`pgpass`]: the 0600 password file the client programs read;
 //! - [`command`]: how a client program is run (environment, logging, stderr);
 //! - [`dump`] and [`restore`]: pg_dump, pg_restore and psql for one database;
+//! - [`custom_format`]: row fingerprints read from a custom dump as it streams;
 //! - [`inspect`]: checksums, sequences, large objects, object inventory;
 //! - [`roles`]: the roles a database needs, and their DDL;
 //! - [`provision`]: roles, databases, extensions and clusters created as superuser;
@@ -13,6 +14,7 @@
 
 pub mod command;
 pub mod conn;
+pub mod custom_format;
 pub mod dump;
 pub mod inspect;
 pub mod pgpass;
