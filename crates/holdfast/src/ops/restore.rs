@@ -52,6 +52,19 @@ struct DbTarget<'a> {
     jobs: u32,
     /// Created by provisioning: dropped, not emptied, on failure.
     created: bool,
+    /// The dump decompressed for pg_restore, once: the role check and the
+    /// restore read the same file.
+    seekable: std::cell::OnceCell<PathBuf>,
+}
+
+impl DbTarget<'_> {
+    fn seekable_dump(&self, work: &Path) -> Result<PathBuf> {
+        if let Some(path) = self.seekable.get() {
+            return Ok(path.clone());
+        }
+        let path = seekable_dump(&self.member, self.codec, work)?;
+        Ok(self.seekable.get_or_init(|| path).clone())
+    }
 }
 
 pub fn run(req: &RestoreRequest, log: &Log) -> Result<RestoreOutcome> {
@@ -140,7 +153,7 @@ fn run_uninterrupted(req: &RestoreRequest, log: &Log) -> Result<RestoreOutcome> 
         Some(member) => {
             let preview = work.join("files.d");
             std::fs::create_dir(&preview).context(|| format!("create {}", preview.display()))?;
-            FilesPlan::new(member, &preview, &[], limits)?.apply()?;
+            FilesPlan::new(member, &preview, &[], limits)?.apply_unsynced()?;
             if let Some(plan) = &files_plan {
                 check_disk_space(&preview, req.env.root.path(), plan, work.path())?;
             }
@@ -220,6 +233,7 @@ fn run_uninterrupted(req: &RestoreRequest, log: &Log) -> Result<RestoreOutcome> 
             tools: None,
             jobs: req.jobs.get(&db.scope).copied().unwrap_or(2).max(1),
             created: provisioned.is_some_and(|t| t.existing_owner.is_none()),
+            seekable: std::cell::OnceCell::new(),
         };
         // Provisioned databases are checked once they exist.
         if provisioned.is_none() {
@@ -335,7 +349,7 @@ fn restore_all(
         }
         let report = match t.format {
             DumpFormat::Custom => {
-                let dump = seekable_dump(&t.member, t.codec, archive.dir())?;
+                let dump = t.seekable_dump(archive.dir())?;
                 pg::restore::restore_custom(
                     &t.params,
                     tools,
@@ -397,7 +411,7 @@ fn restore_all(
         };
         let dest = req.env.root.join(&sqlite.path);
         log.output(&format!("- {} database '{}'", sqlite.label, dest.display()));
-        journal.keep_file(&dest)?;
+        journal.keep_file(&dest, KeepBy::Copy)?;
         if let Some(dir) = dest.parent() {
             std::fs::create_dir_all(dir).context(|| format!("mkdir {}", dir.display()))?;
         }
@@ -523,11 +537,7 @@ fn check_target(
     };
     check_extensions(&mut client, params, &extensions)?;
     if format == DumpFormat::Custom && restore_permissions {
-        let dump = seekable_dump(member, codec, work)?;
-        let roles = roles_in_dump(&tools, &dump)?;
-        if dump != member {
-            let _ = std::fs::remove_file(&dump);
-        }
+        let roles = roles_in_dump(&tools, &t.seekable_dump(work)?)?;
         let names: Vec<String> = roles.into_iter().collect();
         let rows = client
             .query(
@@ -721,13 +731,15 @@ impl Journal {
                     self.dir_modes
                         .push((path, meta.mode(), meta.uid(), meta.gid()));
                 }
-                (_, _) => self.keep_file(&path)?,
+                // apply() renames new content over these paths, so the
+                // original inode survives under a hard link.
+                (_, _) => self.keep_file(&path, KeepBy::LinkOrCopy)?,
             }
         }
         Ok(())
     }
 
-    fn keep_file(&mut self, path: &Path) -> Result<()> {
+    fn keep_file(&mut self, path: &Path, how: KeepBy) -> Result<()> {
         let meta = std::fs::symlink_metadata(path);
         if meta.is_err() {
             self.files.push((path.to_path_buf(), None));
@@ -735,19 +747,16 @@ impl Journal {
         }
         std::fs::create_dir_all(&self.dir).context(|| format!("create {}", self.dir.display()))?;
         let kept = self.dir.join(format!("{}", self.files.len()));
-        let out = std::process::Command::new("cp")
-            .arg("-a")
-            .arg("--no-dereference")
-            .arg(path)
-            .arg(&kept)
-            .output()
-            .context(|| "run cp".into())?;
-        if !out.status.success() {
-            return Err(Error::failed(format!(
-                "cannot keep a copy of {} before restoring over it: {}",
-                path.display(),
-                String::from_utf8_lossy(&out.stderr).trim()
-            )));
+        // A link costs nothing; a copy is needed across filesystems, or when
+        // the file is about to be rewritten in place.
+        let linked = how == KeepBy::LinkOrCopy && std::fs::hard_link(path, &kept).is_ok();
+        if !linked {
+            copy_preserving(path, &kept).map_err(|e| {
+                Error::failed(format!(
+                    "cannot keep a copy of {} before restoring over it: {e}",
+                    path.display()
+                ))
+            })?;
         }
         self.files.push((path.to_path_buf(), Some(kept)));
         Ok(())
@@ -786,7 +795,7 @@ impl Journal {
         for (path, kept) in self.files.iter().rev() {
             let _ = std::fs::remove_file(path).or_else(|_| std::fs::remove_dir_all(path));
             match kept {
-                Some(k) => match std::fs::rename(k, path) {
+                Some(k) => match put_back_kept(k, path) {
                     Ok(()) => put_back += 1,
                     Err(e) => remains.push(format!(
                         "{} (kept copy {}: {e})",
@@ -830,6 +839,45 @@ impl Journal {
 }
 
 /// Drop what the restoring role created in a database that was empty before.
+/// How [`Journal::keep_file`] keeps a file's previous content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KeepBy {
+    /// The file will be replaced by a rename: a hard link keeps the original.
+    LinkOrCopy,
+    /// The file will be written in place: only a copy keeps the original.
+    Copy,
+}
+
+/// `cp -a --no-dereference`: content, mode, owner, times and links as they are.
+fn copy_preserving(from: &Path, to: &Path) -> std::result::Result<(), String> {
+    let out = std::process::Command::new("cp")
+        .arg("-a")
+        .arg("--no-dereference")
+        .arg(from)
+        .arg(to)
+        .output()
+        .map_err(|e| format!("cannot run cp: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+    }
+}
+
+/// Move a kept file back; the work directory may be on another filesystem
+/// than the install root, where only a copy crosses.
+fn put_back_kept(kept: &Path, path: &Path) -> std::result::Result<(), String> {
+    match std::fs::rename(kept, path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::CrossesDevices => {
+            copy_preserving(kept, path)?;
+            let _ = std::fs::remove_file(kept);
+            Ok(())
+        }
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 pub(crate) fn empty_database(params: &ConnParams) -> Result<()> {
     let mut client = pg::connect(params)?;
     client
