@@ -75,8 +75,8 @@ impl Htpasswd {
                 "{source} holds no users; add one with `htpasswd -B {source} NAME`"
             )));
         }
-        let decoy_hash = bcrypt::hash("decoy", 10)
-            .map_err(|e| ServeError::usage(format!("bcrypt: {e}")))?;
+        let decoy_hash =
+            bcrypt::hash("decoy", 10).map_err(|e| ServeError::usage(format!("bcrypt: {e}")))?;
         Ok(Htpasswd {
             users,
             decoy_hash,
@@ -111,9 +111,7 @@ impl Htpasswd {
 
     fn cached(&self, digest: &[u8; 32]) -> bool {
         let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        cache
-            .get(digest)
-            .is_some_and(|at| at.elapsed() < CACHE_TTL)
+        cache.get(digest).is_some_and(|at| at.elapsed() < CACHE_TTL)
     }
 
     fn cache_digest(&self, user: &str, password: &str) -> [u8; 32] {

@@ -56,9 +56,7 @@ impl ServeConfig {
             )));
         }
         if self.max_connections == 0 {
-            return Err(ServeError::usage(
-                "--max-connections must be at least 1",
-            ));
+            return Err(ServeError::usage("--max-connections must be at least 1"));
         }
         if self.private_repos && self.htpasswd.is_none() {
             return Err(ServeError::usage(

@@ -91,7 +91,10 @@ async fn respond(state: &State, req: Request<Incoming>, log: &mut RequestLog) ->
         }
         Err(e) => {
             eprintln!("holdfast serve: repository {repo_path}: {e}");
-            text(StatusCode::INTERNAL_SERVER_ERROR, "internal error; see the server's log")
+            text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal error; see the server's log",
+            )
         }
     }
 }
@@ -146,7 +149,7 @@ async fn config(
         Method::HEAD | Method::GET => download(&path, req).await,
         Method::POST => {
             if !repo.exists() {
-                return Ok(no_repository());
+                return refuse_upload(req, no_repository()).await;
             }
             let rules = UploadRules {
                 expected_sha256: None,
@@ -210,10 +213,10 @@ async fn object(
         Method::HEAD | Method::GET => download(&path, req).await,
         Method::POST => {
             if !repo.exists() {
-                return Ok(no_repository());
+                return refuse_upload(req, no_repository()).await;
             }
             if protected && store::file_size(&path).await?.is_some() {
-                return Ok(append_only_refusal());
+                return refuse_upload(req, append_only_refusal()).await;
             }
             let rules = UploadRules {
                 expected_sha256: kind.content_addressed().then(|| name.to_string()),
@@ -247,6 +250,21 @@ async fn upload(
         )),
         Err(UploadError::Io(e)) => Err(e),
     }
+}
+
+/// Refuse an authenticated upload, reading (and dropping) its body first: a client
+/// still writing when the connection closed would see a broken pipe, not the answer.
+async fn refuse_upload(
+    req: Request<Incoming>,
+    answer: Response<Body>,
+) -> io::Result<Response<Body>> {
+    let mut body = req.into_body();
+    while let Some(frame) = body.frame().await {
+        if frame.is_err() {
+            break;
+        }
+    }
+    Ok(answer)
 }
 
 /// GET (with an optional single byte range) or HEAD of a file.
@@ -353,7 +371,9 @@ fn byte_range(header: Option<&HeaderValue>, size: u64) -> RangeAsked {
 }
 
 fn full(bytes: impl Into<Bytes>) -> Body {
-    Full::new(bytes.into()).map_err(|never| match never {}).boxed()
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed()
 }
 
 fn empty() -> Body {
@@ -373,7 +393,10 @@ fn text(status: StatusCode, body: impl Into<String>) -> Response<Body> {
 }
 
 fn unauthorized() -> Response<Body> {
-    let mut response = text(StatusCode::UNAUTHORIZED, "wrong or missing user name or password");
+    let mut response = text(
+        StatusCode::UNAUTHORIZED,
+        "wrong or missing user name or password",
+    );
     response.headers_mut().insert(
         header::WWW_AUTHENTICATE,
         HeaderValue::from_static("Basic realm=\"holdfast\""),
@@ -410,11 +433,20 @@ mod tests {
     #[test]
     fn byte_ranges() {
         assert_eq!(byte_range(None, 10), RangeAsked::Whole);
-        assert_eq!(range("bytes=2-5", 10), RangeAsked::Part { start: 2, len: 4 });
+        assert_eq!(
+            range("bytes=2-5", 10),
+            RangeAsked::Part { start: 2, len: 4 }
+        );
         assert_eq!(range("bytes=2-", 10), RangeAsked::Part { start: 2, len: 8 });
-        assert_eq!(range("bytes=5-100", 10), RangeAsked::Part { start: 5, len: 5 });
+        assert_eq!(
+            range("bytes=5-100", 10),
+            RangeAsked::Part { start: 5, len: 5 }
+        );
         assert_eq!(range("bytes=-3", 10), RangeAsked::Part { start: 7, len: 3 });
-        assert_eq!(range("bytes=-30", 10), RangeAsked::Part { start: 0, len: 10 });
+        assert_eq!(
+            range("bytes=-30", 10),
+            RangeAsked::Part { start: 0, len: 10 }
+        );
         assert_eq!(range("bytes=10-", 10), RangeAsked::Unsatisfiable);
         assert_eq!(range("bytes=0-", 0), RangeAsked::Unsatisfiable);
         assert_eq!(range("bytes=1-2,4-5", 10), RangeAsked::Whole);

@@ -199,7 +199,11 @@ mod tests {
         );
         assert_eq!(
             Route::parse(&format!("/alice/snapshots/{ID}")),
-            Ok(Route::Object(repo(&["alice"]), ObjectType::Snapshots, ID.into()))
+            Ok(Route::Object(
+                repo(&["alice"]),
+                ObjectType::Snapshots,
+                ID.into()
+            ))
         );
     }
 

@@ -47,10 +47,12 @@ impl Server {
         let tls = config.tls.as_ref().map(tls::acceptor).transpose()?;
         let root = std::fs::canonicalize(&config.repo_root)
             .map_err(|e| ServeError::io_path("resolve", &config.repo_root, e))?;
-        let listener = TcpListener::bind(config.listen).await.map_err(|e| ServeError::Io {
-            context: format!("listen on {}", config.listen),
-            source: e,
-        })?;
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| ServeError::Io {
+                context: format!("listen on {}", config.listen),
+                source: e,
+            })?;
         Ok(Server {
             listener,
             state: Arc::new(State {
@@ -78,11 +80,13 @@ impl Server {
 
     /// Serve until SIGINT or SIGTERM.
     pub async fn run(self) -> Result<()> {
-        let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .map_err(|e| ServeError::Io {
-                context: "install the SIGTERM handler".into(),
-                source: e,
-            })?;
+        let mut terminate = tokio::signal::unix::signal(
+            tokio::signal::unix::SignalKind::terminate(),
+        )
+        .map_err(|e| ServeError::Io {
+            context: "install the SIGTERM handler".into(),
+            source: e,
+        })?;
         loop {
             let permit = self
                 .connections

@@ -28,7 +28,9 @@ pub struct Repo {
 #[derive(Debug)]
 pub enum UploadError {
     /// The content's sha256 is not the object's name.
-    HashMismatch { actual: String },
+    HashMismatch {
+        actual: String,
+    },
     /// Append-only: the object exists already.
     Exists,
     /// The client's body failed (connection closed, bad framing).
@@ -95,7 +97,9 @@ impl Repo {
                     let sub = sub?;
                     let name = sub.file_name();
                     let is_fanout = name.len() == 2
-                        && name.to_str().is_some_and(|n| n.bytes().all(|b| b.is_ascii_hexdigit()));
+                        && name
+                            .to_str()
+                            .is_some_and(|n| n.bytes().all(|b| b.is_ascii_hexdigit()));
                     if is_fanout && sub.file_type()?.is_dir() {
                         list_objects(&sub.path(), &mut out)?;
                     }
@@ -110,7 +114,9 @@ impl Repo {
     }
 }
 
-fn read_dir_or_empty(dir: &Path) -> io::Result<Box<dyn Iterator<Item = io::Result<std::fs::DirEntry>>>> {
+fn read_dir_or_empty(
+    dir: &Path,
+) -> io::Result<Box<dyn Iterator<Item = io::Result<std::fs::DirEntry>>>> {
     match std::fs::read_dir(dir) {
         Ok(rd) => Ok(Box::new(rd)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Box::new(std::iter::empty())),
@@ -190,7 +196,10 @@ where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
     E: std::fmt::Display,
 {
-    let dir = dest.parent().expect("objects live in a directory").to_path_buf();
+    let dir = dest
+        .parent()
+        .expect("objects live in a directory")
+        .to_path_buf();
     let temp = {
         let dir = dir.clone();
         tokio::task::spawn_blocking(move || {
