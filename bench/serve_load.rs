@@ -141,7 +141,9 @@ impl Drop for ServerProcess {
 
 /// Cheap pseudo-random bytes (xorshift64*): incompressible, reproducible per seed.
 fn random_pack(seed: u64, len: usize) -> Vec<u8> {
-    let mut state = seed | 1;
+    // A bijection of the seed (odd multiplier, xor), so distinct seeds never share a
+    // state; xorshift needs a non-zero one.
+    let mut state = (seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0xd1b5_4a32_d192_ed03).max(1);
     let mut out = Vec::with_capacity(len + 8);
     while out.len() < len {
         state ^= state >> 12;
