@@ -518,3 +518,63 @@ fn startup_refusals_are_one_clear_line() {
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("is missing or not a directory"));
 }
+
+#[test]
+fn a_client_gone_mid_upload_leaves_nothing_and_the_server_goes_on() {
+    use std::io::Write;
+    let server = Server::start(&[]);
+    let base = format!("{}/app", server.url);
+    assert_eq!(
+        status("POST", &format!("{base}/?create=true"), None, Some(b"")),
+        200
+    );
+    let id = sha256_hex(b"the whole pack that never arrives");
+    let hostport = server.url.trim_start_matches("http://").to_string();
+    let mut stream = std::net::TcpStream::connect(&hostport).unwrap();
+    write!(
+        stream,
+        "POST /app/data/{id} HTTP/1.1\r\nHost: {hostport}\r\nContent-Length: 10000000\r\n\r\n"
+    )
+    .unwrap();
+    stream.write_all(&vec![7u8; 1 << 20]).unwrap();
+    let fanout = server.root().join("app/data").join(&id[..2]);
+    let partial_seen = wait_for(|| !upload_leftovers(&fanout).is_empty());
+    assert!(partial_seen, "the upload never reached a temporary file");
+    drop(stream);
+    assert!(
+        wait_for(|| upload_leftovers(&server.root()).is_empty()),
+        "a temporary file outlived its client"
+    );
+    assert!(!fanout.join(&id).exists());
+    // Logged as failed: 400 when hyper reports the cut body, 499 when the request
+    // was dropped first.
+    let logged = |code: &str| {
+        server
+            .log()
+            .contains(&format!("path=/app/data/{id} status={code}"))
+    };
+    assert!(
+        wait_for(|| logged("400") || logged("499")),
+        "{}",
+        server.log()
+    );
+    assert_eq!(
+        status("GET", &format!("{}/health", server.url), None, None),
+        200
+    );
+    let pack = b"a complete pack";
+    let url = format!("{base}/data/{}", sha256_hex(pack));
+    assert_eq!(status("POST", &url, None, Some(pack)), 200);
+}
+
+/// Poll `done` for up to ten seconds.
+fn wait_for(done: impl Fn() -> bool) -> bool {
+    let start = std::time::Instant::now();
+    while start.elapsed() < std::time::Duration::from_secs(10) {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    false
+}
