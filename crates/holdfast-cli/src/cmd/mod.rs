@@ -9,6 +9,7 @@ mod prune_archives;
 mod repo;
 mod restore;
 pub mod schema;
+mod serve;
 mod verify;
 
 use std::path::PathBuf;
@@ -49,6 +50,8 @@ pub enum Command {
     Repo(repo::RepoArgs),
     /// Apply a keep policy (--keep-daily 7 ...) to a directory of archives, by the backup time each records.
     PruneArchives(prune_archives::PruneArchivesArgs),
+    /// Backup server: restic's REST protocol over a directory of repositories (append-only, htpasswd, TLS).
+    Serve(serve::ServeArgs),
 }
 
 /// Where the application is and what it is.
@@ -114,6 +117,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Schema(a) => schema::run(a),
         Command::Repo(a) => repo::run(a),
         Command::PruneArchives(a) => prune_archives::run(a),
+        Command::Serve(a) => serve::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
