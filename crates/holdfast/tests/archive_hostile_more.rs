@@ -299,8 +299,7 @@ fn headers_declaring_absurd_sizes_are_refused_without_reading_them() {
         let mut entries = layout(&sound_files());
         entries.last_mut().unwrap().declared = Some(declared);
         let err = open_with(&raw_tar(&entries), ReadLimits::default())
-            .err()
-            .expect("a terabyte member was accepted")
+            .expect_err("a terabyte member was accepted")
             .to_string();
         assert!(
             err.contains("more than the limit") || err.contains("size overflow"),
@@ -425,7 +424,7 @@ fn shell_code_in_the_config_member_is_never_run() {
         format!("touch {m}\n"),
         format!("$(touch {m})=custom\n"),
         format!("DB_DUMP_FORMAT=custom\n`touch {m}`\n"),
-        format!("PATH=/tmp\nDB_DUMP_FORMAT=custom\n"),
+        "PATH=/tmp\nDB_DUMP_FORMAT=custom\n".to_string(),
     ];
     for text in &attempts {
         let mut files = sound_files();
