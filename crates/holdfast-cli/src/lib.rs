@@ -5,3 +5,5 @@
 
 pub mod cmd;
 pub mod engine_backup;
+#[doc(hidden)]
+pub mod fuzzing;

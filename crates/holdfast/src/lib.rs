@@ -21,6 +21,8 @@
 pub mod archive;
 pub mod conf;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod interrupt;
 mod leftovers;
 pub mod log;

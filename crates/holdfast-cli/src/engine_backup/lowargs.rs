@@ -82,11 +82,19 @@ pub fn parse(args: &[String], spec: &ParseSpec) -> Result<LowArgs, String> {
     for p in spec.db_prefixes {
         low.db.insert(p.to_string(), DbLowArgs::default());
     }
-    for arg in args {
+    for (n, arg) in args.iter().enumerate() {
         if arg.is_empty() {
             return Err(
                 "empty argument on the command line; remove it (an unset shell variable?)".into(),
             );
+        }
+        // Messages quote arguments; a line break in one would forge console
+        // and log lines. Not echoed: it may be a password.
+        if arg.contains(char::is_control) {
+            return Err(format!(
+                "argument {} contains a control character (a line break or a tab?); remove it",
+                n + 1
+            ));
         }
         let (name, value) = match arg.split_once('=') {
             Some((n, v)) => (n, Some(v.to_string())),
@@ -216,6 +224,22 @@ mod tests {
 
     fn args(a: &[&str]) -> Vec<String> {
         a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn control_characters_are_refused_without_echoing_the_argument() {
+        for bad in [
+            "--fi\nle=x",
+            "--db-password=se\ncret",
+            "--scope=db\r",
+            "--file=a\tb",
+        ] {
+            let err = parse(&args(&["--mode=backup", bad]), &spec()).unwrap_err();
+            assert_eq!(
+                err,
+                "argument 2 contains a control character (a line break or a tab?); remove it"
+            );
+        }
     }
 
     #[test]

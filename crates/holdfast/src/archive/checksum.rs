@@ -102,7 +102,9 @@ pub fn parse(text: &str, kind: HashKind, origin: &str) -> Result<Vec<HashLine>> 
         let path = rest
             .strip_prefix("  ")
             .or_else(|| rest.strip_prefix(" *"))
-            .filter(|p| !p.is_empty())
+            // A control character (a stray CR of a CRLF file) can be in no
+            // member name, and would not survive writing the list back.
+            .filter(|p| !p.is_empty() && !p.contains(char::is_control))
             .ok_or_else(fail)?;
         lines.push(HashLine {
             digest: digest.to_ascii_lowercase(),
@@ -192,6 +194,8 @@ mod tests {
             "abc  version\n",
             &format!("{}version\n", "a".repeat(64)),
             &format!("{}  \n", "g".repeat(64)),
+            &format!("{}  version\r", "a".repeat(64)),
+            &format!("{}  ver\tsion\n", "a".repeat(64)),
         ] {
             let err = parse(text, HashKind::Sha256, "sha256sum").unwrap_err();
             assert!(

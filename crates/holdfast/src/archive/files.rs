@@ -15,6 +15,7 @@ use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 
 use super::codec::Codec;
 use super::owner;
+use super::printable;
 use super::reader::ReadLimits;
 use crate::error::{Error, IoContext, Result};
 
@@ -230,7 +231,8 @@ impl FilesPlan {
         let canonical_root = root
             .canonicalize()
             .map_err(|e| Error::usage(format!("install root {}: {e}", root.display())))?;
-        let fail = |what: String| Error::invalid(format!("{}: {what}", member.display()));
+        let fail =
+            |what: String| Error::invalid(format!("{}: {}", member.display(), printable(&what)));
         let mut entries: Vec<PlannedEntry> = Vec::new();
         let mut seen: HashSet<PathBuf> = HashSet::new();
         let mut missing_parents: Vec<PathBuf> = Vec::new();
@@ -377,7 +379,9 @@ impl FilesPlan {
         }
         // SAFETY: geteuid has no preconditions.
         let as_root = unsafe { libc::geteuid() } == 0;
-        let fail = |what: String| Error::invalid(format!("{}: {what}", self.member.display()));
+        let fail = |what: String| {
+            Error::invalid(format!("{}: {}", self.member.display(), printable(&what)))
+        };
         let mut next = 0usize;
         let mut dir_times: Vec<(PathBuf, u64)> = Vec::new();
         for_each_entry(&self.member, &self.limits, |header, name, data| {
@@ -473,7 +477,7 @@ fn for_each_entry(
     limits: &ReadLimits,
     mut visit: impl FnMut(&tar::Header, &str, &mut dyn Read) -> Result<()>,
 ) -> Result<()> {
-    let fail = |what: String| Error::invalid(format!("{}: {what}", member.display()));
+    let fail = |what: String| Error::invalid(format!("{}: {}", member.display(), printable(&what)));
     let file = File::open(member).context(|| format!("open {}", member.display()))?;
     let (codec, decoder) = Codec::detect_decoder(file)
         .map_err(|e| fail(format!("cannot read the files archive: {e}")))?;

@@ -54,9 +54,36 @@ pub fn is_member_name(name: &str) -> bool {
     }
 }
 
+/// `text` (partly from an archive) fit for a one-line message: control
+/// characters escaped (`\n`, `\u{1b}`), at most 400 characters. A hostile tar
+/// puts line breaks and terminal escapes into names and header fields, and the
+/// tar crate quotes those in its errors.
+pub(crate) fn printable(text: &str) -> String {
+    const MAX: usize = 400;
+    let mut out = String::new();
+    for (i, c) in text.chars().enumerate() {
+        if i == MAX {
+            out.push_str("...");
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn printable_escapes_control_characters_and_caps_length() {
+        assert_eq!(printable("a\nb\u{1b}[2Jc"), "a\\nb\\u{1b}[2Jc");
+        assert_eq!(printable(&"x".repeat(500)).len(), 403);
+    }
 
     #[test]
     fn member_names() {

@@ -20,7 +20,7 @@ use super::checksum::{self, HashKind};
 use super::codec::Codec;
 use super::config::ArchiveConfig;
 use super::manifest::{Manifest, MANIFEST_MEMBER};
-use super::{is_member_name, DB_DIR};
+use super::{is_member_name, printable, DB_DIR};
 use crate::error::{Error, IoContext, Result};
 
 /// Caps against decompression bombs and absurd archives.
@@ -96,8 +96,9 @@ impl ArchiveReader {
                 archive.display()
             )));
         }
-        let (codec, members) = extract(file, dir.path(), &limits)
-            .map_err(|what| Error::invalid(format!("{}: {what}", archive.display())))?;
+        let (codec, members) = extract(file, dir.path(), &limits).map_err(|what| {
+            Error::invalid(format!("{}: {}", archive.display(), printable(&what)))
+        })?;
         let mut reader = ArchiveReader {
             archive: archive.to_path_buf(),
             dir,
@@ -115,7 +116,11 @@ impl ArchiveReader {
     }
 
     fn fail(&self, what: impl std::fmt::Display) -> Error {
-        Error::invalid(format!("{}: {what}", self.archive.display()))
+        Error::invalid(format!(
+            "{}: {}",
+            self.archive.display(),
+            printable(&what.to_string())
+        ))
     }
 
     fn verify_hashes(&mut self) -> Result<()> {

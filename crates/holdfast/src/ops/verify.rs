@@ -343,7 +343,11 @@ fn deep_verify(
                     .map_err(|e| Error::postgres(pg::error_text(&e)))?
                     .is_some();
                 if !exists {
-                    admin.batch_execute(&role.sql).map_err(|e| {
+                    // Only the name is taken from the archive: the recorded
+                    // CREATE ROLE text is the archive's and would run as the
+                    // superuser. Owners and grantees need nothing more.
+                    let sql = format!("CREATE ROLE {} NOLOGIN", pg::sql::quote_ident(&role.name));
+                    admin.batch_execute(&sql).map_err(|e| {
                         Error::postgres(format!(
                             "creating role {}: {}",
                             role.name,

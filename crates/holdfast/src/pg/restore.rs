@@ -427,10 +427,17 @@ fn restore_failure(finished: &crate::pg::Finished, database: &str) -> Error {
 /// On the way, the statements a non-superuser owner cannot and need not run are
 /// left out, as for custom dumps: `COMMENT ON EXTENSION` for an extension that
 /// already exists, and `CREATE SCHEMA public` / `COMMENT ON SCHEMA public` (dumps
-/// of old servers) where the target has `public`. Plain dumps by pg_dump
-/// 13.22/14.19/15.14/16.10/17.6 and later begin with `\restrict KEY` and end with
-/// `\unrestrict KEY`; for a psql older than those, which does not know the
-/// meta-commands, exactly those lines are removed too.
+/// of old servers) where the target has `public`.
+///
+/// A plain dump from an archive is untrusted text, and psql runs the
+/// meta-commands it reads (`\!` runs a shell command, `\o` writes a file). So
+/// the dump's own `\restrict KEY` / `\unrestrict KEY` lines (pg_dump
+/// 13.22/14.19/15.14/16.10/17.6 and later write them; their key is the
+/// archive's, hence known to a forger) are removed, and psql is put into
+/// restricted mode with a random key of ours first: it then refuses every
+/// meta-command wherever the dump hides one. A line that starts with a
+/// meta-command is refused before psql sees it. A psql too old for `\restrict`
+/// gets no backslash outside COPY data at all.
 pub fn restore_plain(
     conn: &ConnParams,
     tools: &PgTools,
@@ -451,9 +458,10 @@ pub fn restore_plain(
     let mut stdin = running
         .take_stdin()
         .ok_or_else(|| Error::failed("psql started without an input pipe"))?;
+    let key = tools.psql_knows_restrict().then(restrict_key).transpose()?;
     let filter = PlainFilter {
         target: &target,
-        strip_restrict: !tools.psql_knows_restrict(),
+        restrict_key: key.as_deref(),
     };
     let fed = filter.copy(sql, &mut stdin);
     let database = &conn.database;
@@ -475,6 +483,28 @@ pub fn restore_plain(
                 e,
             )),
         ),
+        Err(PlainCopyError::Hostile { line, text }) => {
+            let what = match &key {
+                Some(_) => format!(
+                    "holds the psql meta-command {:?} on line {line}, which pg_dump never writes: \
+                     it is not a genuine pg_dump plain dump",
+                    short(&text)
+                ),
+                None => format!(
+                    "has a backslash outside COPY data on line {line} ({:?}), and psql {} cannot \
+                     be made to refuse meta-commands (\\restrict needs 13.22, 14.19, 15.14, \
+                     16.10, 17.6 or later): install a newer PostgreSQL client to restore it",
+                    short(&text),
+                    tools.version
+                ),
+            };
+            (
+                Vec::new(),
+                Some(Error::invalid(format!(
+                    "the plain dump for database '{database}' {what}; nothing was restored"
+                ))),
+            )
+        }
         // psql stopped reading: it failed, and says why below.
         Err(PlainCopyError::Write(e)) => {
             write_error = Some(e);
@@ -527,12 +557,39 @@ enum PlainCopyError {
     Read(std::io::Error),
     /// psql stopped reading, having failed.
     Write(std::io::Error),
+    /// A line psql would run as a meta-command (1-based line number).
+    Hostile { line: u64, text: String },
+}
+
+/// A key for psql's restricted mode: 32 hex digits from the kernel's random
+/// source, so that a dump cannot guess it to leave the mode.
+fn restrict_key() -> Result<String> {
+    let mut bytes = [0u8; 16];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .context(|| "read /dev/urandom for psql's restrict key".to_string())?;
+    Ok(hex::encode(bytes))
+}
+
+/// pg_dump's `\restrict KEY` / `\unrestrict KEY` line (KEY alphanumeric).
+fn is_restrict_line(line: &[u8]) -> bool {
+    let key = line
+        .strip_prefix(b"\\restrict ")
+        .or_else(|| line.strip_prefix(b"\\unrestrict "));
+    key.is_some_and(|k| !k.is_empty() && k.iter().all(u8::is_ascii_alphanumeric))
+}
+
+fn short(text: &str) -> String {
+    text.chars().take(60).collect()
 }
 
 /// Which lines of a plain dump are left out on the way to psql.
 struct PlainFilter<'a> {
     target: &'a TargetState,
-    strip_restrict: bool,
+    /// psql's restricted-mode key, written before the dump; `None` for a psql
+    /// that does not know `\restrict`, which then gets no backslash outside
+    /// COPY data.
+    restrict_key: Option<&'a str>,
 }
 
 impl PlainFilter<'_> {
@@ -542,6 +599,10 @@ impl PlainFilter<'_> {
         let mut line = Vec::new();
         let mut copied = PlainCopy::default();
         let mut in_copy = false;
+        let mut number = 0u64;
+        if let Some(key) = self.restrict_key {
+            writeln!(out, "\\restrict {key}").map_err(PlainCopyError::Write)?;
+        }
         // pg_dump heads each statement with `-- Name: …; Type: …; Schema: …`.
         let mut header = String::new();
         loop {
@@ -552,9 +613,19 @@ impl PlainFilter<'_> {
             if n == 0 {
                 return Ok(copied);
             }
+            number += 1;
             let text = line.strip_suffix(b"\n").unwrap_or(&line);
             if in_copy {
-                in_copy = text != b"\\.";
+                // psql ends COPY data at `\.` with either line end.
+                in_copy = text != b"\\." && text != b"\\.\r";
+            } else if is_restrict_line(text) {
+                // Replaced by ours, not content: not listed as skipped.
+                continue;
+            } else if self.is_refused(text) {
+                return Err(PlainCopyError::Hostile {
+                    line: number,
+                    text: String::from_utf8_lossy(text).trim().to_string(),
+                });
             } else if let Ok(text) = std::str::from_utf8(text) {
                 if text.starts_with("COPY ") && text.ends_with(" FROM stdin;") {
                     in_copy = true;
@@ -571,13 +642,17 @@ impl PlainFilter<'_> {
         }
     }
 
+    /// Whether a line outside COPY data must not reach psql: one that starts
+    /// with a meta-command, or for a psql without restricted mode any backslash.
+    fn is_refused(&self, line: &[u8]) -> bool {
+        match self.restrict_key {
+            Some(_) => line.trim_ascii_start().starts_with(b"\\"),
+            None => line.contains(&b'\\'),
+        }
+    }
+
     /// Whether one line outside COPY data is left out.
     fn skips(&self, line: &str, header: &str) -> bool {
-        if self.strip_restrict
-            && (line.starts_with("\\restrict ") || line.starts_with("\\unrestrict "))
-        {
-            return true;
-        }
         let public = self.target.has_public_schema;
         if header.contains("; Type: SCHEMA;") && line == "CREATE SCHEMA public;" {
             return public;
@@ -706,7 +781,7 @@ mod tests {
         assert!(skip_reason(&entry("5; 2615 2200 SCHEMA - public postgres"), &no_public).is_none());
     }
 
-    fn filtered(dump: &str, strip_restrict: bool) -> (String, Vec<String>) {
+    fn filtered(dump: &str, restrict_key: Option<&str>) -> (String, Vec<String>) {
         let target = TargetState {
             extensions: ["plpgsql".to_string(), "uuid-ossp".to_string()].into(),
             languages: ["plpgsql".to_string()].into(),
@@ -714,7 +789,7 @@ mod tests {
         };
         let filter = PlainFilter {
             target: &target,
-            strip_restrict,
+            restrict_key,
         };
         let mut out = Vec::new();
         let copied = filter.copy(&mut dump.as_bytes(), &mut out).unwrap();
@@ -722,17 +797,56 @@ mod tests {
     }
 
     #[test]
-    fn plain_filter_strips_restrict_only_for_an_old_psql_and_never_in_data() {
+    fn plain_filter_replaces_the_dumps_restrict_key_by_ours_and_never_touches_data() {
         let dump = "--\n-- PostgreSQL database dump\n--\n\n\\restrict abc123\n\nSET x = 0;\n\
                     COPY public.t (v) FROM stdin;\n\\restrict abc999\n\\.\n\n\\unrestrict abc123\n";
-        let (out, skipped) = filtered(dump, true);
+        let without = "--\n-- PostgreSQL database dump\n--\n\n\nSET x = 0;\n\
+             COPY public.t (v) FROM stdin;\n\\restrict abc999\n\\.\n\n";
+        let (out, skipped) = filtered(dump, None);
+        assert_eq!(out, without);
+        assert!(skipped.is_empty(), "{skipped:?}");
+        let (out, _) = filtered(dump, Some("0f1e"));
+        assert_eq!(out, format!("\\restrict 0f1e\n{without}"));
+    }
+
+    fn refused_line(dump: &str, restrict_key: Option<&str>) -> Option<(u64, String)> {
+        let target = TargetState::default();
+        let filter = PlainFilter {
+            target: &target,
+            restrict_key,
+        };
+        match filter.copy(&mut dump.as_bytes(), &mut Vec::new()) {
+            Err(PlainCopyError::Hostile { line, text }) => Some((line, text)),
+            Ok(_) => None,
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+
+    #[test]
+    fn plain_filter_refuses_meta_commands_outside_copy_data() {
+        let key = Some("k");
+        for (dump, line) in [
+            ("SET x = 0;\n\\! touch /tmp/x\n", 2),
+            ("  \\o /tmp/x\n", 1),
+            ("\\restrict k\n\\unrestrict k\n\\unrestrict\n", 3),
+            ("\\restrict bad-key\n", 1),
+            // After COPY data ended by `\.` and a CR LF line end, as psql ends it.
+            ("COPY t (v) FROM stdin;\n\\x\n\\.\r\n\\! id\n", 4),
+        ] {
+            assert_eq!(refused_line(dump, key).map(|r| r.0), Some(line), "{dump:?}");
+        }
+        // Mid-line: psql refuses it in restricted mode; without that mode no
+        // backslash passes outside COPY data.
+        let mid = "SELECT 1; \\! id\nCOPY t (v) FROM stdin;\na\\tb\n\\.\n";
+        assert_eq!(refused_line(mid, key), None);
         assert_eq!(
-            out,
-            "--\n-- PostgreSQL database dump\n--\n\n\nSET x = 0;\n\
-             COPY public.t (v) FROM stdin;\n\\restrict abc999\n\\.\n\n"
+            refused_line(mid, None),
+            Some((1, "SELECT 1; \\! id".to_string()))
         );
-        assert_eq!(skipped, ["\\restrict abc123", "\\unrestrict abc123"]);
-        assert_eq!(filtered(dump, false).0, dump);
+        assert_eq!(
+            refused_line("COPY t (v) FROM stdin;\na\\tb\n\\.\n", None),
+            None
+        );
     }
 
     #[test]
@@ -740,7 +854,7 @@ mod tests {
         let target = TargetState::default();
         let filter = PlainFilter {
             target: &target,
-            strip_restrict: false,
+            restrict_key: None,
         };
         let copy = |dump: &str| filter.copy(&mut dump.as_bytes(), &mut Vec::new()).unwrap();
         let complete = "SET x = 0;\n\n--\n-- PostgreSQL database dump complete\n--\n\n";
@@ -765,7 +879,7 @@ mod tests {
             --\n-- Name: f(); Type: FUNCTION; Schema: public; Owner: -\n--\n\n\
             CREATE FUNCTION public.f() RETURNS void AS '\n\
             COMMENT ON EXTENSION plpgsql IS ''x'';\n' LANGUAGE sql;\n";
-        let (out, skipped) = filtered(dump, false);
+        let (out, skipped) = filtered(dump, Some("k"));
         assert_eq!(
             skipped,
             [
