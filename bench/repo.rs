@@ -24,7 +24,7 @@ use holdfast::log::Log;
 use holdfast::ops::repo::{backup, RepoBackupRequest};
 use holdfast::profile::{Environment, InstallRoot, Profile};
 use holdfast::repo::engine::SnapshotLabels;
-use holdfast::repo::{Chunking, Repo};
+use holdfast::repo::{Chunking, Repo, RepoLocation};
 use holdfast::Password;
 
 const PASSWORD: &str = "bench repository password";
@@ -114,9 +114,9 @@ fn run(o: Options) -> BoxResult<()> {
     let password = Password::new(PASSWORD);
     let password_file = w.join("password");
     std::fs::write(&password_file, PASSWORD)?;
-    let mut hf_full = Repo::init(&w.join("holdfast-e2e.repo"), &password, Chunking::Restic)?;
-    let mut hf_store = Repo::init(&w.join("holdfast.repo"), &password, Chunking::Restic)?;
-    let mut hf_db = Repo::init(&w.join("holdfast-db.repo"), &password, Chunking::Db)?;
+    let mut hf_full = Repo::init(&RepoLocation::local(w.join("holdfast-e2e.repo")), &password, Chunking::Restic)?;
+    let mut hf_store = Repo::init(&RepoLocation::local(w.join("holdfast.repo")), &password, Chunking::Restic)?;
+    let mut hf_db = Repo::init(&RepoLocation::local(w.join("holdfast-db.repo")), &password, Chunking::Db)?;
     let restic_repo = w.join("restic.repo");
     let borg_repo = w.join("borg.repo");
     tool(
