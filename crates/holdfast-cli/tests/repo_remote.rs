@@ -163,7 +163,7 @@ fn s3_repository_on_a_moto_server_backs_up_and_restores() {
     std::fs::write(&password_file, format!("{PASSWORD}\n")).unwrap();
     let pw = password_file.to_str().unwrap();
     let repo = |verb: &str, extra: &[&str]| {
-        let mut args = vec!["repo", verb, "--repo", &location, "--password-file", pw];
+        let mut args = vec!["repo", verb, "--repo", location.as_str(), "--password-file", pw];
         args.extend_from_slice(extra);
         holdfast_in(s.dir.path(), &args, &[])
     };
@@ -190,7 +190,7 @@ fn s3_repository_on_a_moto_server_backs_up_and_restores() {
         s.dir.path(),
         &["repo", "snapshots"],
         &[
-            ("RESTIC_REPOSITORY", &location),
+            ("RESTIC_REPOSITORY", location.as_str()),
             ("HOLDFAST_REPO_PASSWORD", PASSWORD),
         ],
     );
@@ -208,7 +208,7 @@ fn s3_repository_on_a_moto_server_backs_up_and_restores() {
             "repo",
             "snapshots",
             "--repo",
-            &location,
+            location.as_str(),
             "--password-file",
             wrong.to_str().unwrap(),
         ],
@@ -218,7 +218,7 @@ fn s3_repository_on_a_moto_server_backs_up_and_restores() {
     let elsewhere = format!("s3:{}/{BUCKET}/elsewhere", moto.endpoint());
     holdfast_in(
         s.dir.path(),
-        &["repo", "snapshots", "--repo", &elsewhere],
+        &["repo", "snapshots", "--repo", elsewhere.as_str()],
         &[("HOLDFAST_REPO_PASSWORD", PASSWORD)],
     )
     .fails_with(&format!("{elsewhere} is not a repository"));
@@ -258,7 +258,7 @@ fn rest_locations_keep_the_password_hidden_and_fail_fast_without_a_server() {
     let in_url = format!("rest:http://alice:{REST_SECRET}@127.0.0.1:{port}/alice/");
     let refused = holdfast_in(
         dir,
-        &["repo", "snapshots", "--repo", &in_url],
+        &["repo", "snapshots", "--repo", in_url.as_str()],
         &[("HOLDFAST_REPO_PASSWORD", PASSWORD)],
     );
     refused.fails_with("HOLDFAST_REST_PASSWORD");
@@ -268,9 +268,10 @@ fn rest_locations_keep_the_password_hidden_and_fail_fast_without_a_server() {
     // Nothing listens: a clear error naming the location, within the retries'
     // back-off (1 + 2 + 4 s by default), not a hang.
     let clock = Instant::now();
+    let anonymous = shown.replace("alice@", "");
     let closed = holdfast_in(
         dir,
-        &["repo", "snapshots", "--repo", &shown.replace("alice@", "")],
+        &["repo", "snapshots", "--repo", anonymous.as_str()],
         &[
             ("HOLDFAST_REPO_PASSWORD", PASSWORD),
             ("HOLDFAST_REST_PASSWORD", REST_SECRET),
@@ -292,7 +293,7 @@ fn rest_locations_keep_the_password_hidden_and_fail_fast_without_a_server() {
         dir,
         &["repo", "init", "--retries", "0"],
         &[
-            ("RESTIC_REPOSITORY", &in_url),
+            ("RESTIC_REPOSITORY", in_url.as_str()),
             ("HOLDFAST_REPO_PASSWORD", PASSWORD),
         ],
     );
@@ -307,7 +308,7 @@ fn rest_locations_keep_the_password_hidden_and_fail_fast_without_a_server() {
             "--retries",
             "0",
             "--repo",
-            &shown,
+            shown.as_str(),
             "--rest-password-file",
             password_file.to_str().unwrap(),
         ],

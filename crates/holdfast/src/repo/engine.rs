@@ -214,8 +214,15 @@ impl Repo {
     /// Refuse a location that holds no repository (before asking for a password).
     pub fn check_location(location: &RepoLocation) -> Result<()> {
         let not_one = || {
+            // A REST server answers a refused user or password like a missing
+            // file to the probe rustic_backend makes for the config.
+            let or_refused = if matches!(location, RepoLocation::Rest(_)) {
+                ", or the server refused the REST user and password"
+            } else {
+                ""
+            };
             Error::usage(format!(
-                "{location} is not a repository (no config file); create one with 'holdfast repo init'"
+                "{location} is not a repository (no config file{or_refused}); create one with 'holdfast repo init'"
             ))
         };
         if let Some(dir) = location.local_dir() {
