@@ -114,9 +114,21 @@ fn run(o: Options) -> BoxResult<()> {
     let password = Password::new(PASSWORD);
     let password_file = w.join("password");
     std::fs::write(&password_file, PASSWORD)?;
-    let mut hf_full = Repo::init(&RepoLocation::local(w.join("holdfast-e2e.repo")), &password, Chunking::Restic)?;
-    let mut hf_store = Repo::init(&RepoLocation::local(w.join("holdfast.repo")), &password, Chunking::Restic)?;
-    let mut hf_db = Repo::init(&RepoLocation::local(w.join("holdfast-db.repo")), &password, Chunking::Db)?;
+    let mut hf_full = Repo::init(
+        &RepoLocation::local(w.join("holdfast-e2e.repo")),
+        &password,
+        Chunking::Restic,
+    )?;
+    let mut hf_store = Repo::init(
+        &RepoLocation::local(w.join("holdfast.repo")),
+        &password,
+        Chunking::Restic,
+    )?;
+    let mut hf_db = Repo::init(
+        &RepoLocation::local(w.join("holdfast-db.repo")),
+        &password,
+        Chunking::Db,
+    )?;
     let restic_repo = w.join("restic.repo");
     let borg_repo = w.join("borg.repo");
     tool(

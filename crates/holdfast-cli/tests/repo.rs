@@ -94,7 +94,11 @@ fn snapshot_ids(listing: &str) -> Vec<String> {
 
 /// New data of every snapshot, uncompressed and as stored, oldest first.
 fn data_added(r: &RepoSample) -> Vec<(u64, u64)> {
-    let repo = holdfast::repo::Repo::open(&holdfast::repo::RepoLocation::local(&r.repo), &holdfast::Password::new(PASSWORD)).unwrap();
+    let repo = holdfast::repo::Repo::open(
+        &holdfast::repo::RepoLocation::local(&r.repo),
+        &holdfast::Password::new(PASSWORD),
+    )
+    .unwrap();
     repo.snapshots()
         .unwrap()
         .iter()
@@ -375,8 +379,11 @@ fn repo_restore_provisions_an_empty_cluster() {
     let s = Sample { cluster, dir };
     let admin = s.cluster.socket_dir().display().to_string();
     // A scope the profile does not have is refused before anything is read.
-    run(&s, repo_args("restore", &["latest", "--provision", "nosuch"]))
-        .fails_with("--provision nosuch: not a database scope");
+    run(
+        &s,
+        repo_args("restore", &["latest", "--provision", "nosuch"]),
+    )
+    .fails_with("--provision nosuch: not a database scope");
     run(
         &s,
         repo_args(

@@ -163,7 +163,14 @@ fn s3_repository_on_a_moto_server_backs_up_and_restores() {
     std::fs::write(&password_file, format!("{PASSWORD}\n")).unwrap();
     let pw = password_file.to_str().unwrap();
     let repo = |verb: &str, extra: &[&str]| {
-        let mut args = vec!["repo", verb, "--repo", location.as_str(), "--password-file", pw];
+        let mut args = vec![
+            "repo",
+            verb,
+            "--repo",
+            location.as_str(),
+            "--password-file",
+            pw,
+        ];
         args.extend_from_slice(extra);
         holdfast_in(s.dir.path(), &args, &[])
     };
@@ -298,7 +305,11 @@ fn rest_locations_keep_the_password_hidden_and_fail_fast_without_a_server() {
         ],
     );
     init.fails_with(&format!("reach {shown}"));
-    assert!(clock.elapsed() < Duration::from_secs(5), "{:?}", clock.elapsed());
+    assert!(
+        clock.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        clock.elapsed()
+    );
     assert_secret_hidden(&init, REST_SECRET);
     holdfast_in(
         dir,

@@ -26,7 +26,8 @@ use super::{absolute, EnvArgs};
 pub const PASSWORD_ENV: &str = "HOLDFAST_REPO_PASSWORD";
 
 /// Environment variables naming the repository when --repo is not given, in order.
-pub const REPOSITORY_ENVS: [&str; 3] = ["HOLDFAST_REPOSITORY", "RESTIC_REPOSITORY", "HOLDFAST_REPO"];
+pub const REPOSITORY_ENVS: [&str; 3] =
+    ["HOLDFAST_REPOSITORY", "RESTIC_REPOSITORY", "HOLDFAST_REPO"];
 
 #[derive(Debug, Args)]
 pub struct RepoArgs {

@@ -21,10 +21,10 @@ use rustic_core::{
     RepositoryOptions, RusticError, SnapshotGroupCriterion, SnapshotOptions,
 };
 
+use super::location::RepoLocation;
 use super::retention::{Retention, Verdict};
 use super::source::StagedSource;
 use super::{HOLDFAST_TAG, SNAPSHOT_ROOT};
-use super::location::RepoLocation;
 use crate::secret::Redactor;
 use crate::{Error, IoContext, Password, Result};
 
@@ -202,9 +202,7 @@ impl Repo {
                 &KeyOptions::default(),
                 &config,
             )
-            .map_err(|e| {
-                engine_error(&format!("create the repository at {location}"), &e)
-            })?;
+            .map_err(|e| engine_error(&format!("create the repository at {location}"), &e))?;
         Ok(Repo {
             location: location.clone(),
             repo: Some(repo),

@@ -342,7 +342,10 @@ impl S3Location {
         if url.query().is_some() || url.fragment().is_some() {
             return Err(bad("a query or fragment has no place in it"));
         }
-        let host = url.host_str().filter(|h| !h.is_empty()).ok_or_else(|| bad("no host"))?;
+        let host = url
+            .host_str()
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| bad("no host"))?;
         let mut segments = url
             .path_segments()
             .map(|s| s.filter(|s| !s.is_empty()).collect::<Vec<_>>())
@@ -412,6 +415,7 @@ fn percent_decode(s: &str) -> String {
 mod tests {
     use super::*;
 
+    #[cfg(feature = "s3")]
     fn s3_keys() -> RemoteOptions {
         RemoteOptions {
             s3_access_key_id: Some("AKIDEXAMPLE".into()),
@@ -435,7 +439,11 @@ mod tests {
         // A colon inside a path is still a path, not a scheme.
         let c = parse("/srv/a:b", &none).unwrap();
         assert_eq!(c.backend_spec().0, "local:/srv/a:b");
-        assert!(parse("relative/repo", &none).unwrap().local_dir().unwrap().is_absolute());
+        assert!(parse("relative/repo", &none)
+            .unwrap()
+            .local_dir()
+            .unwrap()
+            .is_absolute());
         let e = parse("sftp:host:/srv", &none).unwrap_err().to_string();
         assert!(e.contains("'sftp:…' are not supported"), "{e}");
         assert!(parse("  ", &none).is_err());
@@ -443,12 +451,18 @@ mod tests {
 
     #[test]
     fn rest_password_never_from_the_command_line_nor_shown() {
-        let e = parse("rest:https://alice:hunter2-rest@backup.example:8000/alice/", &RemoteOptions::default())
-            .unwrap_err()
-            .to_string();
+        let e = parse(
+            "rest:https://alice:hunter2-rest@backup.example:8000/alice/",
+            &RemoteOptions::default(),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("HOLDFAST_REST_PASSWORD"), "{e}");
         assert!(!e.contains("hunter2-rest"), "{e}");
-        assert!(e.contains("rest:https://alice@backup.example:8000/alice/"), "{e}");
+        assert!(
+            e.contains("rest:https://alice@backup.example:8000/alice/"),
+            "{e}"
+        );
 
         // From the environment it is accepted, and still never shown.
         let env = RepoLocation::parse(
@@ -457,10 +471,16 @@ mod tests {
             LocationSource::Environment,
         )
         .unwrap();
-        assert_eq!(env.to_string(), "rest:https://alice@backup.example:8000/alice/");
+        assert_eq!(
+            env.to_string(),
+            "rest:https://alice@backup.example:8000/alice/"
+        );
         assert!(!format!("{env:?}").contains("hunter2-rest"));
         let (spec, options) = env.backend_spec();
-        assert_eq!(spec, "rest:https://alice:hunter2-rest@backup.example:8000/alice/");
+        assert_eq!(
+            spec,
+            "rest:https://alice:hunter2-rest@backup.example:8000/alice/"
+        );
         assert_eq!(options["retry"], DEFAULT_RETRIES.to_string());
     }
 
@@ -478,13 +498,18 @@ mod tests {
         // Percent-encoded in the URL the backend gets, and redacted in that form too.
         assert_eq!(spec, "rest:http://bob:p%40ss%2Fword@127.0.0.1:8000/");
         assert_eq!(options["retry"], "0");
-        assert_eq!(Redactor::global().redact(&spec), "rest:http://bob:********@127.0.0.1:8000/");
+        assert_eq!(
+            Redactor::global().redact(&spec),
+            "rest:http://bob:********@127.0.0.1:8000/"
+        );
 
         let no_user = RemoteOptions {
             rest_password: Some(Password::new("lonely-password")),
             ..Default::default()
         };
-        let e = parse("rest:http://127.0.0.1:8000/", &no_user).unwrap_err().to_string();
+        let e = parse("rest:http://127.0.0.1:8000/", &no_user)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("no user"), "{e}");
         for bad in ["rest:ftp://host/", "rest:nonsense", "rest:http://host/?x=1"] {
             assert!(parse(bad, &RemoteOptions::default()).is_err(), "{bad}");
@@ -499,15 +524,23 @@ mod tests {
             cacert: Some(ca.clone()),
             ..Default::default()
         };
-        let e = parse("rest:https://host/", &options).unwrap_err().to_string();
+        let e = parse("rest:https://host/", &options)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("is not a file"), "{e}");
         std::fs::write(&ca, "-----BEGIN CERTIFICATE-----\n").unwrap();
-        let e = parse("rest:http://host/", &options).unwrap_err().to_string();
+        let e = parse("rest:http://host/", &options)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("not https"), "{e}");
         let ok = parse("rest:https://host/", &options).unwrap();
         assert_eq!(ok.backend_spec().1["cacert"], ca.display().to_string());
         options.cacert = None;
-        assert!(!parse("rest:https://host/", &options).unwrap().backend_spec().1.contains_key("cacert"));
+        assert!(!parse("rest:https://host/", &options)
+            .unwrap()
+            .backend_spec()
+            .1
+            .contains_key("cacert"));
     }
 
     #[cfg(feature = "s3")]
@@ -515,7 +548,10 @@ mod tests {
     fn s3_forms_of_restic() {
         let keys = s3_keys();
         let a = parse("s3:s3.amazonaws.com/bucket/some/path", &keys).unwrap();
-        assert_eq!(a.to_string(), "s3:https://s3.amazonaws.com/bucket/some/path");
+        assert_eq!(
+            a.to_string(),
+            "s3:https://s3.amazonaws.com/bucket/some/path"
+        );
         let (spec, o) = a.backend_spec();
         assert_eq!(spec, "opendal:s3");
         assert_eq!(o["bucket"], "bucket");
@@ -525,10 +561,13 @@ mod tests {
         assert_eq!(o["secret_access_key"], "s3-secret-for-tests");
         assert!(!format!("{a:?}").contains("s3-secret-for-tests"));
 
-        let b = parse("s3:http://127.0.0.1:9000/bucket", &RemoteOptions {
-            s3_region: Some("eu-west-3".into()),
-            ..keys.clone()
-        })
+        let b = parse(
+            "s3:http://127.0.0.1:9000/bucket",
+            &RemoteOptions {
+                s3_region: Some("eu-west-3".into()),
+                ..keys.clone()
+            },
+        )
         .unwrap();
         assert_eq!(b.to_string(), "s3:http://127.0.0.1:9000/bucket");
         let (_, o) = b.backend_spec();
@@ -545,7 +584,9 @@ mod tests {
             assert!(e.contains(why), "{bad}: {e}");
             assert!(!e.contains("secret@"), "{e}");
         }
-        let e = parse("s3:https://host/b", &RemoteOptions::default()).unwrap_err().to_string();
+        let e = parse("s3:https://host/b", &RemoteOptions::default())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("AWS_SECRET_ACCESS_KEY"), "{e}");
     }
 }
