@@ -23,7 +23,7 @@ use holdfast::log::Log;
 use holdfast::ops::repo::{backup, RepoBackupRequest};
 use holdfast::profile::{Environment, InstallRoot, Profile};
 use holdfast::repo::engine::SnapshotLabels;
-use holdfast::repo::{Chunking, Repo};
+use holdfast::repo::{Chunking, Repo, RepoLocation};
 use holdfast::Password;
 
 use crate::measure::{run_tree, Sample};
@@ -128,9 +128,9 @@ pub fn measure(mb: u64, parent: &Path, progress: &dyn Fn(&str)) -> Result<Vec<Ni
     let db_repo = w.join("holdfast-db.repo");
     let restic_repo = w.join("restic.repo");
     let borg_repo = w.join("borg.repo");
-    let mut hf_full = Repo::init(&e2e_repo, &password, Chunking::Restic)?;
-    let mut hf_store = Repo::init(&store_repo, &password, Chunking::Restic)?;
-    let mut hf_db = Repo::init(&db_repo, &password, Chunking::Db)?;
+    let mut hf_full = Repo::init(&RepoLocation::local(&e2e_repo), &password, Chunking::Restic)?;
+    let mut hf_store = Repo::init(&RepoLocation::local(&store_repo), &password, Chunking::Restic)?;
+    let mut hf_db = Repo::init(&RepoLocation::local(&db_repo), &password, Chunking::Db)?;
     let stderr = w.join("tool-stderr.txt");
     run_tree(
         Command::new("restic")

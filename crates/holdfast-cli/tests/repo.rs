@@ -94,7 +94,11 @@ fn snapshot_ids(listing: &str) -> Vec<String> {
 
 /// New data of every snapshot, uncompressed and as stored, oldest first.
 fn data_added(r: &RepoSample) -> Vec<(u64, u64)> {
-    let repo = holdfast::repo::Repo::open(&r.repo, &holdfast::Password::new(PASSWORD)).unwrap();
+    let repo = holdfast::repo::Repo::open(
+        &holdfast::repo::RepoLocation::local(&r.repo),
+        &holdfast::Password::new(PASSWORD),
+    )
+    .unwrap();
     repo.snapshots()
         .unwrap()
         .iter()
@@ -333,4 +337,83 @@ fn largest_file(dir: &Path) -> PathBuf {
         }
     }
     best.expect("a pack").1
+}
+
+/// Issue 7: `holdfast repo restore` provisions like `holdfast restore`. The
+/// sample is snapshotted, its cluster replaced by an empty one on the same
+/// port (no application role or database), and the restore creates them.
+#[test]
+fn repo_restore_provisions_an_empty_cluster() {
+    let s = Sample::start();
+    let engine_before = without_notifications(checksums(&s.engine("engine")));
+    let dwh_before = checksums(&s.dwh("ovirt_engine_history"));
+    let password_file = s.path("repo-password");
+    std::fs::write(&password_file, format!("{PASSWORD}\n")).unwrap();
+    let repo = s.path("repo");
+    let repo_args = |verb: &str, extra: &[&str]| {
+        let mut all = vec![
+            "repo".to_string(),
+            verb.to_string(),
+            "--repo".to_string(),
+            repo.display().to_string(),
+            "--password-file".to_string(),
+            password_file.display().to_string(),
+        ];
+        all.extend(extra.iter().map(|x| x.to_string()));
+        all
+    };
+    let run = |s: &Sample, args: Vec<String>| {
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        s.holdfast(&refs)
+    };
+    run(&s, repo_args("init", &[])).ok();
+    run(&s, repo_args("backup", &["--log", "b.log"])).ok();
+
+    let Sample { cluster, dir } = s;
+    let port = cluster.port();
+    drop(cluster);
+    let cluster = pgsandbox::Cluster::builder()
+        .port(port)
+        .start()
+        .expect("fresh cluster");
+    let s = Sample { cluster, dir };
+    let admin = s.cluster.socket_dir().display().to_string();
+    // A scope the profile does not have is refused before anything is read.
+    run(
+        &s,
+        repo_args("restore", &["latest", "--provision", "nosuch"]),
+    )
+    .fails_with("--provision nosuch: not a database scope");
+    run(
+        &s,
+        repo_args(
+            "restore",
+            &[
+                "latest",
+                "--log",
+                "r.log",
+                "--provision",
+                "db",
+                "--provision",
+                "dwhdb",
+                "--admin-host",
+                &admin,
+                "--no-restore-permissions",
+            ],
+        ),
+    )
+    .ok();
+    assert_eq!(
+        without_notifications(checksums(&s.engine("engine"))),
+        without_notifications(expected_after_restore(&engine_before))
+    );
+    assert_eq!(checksums(&s.dwh("ovirt_engine_history")), dwh_before);
+    let owner = s
+        .cluster
+        .query_text(
+            "postgres",
+            "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'engine'",
+        )
+        .unwrap();
+    assert_eq!(owner.as_deref(), Some("engine"));
 }

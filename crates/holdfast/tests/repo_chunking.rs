@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::Command;
 
 use holdfast::repo::engine::SnapshotLabels;
-use holdfast::repo::{Chunking, Repo};
+use holdfast::repo::{Chunking, Repo, RepoLocation};
 use holdfast::Password;
 
 const PASSWORD: &str = "chunking test password";
@@ -54,7 +54,12 @@ fn chunks_with(chunking: Chunking) -> u64 {
     let data = noise(4 << 20);
     std::fs::write(staged.join("db/engine_backup.db"), &data).unwrap();
 
-    let mut repo = Repo::init(&repo_dir, &Password::new(PASSWORD), chunking).unwrap();
+    let mut repo = Repo::init(
+        &RepoLocation::local(&repo_dir),
+        &Password::new(PASSWORD),
+        chunking,
+    )
+    .unwrap();
     let labels = SnapshotLabels {
         profile: "sample".into(),
         host: "backup.example".into(),

@@ -14,7 +14,7 @@ use holdfast::repo::engine::SnapshotLabels;
 use holdfast::repo::jiff::civil::{date, Date};
 use holdfast::repo::jiff::tz::TimeZone;
 use holdfast::repo::jiff::{Span, Zoned};
-use holdfast::repo::{Chunking, PruneMode, Repo, Retention};
+use holdfast::repo::{Chunking, PruneMode, Repo, RepoLocation, Retention};
 use holdfast::Password;
 
 const PASSWORD: &str = "retention test password";
@@ -128,7 +128,12 @@ fn repo_with_synthetic_snapshots() -> Fixture {
     let repo_dir = dir.path().join("repo");
     let password_file = dir.path().join("password");
     std::fs::write(&password_file, format!("{PASSWORD}\n")).unwrap();
-    let mut repo = Repo::init(&repo_dir, &Password::new(PASSWORD), Chunking::Restic).unwrap();
+    let mut repo = Repo::init(
+        &RepoLocation::local(&repo_dir),
+        &Password::new(PASSWORD),
+        Chunking::Restic,
+    )
+    .unwrap();
     let staged = dir.path().join("staged");
     std::fs::create_dir(&staged).unwrap();
     let mut snapshots = Vec::new();

@@ -122,7 +122,9 @@ pub fn run(cli: Cli) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("holdfast: error: {e}");
+            // Last line of defence: no known secret leaves in an error message.
+            let message = holdfast::secret::Redactor::global().redact(&e.to_string());
+            eprintln!("holdfast: error: {message}");
             ExitCode::from(1)
         }
     }

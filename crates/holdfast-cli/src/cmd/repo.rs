@@ -1,7 +1,8 @@
 //! `holdfast repo <verb>`: the deduplicating repository (restic's format):
-//! init, backup, snapshots, restore, export, forget, prune and check. The
-//! password comes from --password-file, HOLDFAST_REPO_PASSWORD or a prompt,
-//! never from the command line.
+//! init, backup, snapshots, restore, export, forget, prune and check, in a
+//! directory, on a REST server or in an S3 bucket. The password comes from
+//! --password-file, HOLDFAST_REPO_PASSWORD or a prompt, never from the
+//! command line; so do the REST password and the S3 keys (restic's variables).
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
@@ -12,24 +13,43 @@ use holdfast::archive::{Codec, WriterOptions};
 use holdfast::ops::{self, RestoreRequest};
 use holdfast::repo::jiff::Zoned;
 use holdfast::repo::retention::Verdict;
-use holdfast::repo::{Chunking, PruneMode, Repo, Retention, SnapshotInfo};
+use holdfast::repo::{
+    Chunking, LocationSource, PruneMode, RemoteOptions, Repo, RepoLocation, Retention, SnapshotInfo,
+};
 use holdfast::{Error, Password};
 
 use super::backup::parse_codec;
-use super::restore::RestoreChoices;
+use super::restore::{ProvisionArgs, RestoreChoices};
 use super::{absolute, EnvArgs};
 
 /// The environment variable holding the repository password.
 pub const PASSWORD_ENV: &str = "HOLDFAST_REPO_PASSWORD";
 
+/// Environment variables naming the repository when --repo is not given, in order.
+pub const REPOSITORY_ENVS: [&str; 3] =
+    ["HOLDFAST_REPOSITORY", "RESTIC_REPOSITORY", "HOLDFAST_REPO"];
+
 #[derive(Debug, Args)]
 pub struct RepoArgs {
-    /// The repository directory.
-    #[arg(long, env = "HOLDFAST_REPO", global = true, value_name = "DIR")]
-    pub repo: Option<PathBuf>,
+    /// The repository: a directory, rest:https://user@host:port/path/ or
+    /// s3:https://host[:port]/bucket/path (else HOLDFAST_REPOSITORY, RESTIC_REPOSITORY).
+    #[arg(long, global = true, value_name = "LOCATION")]
+    pub repo: Option<String>,
     /// File whose first line is the repository password (else HOLDFAST_REPO_PASSWORD, else a prompt).
     #[arg(long, global = true, value_name = "FILE")]
     pub password_file: Option<PathBuf>,
+    /// File whose first line is the REST server's password (else
+    /// HOLDFAST_REST_PASSWORD or RESTIC_REST_PASSWORD); the user is in the URL
+    /// or RESTIC_REST_USERNAME.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub rest_password_file: Option<PathBuf>,
+    /// PEM file of a private certificate authority that signed the REST server's certificate.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub cacert: Option<PathBuf>,
+    /// How often a failed request to a REST or S3 location is tried again
+    /// (waiting 1, 2, 4, ... seconds).
+    #[arg(long, global = true, value_name = "N", default_value_t = holdfast::repo::location::DEFAULT_RETRIES)]
+    pub retries: u32,
     #[command(subcommand)]
     pub command: RepoCommand,
 }
@@ -91,6 +111,8 @@ pub struct RestoreArgs {
     pub env: EnvArgs,
     #[command(flatten)]
     pub choices: RestoreChoices,
+    #[command(flatten)]
+    pub provision: ProvisionArgs,
 }
 
 #[derive(Debug, Args)]
@@ -189,59 +211,82 @@ pub struct CheckArgs {
 }
 
 pub fn run(a: RepoArgs) -> holdfast::Result<()> {
-    let dir =
-        a.repo.as_deref().map(absolute).ok_or_else(|| {
-            Error::usage("no repository given: pass --repo DIR or set HOLDFAST_REPO")
-        })?;
+    let location = location(&a)?;
     let password_file = a.password_file.as_deref();
     match a.command {
         RepoCommand::Init(i) => {
             let password = password(password_file, true)?;
-            let repo = Repo::init(&dir, &password, i.chunking)?;
-            println!("Created repository {}", repo.location().display());
+            let repo = Repo::init(&location, &password, i.chunking)?;
+            println!("Created repository {}", repo.location());
             println!("Keep the password safe: without it the repository cannot be read.");
             Ok(())
         }
-        RepoCommand::Backup(b) => backup(&mut open(&dir, password_file)?, b),
+        RepoCommand::Backup(b) => backup(&mut open(&location, password_file)?, b),
         RepoCommand::Snapshots => {
-            print_snapshots(&open(&dir, password_file)?.snapshots()?);
+            print_snapshots(&open(&location, password_file)?.snapshots()?);
             Ok(())
         }
-        RepoCommand::Restore(r) => restore(&mut open(&dir, password_file)?, r),
-        RepoCommand::Export(e) => export(&mut open(&dir, password_file)?, e),
-        RepoCommand::Forget(f) => forget(&open(&dir, password_file)?, f),
+        RepoCommand::Restore(r) => restore(&mut open(&location, password_file)?, r),
+        RepoCommand::Export(e) => export(&mut open(&location, password_file)?, e),
+        RepoCommand::Forget(f) => forget(&open(&location, password_file)?, f),
         RepoCommand::Prune(p) => {
             let mode = if p.instant_delete {
                 PruneMode::Instant
             } else {
                 PruneMode::TwoPhase
             };
-            prune(&open(&dir, password_file)?, mode, p.dry_run)
+            prune(&open(&location, password_file)?, mode, p.dry_run)
         }
-        RepoCommand::Check(c) => check(&open(&dir, password_file)?, c.read_data),
+        RepoCommand::Check(c) => check(&open(&location, password_file)?, c.read_data),
     }
 }
 
-fn open(dir: &Path, password_file: Option<&Path>) -> holdfast::Result<Repo> {
-    Repo::check_location(dir)?;
-    Repo::open(dir, &password(password_file, false)?)
+/// The repository location: --repo, else the first of [`REPOSITORY_ENVS`]
+/// that is set, with credentials from the environment and the options.
+fn location(a: &RepoArgs) -> holdfast::Result<RepoLocation> {
+    let (text, source) = match &a.repo {
+        Some(text) => (text.clone(), LocationSource::CommandLine),
+        None => REPOSITORY_ENVS
+            .iter()
+            .find_map(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+            .map(|text| (text, LocationSource::Environment))
+            .ok_or_else(|| {
+                Error::usage(format!(
+                    "no repository given: pass --repo LOCATION or set {}",
+                    REPOSITORY_ENVS[0]
+                ))
+            })?,
+    };
+    let mut remote = RemoteOptions::from_env();
+    if let Some(file) = &a.rest_password_file {
+        remote.rest_password = Some(first_line_secret(file, "--rest-password-file")?);
+    }
+    remote.cacert = a.cacert.as_deref().map(absolute);
+    remote.retries = Some(a.retries);
+    RepoLocation::parse(&text, &remote, source)
+}
+
+fn open(location: &RepoLocation, password_file: Option<&Path>) -> holdfast::Result<Repo> {
+    Repo::check_location(location)?;
+    Repo::open(location, &password(password_file, false)?)
+}
+
+/// The first line of a secret file, not empty.
+fn first_line_secret(path: &Path, option: &str) -> holdfast::Result<Password> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::usage(format!("cannot read {option} {}: {e}", path.display())))?;
+    let first = text.lines().next().unwrap_or("");
+    non_empty(
+        Password::new(first),
+        &format!("{option} {}", path.display()),
+    )
 }
 
 /// The password: from a file, the environment, or the terminal (twice when
 /// creating a repository). Never from the command line.
 fn password(file: Option<&Path>, new: bool) -> holdfast::Result<Password> {
     if let Some(path) = file {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            Error::usage(format!(
-                "cannot read --password-file {}: {e}",
-                path.display()
-            ))
-        })?;
-        let first = text.lines().next().unwrap_or("");
-        return non_empty(
-            Password::new(first),
-            &format!("--password-file {}", path.display()),
-        );
+        return first_line_secret(path, "--password-file");
     }
     if let Ok(value) = std::env::var(PASSWORD_ENV) {
         return non_empty(Password::new(value), PASSWORD_ENV);
@@ -331,6 +376,7 @@ fn restore(repo: &mut Repo, a: RestoreArgs) -> holdfast::Result<()> {
         archive.path().display()
     ));
     let restore_permissions = a.choices.permissions();
+    let provision = a.provision.request(&env)?;
     let req = RestoreRequest {
         scopes,
         file: archive.path(),
@@ -340,9 +386,7 @@ fn restore(repo: &mut Repo, a: RestoreArgs) -> holdfast::Result<()> {
         jobs,
         installed_version,
         credentials: BTreeMap::new(),
-        // A repository restore goes onto an existing, cleaned install; the
-        // archive restore's provisioning options are not offered here (yet).
-        provision: Default::default(),
+        provision,
         env,
     };
     ops::restore::run(&req, &log)?;

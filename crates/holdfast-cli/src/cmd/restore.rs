@@ -100,7 +100,10 @@ pub struct ProvisionArgs {
 }
 
 impl ProvisionArgs {
-    fn request(&self, env: &holdfast::profile::Environment) -> holdfast::Result<ProvisionRequest> {
+    pub fn request(
+        &self,
+        env: &holdfast::profile::Environment,
+    ) -> holdfast::Result<ProvisionRequest> {
         for s in &self.provision_scopes {
             if env.profile.database(s).is_none() {
                 return Err(holdfast::Error::usage(format!(

@@ -85,7 +85,7 @@ pub fn backup(repo: &mut Repo, req: &RepoBackupRequest, log: &Log) -> Result<Rep
         .map_err(|e| Error::io_path("remove", &staged_archive, e))?;
     log.output(&format!(
         "Storing the backup in repository '{}'",
-        repo.location().display()
+        repo.location()
     ));
     let labels = SnapshotLabels {
         profile: req.env.profile.name.clone(),

@@ -1,5 +1,5 @@
 //! The repository engine: the only code that speaks rustic_core. It opens or
-//! creates a local repository of restic's format (v2, zstd level 3), stores a
+//! creates a repository of restic's format at a [`RepoLocation`] (v2, zstd level 3), stores a
 //! staged directory as one snapshot, reads a snapshot's files back, forgets
 //! snapshots by a keep policy, prunes (two-phase by default) and checks.
 //!
@@ -21,9 +21,11 @@ use rustic_core::{
     RepositoryOptions, RusticError, SnapshotGroupCriterion, SnapshotOptions,
 };
 
+use super::location::RepoLocation;
 use super::retention::{Retention, Verdict};
 use super::source::StagedSource;
 use super::{HOLDFAST_TAG, SNAPSHOT_ROOT};
+use crate::secret::Redactor;
 use crate::{Error, IoContext, Password, Result};
 
 /// zstd level of new repositories: restic's `auto` and rustic's default.
@@ -58,7 +60,7 @@ impl Chunking {
 
 /// An open repository.
 pub struct Repo {
-    location: PathBuf,
+    location: RepoLocation,
     /// Taken while an operation works on the indexed repository (rustic_core's
     /// typestates consume it) and given back after; `None` only if indexing
     /// failed half-way, which leaves this handle unusable.
@@ -169,84 +171,91 @@ pub struct CheckReport {
 }
 
 impl Repo {
-    /// Create a repository in `dir`, which must be missing or empty. The
-    /// directory is made private (0700): the repository is encrypted, but its
-    /// size and file count are information too.
-    pub fn init(dir: &Path, password: &Password, chunking: Chunking) -> Result<Repo> {
+    /// Create a repository at `location`: a local directory must be missing
+    /// or empty, and is made private (0700): the repository is encrypted, but
+    /// its size and file count are information too. A remote location must
+    /// hold no repository yet.
+    pub fn init(location: &RepoLocation, password: &Password, chunking: Chunking) -> Result<Repo> {
         if password.is_empty() {
             return Err(Error::usage(
                 "the repository password is empty; give a non-empty one",
             ));
         }
-        if dir.exists() {
-            let mut listing = std::fs::read_dir(dir).map_err(|e| {
-                Error::usage(format!("{} is not a usable directory: {e}", dir.display()))
-            })?;
-            if listing.next().is_some() {
-                return Err(Error::usage(format!(
-                    "{} is not empty; give a new or empty directory for the repository",
-                    dir.display()
-                )));
-            }
-        } else {
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(dir)
-                .context(|| format!("create {}", dir.display()))?;
+        if let Some(dir) = location.local_dir() {
+            prepare_local_dir(dir)?;
+        }
+        let fresh = Repository::new(&options(), &backends(location)?)
+            .map_err(|e| engine_error(&format!("use {location} as a repository"), &e))?;
+        if fresh
+            .config_id()
+            .map_err(|e| engine_error(&format!("reach {location}"), &e))?
+            .is_some()
+        {
+            return Err(Error::usage(format!(
+                "{location} already holds a repository; give a new location, or use this one without 'repo init'"
+            )));
         }
         let config = chunking.config();
-        let repo = Repository::new(&options(), &backends(dir)?)
-            .and_then(|r| {
-                r.init(
-                    &Credentials::password(password.expose()),
-                    &KeyOptions::default(),
-                    &config,
-                )
-            })
-            .map_err(|e| {
-                engine_error(&format!("create the repository in {}", dir.display()), &e)
-            })?;
+        let repo = fresh
+            .init(
+                &Credentials::password(password.expose()),
+                &KeyOptions::default(),
+                &config,
+            )
+            .map_err(|e| engine_error(&format!("create the repository at {location}"), &e))?;
         Ok(Repo {
-            location: dir.to_path_buf(),
+            location: location.clone(),
             repo: Some(repo),
         })
     }
 
-    /// Refuse a directory that holds no repository (before asking for a password).
-    pub fn check_location(dir: &Path) -> Result<()> {
-        if dir.join("config").is_file() {
-            Ok(())
-        } else {
-            Err(Error::usage(format!(
-                "{} is not a repository (no config file); create one with 'holdfast repo init'",
-                dir.display()
-            )))
+    /// Refuse a location that holds no repository (before asking for a password).
+    pub fn check_location(location: &RepoLocation) -> Result<()> {
+        let not_one = || {
+            // A REST server answers a refused user or password like a missing
+            // file to the probe rustic_backend makes for the config.
+            let or_refused = if matches!(location, RepoLocation::Rest(_)) {
+                ", or the server refused the REST user and password"
+            } else {
+                ""
+            };
+            Error::usage(format!(
+                "{location} is not a repository (no config file{or_refused}); create one with 'holdfast repo init'"
+            ))
+        };
+        if let Some(dir) = location.local_dir() {
+            // Looked at directly: the backend would create a missing directory.
+            return if dir.join("config").is_file() {
+                Ok(())
+            } else {
+                Err(not_one())
+            };
         }
+        let found = Repository::new(&options(), &backends(location)?)
+            .and_then(|r| r.config_id())
+            .map_err(|e| engine_error(&format!("reach {location}"), &e))?;
+        found.map(|_| ()).ok_or_else(not_one)
     }
 
-    /// Open the repository in `dir`.
-    pub fn open(dir: &Path, password: &Password) -> Result<Repo> {
-        Repo::check_location(dir)?;
-        let repo = Repository::new(&options(), &backends(dir)?)
+    /// Open the repository at `location`.
+    pub fn open(location: &RepoLocation, password: &Password) -> Result<Repo> {
+        Repo::check_location(location)?;
+        let repo = Repository::new(&options(), &backends(location)?)
             .and_then(|r| r.open(&Credentials::password(password.expose())))
             .map_err(|e| {
                 if e.is_incorrect_password() {
-                    Error::usage(format!(
-                        "wrong password for the repository {}",
-                        dir.display()
-                    ))
+                    Error::usage(format!("wrong password for the repository {location}"))
                 } else {
-                    engine_error(&format!("open the repository {}", dir.display()), &e)
+                    engine_error(&format!("open the repository {location}"), &e)
                 }
             })?;
         Ok(Repo {
-            location: dir.to_path_buf(),
+            location: location.clone(),
             repo: Some(repo),
         })
     }
 
-    pub fn location(&self) -> &Path {
+    pub fn location(&self) -> &RepoLocation {
         &self.location
     }
 
@@ -254,7 +263,7 @@ impl Repo {
         self.repo.as_ref().ok_or_else(|| {
             Error::failed(format!(
                 "the repository {} could not be indexed earlier; open it again",
-                self.location.display()
+                self.location
             ))
         })
     }
@@ -350,7 +359,7 @@ impl Repo {
             .map_err(|e| {
                 Error::usage(format!(
                     "no snapshot '{wanted}' in {} ({}); list them with 'holdfast repo snapshots'",
-                    self.location.display(),
+                    self.location,
                     e.display_log()
                 ))
             })
@@ -451,22 +460,41 @@ impl Repo {
 }
 
 fn options() -> RepositoryOptions {
-    // No local cache: the backend is local, a cache would only duplicate it
-    // (and write under the user's home).
+    // No local cache: it would write under the user's home, and for a local
+    // repository only duplicate it.
     RepositoryOptions::default().no_cache(true)
 }
 
-fn backends(dir: &Path) -> Result<RepositoryBackends> {
-    let location = dir.to_str().ok_or_else(|| {
-        Error::usage(format!(
-            "the repository path {} is not UTF-8; choose another",
-            dir.display()
-        ))
-    })?;
+fn backends(location: &RepoLocation) -> Result<RepositoryBackends> {
+    let (repository, extra) = location.backend_spec();
     BackendOptions::default()
-        .repository(location)
+        .repository(repository)
+        .options(extra)
         .to_backends()
-        .map_err(|e| engine_error(&format!("use {} as a repository", dir.display()), &e))
+        .map_err(|e| engine_error(&format!("use {location} as a repository"), &e))
+}
+
+/// A local repository's directory: created private when missing, refused
+/// when it holds anything.
+fn prepare_local_dir(dir: &Path) -> Result<()> {
+    if dir.exists() {
+        let mut listing = std::fs::read_dir(dir).map_err(|e| {
+            Error::usage(format!("{} is not a usable directory: {e}", dir.display()))
+        })?;
+        if listing.next().is_some() {
+            return Err(Error::usage(format!(
+                "{} is not empty; give a new or empty directory for the repository",
+                dir.display()
+            )));
+        }
+        Ok(())
+    } else {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .context(|| format!("create {}", dir.display()))
+    }
 }
 
 /// `/holdfast/<profile>`: one snapshot path per profile, so that restic's
@@ -617,9 +645,12 @@ fn check_complete<S: rustic_core::IndexedIds>(
     Ok(info)
 }
 
-/// A rustic_core error as one line: what we were doing and what it said.
+/// A rustic_core error as one line: what we were doing and what it said,
+/// with every known secret masked (a backend's message may quote its URL
+/// with the REST password).
 fn engine_error(doing: &str, e: &RusticError) -> Error {
     let text = e.display_log();
     let text = text.strip_prefix("Error: ").unwrap_or(&text);
-    Error::failed(format!("{doing}: {}", text.replace('\n', " ")))
+    let text = Redactor::global().redact(&text.replace('\n', " "));
+    Error::failed(format!("{doing}: {text}"))
 }

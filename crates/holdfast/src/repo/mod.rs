@@ -2,6 +2,8 @@
 //! repository of restic's format (v2: content-defined chunks, deduplication,
 //! zstd, authenticated encryption), written through the `rustic_core` crate.
 //!
+//! - [`location`] says where a repository lives: a directory, a REST server
+//!   (`rest:`) or an S3-compatible bucket (`s3:`, cargo feature `s3`);
 //! - [`engine`] is the only place that speaks rustic_core: open or create a
 //!   repository, store a staged directory as a snapshot, read one back, forget,
 //!   prune and check;
@@ -17,10 +19,12 @@
 
 pub mod archives;
 pub mod engine;
+pub mod location;
 pub mod retention;
 pub mod source;
 
 pub use engine::{CheckReport, Chunking, ForgetReport, PruneMode, PruneReport, Repo, SnapshotInfo};
+pub use location::{LocationSource, RemoteOptions, RepoLocation};
 pub use retention::Retention;
 /// The time library of the engine, for callers that pass or show snapshot times.
 pub use rustic_core::jiff;
