@@ -129,7 +129,11 @@ pub fn measure(mb: u64, parent: &Path, progress: &dyn Fn(&str)) -> Result<Vec<Ni
     let restic_repo = w.join("restic.repo");
     let borg_repo = w.join("borg.repo");
     let mut hf_full = Repo::init(&RepoLocation::local(&e2e_repo), &password, Chunking::Restic)?;
-    let mut hf_store = Repo::init(&RepoLocation::local(&store_repo), &password, Chunking::Restic)?;
+    let mut hf_store = Repo::init(
+        &RepoLocation::local(&store_repo),
+        &password,
+        Chunking::Restic,
+    )?;
     let mut hf_db = Repo::init(&RepoLocation::local(&db_repo), &password, Chunking::Db)?;
     let stderr = w.join("tool-stderr.txt");
     run_tree(

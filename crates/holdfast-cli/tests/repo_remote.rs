@@ -327,3 +327,140 @@ fn rest_locations_keep_the_password_hidden_and_fail_fast_without_a_server() {
     )
     .fails_with(&format!("reach {shown}"));
 }
+
+/// A `holdfast serve` child (append-only, private repositories, one user),
+/// killed when dropped.
+struct RestServer {
+    child: Child,
+    url: String,
+}
+
+impl RestServer {
+    fn start(dir: &Path, user: &str, password: &str) -> RestServer {
+        let root = dir.join("served");
+        std::fs::create_dir_all(&root).unwrap();
+        let htpasswd = dir.join("htpasswd");
+        std::fs::write(
+            &htpasswd,
+            format!("{user}:{}\n", bcrypt::hash(password, 4).unwrap()),
+        )
+        .unwrap();
+        let log = std::fs::File::create(dir.join("serve.log")).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_holdfast"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--append-only"])
+            .args(["--private-repos", "--repo-root"])
+            .arg(&root)
+            .arg("--htpasswd")
+            .arg(&htpasswd)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .expect("start holdfast serve");
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        let url = line
+            .trim()
+            .strip_prefix("holdfast serve: listening on ")
+            .unwrap_or_else(|| panic!("holdfast serve did not start: {line:?}"))
+            .trim_end_matches('/')
+            .to_string();
+        RestServer { child, url }
+    }
+
+    /// `rest:http://USER@127.0.0.1:PORT/REPO/`: the password stays out of the URL.
+    fn location(&self, user: &str, repo: &str) -> String {
+        let (scheme, hostport) = self.url.split_once("://").unwrap();
+        format!("rest:{scheme}://{user}@{hostport}/{repo}/")
+    }
+}
+
+impl Drop for RestServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn rest_repository_through_holdfast_serve_backs_up_restores_and_stays_append_only() {
+    const WEB_PW: &str = "nightly-web-password";
+    let s = Sample::start();
+    let server = RestServer::start(s.dir.path(), "nightly", WEB_PW);
+    let location = server.location("nightly", "nightly");
+    let password_file = s.path("repo-password");
+    std::fs::write(&password_file, format!("{PASSWORD}\n")).unwrap();
+    let pw = password_file.to_str().unwrap();
+    let repo_as = |web_pw: &str, verb: &str, extra: &[&str]| {
+        let mut args = vec![
+            "repo",
+            verb,
+            "--repo",
+            location.as_str(),
+            "--password-file",
+            pw,
+            "--retries",
+            "0",
+        ];
+        args.extend_from_slice(extra);
+        holdfast_in(s.dir.path(), &args, &[("HOLDFAST_REST_PASSWORD", web_pw)])
+    };
+    let repo = |verb: &str, extra: &[&str]| repo_as(WEB_PW, verb, extra);
+
+    let init = repo("init", &[]);
+    init.ok();
+    let engine_before = without_notifications(checksums(&s.engine("engine")));
+    let dwh_before = checksums(&s.dwh("ovirt_engine_history"));
+    let first = repo("backup", &["--log", "rest-backup.log"]);
+    first.ok();
+    repo("backup", &["--log", "rest-backup2.log"]).ok();
+    let listing = repo("snapshots", &[]);
+    listing.ok();
+    assert!(
+        listing.stdout.contains("2 snapshot(s)"),
+        "{}",
+        listing.stdout
+    );
+
+    // The server is append-only: forgetting a snapshot must fail, and both stay.
+    let forget = repo("forget", &["--keep-last", "1"]);
+    assert_ne!(
+        forget.code, 0,
+        "forget through an append-only server succeeded"
+    );
+    assert!(repo("snapshots", &[]).ok().stdout.contains("2 snapshot(s)"));
+
+    // A wrong web password is refused clearly, without showing it.
+    let refused = repo_as("not-the-web-password", "snapshots", &[]);
+    assert_ne!(refused.code, 0);
+    assert!(refused.stderr.contains(&location), "{}", refused.stderr);
+    assert_secret_hidden(&refused, "not-the-web-password");
+
+    s.clean_databases();
+    let restored = repo(
+        "restore",
+        &[
+            "latest",
+            "--restore-permissions",
+            "--log",
+            "rest-restore.log",
+        ],
+    );
+    restored.ok();
+    assert_eq!(
+        without_notifications(checksums(&s.engine("engine"))),
+        without_notifications(expected_after_restore(&engine_before))
+    );
+    assert_eq!(checksums(&s.dwh("ovirt_engine_history")), dwh_before);
+    for run in [&init, &first, &listing, &forget, &restored] {
+        assert_secret_hidden(run, WEB_PW);
+    }
+    for log in ["rest-backup.log", "rest-restore.log"] {
+        let text = std::fs::read_to_string(s.path(log)).unwrap();
+        assert!(!text.contains(WEB_PW), "web password in {log}");
+    }
+}
