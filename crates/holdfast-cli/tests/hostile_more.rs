@@ -472,3 +472,45 @@ fn deep_verify_never_runs_role_sql_from_the_manifest() {
     assert!(!marker.exists(), "role SQL from the archive ran");
     assert!(r.stdout.contains("all equal"), "{}", r.stdout);
 }
+
+#[test]
+fn deep_verify_restores_as_an_unprivileged_role_so_forged_sql_cannot_run_programs() {
+    let s = Sample::start();
+    s.holdfast(&[
+        "backup",
+        "--dump-format",
+        "plain",
+        "--compressor",
+        "none",
+        "--file",
+        "plain.backup",
+    ])
+    .ok();
+    let dir = s.path("unpacked");
+    unpack(&s.path("plain.backup"), &dir);
+    let open = tempfile::tempdir().unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(open.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let marker = open.path().join("pwned");
+    let sql = std::fs::read_to_string(dir.join("db/engine_backup.db")).unwrap();
+    // Plain SQL, no psql meta-command: only the restoring role's rights stop it.
+    let forged = inject_after_sets(
+        &sql,
+        &format!("COPY (SELECT 1) TO PROGRAM 'touch {}';", marker.display()),
+    )
+    .replace("\\unrestrict", "-- unrestrict");
+    forge(
+        &dir,
+        "db/engine_backup.db",
+        forged.as_bytes(),
+        &s.path("forged.backup"),
+    );
+    let r = s.holdfast(&["verify", "--deep", "forged.backup"]);
+    assert!(!marker.exists(), "COPY TO PROGRAM from the archive ran");
+    assert_ne!(r.code, 0, "{}", r.stdout);
+    assert!(
+        r.stderr.contains("pg_execute_server_program") || r.stderr.contains("permission denied"),
+        "{}",
+        r.stderr
+    );
+}

@@ -306,8 +306,11 @@ fn check_sqlite(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Restore every database of the archive into a throwaway cluster as its
-/// superuser and compare row counts and checksums with the manifest.
+/// The unprivileged role that restores an archive's dumps in deep verify.
+const VERIFY_ROLE: &str = "holdfast_verify";
+
+/// Restore every database of the archive into a throwaway cluster as an
+/// unprivileged role and compare row counts and checksums with the manifest.
 fn deep_verify(
     archive: &ArchiveReader,
     profile: &crate::profile::Profile,
@@ -334,8 +337,20 @@ fn deep_verify(
     };
     let tools = PgTools::in_dir(cluster.bindir())?;
     let manifest = archive.manifest();
+    // The dumps are restored by an unprivileged role: a forged dump's
+    // `COPY ... TO PROGRAM` or untrusted function then fails instead of
+    // running on this machine as the cluster's system user.
+    let restorer = |database: &str| pg::ConnParams {
+        user: VERIFY_ROLE.into(),
+        ..superuser(database)
+    };
+    let mut admin = pg::connect(&superuser("postgres"))?;
+    admin
+        .batch_execute(&format!(
+            "CREATE ROLE {VERIFY_ROLE} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE"
+        ))
+        .map_err(|e| Error::postgres(pg::error_text(&e)))?;
     if let Some(m) = manifest {
-        let mut admin = pg::connect(&superuser("postgres"))?;
         for db in &m.databases {
             for role in &db.roles {
                 let exists = admin
@@ -354,6 +369,16 @@ fn deep_verify(
                             pg::error_text(&e)
                         ))
                     })?;
+                }
+                // Membership lets the restorer give objects to their owners.
+                if role.name != VERIFY_ROLE {
+                    let grant = format!(
+                        "GRANT {} TO {VERIFY_ROLE}",
+                        pg::sql::quote_ident(&role.name)
+                    );
+                    admin
+                        .batch_execute(&grant)
+                        .map_err(|e| Error::postgres(pg::error_text(&e)))?;
                 }
             }
         }
@@ -374,10 +399,45 @@ fn deep_verify(
         cluster
             .execute(
                 "postgres",
-                &format!("CREATE DATABASE {name} TEMPLATE template0 ENCODING 'UTF8'"),
+                &format!(
+                    "CREATE DATABASE {name} OWNER {VERIFY_ROLE} TEMPLATE template0 ENCODING 'UTF8'"
+                ),
             )
             .map_err(|e| Error::failed(e.to_string()))?;
-        let target = superuser(&name);
+        // Extensions need the superuser; the dump's own CREATE EXTENSION
+        // statements then find them (pg_dump writes IF NOT EXISTS).
+        let recorded = manifest.and_then(|m| m.database(&member));
+        if let Some(record) = recorded {
+            let mut client = pg::connect(&superuser(&name))?;
+            for extension in record
+                .extensions
+                .iter()
+                .filter_map(|e| e.split_whitespace().next())
+            {
+                let sql = format!(
+                    "CREATE EXTENSION IF NOT EXISTS {} CASCADE",
+                    pg::sql::quote_ident(extension)
+                );
+                client.batch_execute(&sql).map_err(|e| {
+                    Error::failed(format!(
+                        "deep verify cannot create extension {extension} in the throwaway cluster: {}",
+                        pg::error_text(&e)
+                    ))
+                })?;
+            }
+            // Giving an object to a role needs that role's CREATE right on
+            // the schema; since PostgreSQL 15 `public` grants it to nobody.
+            for role in &record.roles {
+                let sql = format!(
+                    "GRANT CREATE ON SCHEMA public TO {}",
+                    pg::sql::quote_ident(&role.name)
+                );
+                client
+                    .batch_execute(&sql)
+                    .map_err(|e| Error::postgres(pg::error_text(&e)))?;
+            }
+        }
+        let target = restorer(&name);
         let path = archive.member_path(&member).expect("listed member");
         match settings.format {
             DumpFormat::Custom => {
