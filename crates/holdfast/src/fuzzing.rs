@@ -269,3 +269,33 @@ fn assert_only(dir: &Path, allowed: &[&str]) {
         );
     }
 }
+
+/// Feed every corpus and regression input of `target` (the files of
+/// `fuzz/corpus/<target>/` and `fuzz/regressions/<target>/` below `fuzz_dir`)
+/// to `entry`; returns (accepted, refused). A panic names the input that
+/// caused it; an empty corpus is a panic too, since it would prove nothing.
+pub fn replay_corpus(fuzz_dir: &Path, target: &str, entry: fn(&[u8]) -> Outcome) -> (usize, usize) {
+    let inputs = |kind: &str| {
+        let mut files: Vec<std::path::PathBuf> =
+            match std::fs::read_dir(fuzz_dir.join(kind).join(target)) {
+                Ok(entries) => entries.map(|e| e.unwrap().path()).collect(),
+                Err(_) => Vec::new(),
+            };
+        files.sort();
+        files
+    };
+    let mut counts = (0, 0);
+    let corpus = inputs("corpus");
+    assert!(!corpus.is_empty(), "fuzz/corpus/{target} is empty");
+    for path in corpus.iter().chain(&inputs("regressions")) {
+        let bytes = std::fs::read(path).unwrap();
+        let outcome = std::panic::catch_unwind(|| entry(&bytes))
+            .unwrap_or_else(|_| panic!("{} panicked", path.display()));
+        match outcome {
+            Outcome::Accepted => counts.0 += 1,
+            Outcome::Refused => counts.1 += 1,
+        }
+    }
+    eprintln!("{target}: {} accepted, {} refused", counts.0, counts.1);
+    counts
+}

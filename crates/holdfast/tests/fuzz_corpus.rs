@@ -3,41 +3,14 @@
 //! targets call (`holdfast::fuzzing`), on stable and without libFuzzer: every
 //! input must end in a value or a clear one-line refusal, never a panic.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use holdfast::fuzzing::{self, Outcome};
 
-/// The files of `fuzz/<kind>/<target>/`, sorted; none when the directory is absent.
-fn inputs(kind: &str, target: &str) -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../fuzz")
-        .join(kind)
-        .join(target);
-    let mut files: Vec<PathBuf> = match std::fs::read_dir(&dir) {
-        Ok(entries) => entries.map(|e| e.unwrap().path()).collect(),
-        Err(_) => Vec::new(),
-    };
-    files.sort();
-    files
-}
-
-/// Feed every corpus and regression input of `target` to `entry`; returns
-/// (accepted, refused). A panic names the input that caused it.
+/// Replay `target`'s corpus and reproducers (see `holdfast::fuzzing::replay_corpus`).
 fn replay(target: &str, entry: fn(&[u8]) -> Outcome) -> (usize, usize) {
-    let mut counts = (0, 0);
-    let corpus = inputs("corpus", target);
-    assert!(!corpus.is_empty(), "fuzz/corpus/{target} is empty");
-    for path in corpus.iter().chain(&inputs("regressions", target)) {
-        let bytes = std::fs::read(path).unwrap();
-        let outcome = std::panic::catch_unwind(|| entry(&bytes))
-            .unwrap_or_else(|_| panic!("{} panicked", path.display()));
-        match outcome {
-            Outcome::Accepted => counts.0 += 1,
-            Outcome::Refused => counts.1 += 1,
-        }
-    }
-    eprintln!("{target}: {} accepted, {} refused", counts.0, counts.1);
-    counts
+    let fuzz_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz");
+    holdfast::fuzzing::replay_corpus(&fuzz_dir, target, entry)
 }
 
 #[test]
