@@ -106,7 +106,11 @@ impl EnvArgs {
 
 /// Run a parsed command line; errors print one line and exit 1.
 pub fn run(cli: Cli) -> ExitCode {
-    holdfast::interrupt::install();
+    // Operations turn a termination request into a rollback; the server
+    // handles its own (it stops accepting and ends).
+    if !matches!(cli.command, Command::Serve(_)) {
+        holdfast::interrupt::install();
+    }
     let result = match cli.command {
         Command::Backup(a) => backup::run(a),
         Command::Verify(a) => verify::run(a),

@@ -420,8 +420,9 @@ fn deep_verify(
                 );
                 client.batch_execute(&sql).map_err(|e| {
                     Error::failed(format!(
-                        "deep verify cannot create extension {extension} in the throwaway cluster: {}",
-                        pg::error_text(&e)
+                        "deep verify cannot create extension {extension} in the throwaway cluster: {}; install the package that provides it for PostgreSQL {} on this machine, or verify without --deep",
+                        pg::error_text(&e),
+                        cluster.major()
                     ))
                 })?;
             }
