@@ -417,7 +417,9 @@ pub fn run_all(
             "repository nightly scenario ({} MiB)",
             plan.repo_mb
         ));
-        match nightly::measure(plan.repo_mb, work, ctx.progress) {
+        let tools = nightly::Comparisons::detect();
+        notes.extend(tools.skipped());
+        match nightly::measure(plan.repo_mb, work, tools, ctx.progress) {
             Ok(nights) => r.rows.extend(nightly_rows(&nights)),
             Err(e) => {
                 r.failures += 1;

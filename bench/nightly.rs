@@ -66,30 +66,52 @@ impl NightRun {
     }
 }
 
-/// Whether restic and borg can run; the reason when not.
-pub fn tools_missing() -> Option<String> {
-    for (tool, version) in [("restic", "version"), ("borg", "--version")] {
-        let found = Command::new(tool)
-            .arg(version)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !found {
-            return Some(format!(
-                "{tool} is not installed (apt-get install restic borgbackup)"
-            ));
+/// The comparison tools of the scenario, each found on this machine or not.
+#[derive(Debug, Clone, Copy)]
+pub struct Comparisons {
+    pub restic: bool,
+    pub borg: bool,
+}
+
+impl Comparisons {
+    /// Look for `restic` and `borg` on the PATH: each one that runs takes part.
+    pub fn detect() -> Comparisons {
+        let runs = |tool: &str, version: &str| {
+            Command::new(tool)
+                .arg(version)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        Comparisons {
+            restic: runs("restic", "version"),
+            borg: runs("borg", "--version"),
         }
     }
-    None
+
+    /// One line per tool left out, saying how to bring it in.
+    pub fn skipped(&self) -> Vec<String> {
+        let mut notes = Vec::new();
+        if !self.restic {
+            notes.push("restic is not installed, so its rows are left out of the repository comparison (Debian: apt-get install restic)".to_string());
+        }
+        if !self.borg {
+            notes.push("borg is not installed, so its rows are left out of the repository comparison (Debian: apt-get install borgbackup)".to_string());
+        }
+        notes
+    }
 }
 
 /// Run the three nights with a `bench_events` table of about `mb` MiB of dump,
 /// in a work directory under `parent`.
-pub fn measure(mb: u64, parent: &Path, progress: &dyn Fn(&str)) -> Result<Vec<NightRun>, Error> {
-    if let Some(missing) = tools_missing() {
-        return Err(missing.into());
-    }
+/// holdfast always runs; restic and borg where `tools` found them.
+pub fn measure(
+    mb: u64,
+    parent: &Path,
+    tools: Comparisons,
+    progress: &dyn Fn(&str),
+) -> Result<Vec<NightRun>, Error> {
     let work = tempfile::Builder::new()
         .prefix("repo-bench.")
         .tempdir_in(parent)?;
@@ -136,25 +158,29 @@ pub fn measure(mb: u64, parent: &Path, progress: &dyn Fn(&str)) -> Result<Vec<Ni
     )?;
     let mut hf_db = Repo::init(&RepoLocation::local(&db_repo), &password, Chunking::Db)?;
     let stderr = w.join("tool-stderr.txt");
-    run_tree(
-        Command::new("restic")
-            .args(["init", "--repository-version", "2", "--repo"])
-            .arg(&restic_repo)
-            .arg("--password-file")
-            .arg(&password_file)
-            .stdout(Stdio::null()),
-        &stderr,
-        None,
-    )?;
-    run_tree(
-        Command::new("borg")
-            .args(["init", "--encryption=repokey"])
-            .arg(&borg_repo)
-            .env("BORG_PASSPHRASE", PASSWORD)
-            .stdout(Stdio::null()),
-        &stderr,
-        None,
-    )?;
+    if tools.restic {
+        run_tree(
+            Command::new("restic")
+                .args(["init", "--repository-version", "2", "--repo"])
+                .arg(&restic_repo)
+                .arg("--password-file")
+                .arg(&password_file)
+                .stdout(Stdio::null()),
+            &stderr,
+            None,
+        )?;
+    }
+    if tools.borg {
+        run_tree(
+            Command::new("borg")
+                .args(["init", "--encryption=repokey"])
+                .arg(&borg_repo)
+                .env("BORG_PASSPHRASE", PASSWORD)
+                .stdout(Stdio::null()),
+            &stderr,
+            None,
+        )?;
+    }
 
     let env = Environment::load(
         Profile::load("ovirt-engine")?,
@@ -243,34 +269,37 @@ pub fn measure(mb: u64, parent: &Path, progress: &dyn Fn(&str)) -> Result<Vec<Ni
             record(tool, repo, sample, before)?;
         }
 
-        let before = du(&restic_repo)?;
-        let sample = run_tree(
-            Command::new("restic")
-                .args(["backup", "--no-cache", "--host", "bench", "--repo"])
-                .arg(&restic_repo)
-                .arg("--password-file")
-                .arg(&password_file)
-                .arg(".")
-                .current_dir(&dumps)
-                .stdout(Stdio::null()),
-            &stderr,
-            None,
-        )?;
-        record("restic backup", &restic_repo, sample, before)?;
-
-        let before = du(&borg_repo)?;
-        let sample = run_tree(
-            Command::new("borg")
-                .args(["create", "--compression", "zstd,3"])
-                .arg(format!("{}::{night}", borg_repo.display()))
-                .arg(".")
-                .current_dir(&dumps)
-                .env("BORG_PASSPHRASE", PASSWORD)
-                .stdout(Stdio::null()),
-            &stderr,
-            None,
-        )?;
-        record("borg create", &borg_repo, sample, before)?;
+        if tools.restic {
+            let before = du(&restic_repo)?;
+            let sample = run_tree(
+                Command::new("restic")
+                    .args(["backup", "--no-cache", "--host", "bench", "--repo"])
+                    .arg(&restic_repo)
+                    .arg("--password-file")
+                    .arg(&password_file)
+                    .arg(".")
+                    .current_dir(&dumps)
+                    .stdout(Stdio::null()),
+                &stderr,
+                None,
+            )?;
+            record("restic backup", &restic_repo, sample, before)?;
+        }
+        if tools.borg {
+            let before = du(&borg_repo)?;
+            let sample = run_tree(
+                Command::new("borg")
+                    .args(["create", "--compression", "zstd,3"])
+                    .arg(format!("{}::{night}", borg_repo.display()))
+                    .arg(".")
+                    .current_dir(&dumps)
+                    .env("BORG_PASSPHRASE", PASSWORD)
+                    .stdout(Stdio::null()),
+                &stderr,
+                None,
+            )?;
+            record("borg create", &borg_repo, sample, before)?;
+        }
         std::fs::remove_dir_all(&dumps)?;
     }
     Ok(runs)

@@ -2,7 +2,8 @@
 //! measurement `bench` folds into BENCHMARKS.md; see `holdfast_bench::nightly`).
 //!
 //! `cargo run --release -p holdfast-bench --bin repo-bench -- [--mb 2048] [--work DIR]`
-//! needs `restic` and `borg` (Debian: apt-get install restic borgbackup).
+//! compares with `restic` and `borg` where they are installed (Debian: apt-get
+//! install restic borgbackup) and leaves out, with a note, the one that is not.
 
 use std::path::PathBuf;
 
@@ -16,7 +17,11 @@ struct Options {
 fn main() {
     let o = parse_args();
     let parent = o.work.clone().unwrap_or_else(std::env::temp_dir);
-    let runs = match nightly::measure(o.mb, &parent, &|m| eprintln!("{m}")) {
+    let tools = nightly::Comparisons::detect();
+    for note in tools.skipped() {
+        eprintln!("repo-bench: {note}");
+    }
+    let runs = match nightly::measure(o.mb, &parent, tools, &|m| eprintln!("{m}")) {
         Ok(runs) => runs,
         Err(e) => {
             eprintln!("repo-bench: {e}");
