@@ -149,7 +149,7 @@ fn verify_uses_the_profile_the_archive_was_made_with() {
     std::fs::rename(t.path("profiles"), t.path("moved")).unwrap();
     refused(
         &t.holdfast(&["verify", "t.backup"]),
-        "which no longer exists; pass --profile FILE",
+        "which no longer exists); pass --profile FILE",
     );
     // Given explicitly from its new place, it verifies.
     t.holdfast(&["verify", "--profile", "moved/tracker.toml", "t.backup"])

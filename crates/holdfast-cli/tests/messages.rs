@@ -78,7 +78,14 @@ fn random_bytes_are_not_an_archive() {
     let want = "not a holdfast or engine-backup archive";
     for args in [
         vec!["verify", "junk"],
-        vec!["restore", "--file", "junk", "--restore-permissions"],
+        vec![
+            "restore",
+            "--file",
+            "junk",
+            "--restore-permissions",
+            "--installed-version",
+            VERSION,
+        ],
     ] {
         let r = holdfast_in(dir.path(), &args, &[]);
         r.fails_with(want);
