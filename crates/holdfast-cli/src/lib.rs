@@ -5,5 +5,6 @@
 
 pub mod cmd;
 pub mod engine_backup;
+pub mod exit;
 #[doc(hidden)]
 pub mod fuzzing;

@@ -223,7 +223,7 @@ fn failures_change_nothing() {
     let mut args = to(t.port());
     args.extend(admin_socket(&t));
     let r = migrate(&s, &args);
-    assert_eq!(r.code, 1);
+    assert_eq!(r.code, 2, "a usage error: nothing was changed");
     assert!(
         r.stderr.contains("Database 'engine' on 127.0.0.1:") && r.stderr.contains("is not empty"),
         "{}",

@@ -25,6 +25,20 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// An error with a remedy that each command-line face words itself (its
+    /// option names differ); shown bare, it is the inner error's message.
+    #[error("{error}")]
+    Remedied { error: Box<Error>, remedy: Remedy },
+}
+
+/// What the user can do, where the option that does it is spelt differently
+/// on each face (or exists on one face only).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Remedy {
+    /// Restore this database (by its profile option prefix: `db`, `dwh-db`)
+    /// into another database than the restored configuration names
+    /// (engine-backup's `--change-<prefix>-credentials`).
+    OtherTargetDatabase { option_prefix: String },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -48,6 +62,27 @@ impl Error {
             source,
         }
     }
+    /// This error, with a remedy each face words itself.
+    pub fn with_remedy(self, remedy: Remedy) -> Error {
+        Error::Remedied {
+            error: Box::new(self),
+            remedy,
+        }
+    }
+
+    /// The error without its remedy: what kind of failure it is.
+    pub fn kind(&self) -> &Error {
+        match self {
+            Error::Remedied { error, .. } => error.kind(),
+            other => other,
+        }
+    }
+
+    /// Bad input from the user (nothing was changed).
+    pub fn is_usage(&self) -> bool {
+        matches!(self.kind(), Error::Usage(_))
+    }
+
     /// `<verb> <path>: <os error>`
     pub fn io_path(verb: &str, path: &Path, source: std::io::Error) -> Error {
         Error::io(format!("{verb} {}", path.display()), source)

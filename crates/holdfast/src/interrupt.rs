@@ -66,14 +66,26 @@ fn lock_running() -> std::sync::MutexGuard<'static, BTreeSet<u32>> {
     RUNNING.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The name of the signal that asked us to stop, if one did.
-pub fn requested() -> Option<&'static str> {
+/// The number of the signal that asked us to stop, if one did.
+pub fn requested_signal() -> Option<i32> {
     match REQUESTED.load(Ordering::SeqCst) {
         0 => None,
-        libc::SIGTERM => Some("SIGTERM"),
-        libc::SIGINT => Some("SIGINT"),
-        libc::SIGHUP => Some("SIGHUP"),
-        _ => Some("a signal"),
+        sig => Some(sig),
+    }
+}
+
+/// The name of the signal that asked us to stop, if one did.
+pub fn requested() -> Option<&'static str> {
+    requested_signal().map(signal_name)
+}
+
+/// `SIGTERM`, `SIGINT`, `SIGHUP`: the termination requests holdfast catches.
+pub fn signal_name(sig: i32) -> &'static str {
+    match sig {
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGINT => "SIGINT",
+        libc::SIGHUP => "SIGHUP",
+        _ => "a signal",
     }
 }
 

@@ -33,5 +33,5 @@ pub mod repo;
 pub mod schema;
 pub mod secret;
 
-pub use error::{Error, IoContext, Result};
+pub use error::{Error, IoContext, Remedy, Result};
 pub use secret::Password;

@@ -9,6 +9,7 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use crate::secret::Redactor;
@@ -20,6 +21,8 @@ pub struct Log {
     path: Option<PathBuf>,
     pid: u32,
     quiet: bool,
+    /// Warnings given so far: a run that gave any did not do everything asked.
+    warnings: AtomicUsize,
 }
 
 impl Log {
@@ -38,6 +41,7 @@ impl Log {
             path: Some(path.to_path_buf()),
             pid: std::process::id(),
             quiet: false,
+            warnings: AtomicUsize::new(0),
         })
     }
 
@@ -48,6 +52,7 @@ impl Log {
             path: None,
             pid: std::process::id(),
             quiet: false,
+            warnings: AtomicUsize::new(0),
         }
     }
 
@@ -60,6 +65,12 @@ impl Log {
     /// The log file's path, if there is one.
     pub fn path(&self) -> Option<&Path> {
         self.path.as_deref()
+    }
+
+    /// How many warnings were given: the native face then reports the run as
+    /// completed with warnings rather than as a success.
+    pub fn warnings(&self) -> usize {
+        self.warnings.load(Ordering::SeqCst)
     }
 
     /// A line in the log file only.
@@ -109,12 +120,22 @@ impl Log {
         eprintln!("FATAL: {}", Redactor::global().redact(message));
     }
 
-    /// A warning on stderr and in the log.
+    /// A warning on stderr and in the log; counted (see [`Log::warnings`]).
     pub fn warning(&self, message: &str) {
+        self.warnings.fetch_add(1, Ordering::SeqCst);
         self.line(&format!("WARNING: {message}"));
         if !self.quiet {
             eprintln!("WARNING: {}", Redactor::global().redact(message));
         }
+    }
+}
+
+/// `1 table`, `2 tables`: a count with its noun in the right number.
+pub fn count(n: usize, one: &str, many: &str) -> String {
+    if n == 1 {
+        format!("{n} {one}")
+    } else {
+        format!("{n} {many}")
     }
 }
 

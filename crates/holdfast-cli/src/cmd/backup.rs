@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 use holdfast::archive::{Codec, DumpFormat};
+use holdfast::log::Log;
 use holdfast::ops::{self, BackupRequest, DumpPlan};
 
 use super::{absolute, EnvArgs};
@@ -53,7 +54,7 @@ pub fn parse_format(v: &str) -> Result<DumpFormat, String> {
     DumpFormat::parse(v).map_err(|e| e.to_string())
 }
 
-pub fn run(a: BackupArgs) -> holdfast::Result<()> {
+pub fn run(a: BackupArgs, log: &Log) -> holdfast::Result<()> {
     let env = a.env.environment()?;
     let scopes = ops::expand_scopes(&env, &a.scopes)?;
     let application_version = holdfast::profile::installed_version(
@@ -91,8 +92,7 @@ pub fn run(a: BackupArgs) -> holdfast::Result<()> {
             .unwrap_or_else(crate::engine_backup::hiargs::default_threads),
         env,
     };
-    let log = a.env.open_log()?;
-    ops::backup::run(&req, &log)?;
+    ops::backup::run(&req, log)?;
     log.output("Done.");
     Ok(())
 }

@@ -12,8 +12,7 @@ pub struct DemoArgs {
     pub dir: Option<PathBuf>,
 }
 
-pub fn run(a: DemoArgs) -> holdfast::Result<()> {
-    let log = Log::console_only();
+pub fn run(a: DemoArgs, log: &Log) -> holdfast::Result<()> {
     let temp;
     let dir = match &a.dir {
         Some(d) => {
@@ -28,10 +27,11 @@ pub fn run(a: DemoArgs) -> holdfast::Result<()> {
             temp.path().to_path_buf()
         }
     };
-    let outcome = holdfast::ops::demo::run(&dir, &log)?;
+    let outcome = holdfast::ops::demo::run(&dir, log)?;
     log.output(&format!(
-        "Demo passed: the archive ({} bytes) restored to identical content in {} tables.",
-        outcome.archive_bytes, outcome.tables_compared
+        "Demo passed: the archive ({} bytes) restored to identical content in {}.",
+        outcome.archive_bytes,
+        holdfast::log::count(outcome.tables_compared, "table", "tables")
     ));
     if a.dir.is_some() {
         log.output(&format!("Its files are kept in {}.", dir.display()));

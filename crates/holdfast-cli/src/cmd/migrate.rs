@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
+use holdfast::log::Log;
 use holdfast::ops::migrate::{self, MigrateRequest};
 use holdfast::pg::ConnParams;
 use holdfast::{Error, Password};
@@ -70,10 +71,9 @@ fn first_line(path: &std::path::Path) -> holdfast::Result<Password> {
     Ok(Password::new(text.lines().next().unwrap_or("")))
 }
 
-pub fn run(a: MigrateArgs) -> holdfast::Result<()> {
-    let log = a.env.open_log()?;
+pub fn run(a: MigrateArgs, log: &Log) -> holdfast::Result<()> {
     if let Some(journal) = &a.rollback {
-        migrate::rollback(journal, &log)?;
+        migrate::rollback(journal, log)?;
         log.output("Done.");
         return Ok(());
     }
@@ -133,10 +133,10 @@ pub fn run(a: MigrateArgs) -> holdfast::Result<()> {
         tmpdir: a.env.tmpdir()?,
         env,
     };
-    let outcome = migrate::run(&req, &log)?;
+    let outcome = migrate::run(&req, log)?;
     log.output(&format!(
-        "Migrated: {} tables compared equal; journal {}",
-        outcome.tables,
+        "Migrated: {} compared equal; journal {}",
+        holdfast::log::count(outcome.tables, "table", "tables"),
         outcome.journal.display()
     ));
     log.output("Done.");

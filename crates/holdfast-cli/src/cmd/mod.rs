@@ -19,11 +19,13 @@ use clap::{Args, Parser, Subcommand};
 use holdfast::log::Log;
 use holdfast::profile::{Environment, InstallRoot, Profile};
 
+use crate::exit::{self, Outcome};
+
 /// Back up, verify and restore PostgreSQL-backed application environments: the
 /// databases, the roles they need and the application's configuration files, as
 /// one archive. `engine-backup` is the same tool with oVirt's command line.
 #[derive(Debug, Parser)]
-#[command(name = "holdfast", version)]
+#[command(name = "holdfast", version, after_help = exit::HELP)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -57,9 +59,11 @@ pub enum Command {
 /// Where the application is and what it is.
 #[derive(Debug, Clone, Args)]
 pub struct EnvArgs {
-    /// Application profile: a built-in name (ovirt-engine) or a TOML file.
-    #[arg(long, default_value = "ovirt-engine", value_name = "NAME|FILE")]
-    pub profile: String,
+    /// Application profile: a built-in name (ovirt-engine) or a TOML file
+    /// [default: for verify and restore the profile the archive was made with,
+    /// else ovirt-engine].
+    #[arg(long, value_name = "NAME|FILE")]
+    pub profile: Option<String>,
     /// Root of the application's files; every profile path is relative to it.
     #[arg(
         long,
@@ -71,7 +75,8 @@ pub struct EnvArgs {
     /// The installed application version, where its package is not installed.
     #[arg(long, env = "HOLDFAST_INSTALLED_VERSION", value_name = "X.Y.Z")]
     pub installed_version: Option<String>,
-    /// Log file (created 0600, engine-backup's line format).
+    /// Log file (created 0600, engine-backup's line format); its last line is
+    /// the outcome, the exit status and the reason.
     #[arg(long, value_name = "FILE")]
     pub log: Option<PathBuf>,
     /// Parent of the private temporary directory.
@@ -81,7 +86,21 @@ pub struct EnvArgs {
 
 impl EnvArgs {
     pub fn environment(&self) -> holdfast::Result<Environment> {
-        let profile = Profile::load(&self.profile)?;
+        let profile = Profile::load(self.profile.as_deref().unwrap_or("ovirt-engine"))?;
+        Environment::load(profile, InstallRoot::new(&self.install_root)?)
+    }
+
+    /// The environment to verify or restore an archive in: with the profile
+    /// its manifest names unless --profile is given, and --profile refused
+    /// when it is another (see [`Profile::for_archive`]). `what` names the
+    /// archive in messages.
+    pub fn environment_for(
+        &self,
+        manifest: Option<&holdfast::archive::Manifest>,
+        what: &str,
+    ) -> holdfast::Result<Environment> {
+        let recorded = manifest.map(|m| (m.profile.as_str(), m.profile_source.as_deref()));
+        let profile = Profile::for_archive(self.profile.as_deref(), recorded, what)?;
         Environment::load(profile, InstallRoot::new(&self.install_root)?)
     }
 
@@ -95,42 +114,148 @@ impl EnvArgs {
         }
         Ok(dir)
     }
+}
 
-    pub fn open_log(&self) -> holdfast::Result<Log> {
-        match &self.log {
-            Some(p) => Log::create(p),
-            None => Ok(Log::console_only()),
+/// Parse the command line and run it. A command line clap refuses still
+/// reaches the `--log` file it names, if one can be found in it.
+pub fn main() -> ExitCode {
+    match Cli::try_parse() {
+        Ok(cli) => run(cli),
+        Err(e) => {
+            if e.use_stderr() {
+                log_refused_command_line(&e);
+            }
+            e.exit()
         }
     }
 }
 
-/// Run a parsed command line; errors print one line and exit 1.
+/// The `--log FILE` (or `--log=FILE`) of a command line clap could not parse.
+fn log_refused_command_line(e: &clap::Error) {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let path = args.iter().enumerate().find_map(|(i, a)| {
+        a.strip_prefix("--log=")
+            .map(str::to_string)
+            .or_else(|| (a == "--log").then(|| args.get(i + 1).cloned()).flatten())
+    });
+    let Some(path) = path.filter(|p| !p.is_empty() && !p.starts_with('-')) else {
+        return;
+    };
+    let Ok(log) = Log::create(std::path::Path::new(&path)) else {
+        return;
+    };
+    let text = e.render().to_string();
+    let reason = text
+        .lines()
+        .next()
+        .unwrap_or("invalid command line")
+        .trim_start_matches("error: ");
+    log.line("Start of holdfast (command line refused)");
+    log.line(&format!(
+        "Outcome: usage error (exit {}): {reason}",
+        exit::USAGE
+    ));
+}
+
+impl Command {
+    /// The verb as typed: `backup`, `repo backup`, ...
+    fn name(&self) -> String {
+        let verb = match self {
+            Command::Backup(_) => "backup",
+            Command::Verify(_) => "verify",
+            Command::Restore(_) => "restore",
+            Command::Migrate(_) => "migrate",
+            Command::Demo(_) => "demo",
+            Command::Profile(_) => "profile",
+            Command::Schema(_) => "schema",
+            Command::Repo(r) => return format!("repo {}", r.command.name()),
+            Command::PruneArchives(_) => "prune-archives",
+            Command::Serve(_) => "serve",
+        };
+        verb.to_string()
+    }
+
+    /// The `--log` file, for the verbs that take one.
+    fn log_path(&self) -> Option<&std::path::Path> {
+        match self {
+            Command::Backup(a) => a.env.log.as_deref(),
+            Command::Verify(a) => a.env.log.as_deref(),
+            Command::Restore(a) => a.env.log.as_deref(),
+            Command::Migrate(a) => a.env.log.as_deref(),
+            Command::Repo(r) => r.command.log_path(),
+            _ => None,
+        }
+    }
+}
+
+/// Run a parsed command line. The log is opened before anything else, so
+/// whatever step fails, the reason reaches it: every run given `--log` leaves
+/// a log whose last line is the outcome, the exit status and the reason
+/// (see [`exit`]). On the console an error is one line on stderr.
 pub fn run(cli: Cli) -> ExitCode {
     // Operations turn a termination request into a rollback; the server
     // handles its own (it stops accepting and ends).
     if !matches!(cli.command, Command::Serve(_)) {
         holdfast::interrupt::install();
     }
+    let verb = cli.command.name();
+    let log = match cli.command.log_path() {
+        None => Log::console_only(),
+        Some(path) => match Log::create(path) {
+            Ok(log) => log,
+            Err(e) => {
+                let e = holdfast::Error::usage(format!(
+                    "cannot open the log file {}: {}; pass a writable file to --log",
+                    path.display(),
+                    io_reason(&e)
+                ));
+                eprintln!("holdfast: error: {}", describe(&e));
+                return exit::code(exit::USAGE);
+            }
+        },
+    };
+    log.line(&format!("Start of holdfast {verb}"));
     let result = match cli.command {
-        Command::Backup(a) => backup::run(a),
-        Command::Verify(a) => verify::run(a),
-        Command::Restore(a) => restore::run(a),
-        Command::Demo(a) => demo::run(a),
-        Command::Migrate(a) => migrate::run(a),
+        Command::Backup(a) => backup::run(a, &log),
+        Command::Verify(a) => verify::run(a, &log),
+        Command::Restore(a) => restore::run(a, &log),
+        Command::Demo(a) => demo::run(a, &log),
+        Command::Migrate(a) => migrate::run(a, &log),
         Command::Profile(c) => profile::run(c),
         Command::Schema(a) => schema::run(a),
-        Command::Repo(a) => repo::run(a),
+        Command::Repo(a) => repo::run(a, &log),
         Command::PruneArchives(a) => prune_archives::run(a),
         Command::Serve(a) => serve::run(a),
     };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            // Last line of defence: no known secret leaves in an error message.
-            let message = holdfast::secret::Redactor::global().redact(&e.to_string());
-            eprintln!("holdfast: error: {message}");
-            ExitCode::from(1)
+    let outcome = Outcome::of(result, log.warnings());
+    log.line(&outcome.line(describe));
+    match &outcome {
+        Outcome::Failed(e) | Outcome::Interrupted(_, e) => {
+            eprintln!("holdfast: error: {}", describe(e));
         }
+        Outcome::Warnings(n) => eprintln!(
+            "holdfast: completed with {}; see the WARNING lines above",
+            holdfast::log::count(*n, "warning", "warnings")
+        ),
+        Outcome::Success => {}
+    }
+    exit::code(outcome.code())
+}
+
+/// An error in the native face's words, with no known secret in it.
+pub fn describe(e: &holdfast::Error) -> String {
+    // A remedy (`Error::Remedied`) names an option only engine-backup has
+    // (restoring into another database than the archive's configuration
+    // names): the native face shows the message without it.
+    // Last line of defence: no known secret leaves in an error message.
+    holdfast::secret::Redactor::global().redact(&e.to_string())
+}
+
+/// The operating system's part of an I/O error.
+fn io_reason(e: &holdfast::Error) -> String {
+    match e {
+        holdfast::Error::Io { source, .. } => source.to_string(),
+        other => other.to_string(),
     }
 }
 

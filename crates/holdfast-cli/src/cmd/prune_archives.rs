@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
+use holdfast::archive::printable;
 use holdfast::repo::archives::{prune_archives, TimeSource};
 use holdfast::repo::jiff::Zoned;
 
@@ -25,14 +26,23 @@ pub fn run(a: PruneArchivesArgs) -> holdfast::Result<()> {
     let policy = a.keep.retention();
     let report = prune_archives(&dir, &policy, &Zoned::now(), a.keep.dry_run)?;
     for s in &report.skipped {
-        println!("skipped       {}: {}", s.path.display(), s.why);
+        // The reason can quote bytes of the file (a tar header's name):
+        // control characters escaped, one line per file.
+        println!(
+            "skipped       {}: {}",
+            printable(&s.path.display().to_string()),
+            printable(&s.why)
+        );
     }
     print_verdicts(&report.verdicts, a.keep.dry_run, |archive| {
         let dated_by = match archive.source {
             TimeSource::Manifest => "",
             TimeSource::VersionMember => " [dated by its version member]",
         };
-        format!("{}{dated_by}", archive.path.display())
+        format!(
+            "{}{dated_by}",
+            printable(&archive.path.display().to_string())
+        )
     });
     Ok(())
 }

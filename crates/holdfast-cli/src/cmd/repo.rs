@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
 use holdfast::archive::{Codec, WriterOptions};
+use holdfast::log::Log;
 use holdfast::ops::{self, RestoreRequest};
 use holdfast::repo::jiff::Zoned;
 use holdfast::repo::retention::Verdict;
@@ -210,7 +211,32 @@ pub struct CheckArgs {
     pub read_data: bool,
 }
 
-pub fn run(a: RepoArgs) -> holdfast::Result<()> {
+impl RepoCommand {
+    /// The verb as typed.
+    pub fn name(&self) -> &'static str {
+        match self {
+            RepoCommand::Init(_) => "init",
+            RepoCommand::Backup(_) => "backup",
+            RepoCommand::Snapshots => "snapshots",
+            RepoCommand::Restore(_) => "restore",
+            RepoCommand::Export(_) => "export",
+            RepoCommand::Forget(_) => "forget",
+            RepoCommand::Prune(_) => "prune",
+            RepoCommand::Check(_) => "check",
+        }
+    }
+
+    /// The `--log` file of the verbs that take one.
+    pub fn log_path(&self) -> Option<&Path> {
+        match self {
+            RepoCommand::Backup(b) => b.env.log.as_deref(),
+            RepoCommand::Restore(r) => r.env.log.as_deref(),
+            _ => None,
+        }
+    }
+}
+
+pub fn run(a: RepoArgs, log: &Log) -> holdfast::Result<()> {
     let location = location(&a)?;
     let password_file = a.password_file.as_deref();
     match a.command {
@@ -221,12 +247,12 @@ pub fn run(a: RepoArgs) -> holdfast::Result<()> {
             println!("Keep the password safe: without it the repository cannot be read.");
             Ok(())
         }
-        RepoCommand::Backup(b) => backup(&mut open(&location, password_file)?, b),
+        RepoCommand::Backup(b) => backup(&mut open(&location, password_file)?, b, log),
         RepoCommand::Snapshots => {
             print_snapshots(&open(&location, password_file)?.snapshots()?);
             Ok(())
         }
-        RepoCommand::Restore(r) => restore(&mut open(&location, password_file)?, r),
+        RepoCommand::Restore(r) => restore(&mut open(&location, password_file)?, r, log),
         RepoCommand::Export(e) => export(&mut open(&location, password_file)?, e),
         RepoCommand::Forget(f) => forget(&open(&location, password_file)?, f),
         RepoCommand::Prune(p) => {
@@ -317,7 +343,7 @@ fn non_empty(p: Password, origin: &str) -> holdfast::Result<Password> {
     Ok(p)
 }
 
-fn backup(repo: &mut Repo, a: BackupArgs) -> holdfast::Result<()> {
+fn backup(repo: &mut Repo, a: BackupArgs, log: &Log) -> holdfast::Result<()> {
     let env = a.env.environment()?;
     let scopes = ops::expand_scopes(&env, &a.scopes)?;
     let application_version = holdfast::profile::installed_version(
@@ -334,8 +360,7 @@ fn backup(repo: &mut Repo, a: BackupArgs) -> holdfast::Result<()> {
             .unwrap_or_else(crate::engine_backup::hiargs::default_threads),
         env,
     };
-    let log = a.env.open_log()?;
-    let outcome = ops::repo::backup(repo, &req, &log)?;
+    let outcome = ops::repo::backup(repo, &req, log)?;
     let s = &outcome.snapshot;
     log.output(&format!(
         "Snapshot {} saved: {} read, {} new data ({} stored)",
@@ -348,8 +373,25 @@ fn backup(repo: &mut Repo, a: BackupArgs) -> holdfast::Result<()> {
     Ok(())
 }
 
-fn restore(repo: &mut Repo, a: RestoreArgs) -> holdfast::Result<()> {
-    let env = a.env.environment()?;
+fn restore(repo: &mut Repo, a: RestoreArgs, log: &Log) -> holdfast::Result<()> {
+    let tmpdir = a.env.tmpdir()?;
+    log.output(&format!("Reading snapshot '{}'", a.snapshot));
+    let archive = ops::repo::materialise(repo, &a.snapshot, &tmpdir)?;
+    let what = format!("snapshot {}", archive.snapshot.short_id());
+    let manifest = holdfast::archive::peek_manifest(&archive.path());
+    let env = match (&manifest, archive.snapshot.tag("profile")) {
+        (None, Some(taken_with)) => {
+            let env = a.env.environment()?;
+            if taken_with != env.profile.name {
+                return Err(Error::usage(format!(
+                    "{what} was taken with profile '{taken_with}', not '{}'; pass --profile {taken_with}",
+                    env.profile.name
+                )));
+            }
+            env
+        }
+        (manifest, _) => a.env.environment_for(manifest.as_ref(), &what)?,
+    };
     let jobs = a.choices.jobs(&env)?;
     let scopes = ops::expand_scopes(&env, &a.choices.scopes)?;
     let installed_version = holdfast::profile::installed_version(
@@ -357,19 +399,6 @@ fn restore(repo: &mut Repo, a: RestoreArgs) -> holdfast::Result<()> {
         env.root.path(),
         a.env.installed_version.as_deref(),
     )?;
-    let tmpdir = a.env.tmpdir()?;
-    let log = a.env.open_log()?;
-    log.output(&format!("Reading snapshot '{}'", a.snapshot));
-    let archive = ops::repo::materialise(repo, &a.snapshot, &tmpdir)?;
-    if let Some(taken_with) = archive.snapshot.tag("profile") {
-        if taken_with != env.profile.name {
-            return Err(Error::usage(format!(
-                "snapshot {} was taken with profile '{taken_with}', not '{}'; pass --profile {taken_with}",
-                archive.snapshot.short_id(),
-                env.profile.name
-            )));
-        }
-    }
     log.line(&format!(
         "Snapshot {} materialised as {}",
         archive.snapshot.id,
@@ -389,7 +418,7 @@ fn restore(repo: &mut Repo, a: RestoreArgs) -> holdfast::Result<()> {
         provision,
         env,
     };
-    ops::restore::run(&req, &log)?;
+    ops::restore::run(&req, log)?;
     log.output("Done.");
     Ok(())
 }

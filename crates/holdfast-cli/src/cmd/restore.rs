@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use clap::Args;
+use holdfast::log::Log;
 use holdfast::ops::{self, AdminOptions, ProvisionRequest, RestoreRequest};
 use holdfast::profile::Environment;
 use holdfast::Password;
@@ -140,7 +141,7 @@ impl ProvisionArgs {
     }
 }
 
-pub fn run(a: RestoreArgs) -> holdfast::Result<()> {
+pub fn run(a: RestoreArgs, log: &Log) -> holdfast::Result<()> {
     let file = absolute(&a.file);
     if !file.is_file() {
         return Err(holdfast::Error::usage(format!(
@@ -148,7 +149,10 @@ pub fn run(a: RestoreArgs) -> holdfast::Result<()> {
             file.display()
         )));
     }
-    let env = a.env.environment()?;
+    let manifest = holdfast::archive::peek_manifest(&file);
+    let env = a
+        .env
+        .environment_for(manifest.as_ref(), &format!("{}", file.display()))?;
     let jobs = a.choices.jobs(&env)?;
     let scopes = ops::expand_scopes(&env, &a.choices.scopes)?;
     let installed_version = holdfast::profile::installed_version(
@@ -170,8 +174,7 @@ pub fn run(a: RestoreArgs) -> holdfast::Result<()> {
         provision,
         env,
     };
-    let log = a.env.open_log()?;
-    ops::restore::run(&req, &log)?;
+    ops::restore::run(&req, log)?;
     log.output("Done.");
     Ok(())
 }

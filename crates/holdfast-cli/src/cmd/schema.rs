@@ -205,19 +205,19 @@ fn version_text(v: Option<Version>) -> String {
 fn print_report(r: &schema::ApplyReport) {
     let o = &r.outcome;
     println!(
-        "Schema at version {} (was {}): {} scripts installed, {} recorded as skipped{}.",
+        "Schema at version {} (was {}): {} installed, {} recorded as skipped{}.",
         version_text(r.to),
         if r.fresh {
             "an empty database".to_string()
         } else {
             version_text(r.from)
         },
-        o.installed.len(),
+        holdfast::log::count(o.installed.len(), "script", "scripts"),
         o.skipped.len(),
         if o.rebuilt {
             format!(
-                "; views and procedures recreated, {} grants restored",
-                o.grants_restored
+                "; views and procedures recreated, {} restored",
+                holdfast::log::count(o.grants_restored, "grant", "grants")
             )
         } else {
             String::new()
@@ -299,7 +299,10 @@ fn print_plan(params: &ConnParams, plan: &schema::Plan) {
 fn print_status(params: &ConnParams, s: &schema::Status) {
     println!("Database: {}", params.display());
     println!("Current version: {}", version_text(s.current));
-    println!("History ({} rows):", s.history.rows.len());
+    println!(
+        "History ({}):",
+        holdfast::log::count(s.history.rows.len(), "row", "rows")
+    );
     for r in &s.history.rows {
         println!(
             "  {:>5}  {:<8}  {:<9}  {}  {}{}",

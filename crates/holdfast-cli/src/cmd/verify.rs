@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
+use holdfast::log::Log;
 use holdfast::ops::{self, VerifyRequest};
 
 use super::{absolute, EnvArgs};
@@ -20,7 +21,7 @@ pub struct VerifyArgs {
     pub deep: bool,
 }
 
-pub fn run(a: VerifyArgs) -> holdfast::Result<()> {
+pub fn run(a: VerifyArgs, log: &Log) -> holdfast::Result<()> {
     let file = absolute(&a.file);
     if !file.is_file() {
         return Err(holdfast::Error::usage(format!(
@@ -28,7 +29,10 @@ pub fn run(a: VerifyArgs) -> holdfast::Result<()> {
             file.display()
         )));
     }
-    let env = a.env.environment()?;
+    let manifest = holdfast::archive::peek_manifest(&file);
+    let env = a
+        .env
+        .environment_for(manifest.as_ref(), &format!("{}", file.display()))?;
     let installed_version = a.env.installed_version.clone();
     let req = VerifyRequest {
         file,
@@ -37,8 +41,7 @@ pub fn run(a: VerifyArgs) -> holdfast::Result<()> {
         deep: a.deep,
         env,
     };
-    let log = a.env.open_log()?;
-    ops::verify::run(&req, &log)?;
+    ops::verify::run(&req, log)?;
     log.output("Done.");
     Ok(())
 }

@@ -104,6 +104,9 @@ USAGE:
  Archives are written to a temporary name and renamed when complete; a failed backup
  leaves no file at --file. Restore checks the archive, the version, the permissions
  option and the target databases before it writes anything.
+
+ Exit status: 0 success, 1 failure (bad options included; as oVirt's engine-backup),
+ 130/143 interrupted by SIGINT/SIGTERM (cleaned up as after a failure).
 "#,
         version = env!("CARGO_PKG_VERSION"),
         others = others.join(", ")

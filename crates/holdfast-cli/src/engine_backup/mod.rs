@@ -13,6 +13,8 @@ use holdfast::profile::Profile;
 
 use hiargs::{HiArgs, Outside};
 
+use crate::exit;
+
 /// Run `engine-backup` with these arguments (without argv[0]).
 pub fn main(args: &[String], outside: &dyn Outside) -> ExitCode {
     holdfast::interrupt::install();
@@ -131,8 +133,27 @@ fn run(
             ExitCode::SUCCESS
         }
         Err(e) => {
-            log.fatal(&e.to_string());
-            ExitCode::from(1)
+            log.fatal(&describe(&e));
+            // oVirt's statuses (0, 1), and a shell's 128+N when interrupted.
+            match holdfast::interrupt::requested_signal() {
+                Some(sig) => exit::code(exit::interrupted(sig)),
+                None => exit::code(exit::FAILURE),
+            }
         }
+    }
+}
+
+/// An error in engine-backup's words: its remedies name its own options.
+pub fn describe(e: &holdfast::Error) -> String {
+    match e {
+        holdfast::Error::Remedied { error, remedy } => {
+            let why = describe(error);
+            match remedy {
+                holdfast::Remedy::OtherTargetDatabase { option_prefix } => format!(
+                    "{why} (or pass --change-{option_prefix}-credentials to restore into another database)"
+                ),
+            }
+        }
+        other => other.to_string(),
     }
 }

@@ -146,12 +146,16 @@ impl Run {
         self
     }
 
+    /// A failure (1) or a refusal of bad input (2, on the `holdfast` face)
+    /// whose stderr says `text`.
     #[track_caller]
     pub fn fails_with(&self, text: &str) -> &Run {
-        assert_eq!(
-            self.code, 1,
-            "expected failure; stdout:\n{}\nstderr:\n{}",
-            self.stdout, self.stderr
+        assert!(
+            self.code == 1 || self.code == 2,
+            "expected failure (exit 1 or 2), got {}; stdout:\n{}\nstderr:\n{}",
+            self.code,
+            self.stdout,
+            self.stderr
         );
         assert!(
             self.stderr.contains(text),

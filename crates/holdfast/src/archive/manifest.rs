@@ -29,6 +29,10 @@ pub struct Manifest {
     pub created_at: String,
     /// The profile that made the archive, e.g. `ovirt-engine`.
     pub profile: String,
+    /// The TOML file that profile was read from (absolute), absent for a
+    /// built-in profile: verify and restore use it when no profile is given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile_source: Option<String>,
     /// The application's version (the `version` member for oVirt).
     pub application_version: String,
     pub host: String,
@@ -192,6 +196,7 @@ pub(crate) fn sample() -> Manifest {
         },
         created_at: "2026-11-21T14:48:04+00:00".into(),
         profile: "ovirt-engine".into(),
+        profile_source: None,
         application_version: "4.5.7".into(),
         host: "engine.example.test".into(),
         scopes: vec!["files".into(), "db".into()],

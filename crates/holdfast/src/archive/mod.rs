@@ -19,7 +19,7 @@ pub use codec::{Codec, Encoder};
 pub use config::{ArchiveConfig, DumpFormat, DumpSettings};
 pub use files::{pack_files, FileSet, FilesPlan, PackedFiles, PlannedEntry, PlannedKind};
 pub use manifest::Manifest;
-pub use reader::{ArchiveReader, MemberInfo, ReadLimits};
+pub use reader::{peek_manifest, ArchiveReader, MemberInfo, ReadLimits};
 pub use writer::{ArchiveWriter, WriterOptions};
 
 /// Member names directly under the archive root, in engine-backup's order
@@ -58,7 +58,7 @@ pub fn is_member_name(name: &str) -> bool {
 /// characters escaped (`\n`, `\u{1b}`), at most 400 characters. A hostile tar
 /// puts line breaks and terminal escapes into names and header fields, and the
 /// tar crate quotes those in its errors.
-pub(crate) fn printable(text: &str) -> String {
+pub fn printable(text: &str) -> String {
     const MAX: usize = 400;
     let mut out = String::new();
     for (i, c) in text.chars().enumerate() {

@@ -279,7 +279,16 @@ fn extract(
     {
         let mut tar = tar::Archive::new(&mut counting);
         for entry in tar.entries().map_err(stream_err)? {
-            let mut entry = entry.map_err(stream_err)?;
+            // A whole first header of an uncompressed file that does not
+            // parse: the file is something else, and the parser's words
+            // (bytes of it taken as a name) say nothing.
+            let mut entry = entry.map_err(|e| {
+                if entries_seen == 0 && codec == Codec::None && consumed.get() >= 512 {
+                    not_an_archive(codec)
+                } else {
+                    stream_err(e)
+                }
+            })?;
             entries_seen += 1;
             if entries_seen > limits.max_entries {
                 return Err(format!("more than {} entries", limits.max_entries));
@@ -360,6 +369,9 @@ fn extract(
     }
     // tar stops at the first zero block or at the end of the stream; only the
     // former is a complete archive.
+    if entries_seen == 0 && consumed.get() > 0 {
+        return Err(not_an_archive(codec));
+    }
     if consumed.get() < end_of_last + 512 || entries_seen == 0 {
         return Err("the archive is truncated (no end-of-archive marker)".to_string());
     }
@@ -385,6 +397,48 @@ fn is_storage_full(e: &io::Error) -> bool {
         e.raw_os_error(),
         Some(libc::ENOSPC | libc::EDQUOT | libc::EFBIG)
     )
+}
+
+/// The reason for a file that is not an archive at all.
+fn not_an_archive(codec: Codec) -> String {
+    match codec {
+        Codec::None => {
+            "not a holdfast or engine-backup archive (neither a tar file nor compressed)".into()
+        }
+        other => format!(
+            "not a holdfast or engine-backup archive (its {other} content is not a tar file)"
+        ),
+    }
+}
+
+/// The manifest of an archive, read from the archive's head without
+/// unpacking it (it comes before the dumps). `None` for an archive without
+/// one (engine-backup's) and for a file that cannot be read that far:
+/// opening it with [`ArchiveReader`] then says why. Not yet checked against
+/// the archive's hash file: use it to choose how to read the archive, which
+/// then checks it.
+pub fn peek_manifest(archive: &Path) -> Option<Manifest> {
+    let file = File::open(archive).ok()?;
+    let (_, decoder) = Codec::detect_decoder(file).ok()?;
+    let mut tar = tar::Archive::new(decoder);
+    for entry in tar.entries().ok()? {
+        let mut entry = entry.ok()?;
+        let name = member_name(&String::from_utf8_lossy(&entry.path_bytes())).ok()?;
+        if name == MANIFEST_MEMBER {
+            const MAX_MANIFEST_BYTES: u64 = 64 << 20;
+            if entry.size() > MAX_MANIFEST_BYTES {
+                return None;
+            }
+            let mut bytes = Vec::new();
+            entry.read_to_end(&mut bytes).ok()?;
+            return Manifest::parse(&bytes, MANIFEST_MEMBER).ok();
+        }
+        // The manifest precedes the hash file and the dumps.
+        if name == "sha256sum" || name == "md5sum" || name.starts_with("db/") {
+            break;
+        }
+    }
+    None
 }
 
 fn stream_error(codec: Codec, e: io::Error) -> String {

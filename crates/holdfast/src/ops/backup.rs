@@ -347,6 +347,7 @@ fn write_archive(req: &BackupRequest, plan: &Plan, log: &Log) -> Result<u64> {
         },
         created_at: chrono::Local::now().to_rfc3339(),
         profile: env.profile.name.clone(),
+        profile_source: env.profile.source.as_ref().map(|p| p.display().to_string()),
         application_version: req.application_version.clone(),
         host: env.fqdn(),
         scopes: plan.scopes(),

@@ -316,12 +316,14 @@ pub fn run(workdir: &Path, log: &Log) -> Result<DemoOutcome> {
     log.output("== comparison: source database vs restored database ==");
     let (compared, mismatches) = print_comparison(&before, &after, log);
     log.output(&format!(
-        "{compared} tables compared, {mismatches} differ; whole demo took {:.1} s",
+        "{} compared, {mismatches} differ; whole demo took {:.1} s",
+        crate::log::count(compared, "table", "tables"),
         t.elapsed().as_secs_f64()
     ));
     if mismatches > 0 {
         return Err(Error::failed(format!(
-            "{mismatches} tables differ between the source and the restored databases"
+            "{} between the source and the restored databases",
+            crate::log::count(mismatches, "table differs", "tables differ")
         )));
     }
     Ok(DemoOutcome {

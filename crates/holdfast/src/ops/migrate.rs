@@ -134,7 +134,7 @@ fn run_uninterrupted(req: &MigrateRequest, log: &Log) -> Result<MigrateOutcome> 
     match env.application_running() {
         Some(message) if !req.online => {
             return Err(Error::usage(format!(
-                "{message}; stop it first, or pass --online to copy while it runs (writes after the copy's snapshot are lost)"
+                "{message} (to copy while it runs pass --online: writes after the copy's snapshot are lost)"
             )))
         }
         Some(_) => log.warning("--online: the application is running; what it writes after the copy's snapshot is not migrated"),
@@ -460,8 +460,9 @@ fn copy(
     let content = content?;
     tx.commit().map_err(sql_err)?;
     log.output(&format!(
-        "- dumped '{}' ({} jobs)",
-        source.database, req.jobs
+        "- dumped '{}' ({})",
+        source.database,
+        crate::log::count(req.jobs as usize, "job", "jobs")
     ));
     let report = pg::restore::restore_custom(
         &req.target,
@@ -477,8 +478,9 @@ fn copy(
         log.line(m);
     }
     log.output(&format!(
-        "- restored into '{}' ({} jobs)",
-        req.target.database, req.jobs
+        "- restored into '{}' ({})",
+        req.target.database,
+        crate::log::count(req.jobs as usize, "job", "jobs")
     ));
     Ok(content)
 }
@@ -539,8 +541,8 @@ fn compare(source: &Content, target: &Content, log: &Log) -> Result<usize> {
         differences.push("sequence values".into());
     }
     log.output(&format!(
-        "  {} sequences {}",
-        source.sequences.len(),
+        "  {} {}",
+        crate::log::count(source.sequences.len(), "sequence", "sequences"),
         if source.sequences == target.sequences {
             "same"
         } else {
@@ -587,8 +589,8 @@ fn compare(source: &Content, target: &Content, log: &Log) -> Result<usize> {
         )));
     }
     log.output(&format!(
-        "- {} tables, sequences and objects equal on both sides",
-        source.tables.len()
+        "- {}, sequences and objects equal on both sides",
+        crate::log::count(source.tables.len(), "table", "tables")
     ));
     Ok(source.tables.len())
 }

@@ -20,7 +20,7 @@ use crate::pg::provision::{self, Admin, ClusterInit, InitializedCluster, Locale,
 use crate::pg::{self, ConnParams, PgTools};
 use crate::profile::{DatabaseComponent, Environment};
 use crate::secret::Password;
-use crate::{Error, Result};
+use crate::{Error, Remedy, Result};
 
 /// One database to provision, checked.
 #[derive(Debug)]
@@ -236,9 +236,12 @@ fn app_params(future: &Environment, db: &DatabaseComponent) -> Result<ConnParams
     };
     if params.secured || params.secured_validation {
         return Err(Error::usage(format!(
-            "Cannot provision database '{}' with a secured connection: provision it by hand, then restore with --change-{}-credentials",
-            params.database, db.option_prefix
-        )));
+            "Cannot provision database '{}' with a secured connection: create its role and an empty database by hand, then restore without provisioning it",
+            params.database
+        ))
+        .with_remedy(Remedy::OtherTargetDatabase {
+            option_prefix: db.option_prefix.clone(),
+        }));
     }
     Ok(params)
 }
@@ -366,9 +369,12 @@ fn check_target(
     if existing_owner.is_some() {
         if let Some(object) = provision::first_object(&admin, &params.database)? {
             return Err(Error::usage(format!(
-                "Database '{}' is not empty (it has {object}); nothing was changed. Clean it first: as the PostgreSQL superuser run 'DROP DATABASE \"{}\"' (provisioning creates it again), or restore into another database with --change-{}-credentials",
-                params.database, params.database, db.option_prefix
-            )));
+                "Database '{}' is not empty (it has {object}); nothing was changed. Clean it first: as the PostgreSQL superuser run 'DROP DATABASE \"{}\"' (provisioning creates it again)",
+                params.database, params.database
+            ))
+            .with_remedy(Remedy::OtherTargetDatabase {
+                option_prefix: db.option_prefix.clone(),
+            }));
         }
         installed = provision::installed_extensions(&admin, &params.database)?;
     }

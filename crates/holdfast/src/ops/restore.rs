@@ -23,7 +23,7 @@ use crate::ops::verify::seekable_dump;
 use crate::ops::{RestoreRequest, WorkDir};
 use crate::pg::{self, command::ClientCommand, ConnParams, PgTools};
 use crate::profile::{DatabaseComponent, Environment, InstallRoot, PostRestore};
-use crate::{Error, IoContext, Result};
+use crate::{Error, IoContext, Remedy, Result};
 
 /// What a restore did.
 #[derive(Debug, Default)]
@@ -210,9 +210,12 @@ fn run_uninterrupted(req: &RestoreRequest, log: &Log) -> Result<RestoreOutcome> 
             (None, Some(p)) => p.clone(),
             (None, None) => future_env.database_params(db)?.ok_or_else(|| {
                 Error::usage(format!(
-                    "the restored configuration names no {} database user; pass --change-{}-credentials with the target",
-                    db.label, db.option_prefix
+                    "the restored configuration names no {} database user, so there is no database to restore into",
+                    db.label
                 ))
+                .with_remedy(Remedy::OtherTargetDatabase {
+                    option_prefix: db.option_prefix.clone(),
+                })
             })?,
         };
         let mut target = DbTarget {
@@ -501,7 +504,8 @@ fn available_bytes(path: &Path) -> Result<u64> {
 
 fn check_not_running(env: &Environment) -> Result<()> {
     match env.application_running() {
-        Some(message) => Err(Error::usage(format!("{message}; stop it first"))),
+        // The profile's message is the whole line (engine-backup's own for oVirt).
+        Some(message) => Err(Error::usage(message)),
         None => Ok(()),
     }
 }
@@ -519,9 +523,12 @@ fn check_target(
     let (format, codec) = (t.format, t.codec);
     let mut client = pg::connect(params).map_err(|e| {
         Error::postgres(format!(
-            "Can't connect to database '{}': {e}; check the server and the credentials (or pass --change-{}-credentials)",
-            params.database, db.option_prefix
+            "Can't connect to database '{}': {e}; check the server and the credentials",
+            params.database
         ))
+        .with_remedy(Remedy::OtherTargetDatabase {
+            option_prefix: db.option_prefix.clone(),
+        })
     })?;
     let info = pg::inspect::database_info(&mut client)?;
     if let Some(object) = pg::inspect::database_is_empty(&mut client)? {
@@ -820,7 +827,9 @@ impl Journal {
         }
         if put_back + removed > 0 {
             done.push(format!(
-                "put back {put_back} files and removed {removed} new ones"
+                "put back {} and removed {} new",
+                crate::log::count(put_back, "file", "files"),
+                crate::log::count(removed, "file", "files")
             ));
         }
         let mut line = if done.is_empty() {

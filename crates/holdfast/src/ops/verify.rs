@@ -52,6 +52,34 @@ pub fn run(req: &VerifyRequest, log: &Log) -> Result<VerifyOutcome> {
             archive.version()
         )),
     }
+    // A dump the profile does not know could be checked neither for
+    // readability nor deeply: verifying the rest would report success for an
+    // archive that was not verified.
+    let unknown: Vec<String> = archive
+        .dumps()
+        .into_iter()
+        .map(|m| m.name.clone())
+        .filter(|m| {
+            !env.profile.databases.iter().any(|d| &d.member == m)
+                && !env.profile.sqlite.iter().any(|s| &s.member == m)
+        })
+        .collect();
+    if !unknown.is_empty() {
+        let made_with = archive
+            .manifest()
+            .map(|m| format!("; the archive was made with profile '{}'", m.profile))
+            .unwrap_or_default();
+        let what = if unknown.len() == 1 {
+            "a database"
+        } else {
+            "databases"
+        };
+        return Err(Error::usage(format!(
+            "not verified: {} (not {what} of the {} profile{made_with}); verify with the profile the archive was made with (--profile)",
+            unknown.join(", "),
+            env.profile.name
+        )));
+    }
     let tools = PgTools::newest()?;
     let mut dumps = Vec::new();
     for member in archive
@@ -67,11 +95,6 @@ pub fn run(req: &VerifyRequest, log: &Log) -> Result<VerifyOutcome> {
             if env.profile.sqlite.iter().any(|s| s.member == member) {
                 check_sqlite(&archive.member_path(&member).expect("listed member"))?;
                 dumps.push(member);
-            } else {
-                log.warning(&format!(
-                    "{member}: not a database of the {} profile; not checked",
-                    env.profile.name
-                ));
             }
             continue;
         };
@@ -510,11 +533,13 @@ fn deep_verify(
     }
     if mismatches > 0 {
         return Err(Error::invalid(format!(
-            "deep verify: {mismatches} of {compared} tables differ from the manifest"
+            "deep verify: {mismatches} of {} differ from the manifest",
+            crate::log::count(compared, "table", "tables")
         )));
     }
     log.output(&format!(
-        "- Deep verify: {compared} tables restored and compared, all equal"
+        "- Deep verify: {} restored and compared, all equal",
+        crate::log::count(compared, "table", "tables")
     ));
     Ok((compared, mismatches))
 }

@@ -38,7 +38,66 @@ impl Profile {
         }
         let text =
             std::fs::read_to_string(path).map_err(|e| Error::io_path("read profile", path, e))?;
-        Profile::parse(&text, &path.display().to_string())
+        let mut profile = Profile::parse(&text, &path.display().to_string())?;
+        profile.source = Some(std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf()));
+        Ok(profile)
+    }
+
+    /// The profile to read an archive (or snapshot) with, `what` naming it in
+    /// messages. `recorded` is the profile its manifest names and the file
+    /// that profile came from; `explicit` is what the user asked for. The
+    /// recorded profile is used when none is asked for (a built-in one by
+    /// name, a file one from its file if that still exists); one asked for
+    /// must be the recorded one. Without a record (engine-backup's archives)
+    /// it is the one asked for, else `ovirt-engine`.
+    pub fn for_archive(
+        explicit: Option<&str>,
+        recorded: Option<(&str, Option<&str>)>,
+        what: &str,
+    ) -> Result<Profile> {
+        let Some((name, source)) = recorded else {
+            return Profile::load(explicit.unwrap_or("ovirt-engine"));
+        };
+        let pass = match source {
+            Some(file) => format!("--profile {file}"),
+            None => format!("--profile {name}"),
+        };
+        let profile = match explicit {
+            Some(asked) => Profile::load(asked)?,
+            None if builtin_text(name).is_some() => Profile::load(name)?,
+            None => match source.filter(|f| Path::new(f).is_file()) {
+                Some(file) => Profile::load(file)?,
+                None => {
+                    let whence = match source {
+                        Some(file) => format!("from {file}, which no longer exists"),
+                        None => "not a built-in profile".into(),
+                    };
+                    return Err(Error::usage(format!(
+                        "{what} was made with profile '{name}' ({whence}); pass --profile FILE with that profile"
+                    )));
+                }
+            },
+        };
+        if profile.name != name {
+            let (given, remedy) = match explicit {
+                Some(asked) => (
+                    format!("--profile {asked} is profile '{}'", profile.name),
+                    format!("pass {pass}, or leave --profile out to use the archive's"),
+                ),
+                None => (
+                    format!(
+                        "{} now holds profile '{}'",
+                        source.unwrap_or(name),
+                        profile.name
+                    ),
+                    format!("pass --profile FILE with profile '{name}'"),
+                ),
+            };
+            return Err(Error::usage(format!(
+                "{what} was made with profile '{name}', but {given}; {remedy}"
+            )));
+        }
+        Ok(profile)
     }
 
     /// The built-in `ovirt-engine` profile.

@@ -12,6 +12,9 @@ use serde::Deserialize;
 pub struct Profile {
     /// Short name, also what `--profile` accepts for built-in profiles.
     pub name: String,
+    /// The file this profile was read from (absolute); `None` for a built-in one.
+    #[serde(skip)]
+    pub source: Option<std::path::PathBuf>,
     #[serde(default)]
     pub description: String,
     /// The name printed in console lines and logs (`Start of engine-backup …`).
@@ -262,6 +265,8 @@ pub struct RunningCheck {
     pub pid_file: String,
     /// Text that the process's command line contains.
     pub process: String,
+    /// The whole line a refused restore prints: what runs and what to do
+    /// (holdfast adds nothing to it).
     pub message: String,
 }
 

@@ -16,9 +16,9 @@ use rustic_backend::BackendOptions;
 use rustic_core::jiff::Zoned;
 use rustic_core::repofile::{Node, SnapshotFile};
 use rustic_core::{
-    BackupOptions, CheckOptions, ConfigOptions, Credentials, ForgetGroups, Grouped, IndexedTree,
-    KeyOptions, OpenStatus, ParentOptions, PruneOptions, Repository, RepositoryBackends,
-    RepositoryOptions, RusticError, SnapshotGroupCriterion, SnapshotOptions,
+    BackupOptions, CheckOptions, ConfigOptions, Credentials, FileType, ForgetGroups, Grouped,
+    IndexedTree, KeyOptions, OpenStatus, ParentOptions, PruneOptions, ReadBackend, Repository,
+    RepositoryBackends, RepositoryOptions, RusticError, SnapshotGroupCriterion, SnapshotOptions,
 };
 
 use super::location::RepoLocation;
@@ -231,9 +231,20 @@ impl Repo {
                 Err(not_one())
             };
         }
-        let found = Repository::new(&options(), &backends(location)?)
+        let backends = backends(location)?;
+        let found = Repository::new(&options(), &backends)
             .and_then(|r| r.config_id())
             .map_err(|e| engine_error(&format!("reach {location}"), &e))?;
+        if found.is_none() && matches!(location, RepoLocation::Rest(_)) {
+            // The config probe cannot tell; a listing answers 401 to a
+            // refused user or password.
+            if let Err(e) = backends.repository().list(FileType::Key) {
+                let refused = engine_error(&format!("reach {location}"), &e);
+                if refused.to_string().contains(REST_REFUSED) {
+                    return Err(refused);
+                }
+            }
+        }
         found.map(|_| ()).ok_or_else(not_one)
     }
 
@@ -652,5 +663,20 @@ fn engine_error(doing: &str, e: &RusticError) -> Error {
     let text = e.display_log();
     let text = text.strip_prefix("Error: ").unwrap_or(&text);
     let text = Redactor::global().redact(&text.replace('\n', " "));
+    // A REST server's refusals, which rustic reports as a generic failure.
+    if text.contains("401 Unauthorized") {
+        return Error::usage(format!(
+            "{doing}: {REST_REFUSED} (401 Unauthorized); check the user (in the location or RESTIC_REST_USERNAME) and the password (--rest-password-file, HOLDFAST_REST_PASSWORD or RESTIC_REST_PASSWORD)"
+        ));
+    }
+    if text.contains("403 Forbidden") {
+        return Error::failed(format!(
+            "{doing}: the server refused to delete or replace a file (403 Forbidden): it is append-only, so forget and prune must run elsewhere (against the repository's directory on the server's machine, or through a server without --append-only){}",
+            if text.contains("not your repository") { "; or the repository belongs to another user (private repositories)" } else { "" }
+        ));
+    }
     Error::failed(format!("{doing}: {text}"))
 }
+
+/// What a 401 from a REST server means.
+const REST_REFUSED: &str = "the REST server refused the user or password";

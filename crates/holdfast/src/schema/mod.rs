@@ -168,13 +168,15 @@ fn apply_locked(
             } else if in_transaction {
                 format!(
                     "its transaction was rolled back; earlier parts of this run stayed \
-                     committed ({installed} scripts applied and recorded)"
+                     committed ({} applied and recorded)",
+                    crate::log::count(installed, "script", "scripts")
                 )
             } else {
                 format!(
-                    "earlier parts of this run stayed committed ({installed} scripts applied \
+                    "earlier parts of this run stayed committed ({} applied \
                      and recorded); a script running outside a transaction may have been left \
-                     half-done"
+                     half-done",
+                    crate::log::count(installed, "script", "scripts")
                 )
             };
             match (&options.backup_to, committed) {
@@ -351,5 +353,6 @@ fn with_note(e: Error, note: &str) -> Error {
             context: format!("{context} ({note})"),
             source,
         },
+        Error::Remedied { error, remedy } => with_note(*error, note).with_remedy(remedy),
     }
 }
