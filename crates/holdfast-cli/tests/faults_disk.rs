@@ -6,7 +6,9 @@
 //! mount, which stops root too, and a path under a file). Each gives a clear
 //! message and a non-zero exit, leaves no file at `--file` (a previous archive
 //! byte-identical), nothing changed in the install or the databases, and no
-//! temporary file.
+//! temporary file. Everything temporary goes under `--tmpdir` (deep verify's
+//! throwaway cluster, pgpass files and restore lists included), and a deep
+//! verify whose `--tmpdir` is too small is refused before anything is written.
 
 mod faults_support;
 mod support;
@@ -186,4 +188,106 @@ fn an_unwritable_temporary_directory_is_refused_before_anything_is_done() {
     assert!(checksums(&s.engine("engine")).is_empty());
     assert_eq!(leftovers(tmp.path()), Vec::<String>::new());
     assert_eq!(leftovers(s.dir.path()), Vec::<String>::new());
+}
+
+/// Every name that appears in `dir` while it is polled, every 2 ms.
+struct DirWatch {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<std::collections::BTreeSet<String>>,
+}
+
+impl DirWatch {
+    fn start(dir: &std::path::Path) -> DirWatch {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (stop2, dir) = (stop.clone(), dir.to_path_buf());
+        let thread = std::thread::spawn(move || {
+            let mut seen = std::collections::BTreeSet::new();
+            while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
+                for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                    seen.insert(e.file_name().to_string_lossy().into_owned());
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            seen
+        });
+        DirWatch { stop, thread }
+    }
+
+    fn finish(self) -> std::collections::BTreeSet<String> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.join().unwrap()
+    }
+}
+
+fn entries(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn deep_verify_keeps_everything_temporary_under_tmpdir_and_checks_its_room_first() {
+    let s = Sample::start();
+    // TMPDIR (the default) and --tmpdir are two different, fresh directories.
+    let default_tmp = tempfile::tempdir().unwrap();
+    let chosen = tempfile::tempdir().unwrap();
+    let hf = |args: &[&str]| {
+        start(holdfast(s.dir.path(), &s.root(), default_tmp.path(), args))
+            .finish(LIMIT)
+            .0
+    };
+    hf(&["backup", "--file", "good"]).ok();
+    assert_eq!(entries(default_tmp.path()), Vec::<String>::new());
+
+    let tmpdir = chosen.path().display().to_string();
+    let in_default = DirWatch::start(default_tmp.path());
+    let in_chosen = DirWatch::start(chosen.path());
+    let r = hf(&["verify", "--deep", "--tmpdir", &tmpdir, "good"]);
+    let (in_default, in_chosen) = (in_default.finish(), in_chosen.finish());
+    r.ok();
+    assert!(r.stdout.contains("Deep verify"), "{}", r.stdout);
+    assert_eq!(
+        in_default,
+        Default::default(),
+        "deep verify wrote to the default temporary directory"
+    );
+    for prefix in ["holdfast.", "holdfast-cluster.", "holdfast-pgpass-"] {
+        assert!(
+            in_chosen.iter().any(|n| n.starts_with(prefix)),
+            "no {prefix}* under --tmpdir: {in_chosen:?}"
+        );
+    }
+    assert_eq!(entries(default_tmp.path()), Vec::<String>::new());
+    assert_eq!(
+        entries(chosen.path()),
+        Vec::<String>::new(),
+        "left under --tmpdir"
+    );
+
+    // Too small for the throwaway cluster: refused before anything is written,
+    // while a plain verify fits.
+    let Some(fs) = SmallFs::mount("24m") else {
+        eprintln!("SKIPPED: cannot mount a small tmpfs here (needs root)");
+        return;
+    };
+    let small = fs.path().display().to_string();
+    let r = hf(&["verify", "--deep", "--tmpdir", &small, "good"]);
+    assert_ne!(r.code, 0, "{}", r.stdout);
+    assert!(
+        r.stderr.contains("not enough free space in") && r.stderr.contains("throwaway cluster"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        entries(fs.path()),
+        Vec::<String>::new(),
+        "written before the refusal"
+    );
+    hf(&["verify", "--tmpdir", &small, "good"]).ok();
+    assert_eq!(entries(fs.path()), Vec::<String>::new());
+    assert_eq!(entries(default_tmp.path()), Vec::<String>::new());
 }

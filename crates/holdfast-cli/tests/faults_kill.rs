@@ -7,14 +7,13 @@
 //! byte-identical, databases empty); no temporary file, no client program and
 //! no password in any argv or environment left behind.
 //!
-//! SIGKILL cannot be caught, so a killed restore cannot roll back: what holdfast
-//! guarantees then is that no client program outlives it (they carry a
-//! parent-death signal), the lock is released, and running the same restore
-//! again either completes it or refuses with the table that is in the way
-//! (never a silent merge); with the databases emptied it then completes. Its
-//! work directory stays only when it holds kept copies of files the restore
-//! replaced (`rollback/`, for the operator); everything else a killed run
-//! leaves is removed by the next run.
+//! SIGKILL cannot be caught, so a killed restore cannot roll back itself: no
+//! client program, nor any worker pg_restore forked for `-j`, is alive a
+//! second after the kill (the guardian kills their process groups), and the
+//! next run finds the restore's journal and rolls it back
+//! (`holdfast restore --rollback-interrupted`, or the next restore before it
+//! starts), saying so; the machine is then either restored or exactly as it
+//! was (tables, roles, files byte for byte).
 
 mod faults_support;
 mod support;
@@ -309,16 +308,15 @@ fn restores_killed_at_random_points_complete_or_roll_back() {
             *counts.entry("completed anyway").or_default() += 1;
             restored_completely(&what);
         } else if matches!(fault, Fault::KillSelf) {
-            // No rollback possible: the same restore again completes it or
-            // refuses clearly, and the lock is free. (A second later, so that
-            // it sweeps the killed run's work directory.)
+            // The same restore again rolls the killed one back from its
+            // journal, then completes. (A second later, so that it sweeps the
+            // killed run's work directory.)
             std::thread::sleep(Duration::from_millis(1200));
             let again = start(restore()).finish(LIMIT).0;
-            if again.code != 0 {
-                *counts.entry("re-run refused (not empty)").or_default() += 1;
-                again.fails_with("is not empty");
-                s.clean_databases();
-                start(restore()).finish(LIMIT).0.ok();
+            again.ok();
+            if again.stdout.contains("Rolling back an interrupted restore") {
+                assert!(again.stdout.contains("nothing remains changed"), "{what}");
+                *counts.entry("rolled back by the next run").or_default() += 1;
             }
             restored_completely(&what);
         } else {
@@ -342,19 +340,9 @@ fn restores_killed_at_random_points_complete_or_roll_back() {
             );
             *counts.entry("rolled back").or_default() += 1;
         }
-        // What a killed restore leaves: its work directory when it holds kept
-        // copies of replaced files (for the operator), nothing else.
-        for name in leftovers(tmp.path()) {
-            let kept = tmp.path().join(&name).join("rollback");
-            assert!(
-                matches!(fault, Fault::KillSelf) && kept.is_dir(),
-                "{what}: {name} left"
-            );
-            *counts
-                .entry("kept copies left for the operator")
-                .or_default() += 1;
-            std::fs::remove_dir_all(tmp.path().join(&name)).unwrap();
-        }
+        // A killed restore's kept copies are in its journal, which the next
+        // run removed: nothing is left in the temporary directory.
+        assert_eq!(leftovers(tmp.path()), Vec::<String>::new(), "{what}");
         reset();
     }
     tally("restore-kill", &counts, t0);
@@ -454,4 +442,229 @@ fn provisioning_restores_terminated_at_random_points_roll_back_roles_and_databas
         reset();
     }
     tally("provision-term", &counts, t0);
+}
+
+/// Tables, rows per table: a database whose `pg_restore -j 4` takes seconds
+/// (data, then a primary key and an index per table, so that workers run
+/// long statements at any moment).
+const WIDE_TABLES: u32 = 24;
+const WIDE_ROWS: u32 = 25_000;
+
+/// How long after the kill client programs may still be seen.
+const CHILD_GRACE: Duration = Duration::from_secs(1);
+
+/// Poll for client programs of `port` from the kill on; how long the last one lived.
+fn clients_survived(port: u16, since: Instant) -> (Duration, Vec<String>) {
+    let mut last = Vec::new();
+    loop {
+        let now: Vec<String> = clients_of(port).into_iter().map(|p| p.cmdline).collect();
+        if now.is_empty() {
+            return (since.elapsed(), last);
+        }
+        last = now;
+        if since.elapsed() > CHILD_GRACE * 3 {
+            return (since.elapsed(), last);
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+#[test]
+fn restores_sigkilled_with_four_jobs_leave_the_machine_restored_or_as_it_was() {
+    let t0 = Instant::now();
+    let s = Sample::start();
+    let mut sql = String::from("SET ROLE engine;");
+    for t in 0..WIDE_TABLES {
+        sql.push_str(&format!(
+            "CREATE TABLE wide_{t} AS SELECT g AS id, md5(g::text) AS h, g % 97 AS k, \
+             repeat('x', 60) AS pad FROM generate_series(1, {WIDE_ROWS}) g; \
+             ALTER TABLE wide_{t} ADD PRIMARY KEY (id); \
+             CREATE INDEX wide_{t}_h ON wide_{t} (h, k);"
+        ));
+    }
+    s.cluster.execute("engine", &sql).unwrap();
+    let engine_before = checksums(&s.engine("engine"));
+    let dwh_before = checksums(&s.dwh("ovirt_engine_history"));
+    let roles_before = server_state(&s.cluster).0;
+    s.engine_backup(&["--mode=backup", "--file=good", "--log=b.log"])
+        .ok();
+    s.clean_databases();
+    // The files as the archive has them, then as this machine has them: a
+    // local change to a conf file, so that a rollback that did not put the
+    // replaced files back would show.
+    let root_restored = tree(&s.root());
+    let conf = s
+        .root()
+        .join("etc/ovirt-engine/engine.conf.d/10-setup-database.conf");
+    let mut text = std::fs::read_to_string(&conf).unwrap();
+    text.push_str("# changed on this machine after the backup\n");
+    std::fs::write(&conf, text).unwrap();
+    let root_before = tree(&s.root());
+    let tmp = tempfile::tempdir().unwrap();
+    let restore = || {
+        holdfast(
+            s.dir.path(),
+            &s.root(),
+            tmp.path(),
+            &[
+                "restore",
+                "--file",
+                "good",
+                "--restore-permissions",
+                "--jobs",
+                "4",
+            ],
+        )
+    };
+    let rollback = || {
+        holdfast(
+            s.dir.path(),
+            &s.root(),
+            tmp.path(),
+            &["restore", "--rollback-interrupted"],
+        )
+    };
+    let restored = |what: &str| {
+        assert_eq!(
+            checksums(&s.engine("engine")),
+            expected_after_restore(&engine_before),
+            "{what}"
+        );
+        assert_eq!(
+            checksums(&s.dwh("ovirt_engine_history")),
+            dwh_before,
+            "{what}"
+        );
+        assert_eq!(tree(&s.root()), root_restored, "{what}: files");
+        assert_eq!(server_state(&s.cluster).0, roles_before, "{what}: roles");
+    };
+    let as_it_was = |what: &str| {
+        assert!(checksums(&s.engine("engine")).is_empty(), "{what}");
+        assert!(
+            checksums(&s.dwh("ovirt_engine_history")).is_empty(),
+            "{what}"
+        );
+        assert_eq!(tree(&s.root()), root_before, "{what}: files changed");
+        assert_eq!(server_state(&s.cluster).0, roles_before, "{what}: roles");
+    };
+    let reset = || {
+        s.clean_databases();
+        put_back_tree(&s.root(), &root_before);
+    };
+    let journals = || {
+        std::fs::read_dir(s.path("state"))
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| !n.ends_with(".completed"))
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default()
+    };
+
+    // A clean run, timed: the window the kill points are drawn from.
+    let started = start(restore());
+    let watch = Watch::start(started.pid(), SECRETS, None);
+    let (run, clean) = started.finish(LIMIT);
+    let seen = watch.finish();
+    run.ok();
+    restored("clean run");
+    let workers = seen
+        .lifetimes
+        .values()
+        .filter(|(cmd, _, _)| cmd.contains(&engine_restore(&s)))
+        .count();
+    eprintln!("clean restore -j 4: {clean:?}, {workers} pg_restore processes");
+    assert!(workers >= 2, "pg_restore -j 4 forked no workers");
+    reset();
+
+    let mut counts: BTreeMap<&str, u32> = BTreeMap::new();
+    let mut longest = Duration::ZERO;
+    let mut kill_points = Vec::new();
+    for (i, seed) in seeds("restore-sigkill-j4", 3).into_iter().enumerate() {
+        let mut rng = Rng::new(seed);
+        let delay = rng.delay(clean + clean / 5);
+        let mut started = start(restore());
+        std::thread::sleep(delay.saturating_sub(started.at.elapsed()));
+        let running_at_kill = clients_of(s.cluster.port()).len();
+        signal(started.pid(), "KILL");
+        let killed = Instant::now();
+        let _ = started.child.wait();
+        let (survived, last) = clients_survived(s.cluster.port(), killed);
+        let run = started.finish(LIMIT).0;
+        let what = format!("seed {seed:#x} kill at {delay:?}");
+        kill_points.push(format!("{:.2}", delay.as_secs_f64()));
+        longest = longest.max(survived);
+        *counts.entry("iterations").or_default() += 1;
+        if running_at_kill > 0 {
+            *counts
+                .entry("killed with client programs running")
+                .or_default() += 1;
+        }
+        assert!(
+            survived <= CHILD_GRACE,
+            "{what}: client programs alive {survived:?} after the kill: {last:?}"
+        );
+        if run.code == 0 {
+            // Finished before the kill landed.
+            *counts.entry("finished before the kill").or_default() += 1;
+        }
+        // The next run: alternately only the rollback, or the same restore
+        // again (which rolls the interrupted one back first).
+        std::thread::sleep(Duration::from_millis(1100));
+        if i % 2 == 0 {
+            let next = start(rollback()).finish(LIMIT).0;
+            next.ok();
+            let said = next.stdout.clone();
+            eprintln!(
+                "{what}: {running_at_kill} clients at the kill, gone after {survived:?}; \
+                 next run: {}",
+                said.lines().last().unwrap_or("")
+            );
+            if said.contains("the install is back as it was") {
+                assert!(
+                    said.contains("Rolling back an interrupted restore of"),
+                    "{said}"
+                );
+                as_it_was(&what);
+                *counts
+                    .entry("rolled back by --rollback-interrupted")
+                    .or_default() += 1;
+            } else if said.contains("completed") && said.contains("the install is restored") {
+                restored(&what);
+                *counts.entry("had completed").or_default() += 1;
+            } else {
+                assert!(
+                    said.contains("no restore of this install root left changes unfinished"),
+                    "{what}: {said}"
+                );
+                as_it_was(&what);
+                *counts.entry("killed before the first change").or_default() += 1;
+            }
+        } else {
+            let next = start(restore()).finish(LIMIT).0;
+            next.ok();
+            if next.stdout.contains("Rolling back an interrupted restore") {
+                assert!(
+                    next.stdout.contains("nothing remains changed"),
+                    "{}",
+                    next.stdout
+                );
+                *counts.entry("rolled back by the next restore").or_default() += 1;
+            }
+            eprintln!(
+                "{what}: {running_at_kill} clients at the kill, gone after {survived:?}; \
+                 next restore completed"
+            );
+            restored(&what);
+        }
+        assert_eq!(journals(), Vec::<String>::new(), "{what}: journal left");
+        assert_eq!(leftovers(tmp.path()), Vec::<String>::new(), "{what}");
+        reset();
+    }
+    eprintln!(
+        "kill points (s): {}; longest a client program lived after the kill: {longest:?}",
+        kill_points.join(", ")
+    );
+    tally("restore-sigkill-j4", &counts, t0);
 }

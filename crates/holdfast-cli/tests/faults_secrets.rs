@@ -3,7 +3,10 @@
 //! descendant's argv and environment is sampled from /proc every 2 ms; the
 //! console, the log files and a forced panic are scanned too; the files
 //! holdfast creates (archives, logs, pgpass files) are 0600 and its temporary
-//! directories 0700 whenever they are seen.
+//! directories 0700 whenever they are seen. Secret variables in holdfast's own
+//! environment (repository, REST, restic, S3, oVirt and PostgreSQL passwords)
+//! reach no child program: pg_dump, pg_restore, psql, pg_config, the deep
+//! verify server, the guardian.
 
 mod faults_support;
 mod support;
@@ -241,4 +244,71 @@ fn no_password_in_argv_environment_console_logs_or_panics() {
 
 fn refs(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
+}
+
+/// Secret variables set in holdfast's environment, each with a value that
+/// can only come from there.
+const SECRET_VARIABLES: &[(&str, &str)] = &[
+    ("HOLDFAST_REPO_PASSWORD", "leak-holdfast-repo-4b1"),
+    ("HOLDFAST_REST_PASSWORD", "leak-holdfast-rest-9c2"),
+    ("RESTIC_PASSWORD", "leak-restic-5d3"),
+    ("RESTIC_REST_PASSWORD", "leak-restic-rest-1e4"),
+    ("AWS_SECRET_ACCESS_KEY", "leak-aws-secret-7f5"),
+    ("AWS_SESSION_TOKEN", "leak-aws-token-2a6"),
+    ("OVIRT_ENGINE_DB_PASSWORD", "leak-ovirt-db-3b7"),
+    ("OVIRT_ENGINE_DWH_DB_PASSWORD", "leak-ovirt-dwh-8c8"),
+    ("PGPASSWORD", "leak-pgpassword-6d9"),
+];
+
+/// Run `cmd` with the secret variables set; no descendant may hold one of
+/// their values in its environment or argv.
+fn without_secret_variables(what: &str, mut cmd: std::process::Command) -> Run {
+    for (name, value) in SECRET_VARIABLES {
+        cmd.env(name, value);
+    }
+    let values: Vec<&str> = SECRET_VARIABLES.iter().map(|(_, v)| *v).collect();
+    let started = start(cmd);
+    let watch = Watch::descendants(started.pid(), &values);
+    let (run, _) = started.finish(LIMIT);
+    let seen = watch.finish();
+    let programs: Vec<&String> = seen.programs.keys().collect();
+    eprintln!(
+        "{what}: exit {}, {} descendants sampled: {programs:?}",
+        run.code, seen.processes
+    );
+    assert!(seen.processes > 0, "{what}: no child seen");
+    assert!(
+        seen.leaks.is_empty(),
+        "{what}: a secret variable reached a child: {:?}",
+        seen.leaks
+    );
+    run
+}
+
+#[test]
+fn no_secret_variable_reaches_a_child_program() {
+    let s = Sample::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, root) = (s.dir.path().to_path_buf(), s.root());
+    let eb = |args: &[&str]| engine_backup(&dir, &root, tmp.path(), args);
+    let hf = |args: &[&str]| holdfast(&dir, &root, tmp.path(), args);
+    let run = without_secret_variables("backup", hf(&["backup", "--file", "good"]));
+    run.ok();
+    // Deep verify: pg_restore, psql and the throwaway cluster's server.
+    let run = without_secret_variables("verify --deep", hf(&["verify", "--deep", "good"]));
+    run.ok();
+    let seen_postgres = run.stdout.contains("Deep verify");
+    assert!(seen_postgres, "{}", run.stdout);
+    s.clean_databases();
+    let run = without_secret_variables(
+        "restore",
+        eb(&[
+            "--mode=restore",
+            "--file=good",
+            "--log=restore.log",
+            "--restore-permissions",
+            "--db-restore-jobs=4",
+        ]),
+    );
+    run.ok();
 }

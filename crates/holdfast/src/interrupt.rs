@@ -9,7 +9,9 @@
 //! process at once (the default action), for an operator who will not wait.
 //!
 //! SIGKILL cannot be caught: for that case every client program is started
-//! with a parent-death signal ([`tie_to_parent`]), so that none outlives us.
+//! with a parent-death signal ([`tie_to_parent`]), and in a process group the
+//! guardian kills when we are gone ([`crate::child`]), so that neither the
+//! program nor what it forked outlives us.
 
 use std::collections::BTreeSet;
 use std::os::unix::process::CommandExt;
@@ -54,11 +56,10 @@ pub fn install() {
 fn stop_running() {
     let pids: Vec<u32> = lock_running().iter().copied().collect();
     for pid in pids {
-        // SAFETY: kill(2) on a child that was running a moment ago; it leaves
-        // the set right after it is reaped, too soon for its pid to be reused.
-        unsafe {
-            libc::kill(pid as libc::pid_t, libc::SIGTERM);
-        }
+        // A child that was running a moment ago leaves the set right before it
+        // is reaped, so its group is still its own; the group holds what it
+        // forked (pg_restore's workers).
+        crate::child::signal_group(pid, libc::SIGTERM);
     }
 }
 

@@ -6,11 +6,9 @@
 //! the kernel releases its locks; so the next run that creates one of its own
 //! next to them ([`sweep`]) can tell the dead ones (the lock can be taken)
 //! from the live ones of a concurrent run (it cannot), and removes the dead
-//! ones. They may hold dumps or a password: they must not pile up.
-//!
-//! One exception: a work directory holding a restore's kept copies
-//! (`rollback/`, the files as they were before a restore that was then killed)
-//! is left for the operator, as it is the only copy of what that restore replaced.
+//! ones. They may hold dumps or a password: they must not pile up. (What a
+//! killed restore must keep, the copies of the files it replaced, is in its
+//! journal, not in a temporary directory: [`crate::ops::journal`].)
 
 use std::fs::File;
 use std::os::fd::AsRawFd;
@@ -18,8 +16,25 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-/// The directory of a restore's kept copies inside its work directory.
-pub(crate) const KEPT_COPIES: &str = "rollback";
+/// The parent of every temporary directory of this process: the operation's
+/// `--tmpdir` once it has made its work directory ([`set_temp_parent`]), else
+/// `$TMPDIR` (`/tmp`).
+static TEMP_PARENT: std::sync::Mutex<Option<std::path::PathBuf>> = std::sync::Mutex::new(None);
+
+/// Make `dir` the parent of the process's temporary directories (pgpass
+/// files, restore lists, deep verify's cluster).
+pub(crate) fn set_temp_parent(dir: &Path) {
+    *TEMP_PARENT.lock().unwrap_or_else(|e| e.into_inner()) = Some(dir.to_path_buf());
+}
+
+/// Where a temporary directory goes.
+pub(crate) fn temp_parent() -> std::path::PathBuf {
+    TEMP_PARENT
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone()
+        .unwrap_or_else(std::env::temp_dir)
+}
 
 /// Younger entries are left alone: their owner may not have locked them yet
 /// (it does so right after creating them, microseconds later).
@@ -59,9 +74,6 @@ pub(crate) fn sweep(dir: &Path, ours: impl Fn(&str) -> bool) {
             .and_then(|m| SystemTime::now().duration_since(m).ok())
             .is_some_and(|age| age > GRACE);
         if !old || meta.uid() != uid || meta.file_type().is_symlink() {
-            continue;
-        }
-        if meta.is_dir() && path.join(KEPT_COPIES).exists() {
             continue;
         }
         // Locked by a live process: not ours to remove.
@@ -119,19 +131,17 @@ mod tests {
         let live = dir.path().join("holdfast.BBBBBBBBBB");
         let young = dir.path().join("holdfast.CCCCCCCCCC");
         let other = dir.path().join("holdfast.notours");
-        let kept = dir.path().join("holdfast.DDDDDDDDDD");
-        for d in [&dead, &live, &young, &other, &kept] {
+        for d in [&dead, &live, &young, &other] {
             std::fs::create_dir(d).unwrap();
             std::fs::write(d.join("x"), "x").unwrap();
         }
         let old = SystemTime::now() - Duration::from_secs(60);
-        std::fs::create_dir(kept.join(KEPT_COPIES)).unwrap();
-        for d in [&dead, &live, &other, &kept] {
+        for d in [&dead, &live, &other] {
             File::open(d).unwrap().set_modified(old).unwrap();
         }
         let _held = hold(&live).unwrap();
         sweep(dir.path(), |n| is_temporary(n, "holdfast.", 10, ""));
         assert!(!dead.exists());
-        assert!(live.exists() && young.exists() && other.exists() && kept.exists());
+        assert!(live.exists() && young.exists() && other.exists());
     }
 }

@@ -19,6 +19,7 @@
 //! the terminal except through [`log::Console`].
 
 pub mod archive;
+pub mod child;
 pub mod conf;
 pub mod error;
 #[doc(hidden)]

@@ -4,12 +4,14 @@
 use std::fs::{self, File};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::install::{installation, Installation};
-use crate::process::{as_server_user, chown, server_user, spawn_tied_to_process, ServerUser};
+use crate::process::{
+    as_server_user, chown, server_command, server_user, spawn_tied_to_process, ServerUser,
+};
 use crate::registry;
 use crate::Error;
 
@@ -49,6 +51,7 @@ pub struct ClusterBuilder {
     port: Option<u16>,
     settings: Vec<(String, String)>,
     durable: bool,
+    base: Option<PathBuf>,
 }
 
 impl ClusterBuilder {
@@ -74,6 +77,16 @@ impl ClusterBuilder {
     /// for benchmarks that must measure what a real server does.
     pub fn durable(mut self) -> Self {
         self.durable = true;
+        self
+    }
+
+    /// Put the cluster (and the template data directory it is copied from)
+    /// under this existing directory instead of `$PGSANDBOX_DIR` or
+    /// `$TMPDIR/pgsandbox`: a caller that must keep its temporary files on a
+    /// filesystem of its choice. When the caller is root, the directory must
+    /// be traversable by the server user.
+    pub fn base_dir(mut self, dir: &Path) -> Self {
+        self.base = Some(dir.to_path_buf());
         self
     }
 
@@ -112,7 +125,10 @@ impl Cluster {
         let began = Instant::now();
         let install = installation(b.major)?;
         let user = server_user()?;
-        let base = base_dir()?;
+        let base = match &b.base {
+            Some(dir) => dir.clone(),
+            None => base_dir()?,
+        };
         static SWEEP: std::sync::Once = std::sync::Once::new();
         SWEEP.call_once(|| registry::sweep_stale(&base));
 
@@ -185,7 +201,7 @@ impl Cluster {
             .open(&log_path)
             .map_err(|e| Error::io(format!("open {}", log_path.display()), e))?;
         let log_start = log.metadata().map(|m| m.len()).unwrap_or(0);
-        let mut cmd = Command::new(self.install.bin("postgres"));
+        let mut cmd = server_command(self.install.bin("postgres"));
         cmd.arg("-D")
             .arg(self.data_dir())
             .arg("-p")
@@ -468,7 +484,7 @@ fn ensure_template(
     install: &Installation,
     user: Option<&ServerUser>,
 ) -> Result<PathBuf, Error> {
-    let version = Command::new(install.bin("postgres"))
+    let version = server_command(install.bin("postgres"))
         .arg("--version")
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
@@ -530,7 +546,7 @@ fn run_initdb(install: &Installation, user: Option<&ServerUser>, data: &Path) ->
     let mut last = String::new();
     // C.UTF-8 is what the fixture clusters used; plain C where glibc lacks it.
     for locale in ["C.UTF-8", "C"] {
-        let mut cmd = Command::new(install.bin("initdb"));
+        let mut cmd = server_command(install.bin("initdb"));
         cmd.arg("-D")
             .arg(data)
             .args(["-U", SUPERUSER, "-E", "UTF8", "--no-sync"])
@@ -565,7 +581,7 @@ fn run_initdb(install: &Installation, user: Option<&ServerUser>, data: &Path) ->
 
 /// `cp -a`, which keeps owners (the server user's) and modes.
 fn copy_tree(from: &Path, to: &Path) -> Result<(), Error> {
-    let out = Command::new("cp")
+    let out = server_command("cp")
         .arg("-a")
         .arg(from)
         .arg(to)

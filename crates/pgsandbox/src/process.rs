@@ -66,6 +66,24 @@ pub fn lookup_user(name: &str) -> Option<ServerUser> {
     })
 }
 
+/// Variables a server program keeps from our environment; every other one
+/// (passwords and keys of the program that starts the cluster among them) is
+/// left out.
+const KEPT_VARIABLES: [&str; 4] = ["PATH", "LD_LIBRARY_PATH", "LANG", "TZ"];
+
+/// A command for a server program (`initdb`, `postgres`, `cp`) with a minimal
+/// environment: nothing of the caller's reaches the server but [`KEPT_VARIABLES`].
+pub fn server_command(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut cmd = Command::new(program);
+    cmd.env_clear();
+    for name in KEPT_VARIABLES {
+        if let Some(value) = std::env::var_os(name) {
+            cmd.env(name, value);
+        }
+    }
+    cmd
+}
+
 /// Prepare a command to run as `user` (when given), in its own process group so
 /// that a terminal's Ctrl-C reaches this process first and it can stop the server
 /// in order.

@@ -16,8 +16,17 @@ pub struct RestoreArgs {
     #[command(flatten)]
     pub env: EnvArgs,
     /// The archive to restore.
-    #[arg(long, value_name = "FILE")]
-    pub file: PathBuf,
+    #[arg(
+        long,
+        value_name = "FILE",
+        required_unless_present = "rollback_interrupted"
+    )]
+    pub file: Option<PathBuf>,
+    /// Only roll back a restore that was killed before it finished (its
+    /// journal is in $HOLDFAST_STATE_DIR, default /var/lib/holdfast), and
+    /// restore nothing. A restore does this itself before it starts.
+    #[arg(long, conflicts_with = "file")]
+    pub rollback_interrupted: bool,
     #[command(flatten)]
     pub choices: RestoreChoices,
     #[command(flatten)]
@@ -142,7 +151,22 @@ impl ProvisionArgs {
 }
 
 pub fn run(a: RestoreArgs, log: &Log) -> holdfast::Result<()> {
-    let file = absolute(&a.file);
+    let Some(file) = a.file.as_deref().map(absolute) else {
+        let env = a.env.environment()?;
+        log.output("Rolling back an interrupted restore:");
+        match ops::restore::rollback_interrupted(&env, log)? {
+            Some(_) => log.output("Done: the install is back as it was before that restore."),
+            None => match ops::journal::last_completed(&env) {
+                Some(last) => log.output(&format!(
+                    "Nothing to roll back: the last {last}; the install is restored."
+                )),
+                None => log.output(
+                    "Nothing to roll back: no restore of this install root left changes unfinished.",
+                ),
+            },
+        }
+        return Ok(());
+    };
     if !file.is_file() {
         return Err(holdfast::Error::usage(format!(
             "{} does not exist; pass the path of an archive",

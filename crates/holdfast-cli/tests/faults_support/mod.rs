@@ -98,6 +98,7 @@ pub fn holdfast(dir: &Path, root: &Path, tmp: &Path, args: &[&str]) -> Command {
 fn prepare(cmd: &mut Command, dir: &Path, tmp: &Path) {
     cmd.current_dir(dir)
         .env("TMPDIR", tmp)
+        .env("HOLDFAST_STATE_DIR", dir.join("state"))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -285,6 +286,21 @@ impl Watch {
     /// Watch `root`'s family for `secrets`; `trigger` is offered every new
     /// descendant until it returns true (it may kill it, stop a server...).
     pub fn start(root: u32, secrets: &[&str], trigger: Option<Trigger>) -> Watch {
+        Watch::start_with(root, secrets, trigger, false)
+    }
+
+    /// Like [`Watch::start`], but `root` itself may hold the secrets (they
+    /// are in its environment on purpose); only its descendants may not.
+    pub fn descendants(root: u32, secrets: &[&str]) -> Watch {
+        Watch::start_with(root, secrets, None, true)
+    }
+
+    fn start_with(
+        root: u32,
+        secrets: &[&str],
+        trigger: Option<Trigger>,
+        descendants_only: bool,
+    ) -> Watch {
         let stop = Arc::new(AtomicBool::new(false));
         let seen = Arc::new(Mutex::new(Seen::default()));
         let secrets: Vec<String> = secrets.iter().map(|s| s.to_string()).collect();
@@ -299,6 +315,9 @@ impl Watch {
                 for p in family(root, &all) {
                     let mut seen = seen2.lock().unwrap();
                     for s in &secrets {
+                        if descendants_only && p.pid == root {
+                            break;
+                        }
                         if p.cmdline.contains(s.as_str()) || p.environ.contains(s.as_str()) {
                             seen.leaks.push(format!("{} | {}", p.cmdline, p.environ));
                         }

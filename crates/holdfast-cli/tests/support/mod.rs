@@ -61,6 +61,7 @@ impl Sample {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_holdfast"));
         cmd.args(&args)
             .current_dir(self.dir.path())
+            .env("HOLDFAST_STATE_DIR", self.dir.path().join("state"))
             .env("HOLDFAST_INSTALL_ROOT", self.root())
             .env("HOLDFAST_INSTALLED_VERSION", VERSION);
         Run::from(cmd.output().expect("run holdfast"))
@@ -171,6 +172,7 @@ pub fn run(bin: &str, args: &[String], dir: &Path) -> Run {
         Command::new(bin)
             .args(args)
             .current_dir(dir)
+            .env("HOLDFAST_STATE_DIR", dir.join("state"))
             .env_remove("HOLDFAST_INSTALL_ROOT")
             .env_remove("HOLDFAST_INSTALLED_VERSION")
             .output()

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Instant;
 
 use pgsandbox::Cluster;
@@ -44,7 +44,7 @@ pub struct DemoOutcome {
 
 /// Load the sample databases into `cluster` as its superuser.
 pub fn load_sample_databases(cluster: &Cluster) -> Result<()> {
-    let mut child = Command::new(cluster.bindir().join("psql"))
+    let mut child = crate::child::command(cluster.bindir().join("psql"))
         .args([
             "-X",
             "-q",

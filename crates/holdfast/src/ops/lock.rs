@@ -81,6 +81,11 @@ fn lock_path(env: &Environment) -> PathBuf {
     } else {
         std::env::temp_dir()
     };
+    dir.join(format!("holdfast-{}.lock", root_key(env)))
+}
+
+/// 16 hex digits naming the install root: its lock, its restore journal.
+pub(crate) fn root_key(env: &Environment) -> String {
     let key = env
         .root
         .path()
@@ -90,7 +95,7 @@ fn lock_path(env: &Environment) -> PathBuf {
         .fold(0xcbf29ce484222325u64, |h, b| {
             (h ^ u64::from(*b)).wrapping_mul(0x100000001b3)
         });
-    dir.join(format!("holdfast-{key:016x}.lock"))
+    format!("{key:016x}")
 }
 
 fn writable(dir: &std::path::Path) -> bool {

@@ -185,7 +185,15 @@ fn run_uninterrupted(req: &MigrateRequest, log: &Log) -> Result<MigrateOutcome> 
     let result = (|| -> Result<(usize, PathBuf)> {
         if let Some(target) = &admin {
             log.output("Provisioning:");
-            provisioning::apply_target(target, &mut Default::default(), &mut undo, log)?;
+            provisioning::apply_target(
+                target,
+                &mut Default::default(),
+                &mut |u| {
+                    undo.push(u);
+                    Ok(())
+                },
+                log,
+            )?;
         }
         log.output("Copying:");
         let source_content = copy(req, &source, &tools, &mut src_client, work.path(), log)?;
@@ -232,7 +240,7 @@ fn run_uninterrupted(req: &MigrateRequest, log: &Log) -> Result<MigrateOutcome> 
                 }
             }
             if fills_existing {
-                match crate::ops::restore::empty_database(&req.target) {
+                match crate::ops::journal::empty_database(&req.target) {
                     Ok(()) => done.push(format!(
                         "emptied the target database '{}'",
                         req.target.database
@@ -395,7 +403,7 @@ fn check_space(client: &mut postgres::Client, dir: &Path, source: &ConnParams) -
         .query_one("SELECT pg_database_size(current_database())", &[])
         .map_err(|e| Error::postgres(pg::error_text(&e)))?
         .get(0);
-    let free = free_bytes(dir)?;
+    let free = crate::ops::workdir::available_bytes(dir)?;
     if (free as i64) < size / 4 {
         return Err(Error::usage(format!(
             "{} has {} MB free; staging the copy of '{}' ({} MB) needs about {} MB: pass --tmpdir on a larger filesystem",
@@ -407,20 +415,6 @@ fn check_space(client: &mut postgres::Client, dir: &Path, source: &ConnParams) -
         )));
     }
     Ok(())
-}
-
-fn free_bytes(dir: &Path) -> Result<u64> {
-    let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes())
-        .map_err(|_| Error::usage("temporary directory name has a NUL"))?;
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: c is a valid C string, st a valid out pointer.
-    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
-        return Err(Error::io(
-            format!("statvfs {}", dir.display()),
-            std::io::Error::last_os_error(),
-        ));
-    }
-    Ok(st.f_bavail as u64 * st.f_frsize as u64)
 }
 
 /// Dump the source in an exported snapshot (whose checksums are taken at the

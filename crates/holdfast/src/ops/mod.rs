@@ -4,6 +4,7 @@
 
 pub mod backup;
 pub mod demo;
+pub mod journal;
 pub mod lock;
 pub mod migrate;
 pub mod provisioning;
@@ -11,7 +12,7 @@ pub mod repo;
 pub mod restore;
 pub mod verify;
 
-mod workdir;
+pub mod workdir;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -424,8 +424,12 @@ fn missing_extensions(database: &str, missing: &[&String]) -> Error {
     ))
 }
 
-/// Create what the plan says, recording each change in `undo` as soon as it is made.
-pub fn apply(plan: &mut Plan, undo: &mut Vec<Undo>, log: &Log) -> Result<()> {
+/// What receives each server change as soon as it is made: a list in memory
+/// (migrate), the restore's journal on disk.
+pub type Record<'a> = dyn FnMut(Undo) -> Result<()> + 'a;
+
+/// Create what the plan says, recording each change as soon as it is made.
+pub fn apply(plan: &mut Plan, record: &mut Record, log: &Log) -> Result<()> {
     log.output("Provisioning PostgreSQL users/databases:");
     if let Some((init, admin)) = &plan.init {
         log.output(&format!(
@@ -443,7 +447,7 @@ pub fn apply(plan: &mut Plan, undo: &mut Vec<Undo>, log: &Log) -> Result<()> {
             cluster.hba_file.display(),
             hba.join(" | ")
         ));
-        undo.push(Undo::Cluster(cluster));
+        record(Undo::Cluster(cluster))?;
         admin.check()?;
         let facts = ServerFacts::read(admin)?;
         for t in &mut plan.targets {
@@ -463,18 +467,18 @@ pub fn apply(plan: &mut Plan, undo: &mut Vec<Undo>, log: &Log) -> Result<()> {
     }
     let mut created_roles: BTreeSet<String> = BTreeSet::new();
     for t in &plan.targets {
-        apply_target(t, &mut created_roles, undo, log)?;
+        apply_target(t, &mut created_roles, record, log)?;
     }
     log.output("Restoring:");
     Ok(())
 }
 
 /// Create (or reuse) one target's role, database, extensions and extra roles,
-/// recording each change in `undo`.
+/// recording each change.
 pub fn apply_target(
     t: &Target,
     created_roles: &mut BTreeSet<String>,
-    undo: &mut Vec<Undo>,
+    record: &mut Record,
     log: &Log,
 ) -> Result<()> {
     let (p, admin) = (&t.params, &t.admin);
@@ -483,11 +487,11 @@ pub fn apply_target(
     if t.role_exists || created_roles.contains(&p.user) {
         let old = provision::password_hash(admin, &p.user)?;
         provision::set_password(admin, &p.user, password)?;
-        undo.push(Undo::RestorePassword(admin.clone(), p.user.clone(), old));
+        record(Undo::RestorePassword(admin.clone(), p.user.clone(), old))?;
         log.line(&format!("Role '{}' exists: password set", p.user));
     } else {
         provision::create_role(admin, &p.user, password)?;
-        undo.push(Undo::DropRole(admin.clone(), p.user.clone()));
+        record(Undo::DropRole(admin.clone(), p.user.clone()))?;
         created_roles.insert(p.user.clone());
         log.line(&format!(
             "Created role '{}' (scram-sha-256 password)",
@@ -502,11 +506,11 @@ pub fn apply_target(
             ));
             if owner != &p.user {
                 provision::set_database_owner(admin, &p.database, &p.user)?;
-                undo.push(Undo::RestoreOwner(
+                record(Undo::RestoreOwner(
                     admin.clone(),
                     p.database.clone(),
                     owner.clone(),
-                ));
+                ))?;
             }
         }
         None => {
@@ -517,7 +521,7 @@ pub fn apply_target(
                 ));
             }
             provision::create_database(admin, &p.database, &p.user, &t.locale)?;
-            undo.push(Undo::DropDatabase(admin.clone(), p.database.clone()));
+            record(Undo::DropDatabase(admin.clone(), p.database.clone()))?;
             log.line(&format!(
                 "Created database '{}' owned by '{}', UTF8, LC_COLLATE {} LC_CTYPE {}",
                 p.database, p.user, t.locale.collate, t.locale.ctype
@@ -527,11 +531,11 @@ pub fn apply_target(
     for ext in &t.extensions {
         provision::create_extension(admin, &p.database, ext)?;
         if t.existing_owner.is_some() {
-            undo.push(Undo::DropExtension(
+            record(Undo::DropExtension(
                 admin.clone(),
                 p.database.clone(),
                 ext.clone(),
-            ));
+            ))?;
         }
         log.line(&format!(
             "Created extension '{ext}' in database '{}'",
@@ -545,7 +549,7 @@ pub fn apply_target(
         let password: Password = provision::random_password()?;
         provision::create_role(admin, role, &password)
             .map_err(|e| Error::failed(format!("Creating user '{role}' failed: {e}")))?;
-        undo.push(Undo::DropRole(admin.clone(), role.clone()));
+        record(Undo::DropRole(admin.clone(), role.clone()))?;
         created_roles.insert(role.clone());
         log.output(&format!(
             "- extra user '{role}' having grants on database {}, created with a random password",

@@ -18,7 +18,8 @@ use std::path::{Path, PathBuf};
 use crate::archive::{ArchiveReader, Codec, DumpFormat, FilesPlan, PlannedKind, ReadLimits};
 use crate::conf::rewrite_keys;
 use crate::log::Log;
-use crate::ops::provisioning::{self, Patience, Undo};
+use crate::ops::journal::{Journal, KeepBy};
+use crate::ops::provisioning;
 use crate::ops::verify::seekable_dump;
 use crate::ops::{RestoreRequest, WorkDir};
 use crate::pg::{self, command::ClientCommand, ConnParams, PgTools};
@@ -92,6 +93,7 @@ fn run_uninterrupted(req: &RestoreRequest, log: &Log) -> Result<RestoreOutcome> 
     }
     log.output(&format!("- Unpacking file '{}'", req.file.display()));
     let work = WorkDir::new(&req.tmpdir)?;
+    roll_back_interrupted_restore(&req.env, log)?;
     log.line(&format!(
         "Opening tarball {} to {}",
         req.file.display(),
@@ -255,7 +257,7 @@ fn run_uninterrupted(req: &RestoreRequest, log: &Log) -> Result<RestoreOutcome> 
     if plan.is_empty() {
         log.output("Restoring:");
     }
-    let mut journal = Journal::new(work.join(crate::leftovers::KEPT_COPIES));
+    let mut journal = Journal::begin(&req.env, &req.file)?;
     let steps = Steps {
         archive: &archive,
         files_plan: files_plan.as_ref(),
@@ -266,6 +268,7 @@ fn run_uninterrupted(req: &RestoreRequest, log: &Log) -> Result<RestoreOutcome> 
     let result = restore_all(req, &steps, &mut plan, &mut targets, &mut journal, log);
     match result {
         Ok(outcome) => {
+            journal.complete()?;
             if let Some(m) = profile
                 .post_restore
                 .as_ref()
@@ -282,6 +285,38 @@ fn run_uninterrupted(req: &RestoreRequest, log: &Log) -> Result<RestoreOutcome> 
             Err(Error::failed(format!("{e}; {report}")))
         }
     }
+}
+
+/// `holdfast restore --rollback-interrupted`: undo what a restore that was
+/// killed (its journal is still there) had changed, and nothing else. Returns
+/// the rollback's report, or `None` when no restore was interrupted.
+pub fn rollback_interrupted(env: &Environment, log: &Log) -> Result<Option<String>> {
+    let _lock = crate::ops::lock::OperationLock::acquire(
+        env,
+        crate::ops::lock::LockMode::Exclusive,
+        "restore",
+    )?;
+    roll_back_interrupted_restore(env, log)
+}
+
+/// Roll back the restore whose journal is still there, if any, saying so on
+/// the console; fail when it could not be undone completely.
+fn roll_back_interrupted_restore(env: &Environment, log: &Log) -> Result<Option<String>> {
+    let Some(mut journal) = Journal::find(env)? else {
+        return Ok(None);
+    };
+    log.output(&format!(
+        "- Rolling back an interrupted {}",
+        journal.describe()
+    ));
+    let report = journal.rollback(log);
+    if report.contains("REMAINS CHANGED") {
+        return Err(Error::failed(format!(
+            "the interrupted restore could not be rolled back completely: {report}"
+        )));
+    }
+    log.output(&format!("  {report}"));
+    Ok(Some(report))
 }
 
 /// What the checks decided, for the writing part.
@@ -306,7 +341,7 @@ fn restore_all(
     let (archive, rewrites) = (steps.archive, steps.rewrites);
     crate::interrupt::check()?;
     if !provision.is_empty() {
-        provisioning::apply(provision, &mut journal.server, log)?;
+        provisioning::apply(provision, &mut |u| journal.server_step(&u), log)?;
     }
     for t in targets.iter_mut().filter(|t| t.tools.is_none()) {
         let tools = check_target(t, steps.restore_permissions, steps.work, log).map_err(|e| {
@@ -348,7 +383,7 @@ fn restore_all(
             t.jobs
         ));
         if !t.created {
-            journal.filled.push(t.params.clone());
+            journal.filling(&t.params)?;
         }
         let report = match t.format {
             DumpFormat::Custom => {
@@ -423,13 +458,14 @@ fn restore_all(
     }
     for (file, changes) in rewrites {
         log.output(&format!("Rewriting {}", file.display()));
+        journal.rewriting(file)?;
         let copy = rewrite_keys(file, changes, chrono::Local::now())?;
+        journal.rewrote(file, &copy)?;
         log.line(&format!(
             "Backing up {} to {}",
             file.display(),
             copy.display()
         ));
-        journal.rewritten.push((file.clone(), copy.clone()));
         outcome.rewritten.push((file.clone(), copy));
     }
     Ok(outcome)
@@ -451,7 +487,7 @@ fn check_disk_space(preview: &Path, root: &Path, plan: &FilesPlan, work: &Path) 
         (root, needed, "the restored files"),
         (work, kept, "the copies of the files the restore replaces"),
     ] {
-        let free = available_bytes(dir)?;
+        let free = crate::ops::workdir::available_bytes(dir)?;
         if bytes > free {
             return Err(Error::usage(format!(
                 "not enough disk space in {}: {what} need {} KiB and {} KiB are free; free some space, then restore again",
@@ -482,24 +518,6 @@ fn tree_size(dir: &Path) -> Result<u64> {
         }
     }
     Ok(total)
-}
-
-/// Bytes an unprivileged user may still write on the filesystem of `path`.
-fn available_bytes(path: &Path) -> Result<u64> {
-    use std::os::unix::ffi::OsStrExt;
-    let cpath = std::ffi::CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| Error::usage(format!("{} has a NUL byte", path.display())))?;
-    // SAFETY: statvfs is plain data; all-zero is a valid value to fill in.
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: cpath is a valid C string and st a live, correctly sized struct.
-    if unsafe { libc::statvfs(cpath.as_ptr(), &mut st) } != 0 {
-        return Err(Error::io_path(
-            "check the free space of",
-            path,
-            std::io::Error::last_os_error(),
-        ));
-    }
-    Ok(st.f_bavail as u64 * st.f_frsize as u64)
 }
 
 fn check_not_running(env: &Environment) -> Result<()> {
@@ -687,213 +705,6 @@ fn run_post_restore(post: &PostRestore, params: &ConnParams, log: &Log) -> Resul
                 log.output(c);
             }
         }
-    }
-    Ok(())
-}
-
-/// What a restore changed, so that a failure can undo it.
-struct Journal {
-    dir: PathBuf,
-    /// (path, kept copy) for files that existed; (path, None) for new ones.
-    files: Vec<(PathBuf, Option<PathBuf>)>,
-    /// Directories the restore created, deepest last.
-    created_dirs: Vec<PathBuf>,
-    /// Existing directories whose mode and owner the restore sets: (path, mode, uid, gid).
-    dir_modes: Vec<(PathBuf, u32, u32, u32)>,
-    /// Databases the restore loaded into (they were empty).
-    filled: Vec<ConnParams>,
-    /// Conf files rewritten, with their dated copies.
-    rewritten: Vec<(PathBuf, PathBuf)>,
-    /// Roles, databases, extensions and the cluster that provisioning made or changed.
-    server: Vec<Undo>,
-}
-
-impl Journal {
-    fn new(dir: PathBuf) -> Journal {
-        Journal {
-            dir,
-            files: Vec::new(),
-            created_dirs: Vec::new(),
-            dir_modes: Vec::new(),
-            filled: Vec::new(),
-            rewritten: Vec::new(),
-            server: Vec::new(),
-        }
-    }
-
-    /// Keep aside every file the plan will replace, and note what it creates
-    /// (plan paths are relative to the install root).
-    fn keep_files(&mut self, plan: &FilesPlan, root: &Path) -> Result<()> {
-        use std::os::unix::fs::MetadataExt;
-        for dir in plan.missing_parents() {
-            self.created_dirs.push(root.join(dir));
-        }
-        for entry in plan.entries() {
-            let path = root.join(&entry.path);
-            match (entry.kind, entry.exists) {
-                (PlannedKind::Directory, false) => self.created_dirs.push(path),
-                (PlannedKind::Directory, true) => {
-                    let meta = std::fs::symlink_metadata(&path)
-                        .context(|| format!("stat {}", path.display()))?;
-                    self.dir_modes
-                        .push((path, meta.mode(), meta.uid(), meta.gid()));
-                }
-                // apply() renames new content over these paths, so the
-                // original inode survives under a hard link.
-                (_, _) => self.keep_file(&path, KeepBy::LinkOrCopy)?,
-            }
-        }
-        Ok(())
-    }
-
-    fn keep_file(&mut self, path: &Path, how: KeepBy) -> Result<()> {
-        let meta = std::fs::symlink_metadata(path);
-        if meta.is_err() {
-            self.files.push((path.to_path_buf(), None));
-            return Ok(());
-        }
-        std::fs::create_dir_all(&self.dir).context(|| format!("create {}", self.dir.display()))?;
-        let kept = self.dir.join(format!("{}", self.files.len()));
-        // A link costs nothing; a copy is needed across filesystems, or when
-        // the file is about to be rewritten in place.
-        let linked = how == KeepBy::LinkOrCopy && std::fs::hard_link(path, &kept).is_ok();
-        if !linked {
-            copy_preserving(path, &kept).map_err(|e| {
-                Error::failed(format!(
-                    "cannot keep a copy of {} before restoring over it: {e}",
-                    path.display()
-                ))
-            })?;
-        }
-        self.files.push((path.to_path_buf(), Some(kept)));
-        Ok(())
-    }
-
-    /// Undo in reverse order; returns one line saying what was done and what remains.
-    fn rollback(&mut self, log: &Log) -> String {
-        let mut done = Vec::new();
-        let mut remains = Vec::new();
-        for (file, copy) in self.rewritten.iter().rev() {
-            match std::fs::rename(copy, file) {
-                Ok(()) => done.push(format!("restored {}", file.display())),
-                Err(e) => remains.push(format!(
-                    "{} (its previous content is in {}: {e})",
-                    file.display(),
-                    copy.display()
-                )),
-            }
-        }
-        let patience = Patience::from_now();
-        for params in self.filled.iter().rev() {
-            let reached = patience.retry(|| pg::connect(params).map(drop));
-            match reached.and_then(|()| empty_database(params)) {
-                Ok(()) => done.push(format!("emptied database '{}'", params.database)),
-                Err(e) => remains.push(format!(
-                    "database '{}' still holds restored objects ({e})",
-                    params.database
-                )),
-            }
-        }
-        let (server_done, server_remains) =
-            provisioning::rollback(&mut self.server, &patience, log);
-        done.extend(server_done);
-        remains.extend(server_remains);
-        let (mut put_back, mut removed) = (0, 0);
-        for (path, kept) in self.files.iter().rev() {
-            let _ = std::fs::remove_file(path).or_else(|_| std::fs::remove_dir_all(path));
-            match kept {
-                Some(k) => match put_back_kept(k, path) {
-                    Ok(()) => put_back += 1,
-                    Err(e) => remains.push(format!(
-                        "{} (kept copy {}: {e})",
-                        path.display(),
-                        k.display()
-                    )),
-                },
-                None => removed += 1,
-            }
-        }
-        for dir in self.created_dirs.iter().rev() {
-            if dir.exists() && std::fs::remove_dir(dir).is_err() {
-                remains.push(format!("directory {} (not empty)", dir.display()));
-            }
-        }
-        for (dir, mode, uid, gid) in &self.dir_modes {
-            use std::os::unix::fs::PermissionsExt;
-            let _ = std::os::unix::fs::chown(dir, Some(*uid), Some(*gid));
-            if let Err(e) = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(*mode)) {
-                remains.push(format!("mode of {} ({e})", dir.display()));
-            }
-        }
-        if put_back + removed > 0 {
-            done.push(format!(
-                "put back {} and removed {} new",
-                crate::log::count(put_back, "file", "files"),
-                crate::log::count(removed, "file", "files")
-            ));
-        }
-        let mut line = if done.is_empty() {
-            "nothing had been changed".to_string()
-        } else {
-            format!("rolled back: {}", done.join(", "))
-        };
-        if remains.is_empty() {
-            line.push_str("; nothing remains changed");
-        } else {
-            line.push_str(&format!("; REMAINS CHANGED: {}", remains.join("; ")));
-        }
-        log.line(&line);
-        line
-    }
-}
-
-/// Drop what the restoring role created in a database that was empty before.
-/// How [`Journal::keep_file`] keeps a file's previous content.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum KeepBy {
-    /// The file will be replaced by a rename: a hard link keeps the original.
-    LinkOrCopy,
-    /// The file will be written in place: only a copy keeps the original.
-    Copy,
-}
-
-/// `cp -a --no-dereference`: content, mode, owner, times and links as they are.
-fn copy_preserving(from: &Path, to: &Path) -> std::result::Result<(), String> {
-    let out = std::process::Command::new("cp")
-        .arg("-a")
-        .arg("--no-dereference")
-        .arg(from)
-        .arg(to)
-        .output()
-        .map_err(|e| format!("cannot run cp: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
-    }
-}
-
-/// Move a kept file back; the work directory may be on another filesystem
-/// than the install root, where only a copy crosses.
-fn put_back_kept(kept: &Path, path: &Path) -> std::result::Result<(), String> {
-    match std::fs::rename(kept, path) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::CrossesDevices => {
-            copy_preserving(kept, path)?;
-            let _ = std::fs::remove_file(kept);
-            Ok(())
-        }
-        Err(e) => Err(e.to_string()),
-    }
-}
-
-pub(crate) fn empty_database(params: &ConnParams) -> Result<()> {
-    let mut client = pg::connect(params)?;
-    client
-        .batch_execute("DROP OWNED BY CURRENT_USER CASCADE")
-        .map_err(|e| Error::postgres(pg::error_text(&e)))?;
-    if let Some(object) = pg::inspect::database_is_empty(&mut client)? {
-        return Err(Error::failed(format!("{object} is left")));
     }
     Ok(())
 }

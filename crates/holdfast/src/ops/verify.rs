@@ -5,10 +5,12 @@
 //! into a throwaway cluster and compares it with the manifest.
 
 use std::io::{BufRead, BufReader, Read};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::archive::{ArchiveReader, Codec, DumpFormat, ReadLimits};
 use crate::log::Log;
+use crate::ops::workdir::check_free_space;
 use crate::ops::{VerifyRequest, WorkDir};
 use crate::pg::{self, command::ClientCommand, PgTools};
 use crate::profile::ForbiddenOption;
@@ -29,6 +31,20 @@ pub fn run(req: &VerifyRequest, log: &Log) -> Result<VerifyOutcome> {
     let env = &req.env;
     log.output("Verifying:");
     log.output(&format!("- Unpacking file '{}'", req.file.display()));
+    // Before anything is written: room to unpack the archive, and for a deep
+    // verify the throwaway cluster too (its own floor, and the restored
+    // databases, which take a few times their dumps' size).
+    let archive_size = std::fs::metadata(&req.file)
+        .map(|m| m.len())
+        .context(|| format!("read {}", req.file.display()))?;
+    let (needed, what) = match req.deep {
+        false => (archive_size, "unpacking the archive"),
+        true => (
+            archive_size + CLUSTER_FLOOR + DEEP_FACTOR * archive_size,
+            "unpacking the archive and deep verify's throwaway cluster",
+        ),
+    };
+    check_free_space(&req.tmpdir, needed, what)?;
     let work = WorkDir::new(&req.tmpdir)?;
     log.line(&format!(
         "Opening tarball {} to {}",
@@ -129,7 +145,7 @@ pub fn run(req: &VerifyRequest, log: &Log) -> Result<VerifyOutcome> {
         dumps.push(member);
     }
     let (deep_tables, deep_mismatches) = if req.deep {
-        deep_verify(&archive, &env.profile, work.path(), log)?
+        deep_verify(&archive, &env.profile, &req.tmpdir, work.path(), log)?
     } else {
         (0, 0)
     };
@@ -329,6 +345,11 @@ fn check_sqlite(path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// What deep verify's throwaway cluster takes before any database is restored
+/// (the data directory of initdb, its WAL), and then per byte of dump.
+const CLUSTER_FLOOR: u64 = 96 << 20;
+const DEEP_FACTOR: u64 = 3;
+
 /// The unprivileged role that restores an archive's dumps in deep verify.
 const VERIFY_ROLE: &str = "holdfast_verify";
 
@@ -337,14 +358,39 @@ const VERIFY_ROLE: &str = "holdfast_verify";
 fn deep_verify(
     archive: &ArchiveReader,
     profile: &crate::profile::Profile,
+    tmpdir: &Path,
     work: &Path,
     log: &Log,
 ) -> Result<(usize, usize)> {
-    let cluster = pgsandbox::Cluster::start().map_err(|e| {
-        Error::failed(format!(
-            "deep verify needs a throwaway PostgreSQL cluster: {e}"
-        ))
+    // Now that the dumps are unpacked: room for the cluster and what it restores.
+    let dumps: u64 = archive
+        .members()
+        .filter(|m| m.name.starts_with("db/"))
+        .map(|m| m.size)
+        .sum();
+    check_free_space(
+        tmpdir,
+        CLUSTER_FLOOR + DEEP_FACTOR * dumps,
+        "deep verify's throwaway cluster",
+    )?;
+    // The cluster's directory under --tmpdir, removed after the cluster
+    // (declared first, dropped last). The server user must traverse it.
+    let base = crate::leftovers::HeldDir::new(tmpdir, "holdfast-cluster.", 10).context(|| {
+        format!(
+            "create a directory for the throwaway cluster in {}",
+            tmpdir.display()
+        )
     })?;
+    std::fs::set_permissions(base.path(), std::fs::Permissions::from_mode(0o711))
+        .context(|| format!("chmod {}", base.path().display()))?;
+    let cluster = pgsandbox::Cluster::builder()
+        .base_dir(base.path())
+        .start()
+        .map_err(|e| {
+            Error::failed(format!(
+                "deep verify needs a throwaway PostgreSQL cluster: {e}"
+            ))
+        })?;
     log.output(&format!(
         "- Deep verify: restoring into a throwaway PostgreSQL {} cluster",
         cluster.major()

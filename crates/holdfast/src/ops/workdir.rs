@@ -1,6 +1,11 @@
 //! The private temporary directory of one operation (0700, removed at the end,
 //! whatever the outcome), like engine-backup's `mktemp -d`, but never kept with
-//! passwords inside.
+//! passwords inside; and the free space of the filesystems an operation writes to.
+//!
+//! The parent given to [`WorkDir::new`] (`--tmpdir`, else `$TMPDIR`) becomes
+//! the parent of every other temporary directory of the operation too (pgpass
+//! files, restore lists, deep verify's throwaway cluster): nothing temporary
+//! goes anywhere else.
 
 use std::path::{Path, PathBuf};
 
@@ -26,6 +31,7 @@ impl WorkDir {
                 e,
             )
         })?;
+        crate::leftovers::set_temp_parent(parent);
         Ok(WorkDir { dir })
     }
 
@@ -36,4 +42,26 @@ impl WorkDir {
     pub fn join(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
+}
+
+/// Bytes an unprivileged user may still write on the filesystem of `path`.
+pub fn available_bytes(path: &Path) -> Result<u64> {
+    let st = rustix::fs::statvfs(path)
+        .map_err(|e| Error::io_path("check the free space of", path, std::io::Error::from(e)))?;
+    Ok(st.f_bavail.saturating_mul(st.f_frsize))
+}
+
+/// Refuse, before anything is written, when the filesystem of `dir` has less
+/// than `needed` bytes free for `what`.
+pub fn check_free_space(dir: &Path, needed: u64, what: &str) -> Result<()> {
+    let free = available_bytes(dir)?;
+    if needed > free {
+        return Err(Error::usage(format!(
+            "not enough free space in {}: {what} needs about {} MiB and {} MiB are free; free some space there or pass another --tmpdir",
+            dir.display(),
+            needed.div_ceil(1 << 20),
+            free >> 20
+        )));
+    }
+    Ok(())
 }

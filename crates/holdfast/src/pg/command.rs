@@ -3,19 +3,23 @@
 //! - `-w` (never prompt for a password) and `-h -p -U` from the [`ConnParams`];
 //! - the password only through a 0600 pgpass file (`PGPASSFILE`), never in argv;
 //! - `PGPASSWORD` and every other `PG*` variable of our own environment removed,
-//!   so nothing but the given parameters decides where the program connects;
+//!   so nothing but the given parameters decides where the program connects,
+//!   and every secret variable too ([`crate::child::command`]);
 //! - `PGSSLMODE=require` for a secured connection, `verify-full` when the
 //!   certificate is validated;
 //! - `LC_MESSAGES=C`, so the program's own messages are in English whatever the
 //!   user's locale (success is judged by exit code, never by message text);
-//! - stdin closed unless the caller feeds it; stderr captured.
+//! - stdin closed unless the caller feeds it; stderr captured;
+//! - a process group of its own, watched by the guardian
+//!   ([`crate::child::contain`]): a killed holdfast takes the program and every
+//!   process it forked (pg_restore's `-j` workers) with it.
 //!
 //! [`ClientCommand::describe`] gives the loggable command line, engine-backup's
 //! `pg_cmd running: pg_dump -w -U u -h h -p p db <args>`.
 
 use std::ffi::{OsStr, OsString};
 use std::io::Read;
-use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, ExitStatus, Stdio};
 use std::thread::JoinHandle;
 
 use crate::pg::{ConnParams, PgPass, PgTools};
@@ -133,7 +137,7 @@ impl ClientCommand {
             Some((conn, _)) => Some(PgPass::new([conn])?),
             None => None,
         };
-        let mut cmd = Command::new(&self.path);
+        let mut cmd = crate::child::command(&self.path);
         cmd.args(self.argv())
             .stdin(stdin)
             .stdout(stdout)
@@ -161,6 +165,7 @@ impl ClientCommand {
             }
         }
         crate::interrupt::tie_to_parent(&mut cmd);
+        crate::child::contain(&mut cmd)?;
         let mut child = cmd
             .spawn()
             .context(|| format!("run {}", self.path.display()))?;
@@ -257,19 +262,20 @@ impl RunningCommand {
         self.child.stdout.take()
     }
 
-    /// Stop the program (SIGKILL) after a failure on our side, and reap it. A
-    /// psql killed this way never commits what it was sent.
+    /// Stop the program and what it forked (SIGKILL to its process group)
+    /// after a failure on our side, and reap it. A psql killed this way never
+    /// commits what it was sent.
     pub fn kill(mut self) -> Finished {
         crate::interrupt::untrack(self.child.id());
-        let _ = self.child.kill();
-        let status = self.child.wait().ok();
+        crate::child::signal_group(self.child.id(), libc::SIGKILL);
+        let status = crate::child::reap(&mut self.child).ok();
         self.finish(status)
     }
 
     /// Wait for the program to exit.
     pub fn wait(mut self) -> Result<Finished> {
         drop(self.child.stdin.take());
-        let status = self.child.wait();
+        let status = crate::child::reap(&mut self.child);
         crate::interrupt::untrack(self.child.id());
         let status = status.context(|| format!("wait for {}", self.name))?;
         Ok(self.finish(Some(status)))
@@ -297,8 +303,8 @@ impl Drop for RunningCommand {
     fn drop(&mut self) {
         if !self.reaped {
             crate::interrupt::untrack(self.child.id());
-            let _ = self.child.kill();
-            let _ = self.child.wait();
+            crate::child::signal_group(self.child.id(), libc::SIGKILL);
+            let _ = crate::child::reap(&mut self.child);
         }
     }
 }

@@ -75,6 +75,32 @@ pub fn connect(params: &ConnParams) -> crate::Result<postgres::Client> {
     })
 }
 
+/// End the sessions a holdfast that is gone left in the database of `client`
+/// (same role, application name `holdfast`, not this session), and wait up to
+/// 10 s for them to be gone: a statement a killed pg_restore had sent
+/// (a `COPY`, a `CREATE INDEX`) would otherwise still run, and commit, after
+/// the kill. Returns how many there were.
+pub fn end_orphaned_sessions(client: &mut postgres::Client) -> crate::Result<usize> {
+    let fail = |e: postgres::Error| crate::Error::postgres(error_text(&e));
+    let others = "FROM pg_stat_activity WHERE datname = current_database()                   AND usename = current_user AND application_name = 'holdfast'                   AND pid <> pg_backend_pid()";
+    let ended = client
+        .query(&format!("SELECT pg_terminate_backend(pid) {others}"), &[])
+        .map_err(fail)?
+        .len();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while ended > 0 && std::time::Instant::now() < deadline {
+        let left: i64 = client
+            .query_one(&format!("SELECT count(*) {others}"), &[])
+            .map_err(fail)?
+            .get(0);
+        if left == 0 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    Ok(ended)
+}
+
 /// The server's own message for a database error, else the client's description.
 pub fn error_text(e: &postgres::Error) -> String {
     match e.as_db_error() {

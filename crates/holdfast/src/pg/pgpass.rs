@@ -2,8 +2,9 @@
 //! password reaches pg_dump, pg_restore or psql, so that it never appears in
 //! argv or in the environment.
 //!
-//! The file is mode 0600 in a private (0700) directory of its own and is removed
-//! when the [`PgPass`] is dropped.
+//! The file is mode 0600 in a private (0700) directory of its own, under the
+//! operation's temporary directory (`--tmpdir`), and is removed when the
+//! [`PgPass`] is dropped.
 
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -26,7 +27,7 @@ impl PgPass {
     /// A pgpass file with one `host:port:database:user:password` line for every
     /// connection that has a password (connections without one add no line).
     pub fn new<'a>(connections: impl IntoIterator<Item = &'a ConnParams>) -> Result<PgPass> {
-        let dir = crate::leftovers::HeldDir::new(&std::env::temp_dir(), PREFIX, 6)
+        let dir = crate::leftovers::HeldDir::new(&crate::leftovers::temp_parent(), PREFIX, 6)
             .context(|| "create a private directory for the pgpass file".to_string())?;
         let path = dir.path().join("pgpass");
         let mut content = String::new();

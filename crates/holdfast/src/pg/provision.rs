@@ -94,6 +94,11 @@ impl Admin {
         &self.params
     }
 
+    /// The client programs it runs.
+    pub fn tools(&self) -> &PgTools {
+        &self.tools
+    }
+
     /// Run `sql` in `database` and return its rows, each a list of fields.
     pub fn query(&self, database: &str, sql: &str) -> Result<Vec<Vec<String>>> {
         let out = self.psql(database, sql, true)?;
@@ -131,7 +136,7 @@ impl Admin {
             Some(_) => Some(PgPass::new([&conn])?),
             None => None,
         };
-        let mut cmd = Command::new(self.tools.program("psql"));
+        let mut cmd = crate::child::command(self.tools.program("psql"));
         cmd.args(["-X", "-q", "-w", "-v", "ON_ERROR_STOP=1"]);
         if rows {
             cmd.args(["-A", "-t", "-F"])
@@ -163,6 +168,8 @@ impl Admin {
         if let Some(user) = &self.run_as {
             user.apply(&mut cmd);
         }
+        crate::interrupt::tie_to_parent(&mut cmd);
+        crate::child::contain(&mut cmd)?;
         let mut child = cmd
             .spawn()
             .context(|| "run psql as the PostgreSQL superuser".into())?;
@@ -170,9 +177,23 @@ impl Admin {
         let mut stdin = child.stdin.take().expect("piped stdin");
         let feed = stdin.write_all(sql.as_bytes());
         drop(stdin);
-        let out = child
-            .wait_with_output()
-            .context(|| "wait for psql".into())?;
+        let mut stderr_pipe = child.stderr.take().expect("piped stderr");
+        let stderr_reader = std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = std::io::Read::read_to_end(&mut stderr_pipe, &mut buf);
+            buf
+        });
+        let mut stdout = Vec::new();
+        let read =
+            std::io::Read::read_to_end(child.stdout.as_mut().expect("piped stdout"), &mut stdout);
+        let status = crate::child::reap(&mut child).context(|| "wait for psql".into())?;
+        read.context(|| "read the output of psql".into())?;
+        let stderr = stderr_reader.join().unwrap_or_default();
+        let out = std::process::Output {
+            status,
+            stdout,
+            stderr,
+        };
         let stderr = String::from_utf8_lossy(&out.stderr);
         if !out.status.success() || feed.is_err() {
             let first = stderr
@@ -630,7 +651,7 @@ pub fn init_cluster(init: &ClusterInit, hba: &[String]) -> Result<InitializedClu
     let user = server_os_user()?;
     let hba_file = match init {
         ClusterInit::Debian { version, name } => {
-            let mut cmd = Command::new("pg_createcluster");
+            let mut cmd = crate::child::command("pg_createcluster");
             cmd.args([&version.to_string(), name.as_str(), "--start", "-e", "UTF8"])
                 .args(["--", "--auth-local=peer", "--auth-host=scram-sha-256"]);
             run_program(cmd, "pg_createcluster")?;
@@ -652,7 +673,7 @@ pub fn init_cluster(init: &ClusterInit, hba: &[String]) -> Result<InitializedClu
                         .context(|| format!("chown {}", d.display()))?;
                 }
             }
-            let mut cmd = Command::new(bindir.join("initdb"));
+            let mut cmd = crate::child::command(bindir.join("initdb"));
             cmd.arg("-D")
                 .arg(data_dir)
                 .args(["-E", "UTF8", "-U", "postgres", "--auth-local=peer"])
@@ -704,7 +725,7 @@ pub fn add_hba_lines(hba_file: &Path, lines: &[String]) -> Result<()> {
 fn start_or_reload(cluster: &InitializedCluster, user: Option<&OsUser>) -> Result<()> {
     match &cluster.init {
         ClusterInit::Debian { version, name } => {
-            let mut cmd = Command::new("pg_ctlcluster");
+            let mut cmd = crate::child::command("pg_ctlcluster");
             cmd.args([&version.to_string(), name.as_str(), "reload"]);
             run_program(cmd, "pg_ctlcluster reload")
         }
@@ -714,7 +735,7 @@ fn start_or_reload(cluster: &InitializedCluster, user: Option<&OsUser>) -> Resul
             socket_dir,
             port,
         } => {
-            let mut cmd = Command::new(bindir.join("pg_ctl"));
+            let mut cmd = crate::child::command(bindir.join("pg_ctl"));
             cmd.arg("-D")
                 .arg(data_dir)
                 .arg("-l")
@@ -737,7 +758,7 @@ fn start_or_reload(cluster: &InitializedCluster, user: Option<&OsUser>) -> Resul
 pub fn remove_cluster(cluster: &InitializedCluster) -> Result<()> {
     match &cluster.init {
         ClusterInit::Debian { version, name } => {
-            let mut cmd = Command::new("pg_dropcluster");
+            let mut cmd = crate::child::command("pg_dropcluster");
             cmd.args(["--stop", &version.to_string(), name.as_str()]);
             run_program(cmd, "pg_dropcluster")
         }
@@ -745,7 +766,7 @@ pub fn remove_cluster(cluster: &InitializedCluster) -> Result<()> {
             bindir, data_dir, ..
         } => {
             if data_dir.join("postmaster.pid").exists() {
-                let mut cmd = Command::new(bindir.join("pg_ctl"));
+                let mut cmd = crate::child::command(bindir.join("pg_ctl"));
                 cmd.arg("-D")
                     .arg(data_dir)
                     .args(["-m", "fast", "-w", "stop"]);

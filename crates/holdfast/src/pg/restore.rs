@@ -369,8 +369,9 @@ fn run_pg_restore(
             }
         }
     }
-    let list_dir = crate::leftovers::HeldDir::new(&std::env::temp_dir(), "holdfast-toc-", 6)
-        .context(|| "create a directory for the restore list".to_string())?;
+    let list_dir =
+        crate::leftovers::HeldDir::new(&crate::leftovers::temp_parent(), "holdfast-toc-", 6)
+            .context(|| "create a directory for the restore list".to_string())?;
     let list_path = list_dir.path().join("toc.list");
     std::fs::write(&list_path, list).context(|| format!("write {}", list_path.display()))?;
 

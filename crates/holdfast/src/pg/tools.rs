@@ -6,7 +6,6 @@
 //! the highest installed major that is at least the server's.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use crate::{Error, Result};
 
@@ -62,7 +61,7 @@ impl PgTools {
             )));
         }
         let pg_dump = bindir.join("pg_dump");
-        let out = Command::new(&pg_dump)
+        let out = crate::child::command(&pg_dump)
             .arg("--version")
             .env("LC_MESSAGES", "C")
             .output()
@@ -160,7 +159,10 @@ fn versioned_bindirs(root: &Path, pattern: &str) -> Vec<PathBuf> {
 }
 
 fn pg_config_bindir() -> Option<PathBuf> {
-    let out = Command::new("pg_config").arg("--bindir").output().ok()?;
+    let out = crate::child::command("pg_config")
+        .arg("--bindir")
+        .output()
+        .ok()?;
     if !out.status.success() {
         return None;
     }

@@ -3,7 +3,6 @@
 
 use std::cmp::Ordering;
 use std::path::Path;
-use std::process::Command;
 
 use super::VersionRule;
 use crate::{Error, Result};
@@ -55,7 +54,7 @@ pub fn installed_version(
 }
 
 fn package_version(package: &str) -> Option<String> {
-    let dpkg = Command::new("dpkg-query")
+    let dpkg = crate::child::command("dpkg-query")
         .args(["-W", "-f=${Status}|${Version}", package])
         .output()
         .ok()
@@ -68,7 +67,7 @@ fn package_version(package: &str) -> Option<String> {
                 .then(|| upstream_version(version))
         });
     dpkg.or_else(|| {
-        Command::new("rpm")
+        crate::child::command("rpm")
             .args(["-q", "--qf", "%{VERSION}", package])
             .output()
             .ok()

@@ -4,7 +4,7 @@
 //! except around scripts that must run alone.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use postgres::error::ErrorPosition;
 use postgres::Client;
@@ -319,7 +319,7 @@ impl<'a> Runner<'a> {
             })
             .collect();
         env.extend(dbfunc);
-        let out = Command::new(path)
+        let out = crate::child::command(path)
             .current_dir(&self.tree.root)
             .env_remove("PGPASSWORD")
             .envs(env)
