@@ -455,15 +455,22 @@ const CHILD_GRACE: Duration = Duration::from_secs(1);
 
 /// Poll for client programs of `port` from the kill on; how long the last one lived.
 fn clients_survived(port: u16, since: Instant) -> (Duration, Vec<String>) {
+    // How long after the kill a client program was last seen alive: the end
+    // of the last scan of /proc that found one (an upper bound of that
+    // sighting), zero when the first scan found none. Timing the scan that
+    // finds none instead would measure how long /proc takes to read on a
+    // loaded machine, not how long the clients lived.
     let mut last = Vec::new();
+    let mut last_seen = Duration::ZERO;
     loop {
         let now: Vec<String> = clients_of(port).into_iter().map(|p| p.cmdline).collect();
         if now.is_empty() {
-            return (since.elapsed(), last);
+            return (last_seen, last);
         }
+        last_seen = since.elapsed();
         last = now;
-        if since.elapsed() > CHILD_GRACE * 3 {
-            return (since.elapsed(), last);
+        if last_seen > CHILD_GRACE * 3 {
+            return (last_seen, last);
         }
         std::thread::sleep(Duration::from_millis(2));
     }
@@ -617,7 +624,7 @@ fn restores_sigkilled_with_four_jobs_leave_the_machine_restored_or_as_it_was() {
             next.ok();
             let said = next.stdout.clone();
             eprintln!(
-                "{what}: {running_at_kill} clients at the kill, gone after {survived:?}; \
+                "{what}: {running_at_kill} clients at the kill, last seen alive {survived:?} after it; \
                  next run: {}",
                 said.lines().last().unwrap_or("")
             );
@@ -653,7 +660,7 @@ fn restores_sigkilled_with_four_jobs_leave_the_machine_restored_or_as_it_was() {
                 *counts.entry("rolled back by the next restore").or_default() += 1;
             }
             eprintln!(
-                "{what}: {running_at_kill} clients at the kill, gone after {survived:?}; \
+                "{what}: {running_at_kill} clients at the kill, last seen alive {survived:?} after it; \
                  next restore completed"
             );
             restored(&what);
@@ -663,7 +670,7 @@ fn restores_sigkilled_with_four_jobs_leave_the_machine_restored_or_as_it_was() {
         reset();
     }
     eprintln!(
-        "kill points (s): {}; longest a client program lived after the kill: {longest:?}",
+        "kill points (s): {}; longest a client program was seen alive after the kill: {longest:?}",
         kill_points.join(", ")
     );
     tally("restore-sigkill-j4", &counts, t0);
