@@ -487,6 +487,7 @@ fn manifest_for(files: &[(String, Vec<u8>)]) -> Manifest {
         },
         created_at: "2026-11-21T15:00:00Z".into(),
         profile: "ovirt-engine".into(),
+        profile_source: None,
         application_version: "4.5.7".into(),
         host: "h".into(),
         scopes: vec!["db".into()],

@@ -125,6 +125,7 @@ fn sample_manifest(members: Vec<holdfast::archive::manifest::MemberRecord>) -> M
         },
         created_at: "2026-11-21T15:00:00+00:00".into(),
         profile: "ovirt-engine".into(),
+        profile_source: None,
         application_version: "4.5.7".into(),
         host: "engine.example.test".into(),
         scopes: vec!["files".into(), "db".into()],

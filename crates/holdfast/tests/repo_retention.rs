@@ -225,6 +225,7 @@ fn write_archive(path: &Path, time: &Zoned) {
         },
         created_at: time.timestamp().to_string(),
         profile: "sample".into(),
+        profile_source: None,
         application_version: "4.5.7".into(),
         host: "backup.example".into(),
         scopes: vec!["files".into()],
