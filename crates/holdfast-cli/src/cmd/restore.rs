@@ -154,7 +154,7 @@ pub fn run(a: RestoreArgs) -> holdfast::Result<()> {
         let env = a.env.environment()?;
         let log = a.env.open_log()?;
         log.output("Rolling back an interrupted restore:");
-        match ops::restore::rollback_interrupted(&env, &log)? {
+        match ops::restore::rollback_interrupted(&env, &a.env.tmpdir()?, &log)? {
             Some(_) => log.output("Done: the install is back as it was before that restore."),
             None => match ops::journal::last_completed(&env) {
                 Some(last) => log.output(&format!(
