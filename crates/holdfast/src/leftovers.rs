@@ -86,6 +86,23 @@ pub(crate) fn sweep(dir: &Path, ours: impl Fn(&str) -> bool) {
     }
 }
 
+/// Every kind of temporary directory holdfast makes: (prefix, random characters).
+const TEMPORARY_DIRS: [(&str, usize); 4] = [
+    ("holdfast.", 10),
+    ("holdfast-pgpass-", 6),
+    ("holdfast-toc-", 6),
+    ("holdfast-cluster.", 10),
+];
+
+/// Remove every temporary directory of ours in `parent` that a killed run left.
+pub(crate) fn sweep_temporary_dirs(parent: &Path) {
+    sweep(parent, |n| {
+        TEMPORARY_DIRS
+            .iter()
+            .any(|(prefix, random)| is_temporary(n, prefix, *random, ""))
+    });
+}
+
 /// A private (0700) temporary directory `PREFIXxxxxxx` under `parent`,
 /// removed on drop and locked while it exists; dead runs' ones are swept first.
 #[derive(Debug)]

@@ -154,7 +154,7 @@ pub fn run(a: RestoreArgs, log: &Log) -> holdfast::Result<()> {
     let Some(file) = a.file.as_deref().map(absolute) else {
         let env = a.env.environment()?;
         log.output("Rolling back an interrupted restore:");
-        match ops::restore::rollback_interrupted(&env, log)? {
+        match ops::restore::rollback_interrupted(&env, &a.env.tmpdir()?, log)? {
             Some(_) => log.output("Done: the install is back as it was before that restore."),
             None => match ops::journal::last_completed(&env) {
                 Some(last) => log.output(&format!(

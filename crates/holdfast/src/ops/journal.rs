@@ -295,7 +295,6 @@ impl Journal {
             // before it had written anything to undo.
             std::fs::remove_dir_all(&dir).context(|| format!("remove {}", dir.display()))?;
         }
-        let _ = std::fs::remove_file(completed_note(&dir));
         create_private_dir(&dir)?;
         create_private_dir(&dir.join(KEPT))?;
         sync_dir(state)?;
@@ -668,6 +667,18 @@ pub fn last_completed(env: &Environment) -> Option<String> {
     std::fs::read_to_string(completed_note(&journal_dir(env)))
         .ok()
         .map(|t| t.trim().to_string())
+}
+
+/// A restore of `env`'s install root starts: the last one that completed no
+/// longer says what the install holds.
+pub fn forget_completed(env: &Environment) -> Result<()> {
+    let note = completed_note(&journal_dir(env));
+    match std::fs::remove_file(&note) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(Error::io_path("remove", &note, e))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Drop what the restoring role created in a database that was empty before,

@@ -94,6 +94,7 @@ fn run_uninterrupted(req: &RestoreRequest, log: &Log) -> Result<RestoreOutcome> 
     log.output(&format!("- Unpacking file '{}'", req.file.display()));
     let work = WorkDir::new(&req.tmpdir)?;
     roll_back_interrupted_restore(&req.env, log)?;
+    crate::ops::journal::forget_completed(&req.env)?;
     log.line(&format!(
         "Opening tarball {} to {}",
         req.file.display(),
@@ -290,12 +291,14 @@ fn run_uninterrupted(req: &RestoreRequest, log: &Log) -> Result<RestoreOutcome> 
 /// `holdfast restore --rollback-interrupted`: undo what a restore that was
 /// killed (its journal is still there) had changed, and nothing else. Returns
 /// the rollback's report, or `None` when no restore was interrupted.
-pub fn rollback_interrupted(env: &Environment, log: &Log) -> Result<Option<String>> {
+/// What the killed run left in `tmpdir` is removed too.
+pub fn rollback_interrupted(env: &Environment, tmpdir: &Path, log: &Log) -> Result<Option<String>> {
     let _lock = crate::ops::lock::OperationLock::acquire(
         env,
         crate::ops::lock::LockMode::Exclusive,
         "restore",
     )?;
+    let _work = WorkDir::new(tmpdir)?;
     roll_back_interrupted_restore(env, log)
 }
 

@@ -19,9 +19,11 @@ const PREFIX: &str = "holdfast.";
 const RANDOM: usize = 10;
 
 impl WorkDir {
-    /// A new directory `holdfast.XXXXXXXXXX` under `parent`; those of killed
-    /// runs there are removed first.
+    /// A new directory `holdfast.XXXXXXXXXX` under `parent`; the temporary
+    /// directories of killed runs there (work, pgpass, restore list, cluster)
+    /// are removed first.
     pub fn new(parent: &Path) -> Result<WorkDir> {
+        crate::leftovers::sweep_temporary_dirs(parent);
         let dir = crate::leftovers::HeldDir::new(parent, PREFIX, RANDOM).map_err(|e| {
             Error::io(
                 format!(
