@@ -800,9 +800,11 @@ fn copy(
         Some(file) => first_line_secret(file, "--to-password-file")?,
         None => match std::env::var(TO_PASSWORD_ENV) {
             Ok(v) => non_empty(Password::new(v), TO_PASSWORD_ENV)?,
-            Err(_) => return Err(Error::usage(format!(
+            Err(_) => {
+                return Err(Error::usage(format!(
                 "no password for --to {to}: pass --to-password-file FILE or set {TO_PASSWORD_ENV}"
-            ))),
+            )))
+            }
         },
     };
     Repo::check_location(&to)?;
