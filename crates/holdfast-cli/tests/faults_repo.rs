@@ -161,7 +161,7 @@ fn prune_counts(out: &str) -> (u64, String) {
         .unwrap_or_else(|| panic!("no deletion count in: {out}"));
     let n = line.split_whitespace().next().unwrap().parse().unwrap();
     let bytes = line
-        .split('(')
+        .split(" deleted (")
         .nth(1)
         .and_then(|r| r.split(')').next())
         .unwrap()
@@ -302,8 +302,9 @@ fn a_repo_backup_killed_mid_upload_leaves_a_repository_the_next_night_can_use() 
             .execute("engine", &bulk(300_000, "night2"))
             .unwrap();
         let baseline = packs(&f.repo).len();
-        // Killed once 1 to 4 new pack files are in place.
-        let kill_after = 1 + rng.upto(3) as usize;
+        // Killed 0 to 50 ms after the first new pack file is in place (a
+        // night writes only a few packs of up to tens of MiB).
+        let delay = rng.delay(Duration::from_millis(50));
         let run = start(f.background("backup", &["--log", "night2.log"]));
         let pid = run.pid();
         let mut fired = false;
@@ -313,7 +314,8 @@ fn a_repo_backup_killed_mid_upload_leaves_a_repository_the_next_night_can_use() 
             if let Some(st) = child.child.try_wait().unwrap() {
                 break st;
             }
-            if !fired && packs(&f.repo).len() >= baseline + kill_after {
+            if !fired && packs(&f.repo).len() > baseline {
+                std::thread::sleep(delay);
                 signal(pid, "KILL");
                 fired = true;
             }
@@ -321,7 +323,7 @@ fn a_repo_backup_killed_mid_upload_leaves_a_repository_the_next_night_can_use() 
             std::thread::sleep(Duration::from_millis(2));
         };
         eprintln!(
-            "seed {seed:#x}: killed after {kill_after} new pack(s): fired={fired}, {status:?}"
+            "seed {seed:#x}: killed {delay:?} after the first new pack: fired={fired}, {status:?}"
         );
         *counts
             .entry(if fired { "killed" } else { "finished first" })
