@@ -107,3 +107,75 @@ fn backup_and_restore_with_a_user_profile() {
     holdfast(&["restore", "--file", "t.backup", "--restore-permissions"]).ok();
     assert_eq!(checksums(&app), before);
 }
+
+/// Issue 14, defect 7: a directory holding an oVirt archive and two archives of
+/// a user profile is pruned group by group (profile and host): `--keep-last 1`
+/// keeps the newest of each, not the newest of them all.
+#[test]
+fn prune_archives_judges_each_profile_and_host_on_its_own() {
+    let s = Sample::start();
+    let c = &s.cluster;
+    c.create_role("tracker", "tracker-pw").unwrap();
+    c.create_database("tracker", "tracker").unwrap();
+    let root = s.path("tracker-root");
+    std::fs::create_dir_all(root.join("etc/tracker")).unwrap();
+    std::fs::create_dir_all(root.join("opt/tracker")).unwrap();
+    std::fs::write(root.join("opt/tracker/VERSION"), "5.1.2\n").unwrap();
+    std::fs::write(
+        root.join("etc/tracker/db.conf"),
+        format!(
+            "TRACKER_DB_HOST=127.0.0.1\nTRACKER_DB_PORT={}\nTRACKER_DB_USER=tracker\nTRACKER_DB_PASSWORD=tracker-pw\nTRACKER_DB_DATABASE=tracker\n",
+            c.port()
+        ),
+    )
+    .unwrap();
+    std::fs::write(s.path("tracker.toml"), PROFILE).unwrap();
+    let archives = s.path("archives");
+    std::fs::create_dir(&archives).unwrap();
+    let tracker_backup = |name: &str| {
+        let file = archives.join(name).display().to_string();
+        let args: Vec<String> = [
+            "backup",
+            "--profile",
+            "tracker.toml",
+            "--install-root",
+            root.to_str().unwrap(),
+            "--file",
+            &file,
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+        run(env!("CARGO_BIN_EXE_holdfast"), &args, s.dir.path()).ok();
+    };
+    // Recorded times one second apart at least: tracker, tracker, then oVirt.
+    tracker_backup("tracker-1.backup");
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    tracker_backup("tracker-2.backup");
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let ovirt = archives.join("engine.backup").display().to_string();
+    s.holdfast(&["backup", "--file", &ovirt]).ok();
+
+    let dir = archives.to_str().unwrap();
+    let dry = s.holdfast(&["prune-archives", dir, "--keep-last", "1", "--dry-run"]);
+    dry.ok();
+    assert!(
+        dry.stdout
+            .contains("archives of profile ovirt-engine, host "),
+        "{}",
+        dry.stdout
+    );
+    assert!(
+        dry.stdout.contains("archives of profile tracker, host "),
+        "{}",
+        dry.stdout
+    );
+    s.holdfast(&["prune-archives", dir, "--keep-last", "1"])
+        .ok();
+    let mut left: Vec<String> = std::fs::read_dir(&archives)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["engine.backup", "tracker-2.backup"]);
+}

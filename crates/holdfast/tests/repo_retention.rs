@@ -124,6 +124,10 @@ struct Fixture {
 }
 
 fn repo_with_synthetic_snapshots() -> Fixture {
+    repo_with_snapshots(synthetic_times())
+}
+
+fn repo_with_snapshots(times: Vec<Zoned>) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let repo_dir = dir.path().join("repo");
     let password_file = dir.path().join("password");
@@ -137,7 +141,7 @@ fn repo_with_synthetic_snapshots() -> Fixture {
     let staged = dir.path().join("staged");
     std::fs::create_dir(&staged).unwrap();
     let mut snapshots = Vec::new();
-    for (i, time) in synthetic_times().into_iter().enumerate() {
+    for (i, time) in times.into_iter().enumerate() {
         std::fs::write(staged.join("version"), format!("night {i}\n")).unwrap();
         let labels = SnapshotLabels {
             profile: "sample".into(),
@@ -275,12 +279,11 @@ fn prune_archives_keeps_what_restic_keeps_by_recorded_time() {
     let dry = prune_archives(&archives, &seed_policy(), &now, true).unwrap();
     assert_eq!(dry.skipped.len(), 1, "notes.txt is skipped, never deleted");
     assert!(dry
-        .verdicts
-        .iter()
+        .verdicts()
         .all(|v| v.item.source == TimeSource::Manifest));
+    assert_eq!(dry.groups.len(), 1, "one profile on one host");
     let kept: BTreeSet<Zoned> = dry
-        .verdicts
-        .iter()
+        .verdicts()
         .filter(|v| v.keep)
         .map(|v| v.time.clone())
         .collect();
@@ -321,4 +324,74 @@ fn an_empty_policy_changes_nothing() {
     let err = prune_archives(dir.path(), &Retention::default(), &Zoned::now(), false).unwrap_err();
     assert!(err.to_string().contains("no keep rule given"), "{err}");
     assert!(dir.path().join("a.tar.gz").exists());
+}
+
+/// A new repository's first nine nights, and a midday run on the first day.
+fn first_nine_days() -> Vec<Zoned> {
+    let mut times: Vec<Zoned> = (23..=31).map(|d| nightly(date(2026, 10, d))).collect();
+    times.push(
+        date(2026, 10, 23)
+            .at(10, 0, 0, 0)
+            .to_zoned(TimeZone::UTC)
+            .unwrap(),
+    );
+    times.sort();
+    times
+}
+
+/// The decision table: one line per item, newest first.
+fn decision_table(times: Vec<Zoned>) -> String {
+    let now = nightly(date(2026, 11, 1));
+    let items = times.iter().map(|t| ((), t.clone())).collect();
+    let verdicts = seed_policy().apply(items, &now).unwrap();
+    verdicts
+        .iter()
+        .map(|v| {
+            format!(
+                "{}  {:<6}  {}",
+                v.time.strftime("%Y-%m-%d %H:%M"),
+                if v.keep { "keep" } else { "remove" },
+                v.reasons.join(", ")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Issue 14, defect 8: the oldest snapshot is kept by the rules whose counts
+/// are not used up (restic ≥ 0.17, rustic_core) and labelled `oldest <rule>`
+/// as restic 0.17 labels it; restic 0.14 keeps exactly that one fewer.
+#[test]
+fn the_oldest_snapshot_is_kept_and_labelled_as_restic_0_17_does() {
+    insta::assert_snapshot!("first_nine_days", decision_table(first_nine_days()));
+    insta::assert_snapshot!("seed_nights", decision_table(synthetic_times()));
+
+    let f = repo_with_snapshots(first_nine_days());
+    let now = nightly(date(2026, 11, 1));
+    let ours = f.repo.forget(&seed_policy(), &now, true).unwrap();
+    let oldest = ours.verdicts.last().unwrap();
+    assert!(oldest.keep);
+    assert_eq!(
+        oldest.reasons,
+        ["oldest weekly", "oldest monthly", "oldest yearly"]
+    );
+    let kept: BTreeSet<String> = ours
+        .verdicts
+        .iter()
+        .filter(|v| v.keep)
+        .map(|v| v.item.id.clone())
+        .collect();
+    let restic_kept = restic_keeps(&f.repo_dir, &f.password_file);
+    let version = restic(&f.repo_dir, &f.password_file, &["version"]);
+    if version.contains("restic 0.14")
+        || version.contains("restic 0.15")
+        || version.contains("restic 0.16")
+    {
+        // The older rule: everything but the oldest, which only the new rule keeps.
+        let mut expected = restic_kept.clone();
+        expected.insert(oldest.item.id.clone());
+        assert_eq!(kept, expected, "{version}");
+    } else {
+        assert_eq!(kept, restic_kept, "{version}");
+    }
 }

@@ -1,6 +1,7 @@
 //! `holdfast prune-archives DIR`: the repository's keep policy (restic's
 //! semantics) for a directory of archive files, dated by the backup time each
-//! archive records, not by file name or mtime.
+//! archive records, not by file name or mtime, and applied to each group of
+//! archives of one profile and host on its own.
 
 use std::path::PathBuf;
 
@@ -14,7 +15,8 @@ use super::repo::{print_verdicts, KeepArgs};
 
 #[derive(Debug, Args)]
 pub struct PruneArchivesArgs {
-    /// The directory holding the archives (not searched recursively).
+    /// The directory holding the archives (not searched recursively). Each
+    /// profile and host's archives are a group, judged on its own.
     #[arg(value_name = "DIR")]
     pub dir: PathBuf,
     #[command(flatten)]
@@ -34,15 +36,21 @@ pub fn run(a: PruneArchivesArgs) -> holdfast::Result<()> {
             printable(&s.why)
         );
     }
-    print_verdicts(&report.verdicts, a.keep.dry_run, |archive| {
-        let dated_by = match archive.source {
-            TimeSource::Manifest => "",
-            TimeSource::VersionMember => " [dated by its version member]",
-        };
-        format!(
-            "{}{dated_by}",
-            printable(&archive.path.display().to_string())
-        )
-    });
+    for group in &report.groups {
+        println!("archives of {}:", printable(&group.group));
+        print_verdicts(&group.verdicts, a.keep.dry_run, |archive| {
+            let dated_by = match archive.source {
+                TimeSource::Manifest => "",
+                TimeSource::VersionMember => " [dated by its version member]",
+            };
+            format!(
+                "{}{dated_by}",
+                printable(&archive.path.display().to_string())
+            )
+        });
+    }
+    if report.groups.is_empty() {
+        println!("no archives in {}", dir.display());
+    }
     Ok(())
 }

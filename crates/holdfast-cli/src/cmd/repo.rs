@@ -1,5 +1,5 @@
 //! `holdfast repo <verb>`: the deduplicating repository (restic's format):
-//! init, backup, snapshots, restore, export, forget, prune and check, in a
+//! init, backup, snapshots, restore, export, forget, prune, check and repair, in a
 //! directory, on a REST server or in an S3 bucket. The password comes from
 //! --password-file, HOLDFAST_REPO_PASSWORD or a prompt, never from the
 //! command line; so do the REST password and the S3 keys (restic's variables).
@@ -73,6 +73,116 @@ pub enum RepoCommand {
     Prune(PruneArgs),
     /// Check the repository's structure; --read-data also reads every pack.
     Check(CheckArgs),
+    /// Repair the index (index the packs of an interrupted backup) or damaged snapshots.
+    #[command(subcommand)]
+    Repair(RepairCommand),
+    /// Sizes: what a restore of every snapshot writes, the deduplicated and
+    /// the stored data, and the ratios.
+    Stats,
+    /// List the files and directories of a snapshot (under PATH).
+    Ls(LsArgs),
+    /// Which files and tables changed between two snapshots, and what each change cost.
+    Diff(DiffArgs),
+    /// The repository's keys (passwords): list, add, remove, change.
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// Copy snapshots to another repository (only the data it lacks): a
+    /// second copy off site.
+    Copy(CopyArgs),
+    /// Remove restic's stale locks (older than 30 minutes, or of a process on
+    /// this host that is gone); holdfast itself takes none.
+    Unlock(UnlockArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// List the keys; `*` marks the one the password opens.
+    List,
+    /// Add a key: a second password that opens the repository.
+    Add(NewPasswordArgs),
+    /// Remove a key (never the one the password opens).
+    Remove(KeyRemoveArgs),
+    /// Change the password: add a key for the new one, then remove the current key.
+    Passwd(NewPasswordArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct NewPasswordArgs {
+    /// File whose first line is the new password (else a prompt, twice).
+    #[arg(long, value_name = "FILE")]
+    pub new_password_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct KeyRemoveArgs {
+    /// The key's id, or a unique prefix of it (see 'holdfast repo key list').
+    #[arg(value_name = "ID")]
+    pub id: String,
+}
+
+#[derive(Debug, Args)]
+pub struct CopyArgs {
+    /// Snapshots to copy (ids, unique prefixes or `latest`; default: all).
+    #[arg(value_name = "SNAPSHOT")]
+    pub snapshots: Vec<String>,
+    /// The destination repository (created beforehand with 'holdfast repo init').
+    #[arg(long, value_name = "LOCATION")]
+    pub to: String,
+    /// File whose first line is the destination's password (else HOLDFAST_TO_REPO_PASSWORD).
+    #[arg(long, value_name = "FILE")]
+    pub to_password_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    /// Snapshot id (or a unique prefix of it), or `latest`.
+    #[arg(value_name = "SNAPSHOT")]
+    pub snapshot: String,
+    /// Only what is at or under this path (e.g. /holdfast/ovirt-engine/db).
+    #[arg(value_name = "PATH")]
+    pub path: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The older snapshot.
+    #[arg(value_name = "A")]
+    pub a: String,
+    /// The newer snapshot.
+    #[arg(value_name = "B")]
+    pub b: String,
+}
+
+#[derive(Debug, Args)]
+pub struct UnlockArgs {
+    /// Remove every lock, also those whose process may still run.
+    #[arg(long)]
+    pub remove_all: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RepairCommand {
+    /// Index the pack files no index references (left by an interrupted
+    /// backup), and drop index entries of packs that are gone. A prune then
+    /// removes what no snapshot needs.
+    Index(RepairIndexArgs),
+    /// Rewrite snapshots whose data is missing: a file whose contents are
+    /// missing is renamed `<name>.repaired`, and the new snapshot is tagged `repaired`.
+    Snapshots(RepairSnapshotsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RepairIndexArgs {
+    /// Show what would be repaired; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RepairSnapshotsArgs {
+    /// Remove the damaged original snapshots once their repaired copies are written.
+    #[arg(long)]
+    pub forget: bool,
 }
 
 #[derive(Debug, Args)]
@@ -209,6 +319,11 @@ pub struct CheckArgs {
     /// Also read, decrypt and verify every pack.
     #[arg(long)]
     pub read_data: bool,
+    /// Read only part of the packs: N/M (part N of M, by pack id: run 1/12
+    /// to 12/12 month by month to read everything in a year), P% or a size
+    /// (that much, chosen at random).
+    #[arg(long, value_name = "SUBSET", conflicts_with = "read_data")]
+    pub read_data_subset: Option<String>,
 }
 
 impl RepoCommand {
@@ -263,7 +378,27 @@ pub fn run(a: RepoArgs, log: &Log) -> holdfast::Result<()> {
             };
             prune(&open(&location, password_file)?, mode, p.dry_run)
         }
-        RepoCommand::Check(c) => check(&open(&location, password_file)?, c.read_data),
+        RepoCommand::Check(c) => check(
+            &open(&location, password_file)?,
+            c.read_data,
+            c.read_data_subset.as_deref(),
+        ),
+        RepoCommand::Repair(RepairCommand::Index(r)) => {
+            repair_index(&open(&location, password_file)?, r.dry_run)
+        }
+        RepoCommand::Repair(RepairCommand::Snapshots(r)) => {
+            repair_snapshots(&mut open(&location, password_file)?, r)
+        }
+        RepoCommand::Copy(c) => copy(
+            &mut open(&location, password_file)?,
+            &a.rest_password_file,
+            c,
+        ),
+        RepoCommand::Key(k) => key(&location, password_file, k),
+        RepoCommand::Stats => stats(&open(&location, password_file)?),
+        RepoCommand::Ls(l) => ls(&mut open(&location, password_file)?, l),
+        RepoCommand::Diff(d) => diff(&mut open(&location, password_file)?, d),
+        RepoCommand::Unlock(u) => unlock(&open(&location, password_file)?, u.remove_all),
     }
 }
 
@@ -462,6 +597,13 @@ fn prune(repo: &Repo, mode: PruneMode, dry_run: bool) -> holdfast::Result<()> {
         bytes(r.used_bytes),
         bytes(r.unused_bytes)
     );
+    if r.packs_unreferenced > 0 {
+        println!(
+            "{} pack file(s) ({}) referenced by no index: left by an interrupted backup",
+            r.packs_unreferenced,
+            bytes(r.bytes_unreferenced)
+        );
+    }
     println!(
         "{} pack(s) {would}deleted ({}), {} pack(s) {would}repacked",
         r.packs_deleted,
@@ -474,26 +616,68 @@ fn prune(repo: &Repo, mode: PruneMode, dry_run: bool) -> holdfast::Result<()> {
             r.packs_marked, r.packs_recovered
         );
     }
+    if !dry_run {
+        println!(
+            "pack files: {} before, {} after ({} freed; {} pack(s) of {} written by repacking)",
+            bytes(r.pack_bytes_before),
+            bytes(r.pack_bytes_after),
+            bytes(r.pack_bytes_before.saturating_sub(r.pack_bytes_after)),
+            r.packs_written,
+            bytes(r.bytes_written)
+        );
+    }
     Ok(())
 }
 
-fn check(repo: &Repo, read_data: bool) -> holdfast::Result<()> {
-    let r = repo.check(read_data)?;
+fn check(repo: &Repo, read_data: bool, subset: Option<&str>) -> holdfast::Result<()> {
+    let r = repo.check_subset(read_data, subset)?;
+    let unreferenced = r.packs.unreferenced();
+    if !unreferenced.is_empty() {
+        println!(
+            "warning: {} pack file(s) ({}) are referenced by no index (restic check counts them as additional files): data of an interrupted backup. Non-critical; 'holdfast repo repair index' indexes them, then 'holdfast repo prune' removes what no snapshot needs",
+            unreferenced.len(),
+            bytes(unreferenced.iter().map(|(_, s)| s).sum())
+        );
+    }
+    let marked = r.packs.marked_files();
+    if !marked.is_empty() {
+        println!(
+            "warning: {} pack file(s) ({}) are marked for deletion by an earlier prune (restic check counts them as additional files): 'holdfast repo prune' deletes them 23 hours after marking, 'holdfast repo prune --instant-delete' at once",
+            marked.len(),
+            bytes(marked.iter().map(|(_, s)| s).sum())
+        );
+    }
+    let temporaries = &r.temporaries;
+    if !temporaries.is_empty() {
+        let stale = temporaries.iter().filter(|t| t.stale).count();
+        println!(
+            "warning: {} temporary file(s) ({}) of interrupted writes, {stale} of them stale: the next backup, prune or repair removes the stale ones",
+            temporaries.len(),
+            bytes(temporaries.iter().map(|t| t.size).sum())
+        );
+    }
     for w in &r.warnings {
         println!("warning: {w}");
     }
     for e in &r.errors {
         println!("error: {e}");
     }
-    let what = if read_data {
+    let partly;
+    let what = if let Some(subset) = subset {
+        partly = format!("structure and the data of pack subset {subset}");
+        partly.as_str()
+    } else if read_data {
         "structure and every pack's data"
     } else {
         "structure (add --read-data to read every pack)"
     };
+    let warnings = r.warnings.len()
+        + usize::from(!unreferenced.is_empty())
+        + usize::from(!marked.is_empty())
+        + usize::from(!temporaries.is_empty());
     if r.errors.is_empty() {
         println!(
-            "Checked {what}: no errors, {} warning(s), {} snapshot(s)",
-            r.warnings.len(),
+            "Checked {what}: no errors, {warnings} warning(s), {} snapshot(s)",
             r.snapshots
         );
         Ok(())
@@ -503,6 +687,317 @@ fn check(repo: &Repo, read_data: bool) -> holdfast::Result<()> {
             r.errors.len()
         )))
     }
+}
+
+fn repair_index(repo: &Repo, dry_run: bool) -> holdfast::Result<()> {
+    let r = repo.repair_index(dry_run)?;
+    for t in &r.temporaries_removed {
+        println!("removed stale temporary file {}", t.path.display());
+    }
+    let (before, before_bytes) = r.unreferenced_before;
+    let (after, after_bytes) = r.unreferenced_after;
+    if dry_run {
+        println!(
+            "{before} pack file(s) ({}) referenced by no index would be read and indexed",
+            bytes(before_bytes)
+        );
+        return Ok(());
+    }
+    println!(
+        "{} pack file(s) indexed; {after} pack file(s) ({}) still referenced by no index{}",
+        before.saturating_sub(after),
+        bytes(after_bytes),
+        if after > 0 {
+            " (unreadable: 'holdfast repo prune' removes them)"
+        } else {
+            ""
+        }
+    );
+    println!("Now 'holdfast repo prune' frees what no snapshot needs.");
+    Ok(())
+}
+
+fn repair_snapshots(repo: &mut Repo, a: RepairSnapshotsArgs) -> holdfast::Result<()> {
+    let r = repo.repair_snapshots(a.forget, false)?;
+    for s in &r.snapshots_written {
+        println!("repaired snapshot written: {}", s.short_id());
+    }
+    for id in &r.snapshots_removed {
+        println!("damaged snapshot removed: {}", &id[..8.min(id.len())]);
+    }
+    println!(
+        "{} snapshot(s) repaired, {} removed",
+        r.snapshots_written.len(),
+        r.snapshots_removed.len()
+    );
+    Ok(())
+}
+
+fn key(
+    location: &RepoLocation,
+    password_file: Option<&Path>,
+    command: KeyCommand,
+) -> holdfast::Result<()> {
+    let repo = open(location, password_file)?;
+    match command {
+        KeyCommand::List => {
+            let keys = repo.keys()?;
+            println!(" {:<8}  {:<19}  {:<12}  HOST", "ID", "CREATED", "USER");
+            for k in &keys {
+                println!(
+                    "{}{:<8}  {:<19}  {:<12}  {}",
+                    if k.current { "*" } else { " " },
+                    &k.id[..8],
+                    k.created
+                        .as_ref()
+                        .map(|t| t.strftime("%Y-%m-%d %H:%M:%S").to_string())
+                        .unwrap_or_default(),
+                    k.username,
+                    k.hostname
+                );
+            }
+            println!("{} key(s)", keys.len());
+        }
+        KeyCommand::Add(a) => {
+            let new = new_password(a.new_password_file.as_deref())?;
+            let id = repo.add_key(&new)?;
+            println!("Added key {}", &id[..8]);
+        }
+        KeyCommand::Remove(r) => {
+            let id = repo.remove_key(&r.id)?;
+            println!("Removed key {}", &id[..8]);
+        }
+        KeyCommand::Passwd(a) => {
+            let new = new_password(a.new_password_file.as_deref())?;
+            let old = repo
+                .keys()?
+                .into_iter()
+                .find(|k| k.current)
+                .ok_or_else(|| Error::failed("the key this password opens is not listed"))?;
+            let added = repo.add_key(&new)?;
+            // The new password must open the repository before the old key goes.
+            let reopened = Repo::open(location, &new)?;
+            reopened.remove_key(&old.id)?;
+            println!(
+                "Password changed: key {} added, key {} removed",
+                &added[..8],
+                &old.id[..8]
+            );
+        }
+    }
+    Ok(())
+}
+
+/// A new password: from a file, or the terminal (twice). Never the command line.
+fn new_password(file: Option<&Path>) -> holdfast::Result<Password> {
+    if let Some(path) = file {
+        return first_line_secret(path, "--new-password-file");
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(Error::usage(
+            "no new password: pass --new-password-file FILE",
+        ));
+    }
+    let ask = |prompt: &str| {
+        rpassword::prompt_password(prompt)
+            .map(Password::new)
+            .map_err(|e| Error::io("read the password from the terminal", e))
+    };
+    let first = ask("New repository password: ")?;
+    if ask("New repository password again: ")? != first {
+        return Err(Error::usage(
+            "the two passwords differ; nothing was changed",
+        ));
+    }
+    non_empty(first, "the prompt")
+}
+
+/// The environment variable holding the copy destination's password.
+pub const TO_PASSWORD_ENV: &str = "HOLDFAST_TO_REPO_PASSWORD";
+
+fn copy(
+    repo: &mut Repo,
+    rest_password_file: &Option<PathBuf>,
+    a: CopyArgs,
+) -> holdfast::Result<()> {
+    let mut remote = RemoteOptions::from_env();
+    if let Some(file) = rest_password_file {
+        remote.rest_password = Some(first_line_secret(file, "--rest-password-file")?);
+    }
+    let to = RepoLocation::parse(&a.to, &remote, LocationSource::CommandLine)?;
+    let password = match &a.to_password_file {
+        Some(file) => first_line_secret(file, "--to-password-file")?,
+        None => match std::env::var(TO_PASSWORD_ENV) {
+            Ok(v) => non_empty(Password::new(v), TO_PASSWORD_ENV)?,
+            Err(_) => {
+                return Err(Error::usage(format!(
+                "no password for --to {to}: pass --to-password-file FILE or set {TO_PASSWORD_ENV}"
+            )))
+            }
+        },
+    };
+    Repo::check_location(&to)?;
+    let mut dest = Repo::open(&to, &password)?;
+    let (copied, present) = repo.copy_to(&mut dest, &a.snapshots)?;
+    for s in &copied {
+        println!(
+            "copied  {}  {}",
+            s.short_id(),
+            s.time.strftime("%Y-%m-%d %H:%M:%S")
+        );
+    }
+    for s in &present {
+        println!(
+            "already there  {}  {}",
+            s.short_id(),
+            s.time.strftime("%Y-%m-%d %H:%M:%S")
+        );
+    }
+    println!(
+        "{} snapshot(s) copied to {to}, {} already there",
+        copied.len(),
+        present.len()
+    );
+    Ok(())
+}
+
+fn stats(repo: &Repo) -> holdfast::Result<()> {
+    let s = repo.stats()?;
+    println!("snapshots:          {}", s.snapshots);
+    println!(
+        "restore size:       {} (every snapshot's files, what restoring each writes)",
+        bytes(s.restore_bytes)
+    );
+    println!(
+        "deduplicated data:  {} in {} blob(s), before compression",
+        bytes(s.raw_bytes),
+        s.blobs
+    );
+    println!(
+        "stored data:        {} (compressed, encrypted)",
+        bytes(s.stored_bytes)
+    );
+    println!(
+        "pack files:         {} in {} file(s)",
+        bytes(s.pack_bytes),
+        s.pack_files
+    );
+    println!(
+        "deduplication:      {:.2}x (restore size / deduplicated data)",
+        s.dedup_ratio()
+    );
+    println!(
+        "compression:        {:.2}x (deduplicated / stored data)",
+        s.compression_ratio()
+    );
+    Ok(())
+}
+
+fn ls(repo: &mut Repo, a: LsArgs) -> holdfast::Result<()> {
+    let (snap, entries) = repo.ls(&a.snapshot, a.path.as_deref())?;
+    println!(
+        "snapshot {} of {} ({})",
+        snap.short_id(),
+        snap.time.strftime("%Y-%m-%d %H:%M:%S"),
+        snap.hostname
+    );
+    for e in &entries {
+        if e.is_dir {
+            println!("{:>10}  {}/", "", e.path);
+        } else {
+            println!("{:>10}  {}", bytes(e.size), e.path);
+        }
+    }
+    let files = entries.iter().filter(|e| !e.is_dir).count();
+    println!(
+        "{files} file(s), {}",
+        bytes(entries.iter().map(|e| e.size).sum())
+    );
+    Ok(())
+}
+
+fn diff(repo: &mut Repo, a: DiffArgs) -> holdfast::Result<()> {
+    use holdfast::repo::Change;
+    let d = ops::repo::diff(repo, &a.a, &a.b)?;
+    println!(
+        "from snapshot {} ({}) to {} ({})",
+        d.older.short_id(),
+        d.older.time.strftime("%Y-%m-%d %H:%M:%S"),
+        d.newer.short_id(),
+        d.newer.time.strftime("%Y-%m-%d %H:%M:%S")
+    );
+    let size = |s: Option<u64>| s.map_or_else(|| "-".to_string(), bytes);
+    for f in &d.files {
+        let mark = match f.change {
+            Change::Added => "+",
+            Change::Removed => "-",
+            Change::Modified => "M",
+        };
+        println!(
+            "{mark}  {}  {} -> {}, {} new",
+            f.path,
+            size(f.size_before),
+            size(f.size_after),
+            bytes(f.new_bytes)
+        );
+    }
+    match &d.tables {
+        Some(tables) => {
+            for t in tables {
+                let rows = |r: Option<u64>| r.map_or_else(|| "-".to_string(), |n| n.to_string());
+                println!(
+                    "table {} {}: {} -> {} rows, content changed",
+                    t.scope,
+                    t.table,
+                    rows(t.rows_before),
+                    rows(t.rows_after)
+                );
+            }
+            println!(
+                "{} file(s) and {} table(s) changed, {} of new data",
+                d.files.len(),
+                tables.len(),
+                bytes(d.files.iter().map(|f| f.new_bytes).sum())
+            );
+        }
+        None => println!(
+            "{} file(s) changed, {} of new data (no holdfast manifest in both: tables not compared)",
+            d.files.len(),
+            bytes(d.files.iter().map(|f| f.new_bytes).sum())
+        ),
+    }
+    Ok(())
+}
+
+fn unlock(repo: &Repo, remove_all: bool) -> holdfast::Result<()> {
+    let locks = repo.locks()?;
+    let describe = |l: &holdfast::repo::locks::Lock| match l.time {
+        Some(t) => format!(
+            "{} lock {} of {}@{} pid {} taken {}",
+            if l.exclusive { "exclusive" } else { "shared" },
+            &l.id[..8],
+            l.username,
+            l.hostname,
+            l.pid,
+            t.strftime("%Y-%m-%d %H:%M:%S UTC")
+        ),
+        None => format!("lock {}", &l.id[..8]),
+    };
+    let (gone, kept): (Vec<_>, Vec<_>) =
+        locks.iter().partition(|l| remove_all || l.stale.is_some());
+    holdfast::repo::locks::remove(&gone)?;
+    for l in &gone {
+        let why = l.stale.as_deref().unwrap_or("--remove-all");
+        println!("removed {} ({why})", describe(l));
+    }
+    for l in &kept {
+        println!(
+            "kept {}: its process may still run; --remove-all removes it",
+            describe(l)
+        );
+    }
+    println!("{} lock(s) removed, {} kept", gone.len(), kept.len());
+    Ok(())
 }
 
 fn print_snapshots(list: &[SnapshotInfo]) {

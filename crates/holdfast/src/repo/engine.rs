@@ -7,22 +7,26 @@
 //! left out of the snapshot with a warning), so every backup is checked here
 //! against the staged files before it counts.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufWriter, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
 
 use bytesize::ByteSize;
 use rustic_backend::BackendOptions;
 use rustic_core::jiff::Zoned;
-use rustic_core::repofile::{Node, SnapshotFile};
+use rustic_core::repofile::{IndexFile, Node, SnapshotFile};
 use rustic_core::{
     BackupOptions, CheckOptions, ConfigOptions, Credentials, FileType, ForgetGroups, Grouped,
-    IndexedTree, KeyOptions, OpenStatus, ParentOptions, PruneOptions, ReadBackend, Repository,
-    RepositoryBackends, RepositoryOptions, RusticError, SnapshotGroupCriterion, SnapshotOptions,
+    IndexedTree, KeyOptions, OpenStatus, ParentOptions, PruneOptions, ReadBackend,
+    RepairIndexOptions, RepairSnapshotsOptions, Repository, RepositoryBackends, RepositoryOptions,
+    RusticError, SnapshotGroupCriterion, SnapshotOptions, WriteBackend,
 };
 
+use super::atomic::{self, AtomicLocalBackend, Temporary};
 use super::location::RepoLocation;
-use super::retention::{Retention, Verdict};
+use super::retention::{label_oldest, Retention, Verdict};
 use super::source::StagedSource;
 use super::{HOLDFAST_TAG, SNAPSHOT_ROOT};
 use crate::secret::Redactor;
@@ -65,6 +69,8 @@ pub struct Repo {
     /// typestates consume it) and given back after; `None` only if indexing
     /// failed half-way, which leaves this handle unusable.
     repo: Option<Repository<OpenStatus>>,
+    /// The storage under the repository, to list pack files with their sizes.
+    storage: Arc<dyn WriteBackend>,
 }
 
 /// A snapshot as holdfast shows it.
@@ -143,22 +149,176 @@ pub enum PruneMode {
     Instant,
 }
 
-/// What prune did (or would do, on a dry run).
+/// What prune did (or would do, on a dry run). After a real prune the pack
+/// counts and bytes are measured on the storage (pack files before and
+/// after), not taken from rustic_core's plan, whose statistics leave out the
+/// pack files no index references.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PruneReport {
-    /// Packs deleted in this run (marked long enough ago, or instant mode).
+    /// Pack files deleted in this run (marked long enough ago, unreferenced
+    /// ones in instant mode, or everything unneeded in instant mode).
     pub packs_deleted: u64,
+    /// Their bytes: the space freed.
     pub bytes_deleted: u64,
-    /// Packs marked for deletion now, to be deleted by a prune 23 hours later.
+    /// Pack files written by repacking (the live blobs of partly used packs).
+    pub packs_written: u64,
+    pub bytes_written: u64,
+    /// Packs marked for deletion now, to be deleted by a prune 23 hours later
+    /// (two-phase mode), including pack files no index referenced.
     pub packs_marked: u64,
     /// Marked packs that a snapshot needs again: unmarked.
     pub packs_recovered: u64,
     /// Partly used packs whose live blobs are written anew.
     pub packs_repacked: u64,
+    /// Pack files no index referenced before this prune (an interrupted backup's).
+    pub packs_unreferenced: u64,
+    pub bytes_unreferenced: u64,
     /// Bytes of unused blobs, before this prune.
     pub unused_bytes: u64,
     /// Bytes of used blobs.
     pub used_bytes: u64,
+    /// Bytes of all pack files before and after (equal on a dry run).
+    pub pack_bytes_before: u64,
+    pub pack_bytes_after: u64,
+}
+
+/// The pack files of a repository against its index, as restic sees them:
+/// restic reads an index's `packs` only, so a pack rustic's two-phase prune
+/// moved to `packs_to_delete` is, for restic, referenced by no index.
+#[derive(Debug, Clone, Default)]
+pub struct PackAccount {
+    /// Every pack file (hex id) with its size.
+    pub files: BTreeMap<String, u64>,
+    /// Packs an index lists as live (`packs`).
+    pub indexed: BTreeSet<String>,
+    /// Packs an index lists as marked for deletion (`packs_to_delete`).
+    pub marked: BTreeSet<String>,
+}
+
+impl PackAccount {
+    /// Pack files no index lists at all: left by an interrupted backup.
+    pub fn unreferenced(&self) -> Vec<(&str, u64)> {
+        self.files
+            .iter()
+            .filter(|(id, _)| !self.indexed.contains(*id) && !self.marked.contains(*id))
+            .map(|(id, size)| (id.as_str(), *size))
+            .collect()
+    }
+
+    /// Pack files marked for deletion by a two-phase prune.
+    pub fn marked_files(&self) -> Vec<(&str, u64)> {
+        self.files
+            .iter()
+            .filter(|(id, _)| self.marked.contains(*id) && !self.indexed.contains(*id))
+            .map(|(id, size)| (id.as_str(), *size))
+            .collect()
+    }
+
+    /// What `restic check` counts as orphaned ("additional files"): pack
+    /// files missing from every index's live list.
+    pub fn orphaned_for_restic(&self) -> (u64, u64) {
+        let unref = self.unreferenced();
+        let marked = self.marked_files();
+        (
+            (unref.len() + marked.len()) as u64,
+            unref.iter().chain(&marked).map(|(_, s)| s).sum(),
+        )
+    }
+
+    pub fn total_bytes(&self) -> u64 {
+        self.files.values().sum()
+    }
+}
+
+/// One entry of a snapshot's tree, as `repo ls` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotEntry {
+    /// Absolute path in the snapshot (`/holdfast/<profile>/db/engine.db`).
+    pub path: String,
+    pub is_dir: bool,
+    /// Bytes of a file (0 for a directory).
+    pub size: u64,
+}
+
+/// How a file differs between two snapshots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    Added,
+    Removed,
+    Modified,
+}
+
+/// A file that differs between two snapshots.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileChange {
+    pub path: String,
+    pub change: Change,
+    pub size_before: Option<u64>,
+    pub size_after: Option<u64>,
+    /// Bytes of the newer file's chunks that the older snapshot does not hold:
+    /// what the change cost the repository, before compression.
+    pub new_bytes: u64,
+}
+
+/// Sizes of the repository and of what its snapshots hold.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RepoStats {
+    pub snapshots: u64,
+    /// Bytes a restore of every snapshot writes (each snapshot's files).
+    pub restore_bytes: u64,
+    /// Distinct blobs (chunks and trees) in the index.
+    pub blobs: u64,
+    /// Their bytes before compression: the deduplicated data.
+    pub raw_bytes: u64,
+    /// Their bytes as stored (compressed and encrypted).
+    pub stored_bytes: u64,
+    /// Pack files and their bytes on the storage.
+    pub pack_files: u64,
+    pub pack_bytes: u64,
+}
+
+impl RepoStats {
+    /// How many times over the snapshots' data fits in the deduplicated data.
+    pub fn dedup_ratio(&self) -> f64 {
+        ratio(self.restore_bytes, self.raw_bytes)
+    }
+
+    /// Deduplicated data against what is stored.
+    pub fn compression_ratio(&self) -> f64 {
+        ratio(self.raw_bytes, self.stored_bytes)
+    }
+}
+
+fn ratio(a: u64, b: u64) -> f64 {
+    if b == 0 {
+        0.0
+    } else {
+        a as f64 / b as f64
+    }
+}
+
+/// A key of the repository: one password that opens it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyInfo {
+    pub id: String,
+    /// The key this handle was opened with.
+    pub current: bool,
+    pub hostname: String,
+    pub username: String,
+    pub created: Option<Zoned>,
+}
+
+/// What a repair changed.
+#[derive(Debug, Clone, Default)]
+pub struct RepairReport {
+    /// Pack files no index referenced, before and after.
+    pub unreferenced_before: (u64, u64),
+    pub unreferenced_after: (u64, u64),
+    /// Snapshots removed (repair snapshots with `forget`) and written.
+    pub snapshots_removed: Vec<String>,
+    pub snapshots_written: Vec<SnapshotInfo>,
+    /// Stale temporary files of interrupted writes removed first.
+    pub temporaries_removed: Vec<Temporary>,
 }
 
 /// Findings of a check.
@@ -168,6 +328,10 @@ pub struct CheckReport {
     pub warnings: Vec<String>,
     pub read_data: bool,
     pub snapshots: usize,
+    /// The pack files against the index.
+    pub packs: PackAccount,
+    /// Temporary files of interrupted writes (local repositories).
+    pub temporaries: Vec<Temporary>,
 }
 
 impl Repo {
@@ -184,7 +348,8 @@ impl Repo {
         if let Some(dir) = location.local_dir() {
             prepare_local_dir(dir)?;
         }
-        let fresh = Repository::new(&options(), &backends(location)?)
+        let backends = backends(location)?;
+        let fresh = Repository::new(&options(), &backends)
             .map_err(|e| engine_error(&format!("use {location} as a repository"), &e))?;
         if fresh
             .config_id()
@@ -206,6 +371,7 @@ impl Repo {
         Ok(Repo {
             location: location.clone(),
             repo: Some(repo),
+            storage: backends.repository(),
         })
     }
 
@@ -251,7 +417,8 @@ impl Repo {
     /// Open the repository at `location`.
     pub fn open(location: &RepoLocation, password: &Password) -> Result<Repo> {
         Repo::check_location(location)?;
-        let repo = Repository::new(&options(), &backends(location)?)
+        let backends = backends(location)?;
+        let repo = Repository::new(&options(), &backends)
             .and_then(|r| r.open(&Credentials::password(password.expose())))
             .map_err(|e| {
                 if e.is_incorrect_password() {
@@ -263,6 +430,7 @@ impl Repo {
         Ok(Repo {
             location: location.clone(),
             repo: Some(repo),
+            storage: backends.repository(),
         })
     }
 
@@ -302,6 +470,7 @@ impl Repo {
     /// Store every file under `staged` as one snapshot, under
     /// `/holdfast/<profile>`, and check that the snapshot holds all of them.
     pub fn backup_dir(&mut self, staged: &Path, labels: &SnapshotLabels) -> Result<SnapshotInfo> {
+        self.remove_stale_temporaries();
         let root = snapshot_root(&labels.profile)?;
         let source = StagedSource::new(staged, &root)?;
         let mut tags = vec![
@@ -388,21 +557,25 @@ impl Repo {
         let groups = Grouped::from_items(all, SnapshotGroupCriterion::default());
         let decided = ForgetGroups::from_grouped_snapshots_with_retention(groups, &keep, now)
             .map_err(|e| Error::usage(e.display_log()))?;
-        let verdicts: Vec<Verdict<SnapshotInfo>> = decided
-            .0
-            .iter()
-            .flat_map(|g| g.items.iter())
-            .map(|f| Verdict {
-                item: SnapshotInfo::from_file(&f.snapshot),
-                time: f.snapshot.time.clone(),
-                keep: f.keep,
-                reasons: if f.keep {
-                    f.reasons.clone()
-                } else {
-                    Vec::new()
-                },
-            })
-            .collect();
+        let mut verdicts: Vec<Verdict<SnapshotInfo>> = Vec::new();
+        for group in &decided.0 {
+            let mut group_verdicts: Vec<Verdict<SnapshotInfo>> = group
+                .items
+                .iter()
+                .map(|f| Verdict {
+                    item: SnapshotInfo::from_file(&f.snapshot),
+                    time: f.snapshot.time.clone(),
+                    keep: f.keep,
+                    reasons: if f.keep {
+                        f.reasons.clone()
+                    } else {
+                        Vec::new()
+                    },
+                })
+                .collect();
+            label_oldest(&mut group_verdicts);
+            verdicts.append(&mut group_verdicts);
+        }
         let ids = decided.into_forget_ids();
         if !dry_run && !ids.is_empty() {
             self.open_repo()?
@@ -415,9 +588,15 @@ impl Repo {
         })
     }
 
-    /// Remove the data no snapshot needs any more.
+    /// Remove the data no snapshot needs any more, and the pack files no
+    /// index references (an interrupted backup's): deleted at once in
+    /// instant mode, marked like unneeded packs in two-phase mode.
     pub fn prune(&self, mode: PruneMode, dry_run: bool) -> Result<PruneReport> {
+        if !dry_run {
+            self.remove_stale_temporaries();
+        }
         let opts = PruneOptions::default().instant_delete(mode == PruneMode::Instant);
+        let before = self.pack_files()?;
         let plan = self
             .open_repo()?
             .prune_plan(&opts)
@@ -426,38 +605,453 @@ impl Repo {
         let mut report = PruneReport {
             packs_deleted: s.packs_to_delete.remove,
             bytes_deleted: s.size_to_delete.remove,
-            packs_marked: s.packs.unused,
+            packs_marked: s.packs.unused + s.packs_unref,
             packs_recovered: s.packs_to_delete.recover,
             packs_repacked: s.packs.repack,
+            packs_unreferenced: s.packs_unref,
+            bytes_unreferenced: s.size_unref,
             unused_bytes: s.size.values().map(|x| x.unused).sum(),
             used_bytes: s.size.values().map(|x| x.used).sum(),
+            pack_bytes_before: before.values().sum(),
+            pack_bytes_after: before.values().sum(),
+            ..Default::default()
         };
         if mode == PruneMode::Instant {
-            report.packs_deleted += report.packs_marked;
+            // Everything unneeded goes now: marked packs, unused ones and the unreferenced.
+            report.packs_deleted += s.packs_to_delete.keep + report.packs_marked;
+            report.bytes_deleted += s.size_to_delete.keep + s.size_unref;
             report.packs_marked = 0;
         }
-        if !dry_run {
-            self.open_repo()?
-                .prune(&opts, plan)
-                .map_err(|e| engine_error("prune", &e))?;
+        if dry_run {
+            return Ok(report);
         }
+        self.open_repo()?
+            .prune(&opts, plan)
+            .map_err(|e| engine_error("prune", &e))?;
+        let after = self.pack_files()?;
+        let gone: Vec<u64> = before
+            .iter()
+            .filter(|(id, _)| !after.contains_key(*id))
+            .map(|(_, size)| *size)
+            .collect();
+        let new: Vec<u64> = after
+            .iter()
+            .filter(|(id, _)| !before.contains_key(*id))
+            .map(|(_, size)| *size)
+            .collect();
+        report.packs_deleted = gone.len() as u64;
+        report.bytes_deleted = gone.iter().sum();
+        report.packs_written = new.len() as u64;
+        report.bytes_written = new.iter().sum();
+        report.pack_bytes_after = after.values().sum();
         Ok(report)
+    }
+
+    /// Every pack file of the storage (hex id) with its size.
+    fn pack_files(&self) -> Result<BTreeMap<String, u64>> {
+        Ok(self
+            .storage
+            .list_with_size(FileType::Pack)
+            .map_err(|e| engine_error("list the pack files", &e))?
+            .into_iter()
+            .map(|(id, size)| (id.to_hex().to_string(), u64::from(size)))
+            .collect())
+    }
+
+    /// The pack files against every index file.
+    pub fn pack_account(&self) -> Result<PackAccount> {
+        let mut account = PackAccount {
+            files: self.pack_files()?,
+            ..Default::default()
+        };
+        let indexes = self
+            .open_repo()?
+            .stream_files::<IndexFile>()
+            .map_err(|e| engine_error("read the index", &e))?;
+        for index in indexes {
+            let (_, index) = index.map_err(|e| engine_error("read an index file", &e))?;
+            for p in &index.packs {
+                account.indexed.insert(p.id.to_hex().to_string());
+            }
+            for p in &index.packs_to_delete {
+                account.marked.insert(p.id.to_hex().to_string());
+            }
+        }
+        Ok(account)
+    }
+
+    /// Sizes of the repository and of its snapshots.
+    pub fn stats(&self) -> Result<RepoStats> {
+        let snapshots = self.snapshots()?;
+        let infos = self
+            .open_repo()?
+            .infos_index()
+            .map_err(|e| engine_error("read the index", &e))?;
+        let packs = self.pack_files()?;
+        Ok(RepoStats {
+            snapshots: snapshots.len() as u64,
+            restore_bytes: snapshots.iter().map(|s| s.source_bytes).sum(),
+            blobs: infos.blobs.iter().map(|b| b.count).sum(),
+            raw_bytes: infos.blobs.iter().map(|b| b.data_size).sum(),
+            stored_bytes: infos.blobs.iter().map(|b| b.size).sum(),
+            pack_files: packs.len() as u64,
+            pack_bytes: packs.values().sum(),
+        })
+    }
+
+    /// Every entry of `snapshot` at or under `path` (absolute, as `ls`
+    /// shows it; `None` for all), in tree order.
+    pub fn ls(
+        &mut self,
+        snapshot: &str,
+        path: Option<&str>,
+    ) -> Result<(SnapshotInfo, Vec<SnapshotEntry>)> {
+        let snap = self.find_snapshot(snapshot)?;
+        let prefix = path.map(|p| {
+            let p = p.trim_end_matches('/');
+            if p.starts_with('/') {
+                p.to_string()
+            } else {
+                format!("/{p}")
+            }
+        });
+        let indexed = self
+            .take_repo()?
+            .to_indexed_ids()
+            .map_err(|e| engine_error("read the repository index", &e))?;
+        let listed = tree_entries(&indexed, &snap);
+        self.give_back(indexed);
+        let entries = listed?
+            .into_iter()
+            .filter(|(e, _)| match &prefix {
+                None => true,
+                Some(p) if p.is_empty() => true,
+                Some(p) => e.path == *p || e.path.starts_with(&format!("{p}/")),
+            })
+            .map(|(e, _)| e)
+            .collect::<Vec<_>>();
+        if let (Some(p), true) = (&prefix, entries.is_empty()) {
+            return Err(Error::usage(format!(
+                "snapshot {} holds nothing at {p}; list it with 'holdfast repo ls {}'",
+                &snap.id.to_hex()[..8],
+                &snap.id.to_hex()[..8]
+            )));
+        }
+        Ok((SnapshotInfo::from_file(&snap), entries))
+    }
+
+    /// The files that differ between snapshots `a` and `b` (by content),
+    /// with what each change cost.
+    pub fn diff(
+        &mut self,
+        a: &str,
+        b: &str,
+    ) -> Result<(SnapshotInfo, SnapshotInfo, Vec<FileChange>)> {
+        let (snap_a, snap_b) = (self.find_snapshot(a)?, self.find_snapshot(b)?);
+        let full = self
+            .take_repo()?
+            .to_indexed()
+            .map_err(|e| engine_error("read the repository index", &e))?;
+        let compared = diff_trees(&full, &snap_a, &snap_b);
+        self.give_back(full);
+        Ok((
+            SnapshotInfo::from_file(&snap_a),
+            SnapshotInfo::from_file(&snap_b),
+            compared?,
+        ))
+    }
+
+    /// The bytes of one file of a snapshot (e.g. its `manifest.json`), or
+    /// `None` when the snapshot holds no such file.
+    pub fn read_file(&mut self, snapshot: &str, path: &str) -> Result<Option<Vec<u8>>> {
+        let snap = self.find_snapshot(snapshot)?;
+        let full = self
+            .take_repo()?
+            .to_indexed()
+            .map_err(|e| engine_error("read the repository index", &e))?;
+        let read = (|| {
+            let Ok(node) = full.node_from_snapshot_and_path(&snap, path) else {
+                return Ok(None);
+            };
+            if !node.is_file() {
+                return Ok(None);
+            }
+            let mut out = Vec::new();
+            full.dump(&node, &mut out)
+                .map_err(|e| engine_error(&format!("read {path} from the snapshot"), &e))?;
+            Ok(Some(out))
+        })();
+        self.give_back(full);
+        read
+    }
+
+    /// Every key of the repository.
+    pub fn keys(&self) -> Result<Vec<KeyInfo>> {
+        let repo = self.open_repo()?;
+        let current = repo.key_id().as_ref().map(|id| id.to_hex().to_string());
+        let ids: Vec<rustic_core::repofile::KeyId> = repo
+            .list()
+            .map_err(|e| engine_error("list the keys", &e))?
+            .collect();
+        let mut out = Vec::new();
+        for id in ids {
+            let hex = id.to_hex().to_string();
+            // Key files are plain JSON (their data is sealed by the password).
+            let bytes = self
+                .storage
+                .read_full(FileType::Key, &id)
+                .map_err(|e| engine_error(&format!("read key {hex}"), &e))?;
+            let file: rustic_core::repofile::KeyFile = serde_json::from_slice(&bytes)
+                .map_err(|e| Error::invalid(format!("key {hex} is not a key file: {e}")))?;
+            out.push(KeyInfo {
+                current: current.as_deref() == Some(hex.as_str()),
+                id: hex,
+                hostname: file.hostname.unwrap_or_default(),
+                username: file.username.unwrap_or_default(),
+                created: file.created,
+            });
+        }
+        out.sort_by(|a, b| a.created.cmp(&b.created).then(a.id.cmp(&b.id)));
+        Ok(out)
+    }
+
+    /// Add a key for `password`; returns its id.
+    pub fn add_key(&self, password: &Password) -> Result<String> {
+        if password.is_empty() {
+            return Err(Error::usage(
+                "the new password is empty; give a non-empty one",
+            ));
+        }
+        let opts = KeyOptions::default()
+            .hostname(atomic::hostname())
+            .username(std::env::var("USER").unwrap_or_else(|_| "root".to_string()))
+            .with_created(true);
+        let id = self
+            .open_repo()?
+            .add_key(password.expose(), &opts)
+            .map_err(|e| engine_error("add the key", &e))?;
+        Ok(id.to_hex().to_string())
+    }
+
+    /// Remove the key `id` (or a unique prefix of it); never the key this
+    /// handle was opened with.
+    pub fn remove_key(&self, id: &str) -> Result<String> {
+        let keys = self.keys()?;
+        let matching: Vec<&KeyInfo> = keys.iter().filter(|k| k.id.starts_with(id)).collect();
+        let key = match (id.is_empty(), matching.as_slice()) {
+            (false, [one]) => *one,
+            (false, []) | (true, _) => {
+                return Err(Error::usage(format!(
+                    "no key '{id}' in {}; list them with 'holdfast repo key list'",
+                    self.location
+                )))
+            }
+            _ => {
+                return Err(Error::usage(format!(
+                    "'{id}' names {} keys; give more of the id",
+                    matching.len()
+                )))
+            }
+        };
+        if key.current {
+            return Err(Error::usage(format!(
+                "key {} is the one this password opens; remove it with another key's password (--password-file), or use 'holdfast repo key passwd'",
+                &key.id[..8]
+            )));
+        }
+        let parsed: rustic_core::repofile::KeyId = key
+            .id
+            .parse::<rustic_core::Id>()
+            .map_err(|e| Error::invalid(format!("key id {}: {}", key.id, e.display_log())))?
+            .into();
+        self.open_repo()?
+            .delete_key(&parsed)
+            .map_err(|e| engine_error("remove the key", &e))?;
+        Ok(key.id.clone())
+    }
+
+    /// Copy snapshots (by id, prefix or `latest`; all when `wanted` is empty)
+    /// into `dest`, with only the data `dest` lacks; a snapshot `dest`
+    /// already holds is skipped. Returns (copied, already there).
+    pub fn copy_to(
+        &mut self,
+        dest: &mut Repo,
+        wanted: &[String],
+    ) -> Result<(Vec<SnapshotInfo>, Vec<SnapshotInfo>)> {
+        let snaps: Vec<SnapshotFile> = if wanted.is_empty() {
+            self.open_repo()?
+                .get_all_snapshots()
+                .map_err(|e| engine_error("list snapshots", &e))?
+        } else {
+            wanted
+                .iter()
+                .map(|w| self.find_snapshot(w))
+                .collect::<Result<_>>()?
+        };
+        let decided = dest
+            .open_repo()?
+            .relevant_copy_snapshots(|_| true, &snaps)
+            .map_err(|e| engine_error("compare with the destination's snapshots", &e))?;
+        let (to_copy, present): (Vec<_>, Vec<_>) = decided.into_iter().partition(|c| c.relevant);
+        let present: Vec<SnapshotInfo> = present
+            .iter()
+            .map(|c| SnapshotInfo::from_file(&c.sn))
+            .collect();
+        if to_copy.is_empty() {
+            return Ok((Vec::new(), present));
+        }
+        let source = self
+            .take_repo()?
+            .to_indexed()
+            .map_err(|e| engine_error("read the repository index", &e))?;
+        let target = match dest.take_repo()?.to_indexed_ids() {
+            Ok(t) => t,
+            Err(e) => {
+                self.give_back(source);
+                return Err(engine_error("read the destination's index", &e));
+            }
+        };
+        let copied = source
+            .copy(&target, to_copy.iter().map(|c| &c.sn))
+            .map_err(|e| engine_error(&format!("copy to {}", dest.location), &e));
+        self.give_back(source);
+        dest.give_back(target);
+        copied?;
+        Ok((
+            to_copy
+                .iter()
+                .map(|c| SnapshotInfo::from_file(&c.sn))
+                .collect(),
+            present,
+        ))
+    }
+
+    /// restic's locks in the repository, with restic's verdict on each.
+    pub fn locks(&self) -> Result<Vec<super::locks::Lock>> {
+        let dir = self.location.local_dir().ok_or_else(|| {
+            Error::usage(format!(
+                "{} is not a local repository: 'holdfast repo unlock' reads the lock files of a repository in a directory; run it on the machine that holds the repository",
+                self.location
+            ))
+        })?;
+        super::locks::list(
+            dir,
+            &self.open_repo()?.key(),
+            rustic_core::jiff::Timestamp::now(),
+        )
+    }
+
+    /// Temporary files of interrupted writes (local repositories only).
+    pub fn temporaries(&self) -> Vec<Temporary> {
+        self.location
+            .local_dir()
+            .map(atomic::temporaries)
+            .unwrap_or_default()
+    }
+
+    fn remove_stale_temporaries(&self) -> Vec<Temporary> {
+        self.location
+            .local_dir()
+            .map(atomic::remove_stale_temporaries)
+            .unwrap_or_default()
+    }
+
+    /// Index the pack files no index references (reading their headers), and
+    /// drop index entries of packs that are gone; a pack whose header cannot
+    /// be read stays unreferenced (prune removes it).
+    pub fn repair_index(&self, dry_run: bool) -> Result<RepairReport> {
+        let temporaries_removed = if dry_run {
+            Vec::new()
+        } else {
+            self.remove_stale_temporaries()
+        };
+        let count = |a: &PackAccount| {
+            let u = a.unreferenced();
+            (u.len() as u64, u.iter().map(|(_, s)| s).sum())
+        };
+        let unreferenced_before = count(&self.pack_account()?);
+        self.open_repo()?
+            .repair_index(&RepairIndexOptions::default(), dry_run)
+            .map_err(|e| engine_error("repair the index", &e))?;
+        let unreferenced_after = if dry_run {
+            unreferenced_before
+        } else {
+            count(&self.pack_account()?)
+        };
+        Ok(RepairReport {
+            unreferenced_before,
+            unreferenced_after,
+            temporaries_removed,
+            ..Default::default()
+        })
+    }
+
+    /// Rewrite snapshots whose trees or file contents are missing from the
+    /// repository: a missing file content drops the file's name to
+    /// `<name>.repaired`, an unreadable tree becomes empty, and the new
+    /// snapshot is tagged `repaired`. With `forget`, the damaged originals
+    /// are removed (restic's `repair snapshots --forget`).
+    pub fn repair_snapshots(&mut self, forget: bool, dry_run: bool) -> Result<RepairReport> {
+        let before = self.snapshots()?;
+        let all = self
+            .open_repo()?
+            .get_all_snapshots()
+            .map_err(|e| engine_error("list snapshots", &e))?;
+        let full = self
+            .take_repo()?
+            .to_indexed()
+            .map_err(|e| engine_error("read the repository index", &e))?;
+        let opts = RepairSnapshotsOptions::default().delete(forget);
+        let repaired = full
+            .repair_snapshots(&opts, all, dry_run)
+            .map_err(|e| engine_error("repair snapshots", &e));
+        self.give_back(full);
+        repaired?;
+        let after = self.snapshots()?;
+        let ids = |l: &[SnapshotInfo]| l.iter().map(|s| s.id.clone()).collect::<BTreeSet<_>>();
+        let (had, has) = (ids(&before), ids(&after));
+        Ok(RepairReport {
+            snapshots_removed: had.difference(&has).cloned().collect(),
+            snapshots_written: after.into_iter().filter(|s| !had.contains(&s.id)).collect(),
+            ..Default::default()
+        })
     }
 
     /// Check the repository's structure (index, packs listed, snapshots and
     /// trees); with `read_data`, also read and verify every pack.
     pub fn check(&self, read_data: bool) -> Result<CheckReport> {
+        self.check_subset(read_data, None)
+    }
+
+    /// [`Repo::check`], reading only a subset of the packs: `N/M` (the
+    /// packs of part N of M, by id: `1/4` … `4/4` together read all),
+    /// `P%` or a size (random packs of that much).
+    pub fn check_subset(&self, read_data: bool, subset: Option<&str>) -> Result<CheckReport> {
+        let mut opts = CheckOptions::default().read_data(read_data || subset.is_some());
+        if let Some(text) = subset {
+            opts = opts.read_data_subset(parse_subset(text)?);
+        }
+        let read_data = opts.read_data;
         let results = self
             .open_repo()?
-            .check(CheckOptions::default().read_data(read_data))
+            .check(opts)
             .map_err(|e| engine_error("check", &e))?;
         let mut report = CheckReport {
             read_data,
             snapshots: self.snapshots()?.len(),
+            packs: self.pack_account()?,
+            temporaries: self.temporaries(),
             ..Default::default()
         };
         for (level, finding) in &results.0 {
             let text = finding.to_string();
+            // Unreferenced packs are counted from the storage and the index
+            // (PackAccount), as restic counts them, and reported once.
+            if text.starts_with("pack ") && text.contains("not referenced in index") {
+                continue;
+            }
+            // rustic_core names its own command line, which holdfast does not ship.
+            let text = text.replace("'rustic repair index'", "'holdfast repo repair index'");
             // rustic_core 0.13 does not export the level's type; its Debug
             // names are the variants (`Warn`, `Error`).
             if format!("{level:?}") == "Warn" {
@@ -470,6 +1064,26 @@ impl Repo {
     }
 }
 
+/// A `--read-data-subset` value: `N/M` with 1 <= N <= M, `P%` or a size.
+fn parse_subset(text: &str) -> Result<rustic_core::ReadSubsetOption> {
+    let bad = |why: &str| {
+        Error::usage(format!(
+            "--read-data-subset '{text}': {why}; give N/M (1 <= N <= M, e.g. 1/12), a percentage (5%) or a size (2G)"
+        ))
+    };
+    if let Some((n, m)) = text.split_once('/') {
+        let (n, m) = match (n.trim().parse::<u32>(), m.trim().parse::<u32>()) {
+            (Ok(n), Ok(m)) => (n, m),
+            _ => return Err(bad("N and M must be whole numbers")),
+        };
+        if m == 0 || n == 0 || n > m {
+            return Err(bad("N must be between 1 and M"));
+        }
+    }
+    text.parse()
+        .map_err(|e: Box<RusticError>| bad(&e.display_log()))
+}
+
 fn options() -> RepositoryOptions {
     // No local cache: it would write under the user's home, and for a local
     // repository only duplicate it.
@@ -478,11 +1092,19 @@ fn options() -> RepositoryOptions {
 
 fn backends(location: &RepoLocation) -> Result<RepositoryBackends> {
     let (repository, extra) = location.backend_spec();
-    BackendOptions::default()
+    let backends = BackendOptions::default()
         .repository(repository)
         .options(extra)
         .to_backends()
-        .map_err(|e| engine_error(&format!("use {location} as a repository"), &e))
+        .map_err(|e| engine_error(&format!("use {location} as a repository"), &e))?;
+    Ok(match location.local_dir() {
+        // Every file through a temporary name, fsynced, renamed (see `atomic`).
+        Some(dir) => RepositoryBackends::new(
+            Arc::new(AtomicLocalBackend::new(backends.repository(), dir)),
+            backends.repo_hot(),
+        ),
+        None => backends,
+    })
 }
 
 /// A local repository's directory: created private when missing, refused
@@ -523,6 +1145,93 @@ pub fn snapshot_root(profile: &str) -> Result<PathBuf> {
         )));
     }
     Ok(Path::new(SNAPSHOT_ROOT).join(profile))
+}
+
+/// Every entry of a snapshot's tree, with absolute paths, in tree order.
+fn tree_entries<S: IndexedTree>(
+    repo: &Repository<S>,
+    snap: &SnapshotFile,
+) -> Result<Vec<(SnapshotEntry, Node)>> {
+    let root = repo
+        .node_from_snapshot_and_path(snap, "")
+        .map_err(|e| engine_error("read a snapshot tree", &e))?;
+    let mut out = Vec::new();
+    for item in repo
+        .ls(&root, &rustic_core::LsOptions::default())
+        .map_err(|e| engine_error("read a snapshot tree", &e))?
+    {
+        let (path, node) = item.map_err(|e| engine_error("read a snapshot tree", &e))?;
+        out.push((
+            SnapshotEntry {
+                path: format!("/{}", path.display()),
+                is_dir: node.is_dir(),
+                size: if node.is_file() { node.meta.size } else { 0 },
+            },
+            node,
+        ));
+    }
+    Ok(out)
+}
+
+/// The files of `b` that differ from `a` by content, and those only one has.
+fn diff_trees<S: rustic_core::IndexedFull>(
+    repo: &Repository<S>,
+    a: &SnapshotFile,
+    b: &SnapshotFile,
+) -> Result<Vec<FileChange>> {
+    let files = |snap| -> Result<BTreeMap<String, (u64, Vec<rustic_core::DataId>)>> {
+        Ok(tree_entries(repo, snap)?
+            .into_iter()
+            .filter(|(_, n)| n.is_file())
+            .map(|(e, n)| (e.path, (e.size, n.content.unwrap_or_default())))
+            .collect())
+    };
+    let (old, new) = (files(a)?, files(b)?);
+    let old_blobs: BTreeSet<&rustic_core::DataId> =
+        old.values().flat_map(|(_, c)| c.iter()).collect();
+    let cost = |content: &[rustic_core::DataId]| -> Result<u64> {
+        let mut sum = 0;
+        for id in content.iter().filter(|id| !old_blobs.contains(id)) {
+            let entry = repo
+                .get_index_entry(id)
+                .map_err(|e| engine_error("read the index", &e))?;
+            sum += u64::from(entry.data_length());
+        }
+        Ok(sum)
+    };
+    let mut changes = Vec::new();
+    for (path, (size, content)) in &new {
+        match old.get(path) {
+            None => changes.push(FileChange {
+                path: path.clone(),
+                change: Change::Added,
+                size_before: None,
+                size_after: Some(*size),
+                new_bytes: cost(content)?,
+            }),
+            Some((old_size, old_content)) if old_content != content => changes.push(FileChange {
+                path: path.clone(),
+                change: Change::Modified,
+                size_before: Some(*old_size),
+                size_after: Some(*size),
+                new_bytes: cost(content)?,
+            }),
+            Some(_) => {}
+        }
+    }
+    for (path, (size, _)) in &old {
+        if !new.contains_key(path) {
+            changes.push(FileChange {
+                path: path.clone(),
+                change: Change::Removed,
+                size_before: Some(*size),
+                size_after: None,
+                new_bytes: 0,
+            });
+        }
+    }
+    changes.sort_by(|x, y| x.path.cmp(&y.path));
+    Ok(changes)
 }
 
 /// The regular files of a snapshot, relative to its first path, in tree order.

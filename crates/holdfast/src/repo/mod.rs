@@ -7,6 +7,9 @@
 //! - [`engine`] is the only place that speaks rustic_core: open or create a
 //!   repository, store a staged directory as a snapshot, read one back, forget,
 //!   prune and check;
+//! - [`atomic`] makes a local repository's writes atomic and durable (temporary
+//!   name, fsync, rename), so that a full disk or a kill leaves no torn file;
+//! - [`locks`] reads and removes restic's lock files (`repo unlock`);
 //! - [`source`] feeds a staged directory to the engine through a buffered
 //!   source of ours, under the snapshot path `/holdfast/<profile>`;
 //! - [`retention`] is restic's keep policy, for snapshots and for a directory
@@ -18,12 +21,17 @@
 //! pipeline, or exported for engine-backup.
 
 pub mod archives;
+pub mod atomic;
 pub mod engine;
 pub mod location;
+pub mod locks;
 pub mod retention;
 pub mod source;
 
-pub use engine::{CheckReport, Chunking, ForgetReport, PruneMode, PruneReport, Repo, SnapshotInfo};
+pub use engine::{
+    Change, CheckReport, Chunking, FileChange, ForgetReport, KeyInfo, PackAccount, PruneMode,
+    PruneReport, RepairReport, Repo, RepoStats, SnapshotEntry, SnapshotInfo,
+};
 pub use location::{LocationSource, RemoteOptions, RepoLocation};
 pub use retention::Retention;
 /// The time library of the engine, for callers that pass or show snapshot times.

@@ -95,7 +95,7 @@ impl Retention {
         let decided = keep
             .apply(snapshots, now)
             .map_err(|e| Error::usage(e.display_log()))?;
-        Ok(decided
+        let mut verdicts: Vec<Verdict<T>> = decided
             .into_iter()
             .map(|f| {
                 let index: usize = f
@@ -111,7 +111,51 @@ impl Retention {
                     reasons: if f.keep { f.reasons } else { Vec::new() },
                 }
             })
-            .collect())
+            .collect();
+        label_oldest(&mut verdicts);
+        Ok(verdicts)
+    }
+}
+
+/// The counted rules whose period the oldest item can share with a newer one,
+/// with the test of "same period" rustic_core applies.
+const PERIOD_RULES: [(&str, fn(&Zoned, &Zoned) -> bool); 5] = [
+    ("hourly", |a, b| same_day(a, b) && a.hour() == b.hour()),
+    ("daily", same_day),
+    ("weekly", |a, b| {
+        a.year() == b.year() && a.clone().iso_week_date().week() == b.clone().iso_week_date().week()
+    }),
+    ("monthly", |a, b| {
+        a.year() == b.year() && a.month() == b.month()
+    }),
+    ("yearly", |a, b| a.year() == b.year()),
+];
+
+fn same_day(a: &Zoned, b: &Zoned) -> bool {
+    a.year() == b.year() && a.day_of_year() == b.day_of_year()
+}
+
+/// Relabel, in one group's verdicts (newest first), the keeps of the oldest
+/// item that only restic ≥ 0.17's rule makes: a rule keeps the oldest item
+/// although the next newer one is of the same period, because the rule's
+/// count was not used up. Such a reason becomes `oldest <rule>`, as restic
+/// 0.17 prints it; a keep because the oldest item opens a period of its own
+/// stays `<rule>`.
+pub fn label_oldest<T>(verdicts: &mut [Verdict<T>]) {
+    let [.., newer, oldest] = verdicts else {
+        return;
+    };
+    if !oldest.keep {
+        return;
+    }
+    for reason in &mut oldest.reasons {
+        let shares_period = PERIOD_RULES
+            .iter()
+            .find(|(rule, _)| reason == rule)
+            .is_some_and(|(_, same)| same(&oldest.time, &newer.time));
+        if shares_period {
+            *reason = format!("oldest {reason}");
+        }
     }
 }
 
