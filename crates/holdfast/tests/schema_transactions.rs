@@ -32,7 +32,7 @@ fn a_non_transactional_script_runs_alone_between_committed_stretches() {
     );
     put_generated(dir.path(), 4, 2, 90);
 
-    let plan = schema::plan(&db.params, dir.path(), &Permissions::default()).unwrap();
+    let plan = schema::plan(&db.params, dir.path(), &[], &Permissions::default()).unwrap();
     let alone: Vec<_> = plan
         .steps
         .iter()
