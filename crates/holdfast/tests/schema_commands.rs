@@ -69,7 +69,7 @@ fn dry_run_runs_everything_it_can_and_rolls_back() {
     .to_string();
     assert!(
         err.starts_with(
-            "upgrade/04_02_0060_broken.sql line 2: column \"no_such_column\" does not exist"
+            "upgrade/04_02_0060_broken.sql line 2: ERROR: column \"no_such_column\" does not exist"
         ),
         "{err}"
     );

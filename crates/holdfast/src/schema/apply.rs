@@ -126,11 +126,19 @@ impl<'a> Runner<'a> {
         let tree = self.tree;
         for (name, value) in &tree.layout.database_settings {
             // What schema.sh does first on a fresh install (client_min_messages).
+            // A plain word is written bare, as schema.sh writes it, so PostgreSQL
+            // stores it the same way (folded to lower case).
+            let bare = value.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                && value.starts_with(|c: char| c.is_ascii_alphabetic());
             let sql = format!(
                 "ALTER DATABASE {} SET {} = {}",
                 quote_ident(&self.params.database),
                 quote_ident(name),
-                quote_literal(value)
+                if bare {
+                    value.clone()
+                } else {
+                    quote_literal(value)
+                }
             );
             self.sql(&sql)?;
         }
