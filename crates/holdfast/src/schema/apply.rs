@@ -276,6 +276,20 @@ impl<'a> Runner<'a> {
         self.commit()
     }
 
+    /// After a failure that left the views and procedures dropped in a committed
+    /// part: recreate them (with their grants) in a transaction of their own.
+    /// The digest is not recorded, so the next apply rebuilds them again.
+    pub fn rebuild_after_failure(&mut self) -> Result<()> {
+        let result = self
+            .begin()
+            .and_then(|_| self.create_views_and_procedures())
+            .and_then(|_| self.commit());
+        if result.is_err() {
+            self.abort();
+        }
+        result
+    }
+
     fn run_alone(&mut self, step: &Step) -> Result<()> {
         let why = match &step.action {
             Action::Run { alone: Some(why) } => why.clone(),

@@ -217,11 +217,21 @@ fn apply_locked(
             runner.abort();
             let committed = runner.committed;
             let installed = runner.outcome.installed.len();
-            let rebuild_note = if runner.views_dropped_committed {
-                "; views and stored procedures were dropped before the first script and are \
-                 recreated after the last one: fix the failing script and apply again"
+            // The views and procedures were dropped in a committed part and the run
+            // stopped before their rebuild (schema.sh would leave them dropped):
+            // recreate them on what is committed, unless a restore follows.
+            let rebuild_note = if runner.views_dropped_committed && options.backup_to.is_none() {
+                match runner.rebuild_after_failure() {
+                    Ok(()) => "; views and stored procedures were recreated on what was \
+                               committed; fix the failing script and apply again"
+                        .to_string(),
+                    Err(rebuild) => format!(
+                        "; views and stored procedures stay dropped, since recreating them \
+                         failed too ({rebuild}): fix the failing script and apply again"
+                    ),
+                }
             } else {
-                ""
+                String::new()
             };
             let state = if !committed {
                 "the transaction was rolled back: the database is as it was before this run"
