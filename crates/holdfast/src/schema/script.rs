@@ -275,7 +275,6 @@ mod tests {
         // oVirt's own names with `-` after the version, and bare versions.
         for good in [
             "04_02_0570-remove-UserSessionHardLimit.sql",
-            "04_02_0580-remove-DefaultMaxThreadWaitQueueSize.sql",
             "04_02_0570.sql",
             "04_02_0570 a b.sql",
             "04_02_0570__double.sql",
@@ -286,6 +285,12 @@ mod tests {
                 "{good}"
             );
         }
+        assert_eq!(
+            version_of_name("04_02_0580-remove-DefaultMaxThreadWaitQueueSize.sql")
+                .unwrap()
+                .to_string(),
+            "04020580"
+        );
         for bad in [
             "4_05_0330_x.sql",
             "04_05_330_x.sql",
