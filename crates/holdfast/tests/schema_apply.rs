@@ -14,7 +14,7 @@ fn fresh_apply_then_noop_then_added_scripts() {
     let options = ApplyOptions::default();
 
     // plan on the empty database touches nothing
-    let plan = schema::plan(&db.params, dir.path(), &Permissions::default()).unwrap();
+    let plan = schema::plan(&db.params, dir.path(), &[], &Permissions::default()).unwrap();
     assert!(plan.fresh && plan.rebuild);
     assert_eq!(plan.steps.len(), 301);
     assert_eq!(
@@ -78,7 +78,7 @@ fn fresh_apply_then_noop_then_added_scripts() {
     assert!(said.contains("Database is up to date."));
     assert_eq!(db.snapshot(), before);
     assert_eq!(db.q("SELECT 'items_view'::regclass::oid"), view_oid);
-    let status = schema::status(&db.params, dir.path()).unwrap();
+    let status = schema::status(&db.params, dir.path(), &[]).unwrap();
     assert!(status.pending.is_empty() && status.changed.is_empty() && status.missing.is_empty());
     assert_eq!(status.current.unwrap().to_string(), "04040750");
 
@@ -90,7 +90,7 @@ fn fresh_apply_then_noop_then_added_scripts() {
         "alter table items alter column name type varchar(900);\n\
          insert into upgrade_log (version) values ('04050010');\n",
     );
-    let plan = schema::plan(&db.params, dir.path(), &Permissions::default()).unwrap();
+    let plan = schema::plan(&db.params, dir.path(), &[], &Permissions::default()).unwrap();
     assert!(!plan.fresh && plan.rebuild);
     assert_eq!(
         plan.steps

@@ -71,7 +71,7 @@ fn a_changed_applied_script_stops_apply_until_accepted() {
     std::fs::write(dir.path().join(rel), "select 'edited after the fact';\n").unwrap();
     put_generated(dir.path(), 4, 2, 60);
 
-    let status = schema::status(&db.params, dir.path()).unwrap();
+    let status = schema::status(&db.params, dir.path(), &[]).unwrap();
     assert_eq!(status.changed.len(), 1);
     assert_eq!(status.changed[0].script, rel);
     assert_eq!(status.pending.len(), 1);
@@ -82,11 +82,15 @@ fn a_changed_applied_script_stops_apply_until_accepted() {
         .to_string();
     assert!(
         err.starts_with(&format!(
-            "{rel} was changed after it was applied (checksum {old_sum} recorded"
+            "1 applied script changed after it was applied: {rel} (checksum {old_sum} recorded"
         )),
         "{err}"
     );
     assert!(err.contains("--accept-changed 04010030"), "{err}");
+    assert!(
+        err.contains("restore the applied content from version control"),
+        "{err}"
+    );
     assert_eq!(db.snapshot(), before);
 
     // a line-ending-only change is not a change
@@ -123,7 +127,7 @@ fn a_changed_applied_script_stops_apply_until_accepted() {
         row.contains(&format!("[changed file accepted; checksum was {old_sum}]")),
         "{row}"
     );
-    assert!(schema::status(&db.params, dir.path())
+    assert!(schema::status(&db.params, dir.path(), &[])
         .unwrap()
         .changed
         .is_empty());
@@ -158,7 +162,7 @@ fn bad_names_and_meta_commands_are_refused() {
         .to_string();
     assert!(
         err.starts_with(
-            "upgrade/4_02_0060_short.sql: upgrade script names must be MM_mm_nnnn_Name.sql"
+            "upgrade/4_02_0060_short.sql: upgrade script names must start with the version MM_mm_nnnn"
         ),
         "{err}"
     );

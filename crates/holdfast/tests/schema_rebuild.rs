@@ -187,6 +187,7 @@ fn refresh_drop_and_recreate() {
     let outcome = schema::refresh(
         &db.params,
         dir.path(),
+        &[],
         Duration::from_secs(5),
         &mut Said::default().sink(),
     )

@@ -1,5 +1,6 @@
-//! `holdfast schema apply|status|plan|refresh|drop|recreate`: the command line of
-//! the schema upgrade runner ([`holdfast::schema`]). Output goes to stdout.
+//! `holdfast schema apply|status|plan|refresh|baseline|drop|recreate`: the
+//! command line of the schema upgrade runner ([`holdfast::schema`]). Output goes
+//! to stdout.
 
 use std::collections::BTreeSet;
 use std::io::IsTerminal;
@@ -20,10 +21,18 @@ pub struct SchemaArgs {
     pub command: SchemaCommand,
     #[command(flatten)]
     pub connection: ConnectionArgs,
-    /// Directory of the scripts tree (oVirt's dbscripts layout, or the one its
-    /// holdfast-schema.toml describes).
+    /// Directory of the scripts tree: one the profile recognises (oVirt's engine
+    /// and DWH dbscripts), one with a holdfast-schema.toml, or generic dbscripts.
     #[arg(long, default_value = ".", global = true)]
     pub dir: PathBuf,
+    /// Profile whose script tree layouts are recognised (built-in name or TOML file).
+    #[arg(
+        long,
+        default_value = "ovirt-engine",
+        value_name = "NAME|FILE",
+        global = true
+    )]
+    pub profile: String,
     /// Seconds to wait for another schema runner on the same database.
     #[arg(long, value_name = "SECONDS", default_value_t = 300, global = true)]
     pub lock_timeout: u64,
@@ -35,11 +44,22 @@ pub enum SchemaCommand {
     /// Load the base into an empty database, then apply the pending upgrade scripts.
     Apply(ApplyArgs),
     /// Show the current version, the history, and scripts pending, changed or missing.
-    Status,
+    Status {
+        /// Print one JSON object (current, applied, pending, changed, skipped, missing).
+        #[arg(long)]
+        json: bool,
+    },
     /// Show what apply would do, touching nothing.
     Plan(PermissionArgs),
     /// Drop and recreate views and stored procedures, keeping their grants.
     Refresh,
+    /// Adopt a database made without these scripts as being at a version: record
+    /// the scripts up to it as skipped, run none.
+    Baseline {
+        /// The version the database is at (04050330 or 04_05_0330).
+        #[arg(long, value_name = "VERSION")]
+        version: String,
+    },
     /// Drop every table, view, sequence, function and type of the application.
     Drop {
         /// Confirm that everything in the database's public schema goes.
@@ -58,6 +78,9 @@ pub struct ApplyArgs {
     /// Take a custom-format dump here first, and restore it if the upgrade fails.
     #[arg(long, value_name = "FILE")]
     pub backup_to: Option<PathBuf>,
+    /// Run everything that can run inside one transaction, then roll it back.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// What the user allows `apply` to do.
@@ -130,13 +153,7 @@ impl PermissionArgs {
         let accept_changed = self
             .accept_changed
             .iter()
-            .map(|v| {
-                Version::parse(&v.replace('_', "")).ok_or_else(|| {
-                    Error::usage(format!(
-                        "--accept-changed {v}: not a version; give it as 04050330 or 04_05_0330"
-                    ))
-                })
-            })
+            .map(|v| parse_version("--accept-changed", v))
             .collect::<Result<BTreeSet<_>>>()?;
         Ok(Permissions {
             allow_out_of_order: self.allow_out_of_order,
@@ -145,29 +162,68 @@ impl PermissionArgs {
     }
 }
 
+fn parse_version(flag: &str, v: &str) -> Result<Version> {
+    Version::parse(&v.replace('_', "")).ok_or_else(|| {
+        Error::usage(format!(
+            "{flag} {v}: not a version; give it as 04050330 or 04_05_0330"
+        ))
+    })
+}
+
 /// Run one schema command, printing to stdout.
 pub fn run(args: SchemaArgs) -> Result<()> {
     let params = args.connection.params()?;
     let lock_timeout = Duration::from_secs(args.lock_timeout);
+    let layouts = holdfast::profile::Profile::load(&args.profile)?.schema_layouts;
     let mut say = |line: &str| println!("{line}");
     match args.command {
         SchemaCommand::Apply(a) => {
-            let options = apply_options(&a, lock_timeout)?;
+            let mut options = apply_options(&a, lock_timeout)?;
+            options.layouts = layouts;
             let report = schema::apply(&params, &args.dir, &options, &mut say)?;
             print_report(&report);
         }
         SchemaCommand::Recreate(a) => {
-            let options = apply_options(&a, lock_timeout)?;
+            if a.dry_run {
+                return Err(Error::usage(
+                    "schema recreate has no --dry-run; use `holdfast schema plan` to see what it would run",
+                ));
+            }
+            let mut options = apply_options(&a, lock_timeout)?;
+            options.layouts = layouts;
             let report = schema::recreate(&params, &args.dir, &options, &mut say)?;
             print_report(&report);
         }
-        SchemaCommand::Status => print_status(&params, &schema::status(&params, &args.dir)?),
-        SchemaCommand::Plan(p) => print_plan(
-            &params,
-            &schema::plan(&params, &args.dir, &p.permissions()?)?,
-        ),
+        SchemaCommand::Status { json } => {
+            let status = schema::status(&params, &args.dir, &layouts)?;
+            if json {
+                println!("{}", status.to_json());
+            } else {
+                print_status(&params, &status);
+            }
+        }
+        SchemaCommand::Plan(p) => {
+            let tree = schema::Tree::load(&args.dir, &layouts)?;
+            let plan = schema::plan(&params, &args.dir, &layouts, &p.permissions()?)?;
+            print_plan(&params, &tree, &plan);
+        }
+        SchemaCommand::Baseline { version } => {
+            let version = parse_version("--version", &version)?;
+            let n = schema::baseline(
+                &params,
+                &args.dir,
+                &layouts,
+                version,
+                lock_timeout,
+                &mut say,
+            )?;
+            println!(
+                "Database '{}' adopted at version {version}: {n} scripts recorded as skipped, none run.",
+                params.database
+            );
+        }
         SchemaCommand::Refresh => {
-            let outcome = schema::refresh(&params, &args.dir, lock_timeout, &mut say)?;
+            let outcome = schema::refresh(&params, &args.dir, &layouts, lock_timeout, &mut say)?;
             println!(
                 "Views and stored procedures recreated; {} grants restored.",
                 outcome.grants_restored
@@ -194,6 +250,8 @@ fn apply_options(a: &ApplyArgs, lock_timeout: Duration) -> Result<ApplyOptions> 
         permissions: a.permissions.permissions()?,
         lock_timeout,
         backup_to: a.backup_to.clone(),
+        layouts: Vec::new(),
+        dry_run: a.dry_run,
     })
 }
 
@@ -204,6 +262,18 @@ fn version_text(v: Option<Version>) -> String {
 
 fn print_report(r: &schema::ApplyReport) {
     let o = &r.outcome;
+    if r.dry_run {
+        println!(
+            "Dry run: {} scripts ran and {} would be recorded as skipped without error, then \
+             everything was rolled back; the database is unchanged.",
+            o.installed.len(),
+            o.skipped.len()
+        );
+        for (script, why) in &r.not_tried {
+            println!("Not tried: {script} ({why}).");
+        }
+        return;
+    }
     println!(
         "Schema at version {} (was {}): {} installed, {} recorded as skipped{}.",
         version_text(r.to),
@@ -238,17 +308,42 @@ fn print_dropped_grants(objects: &[String]) {
     }
 }
 
-fn print_plan(params: &ConnParams, plan: &schema::Plan) {
-    println!("Plan for {}:", params.display());
+fn hook_lines(label: &str, hooks: &[schema::layout::LoadedHook]) {
+    for h in hooks {
+        match h {
+            schema::layout::LoadedHook::File(f) => println!("  {label:<13}{}", f.rel),
+            schema::layout::LoadedHook::Sql(sql) => println!("  {label:<13}SQL: {sql}"),
+        }
+    }
+}
+
+/// Every file in the order apply runs it.
+fn print_plan(params: &ConnParams, tree: &schema::Tree, plan: &schema::Plan) {
+    println!(
+        "Plan for {} (tree {}, {} layout):",
+        params.display(),
+        tree.root.display(),
+        tree.layout.name
+    );
     if plan.is_noop() {
         println!("  nothing to do: the database is up to date");
         return;
     }
     if plan.fresh {
-        println!(
-            "  load the base into the empty database: {}",
-            plan.base.join(", ")
-        );
+        for (name, value) in &tree.layout.database_settings {
+            println!("  setting      ALTER DATABASE SET {name} = {value}");
+        }
+        for f in &plan.base {
+            println!("  base         {f}");
+        }
+        for p in &tree.layout.per_install {
+            println!(
+                "               (in {}: '{}' replaced by a new value from {})",
+                p.files.join(", "),
+                p.literal,
+                p.value_sql
+            );
+        }
         println!("  (scripts at or below the version the base records will be found applied)");
     } else {
         println!("  current version: {}", version_text(plan.current));
@@ -264,9 +359,14 @@ fn print_plan(params: &ConnParams, plan: &schema::Plan) {
             "  drop views and stored procedures ({})",
             plan.rebuild_reason
         );
+        for f in &tree.helpers {
+            println!("  helpers      {}", f.rel);
+        }
+        hook_lines("hook", &tree.before_pre_upgrade);
         for f in &plan.pre_upgrade {
             println!("  pre-upgrade  {f}");
         }
+        hook_lines("hook", &tree.after_pre_upgrade);
     }
     for step in &plan.steps {
         match &step.action {
@@ -284,10 +384,17 @@ fn print_plan(params: &ConnParams, plan: &schema::Plan) {
         }
     }
     if plan.rebuild {
-        println!("  recreate views and stored procedures, restore their grants");
+        for f in &tree.views {
+            println!("  views        {}", f.rel);
+        }
+        for f in &tree.procedures {
+            println!("  procedures   {}", f.rel);
+        }
+        println!("  restore the grants on views and procedures");
         for f in &plan.post_upgrade {
             println!("  post-upgrade {f}");
         }
+        hook_lines("hook", &tree.after_post_upgrade);
     } else {
         println!(
             "  views and stored procedures stay ({})",
@@ -425,11 +532,26 @@ mod tests {
             "--dir",
             tree.to_str().unwrap(),
         ];
-        for cmd in ["plan", "apply", "status", "refresh", "apply"] {
-            let mut args = vec!["holdfast", "schema", cmd];
+        for cmd in [
+            &["plan"][..],
+            &["apply", "--dry-run"],
+            &["apply"],
+            &["status", "--json"],
+            &["refresh"],
+            &["apply"],
+        ] {
+            let mut args = vec!["holdfast", "schema"];
+            args.extend(cmd);
             args.extend(common);
             run(parse(&args)).unwrap();
         }
+        let mut args = vec!["holdfast", "schema", "baseline", "--version", "04_01_0010"];
+        args.extend(common);
+        let err = run(parse(&args)).unwrap_err().to_string();
+        assert!(
+            err.contains("already has a schema_version history"),
+            "{err}"
+        );
         assert_eq!(
             cluster
                 .query_text("engine", "SELECT version FROM schema_version WHERE current")

@@ -45,6 +45,10 @@ pub struct Profile {
     pub post_restore: Option<PostRestore>,
     #[serde(default)]
     pub verify: Option<ForbiddenOption>,
+    /// Script tree layouts of the application's databases, recognised by their
+    /// `detect` files (`holdfast schema --dir`); see docs/schema.md.
+    #[serde(default)]
+    pub schema_layouts: Vec<crate::schema::Layout>,
 }
 
 fn default_tool_name() -> String {

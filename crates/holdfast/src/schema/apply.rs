@@ -10,7 +10,7 @@ use postgres::error::ErrorPosition;
 use postgres::Client;
 
 use super::history::{self, Entry, State};
-use super::layout::Tree;
+use super::layout::{LoadedHook, PerInstall, Tree};
 use super::objects::{self, Grant};
 use super::plan::{Action, Plan, Step};
 use super::script::{ScriptBody, SqlFile, UpgradeScript};
@@ -45,6 +45,13 @@ pub struct Runner<'a> {
     pub(super) committed: bool,
     pub(super) outcome: Outcome,
     grants: Option<Vec<Grant>>,
+    /// Roll everything back at the end; never commit.
+    pub(super) dry_run: bool,
+    /// Scripts a dry run could not try (they cannot run in a transaction).
+    pub(super) not_tried: Vec<(String, String)>,
+    /// The drop of views and procedures was committed and their recreation not yet.
+    pub(super) views_dropped_committed: bool,
+    views_dropped: bool,
 }
 
 impl<'a> Runner<'a> {
@@ -63,6 +70,10 @@ impl<'a> Runner<'a> {
             committed: false,
             outcome: Outcome::default(),
             grants: None,
+            dry_run: false,
+            not_tried: Vec::new(),
+            views_dropped_committed: false,
+            views_dropped: false,
         }
     }
 
@@ -75,7 +86,13 @@ impl<'a> Runner<'a> {
     }
 
     pub fn commit(&mut self) -> Result<()> {
+        if self.dry_run {
+            return Ok(());
+        }
         if self.in_transaction {
+            if self.views_dropped {
+                self.views_dropped_committed = true;
+            }
             self.sql("COMMIT")?;
             self.in_transaction = false;
             self.committed = true;
@@ -107,10 +124,87 @@ impl<'a> Runner<'a> {
         }
         (self.say)("Creating fresh schema");
         let tree = self.tree;
+        for (name, value) in &tree.layout.database_settings {
+            // What schema.sh does first on a fresh install (client_min_messages).
+            // A plain word is written bare, as schema.sh writes it, so PostgreSQL
+            // stores it the same way (folded to lower case).
+            let bare = value.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                && value.starts_with(|c: char| c.is_ascii_alphabetic());
+            let sql = format!(
+                "ALTER DATABASE {} SET {} = {}",
+                quote_ident(&self.params.database),
+                quote_ident(name),
+                if bare {
+                    value.clone()
+                } else {
+                    quote_literal(value)
+                }
+            );
+            self.sql(&sql)?;
+        }
+        let rules: Vec<(Vec<String>, &PerInstall)> = tree
+            .layout
+            .per_install
+            .iter()
+            .map(|r| Ok((super::layout::expand_patterns(&tree.root, &r.files)?, r)))
+            .collect::<Result<_>>()?;
+        let mut values: Vec<Option<String>> = vec![None; rules.len()];
         for file in &tree.base {
-            self.run_file(file)?;
+            let mut substituted: Option<SqlFile> = None;
+            for (i, (files, rule)) in rules.iter().enumerate() {
+                if !files.contains(&file.rel) {
+                    continue;
+                }
+                if values[i].is_none() {
+                    // Evaluated when first needed: the generator may be a function
+                    // an earlier base file created (oVirt's uuid_generate_v1).
+                    values[i] = Some(self.per_install_value(rule)?);
+                }
+                let from = format!("'{}'", rule.literal);
+                let to = format!("'{}'", values[i].as_deref().unwrap_or_default());
+                let f = substituted.get_or_insert_with(|| file.clone());
+                for st in &mut f.statements {
+                    if st.text.contains(&from) {
+                        st.text = st.text.replace(&from, &to);
+                    }
+                }
+            }
+            self.run_file(substituted.as_ref().unwrap_or(file))?;
         }
         history::ensure(self.client)
+    }
+
+    fn per_install_value(&mut self, rule: &PerInstall) -> Result<String> {
+        let sql = format!(
+            "SELECT per_install.v::text FROM ({}) AS per_install(v)",
+            rule.value_sql.trim().trim_end_matches(';')
+        );
+        self.client
+            .query_one(sql.as_str(), &[])
+            .map(|r| r.get(0))
+            .map_err(|e| {
+                Error::postgres(format!(
+                    "cannot compute the per-install value replacing '{}' ({}): {}",
+                    rule.literal,
+                    rule.value_sql,
+                    error_text(&e)
+                ))
+            })
+    }
+
+    /// Run hook steps: tree files, or single statements.
+    fn run_steps(&mut self, steps: &[LoadedHook]) -> Result<()> {
+        for step in steps {
+            match step {
+                LoadedHook::File(f) => self.run_file(f)?,
+                LoadedHook::Sql(sql) => {
+                    self.client
+                        .batch_execute(sql)
+                        .map_err(|e| Error::postgres(format!("{sql}: {}", error_text(&e))))?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Run the plan: transactional stretches of steps, split around scripts that
@@ -150,28 +244,30 @@ impl<'a> Runner<'a> {
                 history::accept_checksum(self.client, c.version, &c.recorded, &c.now)?;
             }
         }
-        if plan.rebuild {
-            self.drop_views_and_functions()?;
-        }
+        // Views and procedures are dropped once, before the first upgrade script,
+        // and recreated once, after the last, as schema.sh does: a script after a
+        // non-transactional one may add what a view needs.
         if first && plan.rebuild {
+            self.drop_views_and_functions()?;
             let tree = self.tree;
+            self.run_steps(&tree.before_pre_upgrade)?;
             for file in &tree.pre_upgrade {
                 (self.say)(&format!("Running pre-upgrade script '{}'...", file.rel));
                 self.run_file(file)?;
             }
+            self.run_steps(&tree.after_pre_upgrade)?;
         }
         for step in steps {
             self.run_step(step)?;
         }
-        if plan.rebuild {
-            self.create_views_and_procedures()?;
-        }
         if last && plan.rebuild {
+            self.create_views_and_procedures()?;
             let tree = self.tree;
             for file in &tree.post_upgrade {
                 (self.say)(&format!("Running post-upgrade script '{}'...", file.rel));
                 self.run_file(file)?;
             }
+            self.run_steps(&tree.after_post_upgrade)?;
         }
         history::set_current(self.client)?;
         if last {
@@ -180,12 +276,34 @@ impl<'a> Runner<'a> {
         self.commit()
     }
 
+    /// After a failure that left the views and procedures dropped in a committed
+    /// part: recreate them (with their grants) in a transaction of their own.
+    /// The digest is not recorded, so the next apply rebuilds them again.
+    pub fn rebuild_after_failure(&mut self) -> Result<()> {
+        let result = self
+            .begin()
+            .and_then(|_| self.create_views_and_procedures())
+            .and_then(|_| self.commit());
+        if result.is_err() {
+            self.abort();
+        }
+        result
+    }
+
     fn run_alone(&mut self, step: &Step) -> Result<()> {
-        self.commit()?;
         let why = match &step.action {
             Action::Run { alone: Some(why) } => why.clone(),
             _ => String::new(),
         };
+        if self.dry_run {
+            (self.say)(&format!(
+                "Dry run: not trying '{}', which must run outside a transaction ({why})",
+                step.script
+            ));
+            self.not_tried.push((step.script.clone(), why));
+            return Ok(());
+        }
+        self.commit()?;
         (self.say)(&format!(
             "Running '{}' on its own, outside a transaction ({why})",
             step.script
@@ -257,6 +375,7 @@ impl<'a> Runner<'a> {
             self.tree.owns_views(),
             self.tree.owns_functions(),
         )?;
+        self.views_dropped = true;
         let tree = self.tree;
         for file in &tree.helpers {
             self.run_file(file)?;
@@ -284,6 +403,8 @@ impl<'a> Runner<'a> {
         self.outcome.grants_restored = grants.iter().filter(|g| !gone.contains(&g.object)).count();
         self.outcome.grants_dropped = gone;
         self.outcome.rebuilt = true;
+        self.views_dropped = false;
+        self.views_dropped_committed = false;
         Ok(())
     }
 
@@ -347,6 +468,14 @@ impl<'a> Runner<'a> {
             .batch_execute(sql)
             .map_err(|e| Error::postgres(format!("{sql} failed: {}", error_text(&e))))
     }
+}
+
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+fn quote_literal(value: &str) -> String {
+    format!("'{}'", value.replace('\'', "''"))
 }
 
 /// `<file> line <n>: <server message>; statement at line <m>: <first line>`.

@@ -25,13 +25,19 @@ CREATE TABLE IF NOT EXISTS public.schema_version (
     CONSTRAINT schema_version_primary_key PRIMARY KEY (id)
 );";
 
+/// holdfast's own bookkeeping lives in a schema of its own, so that the
+/// application's schema holds exactly what its scripts create (as after schema.sh).
+pub const STATE_SCHEMA: &str = "holdfast";
+
 /// One digest per database: the tree digest of the last successful upgrade or
-/// rebuild. It lives in `public` so that `drop` removes it with everything else.
+/// rebuild.
 const CREATE_REBUILD_STATE: &str = "
-CREATE TABLE IF NOT EXISTS public.holdfast_schema_state (
+CREATE SCHEMA IF NOT EXISTS holdfast;
+CREATE TABLE IF NOT EXISTS holdfast.schema_state (
     digest character varying(32) NOT NULL,
     recorded_at timestamp without time zone NOT NULL DEFAULT now()
-);";
+);
+DROP TABLE IF EXISTS public.holdfast_schema_state;";
 
 /// `INSTALLED` or `SKIPPED`, as oVirt writes them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -231,36 +237,60 @@ pub fn accept_checksum(client: &mut Client, version: Version, old: &str, new: &s
     Ok(())
 }
 
-/// The digest recorded by the last run, if any.
+/// The digest recorded by the last run, if any (also from the table older
+/// holdfast versions kept in `public`).
 pub fn recorded_digest(client: &mut Client) -> Result<Option<String>> {
-    let exists: bool = query_one(
-        client,
-        "SELECT to_regclass('public.holdfast_schema_state') IS NOT NULL",
-    )?
-    .get(0);
-    if !exists {
-        return Ok(None);
+    for table in ["holdfast.schema_state", "public.holdfast_schema_state"] {
+        let exists: bool = query_one(
+            client,
+            &format!("SELECT to_regclass('{table}') IS NOT NULL"),
+        )?
+        .get(0);
+        if !exists {
+            continue;
+        }
+        let rows = client
+            .query(
+                &format!("SELECT digest FROM {table} ORDER BY recorded_at DESC LIMIT 1"),
+                &[],
+            )
+            .map_err(|e| sql_error(&format!("read {table}"), &e))?;
+        return Ok(rows.first().map(|r| r.get(0)));
     }
-    let rows = client
-        .query(
-            "SELECT digest FROM public.holdfast_schema_state ORDER BY recorded_at DESC LIMIT 1",
-            &[],
-        )
-        .map_err(|e| sql_error("read holdfast_schema_state", &e))?;
-    Ok(rows.first().map(|r| r.get(0)))
+    Ok(None)
 }
 
 /// Record the digest of the tree the database now matches.
 pub fn record_digest(client: &mut Client, digest: &str) -> Result<()> {
     batch(client, CREATE_REBUILD_STATE)?;
-    batch(client, "DELETE FROM public.holdfast_schema_state")?;
+    batch(client, "DELETE FROM holdfast.schema_state")?;
     client
         .execute(
-            "INSERT INTO public.holdfast_schema_state (digest) VALUES ($1)",
+            "INSERT INTO holdfast.schema_state (digest) VALUES ($1)",
             &[&digest],
         )
-        .map_err(|e| sql_error("write holdfast_schema_state", &e))?;
+        .map_err(|e| sql_error("write holdfast.schema_state", &e))?;
     Ok(())
+}
+
+/// Forget the recorded digest, so that the next apply rebuilds views and
+/// procedures and runs the pre- and post-upgrade scripts again (as schema.sh's
+/// next apply does after a refresh).
+pub fn forget_digest(client: &mut Client) -> Result<()> {
+    batch(
+        client,
+        "DROP TABLE IF EXISTS public.holdfast_schema_state; \
+         DO $$ BEGIN IF to_regclass('holdfast.schema_state') IS NOT NULL THEN \
+           DELETE FROM holdfast.schema_state; END IF; END $$",
+    )
+}
+
+/// Drop holdfast's bookkeeping schema (with `schema drop`).
+pub fn drop_state(client: &mut Client) -> Result<()> {
+    batch(
+        client,
+        "DROP SCHEMA IF EXISTS holdfast CASCADE; DROP TABLE IF EXISTS public.holdfast_schema_state",
+    )
 }
 
 fn query_one(client: &mut Client, sql: &str) -> Result<postgres::Row> {

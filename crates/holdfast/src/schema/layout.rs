@@ -1,8 +1,10 @@
-//! Where an application keeps its scripts: oVirt's dbscripts layout by default, or
-//! the one a `holdfast-schema.toml` manifest at the tree root describes; and the
-//! tree of files read from disk according to it.
+//! Where an application keeps its scripts and what schema.sh-style runs do with
+//! them: a `holdfast-schema.toml` manifest at the tree root, else a layout a
+//! profile ships whose `detect` files the tree has (the ovirt-engine profile knows
+//! oVirt's engine and DWH trees), else the generic dbscripts layout; and the tree
+//! of files read from disk according to it. docs/schema.md describes the format.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 
 use md5::{Digest, Md5};
@@ -14,66 +16,173 @@ use crate::{Error, IoContext, Result};
 /// Name of the optional manifest at the root of a scripts tree.
 pub const MANIFEST: &str = "holdfast-schema.toml";
 
+/// Files that hold database objects by their names (views, procedures, seed
+/// data): a tree's file matching one of these must be run by its layout or be
+/// listed in `ignore`, so that no run reports success with objects left out.
+const OBJECT_FILE_HINTS: &[&str] = &["**/create_*views*.sql", "**/*sp.sql", "**/*insert_*.sql"];
+
 /// Which files play which part. Patterns are paths relative to the tree root whose
 /// last component may hold `*` wildcards; a leading `**/` matches at any depth. A
 /// pattern without a wildcard names a file that must exist.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Layout {
+    /// What the layout is called in messages (`oVirt engine dbscripts`).
+    pub name: String,
+    /// Who maintains the files, when that is not the user (`oVirt`): changed
+    /// applied scripts are then theirs to declare, not the user's to restore.
+    pub upstream: Option<String>,
+    /// A tree has this layout when every pattern matches a file (profiles only).
+    pub detect: Vec<String>,
+    /// `ALTER DATABASE … SET name = value` on a fresh install (schema.sh sets
+    /// `client_min_messages = ERROR`).
+    pub database_settings: BTreeMap<String, String>,
     /// Loaded once, in this order, into an empty database.
     pub base: Vec<String>,
+    /// Per-install values substituted into base files on a fresh install.
+    pub per_install: Vec<PerInstall>,
     /// Generic functions the upgrade scripts use, run right after the drop of
     /// views and functions.
     pub helpers: Vec<String>,
+    /// Run after the helpers, before the pre-upgrade directory.
+    pub before_pre_upgrade: Vec<Hook>,
+    /// Directory of the scripts run before the versioned ones (re-entrant).
+    pub pre_upgrade: String,
+    /// Run after the pre-upgrade directory.
+    pub after_pre_upgrade: Vec<Hook>,
+    /// Directory of the versioned `MM_mm_nnnn…` scripts.
+    pub upgrade: String,
     /// View definitions, recreated after the versioned scripts.
     pub views: Vec<String>,
     /// Stored procedure files, recreated after the views.
     pub procedures: Vec<String>,
-    /// Directory of the versioned `MM_mm_nnnn_Name.sql` scripts.
-    pub upgrade: String,
-    /// Directory of the scripts run before the versioned ones (re-entrant).
-    pub pre_upgrade: String,
     /// Directory of the scripts run after the rebuild of views and procedures.
     pub post_upgrade: String,
+    /// Run after the post-upgrade directory.
+    pub after_post_upgrade: Vec<Hook>,
+    /// Files that look like views, procedures or data but are not run.
+    pub ignore: Vec<String>,
+    /// Earlier checksums of applied scripts their maintainers changed on purpose,
+    /// by script path (`upgrade/03_05_0070_x.sql`): a database that applied one of
+    /// them is not reported as changed.
+    pub accepted_checksums: BTreeMap<String, Vec<String>>,
+}
+
+/// A value that differs per install: on a fresh install, every quoted
+/// occurrence of `literal` in the base files matching `files` is replaced by
+/// the first column of `value_sql`, evaluated once per run.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PerInstall {
+    pub literal: String,
+    pub value_sql: String,
+    pub files: Vec<String>,
+}
+
+/// One step of a hook: a file of the tree, or one SQL statement.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum Hook {
+    File { file: String },
+    Sql { sql: String },
 }
 
 impl Default for Layout {
-    /// oVirt's `packaging/dbscripts`.
+    /// Generic dbscripts, as oVirt's schema.sh lays them out.
     fn default() -> Layout {
         let v = |xs: &[&str]| xs.iter().map(|s| s.to_string()).collect();
         Layout {
+            name: "dbscripts".into(),
+            upstream: None,
+            detect: Vec::new(),
+            database_settings: [("client_min_messages".to_string(), "ERROR".to_string())]
+                .into_iter()
+                .collect(),
             base: v(&[
                 "create_tables.sql",
                 "create_functions.sql",
                 "common_sp.sql",
                 "data/*.sql",
             ]),
+            per_install: Vec::new(),
             helpers: v(&["create_functions.sql", "common_sp.sql"]),
-            views: v(&["create_views.sql", "create_*views.sql"]),
-            procedures: v(&["**/*_sp.sql"]),
-            upgrade: "upgrade".into(),
+            before_pre_upgrade: Vec::new(),
             pre_upgrade: "upgrade/pre_upgrade".into(),
+            after_pre_upgrade: Vec::new(),
+            upgrade: "upgrade".into(),
+            views: v(&["create_views.sql", "create_*views.sql"]),
+            procedures: v(&["**/*sp.sql", "common_sp.sql"]),
             post_upgrade: "upgrade/post_upgrade".into(),
+            after_post_upgrade: Vec::new(),
+            ignore: Vec::new(),
+            accepted_checksums: BTreeMap::new(),
         }
     }
 }
 
+/// Where a tree's layout came from, for messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LayoutSource {
+    Manifest,
+    Known,
+    Default,
+}
+
 impl Layout {
-    /// The manifest of `root` if it has one, else the default layout.
-    pub fn of_tree(root: &Path) -> Result<Layout> {
+    /// The manifest of `root` if it has one, else the first of `known` whose
+    /// `detect` files the tree has, else the default layout.
+    pub fn of_tree(root: &Path, known: &[Layout]) -> Result<(Layout, LayoutSource)> {
         let path = root.join(MANIFEST);
-        if !path.exists() {
-            return Ok(Layout::default());
+        if path.exists() {
+            let text =
+                std::fs::read_to_string(&path).context(|| format!("read {}", path.display()))?;
+            let layout: Layout = toml::from_str(&text).map_err(|e| {
+                Error::invalid(format!(
+                    "{}: {}",
+                    path.display(),
+                    e.message().lines().next().unwrap_or("invalid manifest")
+                ))
+            })?;
+            return Ok((layout, LayoutSource::Manifest));
         }
-        let text = std::fs::read_to_string(&path).context(|| format!("read {}", path.display()))?;
-        toml::from_str(&text).map_err(|e| {
-            Error::invalid(format!(
-                "{}: {}",
-                path.display(),
-                e.message().lines().next().unwrap_or("invalid manifest")
-            ))
-        })
+        for layout in known {
+            if layout.detects(root)? {
+                return Ok((layout.clone(), LayoutSource::Known));
+            }
+        }
+        Ok((Layout::default(), LayoutSource::Default))
     }
+
+    fn detects(&self, root: &Path) -> Result<bool> {
+        if self.detect.is_empty() {
+            return Ok(false);
+        }
+        for pattern in &self.detect {
+            if !pattern.contains('*') {
+                if !root.join(pattern).exists() {
+                    return Ok(false);
+                }
+            } else if expand(root, std::slice::from_ref(pattern), "")?.is_empty() {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Whether `checksum` is an earlier content of `script` its maintainers
+    /// declared.
+    pub fn accepts(&self, script: &str, checksum: &str) -> bool {
+        self.accepted_checksums
+            .get(script)
+            .is_some_and(|sums| sums.iter().any(|s| s.trim().eq_ignore_ascii_case(checksum)))
+    }
+}
+
+/// A hook step read from the tree.
+#[derive(Debug, Clone)]
+pub enum LoadedHook {
+    File(SqlFile),
+    Sql(String),
 }
 
 /// Every file of a scripts tree, read, split and checked.
@@ -81,35 +190,67 @@ impl Layout {
 pub struct Tree {
     pub root: PathBuf,
     pub layout: Layout,
+    pub source: LayoutSource,
     pub base: Vec<SqlFile>,
     pub helpers: Vec<SqlFile>,
     pub views: Vec<SqlFile>,
     pub procedures: Vec<SqlFile>,
     pub pre_upgrade: Vec<SqlFile>,
     pub post_upgrade: Vec<SqlFile>,
+    pub before_pre_upgrade: Vec<LoadedHook>,
+    pub after_pre_upgrade: Vec<LoadedHook>,
+    pub after_post_upgrade: Vec<LoadedHook>,
     /// Versioned scripts in version order.
     pub scripts: Vec<UpgradeScript>,
 }
 
 impl Tree {
-    /// Read the tree at `root` with its layout. Refuses bad script names, duplicate
-    /// versions, psql meta-commands and missing files before anything runs.
-    pub fn load(root: &Path) -> Result<Tree> {
+    /// Read the tree at `root` with its layout (see [`Layout::of_tree`]). Refuses
+    /// bad script names, duplicate versions, psql meta-commands, missing files and
+    /// files holding objects the layout does not run, before anything runs.
+    pub fn load(root: &Path, known: &[Layout]) -> Result<Tree> {
         if !root.is_dir() {
             return Err(Error::usage(format!(
                 "{}: not a directory; pass the scripts directory with --dir",
                 root.display()
             )));
         }
-        let layout = Layout::of_tree(root)?;
+        let (layout, source) = Layout::of_tree(root, known)?;
+        let fix = match source {
+            LayoutSource::Manifest => format!("fix {MANIFEST}"),
+            LayoutSource::Known => format!(
+                "this tree was recognised as {}: write a {MANIFEST} describing its layout",
+                layout.name
+            ),
+            LayoutSource::Default => {
+                format!("write a {MANIFEST} describing the tree's layout (see docs/schema.md)")
+            }
+        };
         let read_all = |patterns: &[String]| -> Result<Vec<SqlFile>> {
-            expand(root, patterns)?
+            expand(root, patterns, &fix)?
                 .iter()
                 .map(|rel| SqlFile::read(root, rel))
                 .collect()
         };
         let dir_sql = |dir: &str| -> Result<Vec<SqlFile>> {
             read_all(&[format!("{}/*.sql", dir.trim_end_matches('/'))])
+        };
+        let hooks = |steps: &[Hook]| -> Result<Vec<LoadedHook>> {
+            steps
+                .iter()
+                .map(|h| match h {
+                    Hook::Sql { sql } => Ok(LoadedHook::Sql(sql.clone())),
+                    Hook::File { file } => {
+                        if !root.join(file).is_file() {
+                            return Err(Error::invalid(format!(
+                                "{}: missing {file}, which the layout runs; add it or {fix}",
+                                root.display()
+                            )));
+                        }
+                        SqlFile::read(root, file).map(LoadedHook::File)
+                    }
+                })
+                .collect()
         };
         let mut scripts = Vec::new();
         let upgrade_dir = root.join(&layout.upgrade);
@@ -128,17 +269,91 @@ impl Tree {
                 pair[0].version, pair[0].rel, pair[1].rel
             )));
         }
-        Ok(Tree {
+        let tree = Tree {
             base: read_all(&layout.base)?,
             helpers: read_all(&layout.helpers)?,
             views: read_all(&layout.views)?,
             procedures: read_all(&layout.procedures)?,
             pre_upgrade: dir_sql(&layout.pre_upgrade)?,
             post_upgrade: dir_sql(&layout.post_upgrade)?,
+            before_pre_upgrade: hooks(&layout.before_pre_upgrade)?,
+            after_pre_upgrade: hooks(&layout.after_pre_upgrade)?,
+            after_post_upgrade: hooks(&layout.after_post_upgrade)?,
             scripts,
             root: root.to_path_buf(),
             layout,
-        })
+            source,
+        };
+        tree.refuse_unrun_objects(&fix)?;
+        Ok(tree)
+    }
+
+    /// Refuse a tree whose view, procedure or data files the layout neither runs
+    /// nor ignores: running it would leave those objects out and look like success.
+    fn refuse_unrun_objects(&self, fix: &str) -> Result<()> {
+        let hinted = expand(
+            &self.root,
+            &OBJECT_FILE_HINTS
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>(),
+            "",
+        )?;
+        let ignored: BTreeSet<String> = expand_patterns(&self.root, &self.layout.ignore)?
+            .into_iter()
+            .collect();
+        let mut run: BTreeSet<&str> = BTreeSet::new();
+        let files = self
+            .base
+            .iter()
+            .chain(&self.helpers)
+            .chain(&self.views)
+            .chain(&self.procedures)
+            .chain(&self.pre_upgrade)
+            .chain(&self.post_upgrade);
+        for f in files {
+            run.insert(&f.rel);
+        }
+        for hook in self
+            .before_pre_upgrade
+            .iter()
+            .chain(&self.after_pre_upgrade)
+            .chain(&self.after_post_upgrade)
+        {
+            if let LoadedHook::File(f) = hook {
+                run.insert(&f.rel);
+            }
+        }
+        for s in &self.scripts {
+            run.insert(&s.rel);
+            for src in &s.sources {
+                run.insert(&src.rel);
+            }
+        }
+        let left: Vec<&String> = hinted
+            .iter()
+            .filter(|rel| !run.contains(rel.as_str()) && !ignored.contains(*rel))
+            .collect();
+        if left.is_empty() {
+            return Ok(());
+        }
+        Err(Error::invalid(format!(
+            "{}: the {} layout does not run {} ({}), which hold{} views, procedures or data; \
+             nothing was run: {fix}, listing {} under base, views, procedures or ignore",
+            self.root.display(),
+            self.layout.name,
+            if left.len() == 1 {
+                "this file".to_string()
+            } else {
+                format!("these {} files", left.len())
+            },
+            left.iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            if left.len() == 1 { "s" } else { "" },
+            if left.len() == 1 { "it" } else { "them" },
+        )))
     }
 
     /// md5 over the names and checksums of everything a rebuild or upgrade runs:
@@ -157,6 +372,16 @@ impl Tree {
         for f in files {
             entries.insert(&f.rel, &f.checksum.normalized);
         }
+        for hook in self
+            .before_pre_upgrade
+            .iter()
+            .chain(&self.after_pre_upgrade)
+            .chain(&self.after_post_upgrade)
+        {
+            if let LoadedHook::File(f) = hook {
+                entries.insert(&f.rel, &f.checksum.normalized);
+            }
+        }
         for s in &self.scripts {
             entries.insert(&s.rel, &s.checksum.normalized);
             for src in &s.sources {
@@ -166,6 +391,16 @@ impl Tree {
         let mut md5 = Md5::new();
         for (rel, sum) in entries {
             md5.update(format!("{sum}  {rel}\n"));
+        }
+        for hook in self
+            .before_pre_upgrade
+            .iter()
+            .chain(&self.after_pre_upgrade)
+            .chain(&self.after_post_upgrade)
+        {
+            if let LoadedHook::Sql(sql) = hook {
+                md5.update(format!("sql {sql}\n"));
+            }
         }
         hex::encode(md5.finalize())
     }
@@ -179,6 +414,16 @@ impl Tree {
     pub fn owns_functions(&self) -> bool {
         !self.helpers.is_empty() || !self.procedures.is_empty()
     }
+}
+
+/// Relative paths of the files `patterns` match under `root` (none required).
+pub fn expand_patterns(root: &Path, patterns: &[String]) -> Result<Vec<String>> {
+    let wild: Vec<String> = patterns
+        .iter()
+        .filter(|p| p.contains('*') || root.join(p).is_file())
+        .cloned()
+        .collect();
+    expand(root, &wild, "")
 }
 
 /// Sorted file names (not directories) directly in `dir`.
@@ -203,7 +448,7 @@ fn file_names(dir: &Path) -> Result<Vec<String>> {
 
 /// Relative paths matching `patterns`, each pattern's matches sorted, first
 /// occurrence kept.
-fn expand(root: &Path, patterns: &[String]) -> Result<Vec<String>> {
+fn expand(root: &Path, patterns: &[String], fix: &str) -> Result<Vec<String>> {
     let mut seen = HashSet::new();
     let mut out = Vec::new();
     for pattern in patterns {
@@ -220,8 +465,13 @@ fn expand(root: &Path, patterns: &[String]) -> Result<Vec<String>> {
             if !name_pattern.contains('*') {
                 if !root.join(pattern).is_file() {
                     return Err(Error::invalid(format!(
-                        "{}: missing {pattern}, which the layout lists; add it or fix {MANIFEST}",
-                        root.display()
+                        "{}: missing {pattern}, which the layout lists; add it or {}",
+                        root.display(),
+                        if fix.is_empty() {
+                            format!("fix {MANIFEST}")
+                        } else {
+                            fix.to_string()
+                        }
                     )));
                 }
                 vec![pattern.clone()]
@@ -321,10 +571,11 @@ mod tests {
             "base = [\"schema.sql\"]\nhelpers = []\nviews = [\"views/*.sql\"]\nprocedures = []\nupgrade = \"migrations\"\n",
         )
         .unwrap();
-        let layout = Layout::of_tree(dir.path()).unwrap();
+        let (layout, source) = Layout::of_tree(dir.path(), &[]).unwrap();
+        assert_eq!(source, LayoutSource::Manifest);
         assert_eq!(layout.upgrade, "migrations");
         assert_eq!(layout.pre_upgrade, "upgrade/pre_upgrade");
         std::fs::write(dir.path().join(MANIFEST), "bogus = 1\n").unwrap();
-        assert!(Layout::of_tree(dir.path()).is_err());
+        assert!(Layout::of_tree(dir.path(), &[]).is_err());
     }
 }

@@ -34,7 +34,7 @@ use postgres::Client;
 
 pub use apply::Outcome;
 pub use history::{History, Row};
-pub use layout::{Layout, Tree};
+pub use layout::{Layout, LayoutSource, Tree};
 pub use plan::{Action, Changed, Permissions, Plan, Step};
 pub use script::Version;
 
@@ -52,6 +52,10 @@ pub struct ApplyOptions {
     /// Take a custom-format dump here first; restore it if the upgrade fails after
     /// part of it was committed.
     pub backup_to: Option<PathBuf>,
+    /// Layouts a profile knows, tried when the tree has no manifest.
+    pub layouts: Vec<Layout>,
+    /// Run everything in one transaction and roll it back.
+    pub dry_run: bool,
 }
 
 impl Default for ApplyOptions {
@@ -60,6 +64,8 @@ impl Default for ApplyOptions {
             permissions: Permissions::default(),
             lock_timeout: Duration::from_secs(300),
             backup_to: None,
+            layouts: Vec::new(),
+            dry_run: false,
         }
     }
 }
@@ -74,6 +80,10 @@ pub struct ApplyReport {
     pub outcome: Outcome,
     /// Changed applied scripts whose new checksum was accepted.
     pub accepted: Vec<Changed>,
+    /// Everything was rolled back (`--dry-run`).
+    pub dry_run: bool,
+    /// Scripts a dry run could not try, with why.
+    pub not_tried: Vec<(String, String)>,
 }
 
 /// What `status` found.
@@ -88,6 +98,45 @@ pub struct Status {
     pub changed: Vec<Changed>,
     /// Applied rows whose script file is no longer on disk: (version, path).
     pub missing: Vec<(String, String)>,
+    /// Rows recorded `SKIPPED`: (version, path, comment).
+    pub skipped: Vec<(String, String, String)>,
+    /// The layout the tree was read with.
+    pub layout: String,
+}
+
+impl Status {
+    /// `status --json`: one object with the current version, the layout and the
+    /// applied, pending, changed, skipped and missing scripts.
+    pub fn to_json(&self) -> String {
+        let s = self;
+        let applied: Vec<serde_json::Value> = s
+            .history
+            .rows
+            .iter()
+            .filter(|r| r.state == "INSTALLED")
+            .map(|r| {
+                serde_json::json!({
+                    "version": r.version_text,
+                    "script": r.script,
+                    "checksum": r.checksum,
+                    "installed_by": r.installed_by,
+                    "started_at": r.started_at,
+                    "ended_at": r.ended_at,
+                    "current": r.current,
+                })
+            })
+            .collect();
+        let value = serde_json::json!({
+            "current_version": s.current.map(|v| v.to_string()),
+            "layout": s.layout,
+            "applied": applied,
+            "pending": s.pending.iter().map(|(v, p)| serde_json::json!({"version": v.to_string(), "script": p})).collect::<Vec<_>>(),
+            "changed": s.changed.iter().map(|c| serde_json::json!({"version": c.version.to_string(), "script": c.script, "recorded": c.recorded, "now": c.now})).collect::<Vec<_>>(),
+            "skipped": s.skipped.iter().map(|(v, p, c)| serde_json::json!({"version": v, "script": p, "comment": c})).collect::<Vec<_>>(),
+            "missing": s.missing.iter().map(|(v, p)| serde_json::json!({"version": v, "script": p})).collect::<Vec<_>>(),
+        });
+        serde_json::to_string_pretty(&value).unwrap_or_default()
+    }
 }
 
 /// Apply the tree at `dir` to the database of `params`.
@@ -120,7 +169,7 @@ fn apply_under_lock(
     drop_first: bool,
     say: &mut dyn FnMut(&str),
 ) -> Result<ApplyReport> {
-    let tree = Tree::load(dir)?;
+    let tree = Tree::load(dir, &options.layouts)?;
     let mut client = pg::connect(params)?;
     let lock = SchemaLock::acquire(&mut client, &params.database, options.lock_timeout, say)?;
     let result = apply_locked(&mut client, params, &tree, options, drop_first, say);
@@ -145,6 +194,11 @@ fn apply_locked(
             params.database
         )));
     }
+    if let (Some(_), true) = (&options.backup_to, options.dry_run) {
+        return Err(Error::usage(
+            "--dry-run changes nothing, so it takes no --backup-to; drop one of them",
+        ));
+    }
     if let Some(target) = &options.backup_to {
         say(&format!(
             "Backing up database '{}' to {}",
@@ -154,6 +208,7 @@ fn apply_locked(
         dump::take(client, params, target)?;
     }
     let mut runner = Runner::new(client, params, tree, say);
+    runner.dry_run = options.dry_run;
     let result = run_plan(&mut runner, options, drop_first);
     match result {
         Ok(report) => Ok(report),
@@ -162,6 +217,22 @@ fn apply_locked(
             runner.abort();
             let committed = runner.committed;
             let installed = runner.outcome.installed.len();
+            // The views and procedures were dropped in a committed part and the run
+            // stopped before their rebuild (schema.sh would leave them dropped):
+            // recreate them on what is committed, unless a restore follows.
+            let rebuild_note = if runner.views_dropped_committed && options.backup_to.is_none() {
+                match runner.rebuild_after_failure() {
+                    Ok(()) => "; views and stored procedures were recreated on what was \
+                               committed; fix the failing script and apply again"
+                        .to_string(),
+                    Err(rebuild) => format!(
+                        "; views and stored procedures stay dropped, since recreating them \
+                         failed too ({rebuild}): fix the failing script and apply again"
+                    ),
+                }
+            } else {
+                String::new()
+            };
             let state = if !committed {
                 "the transaction was rolled back: the database is as it was before this run"
                     .to_string()
@@ -197,7 +268,7 @@ fn apply_locked(
                         ))),
                     }
                 }
-                _ => Err(with_note(e, &state)),
+                _ => Err(with_note(e, &format!("{state}{rebuild_note}"))),
             }
         }
     }
@@ -232,19 +303,30 @@ fn run_plan(runner: &mut Runner, options: &ApplyOptions, drop_first: bool) -> Re
     )?;
     runner.execute(&plan)?;
     let to = history::read(runner.client)?.current();
+    if runner.dry_run {
+        runner.abort();
+        (runner.say)("Dry run: everything was rolled back");
+    }
     Ok(ApplyReport {
         fresh,
         from: if fresh { None } else { before.current() },
         to,
         outcome: runner.outcome.clone(),
         accepted: plan.accepted,
+        dry_run: runner.dry_run,
+        not_tried: runner.not_tried.clone(),
     })
 }
 
 /// What `apply` would do, touching nothing. On an empty database the base is not
 /// loaded, so versions the base records are not known: every script is listed.
-pub fn plan(params: &ConnParams, dir: &Path, permissions: &Permissions) -> Result<Plan> {
-    let tree = Tree::load(dir)?;
+pub fn plan(
+    params: &ConnParams,
+    dir: &Path,
+    layouts: &[Layout],
+    permissions: &Permissions,
+) -> Result<Plan> {
+    let tree = Tree::load(dir, layouts)?;
     let mut client = pg::connect(params)?;
     let exists = history::exists(&mut client)?;
     if !exists && !objects::public_is_empty(&mut client)? {
@@ -259,8 +341,8 @@ pub fn plan(params: &ConnParams, dir: &Path, permissions: &Permissions) -> Resul
 }
 
 /// The database's version and history against the tree at `dir`.
-pub fn status(params: &ConnParams, dir: &Path) -> Result<Status> {
-    let tree = Tree::load(dir)?;
+pub fn status(params: &ConnParams, dir: &Path, layouts: &[Layout]) -> Result<Status> {
+    let tree = Tree::load(dir, layouts)?;
     let mut client = pg::connect(params)?;
     let history = history::read(&mut client)?;
     let pending = tree
@@ -276,24 +358,35 @@ pub fn status(params: &ConnParams, dir: &Path) -> Result<Status> {
         .filter(|r| !tree.scripts.iter().any(|s| Some(s.version) == r.version))
         .map(|r| (r.version_text.clone(), r.script.clone()))
         .collect();
+    let skipped = history
+        .rows
+        .iter()
+        .filter(|r| r.state == "SKIPPED")
+        .map(|r| (r.version_text.clone(), r.script.clone(), r.comment.clone()))
+        .collect();
     Ok(Status {
         current: history.current(),
         changed: plan::changed_scripts(&tree, &history),
         history,
         pending,
         missing,
+        skipped,
+        layout: tree.layout.name.clone(),
     })
 }
 
 /// Drop and recreate the views and procedures, giving back their grants; no
-/// upgrade script and no post-upgrade script runs.
+/// upgrade script and no pre- or post-upgrade script runs. What those scripts
+/// created and the drop took stays missing until the next `apply`, which
+/// therefore rebuilds and runs them again (as schema.sh's next apply does).
 pub fn refresh(
     params: &ConnParams,
     dir: &Path,
+    layouts: &[Layout],
     lock_timeout: Duration,
     say: &mut dyn FnMut(&str),
 ) -> Result<Outcome> {
-    let tree = Tree::load(dir)?;
+    let tree = Tree::load(dir, layouts)?;
     let mut client = pg::connect(params)?;
     let lock = SchemaLock::acquire(&mut client, &params.database, lock_timeout, say)?;
     let mut runner = Runner::new(&mut client, params, &tree, say);
@@ -301,6 +394,7 @@ pub fn refresh(
         .begin()
         .and_then(|_| runner.drop_views_and_functions())
         .and_then(|_| runner.create_views_and_procedures())
+        .and_then(|_| history::forget_digest(runner.client))
         .and_then(|_| runner.commit());
     if result.is_err() {
         runner.abort();
@@ -315,6 +409,85 @@ pub fn refresh(
     })?;
     released?;
     Ok(outcome)
+}
+
+/// Adopt a database whose objects were made some other way as being at
+/// `version`: create `schema_version` and record every script of the tree up to
+/// `version` as `SKIPPED` (comment `baseline`), the last one current, without
+/// running any. The next `apply` runs the scripts above it and rebuilds views
+/// and procedures. Returns the number of scripts recorded.
+pub fn baseline(
+    params: &ConnParams,
+    dir: &Path,
+    layouts: &[Layout],
+    version: Version,
+    lock_timeout: Duration,
+    say: &mut dyn FnMut(&str),
+) -> Result<usize> {
+    let tree = Tree::load(dir, layouts)?;
+    let mut client = pg::connect(params)?;
+    let lock = SchemaLock::acquire(&mut client, &params.database, lock_timeout, say)?;
+    let result = baseline_locked(&mut client, params, &tree, version);
+    if result.is_err() {
+        let _ = client.batch_execute("ROLLBACK");
+    }
+    let released = lock.release(&mut client);
+    let n = result?;
+    released?;
+    Ok(n)
+}
+
+fn baseline_locked(
+    client: &mut Client,
+    params: &ConnParams,
+    tree: &Tree,
+    version: Version,
+) -> Result<usize> {
+    let history = history::read(client)?;
+    if let Some(current) = history.current() {
+        return Err(Error::usage(format!(
+            "database '{}' already has a schema_version history (at version {current});              baseline adopts only databases without one: use `holdfast schema apply`",
+            params.database
+        )));
+    }
+    if objects::public_is_empty(client)? {
+        return Err(Error::usage(format!(
+            "database '{}' is empty, so there is nothing to adopt; use `holdfast schema apply`              to create its schema",
+            params.database
+        )));
+    }
+    let upto: Vec<&script::UpgradeScript> = tree
+        .scripts
+        .iter()
+        .filter(|s| s.version <= version)
+        .collect();
+    if upto.is_empty() {
+        return Err(Error::usage(format!(
+            "--version {version}: the tree has no upgrade script at or below it; give the \
+             version of the last script the database already has"
+        )));
+    }
+    let sql_failed = |e: postgres::Error| Error::postgres(pg::error_text(&e));
+    client.batch_execute("BEGIN").map_err(sql_failed)?;
+    history::ensure(client)?;
+    for s in &upto {
+        let started = history::clock(client)?;
+        history::record(
+            client,
+            &history::Entry {
+                version: s.version,
+                script: &s.rel,
+                checksum: &s.checksum.raw,
+                state: history::State::Skipped,
+                comment: &format!("baseline {version}: not run by holdfast"),
+                started_at: &started,
+            },
+        )?;
+    }
+    history::set_current(client)?;
+    history::forget_digest(client)?;
+    client.batch_execute("COMMIT").map_err(sql_failed)?;
+    Ok(upto.len())
 }
 
 /// Drop every table, view, sequence, function and type the application has in

@@ -198,7 +198,8 @@ fn bystanders(client: &mut Client) -> Result<std::collections::BTreeSet<String>>
 }
 
 /// Drop everything the application has in `public`: views, materialized views,
-/// tables, sequences, functions and types, but not extensions or their members.
+/// tables, sequences, functions and types, but not extensions or their members;
+/// and holdfast's bookkeeping schema.
 pub fn drop_all(client: &mut Client) -> Result<()> {
     let not_extension = |class: &str, oid: &str| {
         format!(
@@ -240,6 +241,12 @@ pub fn drop_all(client: &mut Client) -> Result<()> {
             ),
         ),
     ];
+    client
+        .batch_execute(&format!(
+            "DROP SCHEMA IF EXISTS {} CASCADE",
+            super::history::STATE_SCHEMA
+        ))
+        .map_err(|e| sql_error("drop holdfast's bookkeeping schema", &e))?;
     for (kind, query) in steps {
         let list = names(client, &query)?;
         if !list.is_empty() {

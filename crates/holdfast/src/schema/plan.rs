@@ -80,7 +80,8 @@ impl Plan {
     }
 }
 
-/// Applied scripts whose file differs from what was applied.
+/// Applied scripts whose file differs from what was applied, leaving out the
+/// earlier contents the tree's maintainers declared (`accepted_checksums`).
 pub fn changed_scripts(tree: &Tree, history: &History) -> Vec<Changed> {
     tree.scripts
         .iter()
@@ -88,7 +89,11 @@ pub fn changed_scripts(tree: &Tree, history: &History) -> Vec<Changed> {
             let row = history.applied(s.version)?;
             let recorded = row.checksum.as_deref().unwrap_or("").trim();
             // oVirt's seed row carries checksum '0': nothing to compare.
-            if recorded.is_empty() || recorded == "0" || s.checksum.matches(recorded) {
+            if recorded.is_empty()
+                || recorded == "0"
+                || s.checksum.matches(recorded)
+                || tree.layout.accepts(&s.rel, recorded)
+            {
                 return None;
             }
             Some(Changed {
@@ -115,20 +120,8 @@ pub fn decide(
         .iter()
         .filter(|c| !permissions.accept_changed.contains(&c.version))
         .collect();
-    if let Some(first) = unaccepted.first() {
-        return Err(Error::failed(format!(
-            "{} was changed after it was applied (checksum {} recorded, {} now){}; \
-             restore the file, or accept the change with --accept-changed {}",
-            first.script,
-            first.recorded,
-            first.now,
-            if unaccepted.len() > 1 {
-                format!(" and {} more changed applied scripts", unaccepted.len() - 1)
-            } else {
-                String::new()
-            },
-            first.version
-        )));
+    if !unaccepted.is_empty() {
+        return Err(changed_error(tree, &unaccepted));
     }
     if let Some(v) = permissions
         .accept_changed
@@ -242,4 +235,64 @@ pub fn decide(
         rebuild_reason,
         digest,
     })
+}
+
+/// One error naming every changed applied script, with advice that fits whose
+/// files they are.
+fn changed_error(tree: &Tree, changed: &[&Changed]) -> Error {
+    let list = changed
+        .iter()
+        .map(|c| {
+            format!(
+                "{} (checksum {} recorded, {} now)",
+                c.script, c.recorded, c.now
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let versions = changed
+        .iter()
+        .map(|c| format!("--accept-changed {}", c.version))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let (what, advice) = match &tree.layout.upstream {
+        Some(upstream) => (
+            format!(
+                "{} applied script{} of {} changed after {} applied",
+                changed.len(),
+                if changed.len() == 1 { "" } else { "s" },
+                tree.layout.name,
+                if changed.len() == 1 {
+                    "it was"
+                } else {
+                    "they were"
+                },
+            ),
+            format!(
+                "these are {upstream}'s files: if {upstream} changed them on purpose, add the \
+                 recorded checksums to accepted_checksums of the layout (profile or {}), or \
+                 accept them for this database with {versions}",
+                super::layout::MANIFEST
+            ),
+        ),
+        None => (
+            format!(
+                "{} applied script{} changed after {} applied",
+                changed.len(),
+                if changed.len() == 1 { "" } else { "s" },
+                if changed.len() == 1 {
+                    "it was"
+                } else {
+                    "they were"
+                },
+            ),
+            format!(
+                "restore the applied content from version control, or, if the change is \
+                 intended, accept it with {versions} (or list the recorded checksums under \
+                 accepted_checksums in {})",
+                super::layout::MANIFEST
+            ),
+        ),
+    };
+    Error::failed(format!("{what}: {list}; {advice}"))
 }

@@ -158,15 +158,11 @@ impl UpgradeScript {
         }
     }
 
-    /// Read `root/rel` as an upgrade script named `MM_mm_nnnn_Name.(sql|sh)`.
+    /// Read `root/rel` as an upgrade script named `MM_mm_nnnn…(.sql|.sh)`.
     pub fn read(root: &Path, rel: &str) -> Result<UpgradeScript> {
         let name = rel.rsplit('/').next().unwrap_or(rel);
-        let version = version_of_name(name).ok_or_else(|| {
-            Error::invalid(format!(
-                "{rel}: upgrade script names must be MM_mm_nnnn_Name.sql (e.g. \
-                 04_05_0010_add_disk_column.sql); rename the file"
-            ))
-        })?;
+        let version = version_of_name(name)
+            .ok_or_else(|| Error::invalid(format!("{rel}: {NAME_RULE}; rename the file")))?;
         let path = root.join(rel);
         let executable = name.ends_with(".sh") && is_executable(&path);
         if executable {
@@ -203,7 +199,17 @@ impl UpgradeScript {
     }
 }
 
-/// `04_05_0330_Name.sql` → `04050330`; `None` unless the name has that shape.
+/// How schema.sh reads a version from a script name, in the words of the error
+/// that refuses a name it would not read.
+pub const NAME_RULE: &str = "upgrade script names must start with the version MM_mm_nnnn \
+     (schema.sh takes the first ten characters, underscores removed, as the version; \
+     anything may follow, e.g. 04_02_0570-remove-option.sql or 04_05_0010_add_column.sql)";
+
+/// The version of an upgrade script name, as schema.sh reads it: the first ten
+/// characters with underscores removed (`04_02_0570-remove-X.sql` → `04020570`);
+/// whatever follows them is free. `None` unless those ten characters are
+/// `MM_mm_nnnn` and the name ends in `.sql` or `.sh`: any other shape schema.sh
+/// either cannot compare or would sort out of version order.
 pub fn version_of_name(name: &str) -> Option<Version> {
     let stem = name
         .strip_suffix(".sql")
@@ -211,16 +217,12 @@ pub fn version_of_name(name: &str) -> Option<Version> {
     let b = stem.as_bytes();
     let digits =
         |r: std::ops::Range<usize>| b.get(r).is_some_and(|s| s.iter().all(u8::is_ascii_digit));
-    let shaped = b.len() > 11
+    let shaped = b.len() >= 10
         && digits(0..2)
         && b[2] == b'_'
         && digits(3..5)
         && b[5] == b'_'
-        && digits(6..10)
-        && b[10] == b'_'
-        && stem[11..]
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+        && digits(6..10);
     if !shaped {
         return None;
     }
@@ -270,12 +272,31 @@ mod tests {
             version_of_name("04_05_0330_x.sh").unwrap().number(),
             4_050_330
         );
+        // oVirt's own names with `-` after the version, and bare versions.
+        for good in [
+            "04_02_0570-remove-UserSessionHardLimit.sql",
+            "04_02_0570.sql",
+            "04_02_0570 a b.sql",
+            "04_02_0570__double.sql",
+        ] {
+            assert_eq!(
+                version_of_name(good).unwrap().to_string(),
+                "04020570",
+                "{good}"
+            );
+        }
+        assert_eq!(
+            version_of_name("04_02_0580-remove-DefaultMaxThreadWaitQueueSize.sql")
+                .unwrap()
+                .to_string(),
+            "04020580"
+        );
         for bad in [
             "4_05_0330_x.sql",
             "04_05_330_x.sql",
-            "04_05_0330.sql",
+            "0405_0330_x.sql",
             "04_05_0330_x.txt",
-            "04_05_0330_a b.sql",
+            "04-05-0330_x.sql",
         ] {
             assert_eq!(version_of_name(bad), None, "{bad}");
         }

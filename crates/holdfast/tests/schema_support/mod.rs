@@ -5,6 +5,8 @@
 
 use std::path::Path;
 
+pub mod ovirt_like;
+
 use holdfast::pg::ConnParams;
 use holdfast::schema::synthetic::{script_body, script_name, SyntheticTree};
 use holdfast::Password;
