@@ -65,7 +65,12 @@ pub fn measure(cluster: &Cluster, runs: usize) -> Result<SchemaTimes, Error> {
             return Err("the re-apply was not a no-op".into());
         }
         let t = Instant::now();
-        let p = schema::plan(&params, dir.path(), &Permissions::default())?;
+        let p = schema::plan(
+            &params,
+            dir.path(),
+            &options.layouts,
+            &Permissions::default(),
+        )?;
         times.plan.push(t.elapsed());
         if !p.is_noop() {
             return Err("the plan after apply is not empty".into());

@@ -37,7 +37,7 @@ pub fn run(a: PruneArchivesArgs) -> holdfast::Result<()> {
         );
     }
     for group in &report.groups {
-        println!("archives of {}:", printable(&group.group));
+        println!("archives of {}:", printable(&group.group.to_string()));
         print_verdicts(&group.verdicts, a.keep.dry_run, |archive| {
             let dated_by = match archive.source {
                 TimeSource::Manifest => "",

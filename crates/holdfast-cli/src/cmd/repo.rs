@@ -338,6 +338,13 @@ impl RepoCommand {
             RepoCommand::Forget(_) => "forget",
             RepoCommand::Prune(_) => "prune",
             RepoCommand::Check(_) => "check",
+            RepoCommand::Repair(_) => "repair",
+            RepoCommand::Stats => "stats",
+            RepoCommand::Ls(_) => "ls",
+            RepoCommand::Diff(_) => "diff",
+            RepoCommand::Key(_) => "key",
+            RepoCommand::Copy(_) => "copy",
+            RepoCommand::Unlock(_) => "unlock",
         }
     }
 
