@@ -133,11 +133,14 @@ pub fn main() -> ExitCode {
 /// The `--log FILE` (or `--log=FILE`) of a command line clap could not parse.
 fn log_refused_command_line(e: &clap::Error) {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let path = args.iter().enumerate().find_map(|(i, a)| {
-        a.strip_prefix("--log=")
-            .map(str::to_string)
-            .or_else(|| (a == "--log").then(|| args.get(i + 1).cloned()).flatten())
-    });
+    let path = args
+        .iter()
+        .enumerate()
+        .find_map(|(i, a)| match a.strip_prefix("--log=") {
+            Some(value) => Some(value.to_string()),
+            None if a == "--log" => args.get(i + 1).cloned(),
+            None => None,
+        });
     let Some(path) = path.filter(|p| !p.is_empty() && !p.starts_with('-')) else {
         return;
     };
