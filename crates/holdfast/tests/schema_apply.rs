@@ -24,7 +24,9 @@ fn fresh_apply_then_noop_then_added_scripts() {
 
     // fresh apply
     let mut said = Said::default();
+    let started = std::time::Instant::now();
     let report = schema::apply(&db.params, dir.path(), &options, &mut said.sink()).unwrap();
+    eprintln!("fresh apply of 301 scripts: {:?}", started.elapsed());
     assert!(report.fresh);
     assert_eq!(report.to.unwrap().to_string(), "04040750");
     assert_eq!(report.outcome.installed.len(), 300);
@@ -72,7 +74,9 @@ fn fresh_apply_then_noop_then_added_scripts() {
     let before = db.snapshot();
     let view_oid = db.q("SELECT 'items_view'::regclass::oid");
     let mut said = Said::default();
+    let started = std::time::Instant::now();
     let report = schema::apply(&db.params, dir.path(), &options, &mut said.sink()).unwrap();
+    eprintln!("no-op re-apply: {:?}", started.elapsed());
     assert!(!report.fresh && !report.outcome.rebuilt);
     assert!(report.outcome.installed.is_empty());
     assert!(said.contains("Database is up to date."));
