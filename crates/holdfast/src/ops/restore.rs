@@ -16,7 +16,6 @@ use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
 use crate::archive::{ArchiveReader, Codec, DumpFormat, FilesPlan, PlannedKind, ReadLimits};
-use crate::conf::rewrite_keys;
 use crate::log::Log;
 use crate::ops::provisioning::{self, Patience, Undo};
 use crate::ops::verify::seekable_dump;
@@ -418,9 +417,10 @@ fn restore_all(
         std::fs::copy(&src, &dest)
             .context(|| format!("cp {} {}", src.display(), dest.display()))?;
     }
-    for (file, changes) in rewrites {
+    for rewrite in rewrites {
+        let file = &rewrite.file;
         log.output(&format!("Rewriting {}", file.display()));
-        let copy = rewrite_keys(file, changes, chrono::Local::now())?;
+        let copy = rewrite.apply(chrono::Local::now())?;
         log.line(&format!(
             "Backing up {} to {}",
             file.display(),
