@@ -189,16 +189,16 @@ mod tests {
         let new = Dotenv
             .rewrite(
                 text,
-                &[lit("POSTGRES_PASSWORD", "n$w #\"x\\"), lit("NEW", "1")],
+                &[lit("POSTGRES_PASSWORD", "n$w #\"x"), lit("NEW", "1")],
             )
             .unwrap();
         assert_eq!(
             new,
-            "# compose\nPOSTGRES_USER=gitea\nPOSTGRES_PASSWORD='n$w #\"x\\' # set me\nDATABASE_URL=postgres://gitea:old@db:5432/gitea\nNEW='1'\n"
+            "# compose\nPOSTGRES_USER=gitea\nPOSTGRES_PASSWORD='n$w #\"x' # set me\nDATABASE_URL=postgres://gitea:old@db:5432/gitea\nNEW='1'\n"
         );
         assert_eq!(
             Dotenv.read(&new, "POSTGRES_PASSWORD").unwrap().as_deref(),
-            Some("n$w #\"x\\")
+            Some("n$w #\"x")
         );
         assert!(Dotenv
             .rewrite(text, &[lit("POSTGRES_PASSWORD", "it's")])

@@ -153,7 +153,7 @@ fn escape(s: &str, key: bool) -> String {
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\u{c}' => out.push_str("\\f"),
-            '=' | ':' | '#' | '!' => {
+            '=' | ':' | '#' | '!' if key => {
                 out.push('\\');
                 out.push(c);
             }
@@ -344,7 +344,7 @@ mod tests {
             .unwrap();
         assert_eq!(
             new,
-            "# Database\r\ndb.driver=org.postgresql.Driver\r\ndb.username=alf\r\ndb.password = \\ new\\=pw\\#\\u00E9\r\n   ! comment\r\ndb.url=jdbc:postgresql://localhost:5432/alfresco\r\ndir.root=/srv/alf_data\r\ndb.name=x\r\n"
+            "# Database\r\ndb.driver=org.postgresql.Driver\r\ndb.username=alf\r\ndb.password = \\ new=pw#\\u00E9\r\n   ! comment\r\ndb.url=jdbc:postgresql://localhost:5432/alfresco\r\ndir.root=/srv/alf_data\r\ndb.name=x\r\n"
         );
         assert_eq!(
             Properties.read(&new, "db.password").unwrap().as_deref(),

@@ -173,7 +173,7 @@ fn parts(url: &str) -> Result<Vec<(UrlPart, Option<String>)>, String> {
     let host = parsed
         .host_str()
         .filter(|h| !h.is_empty())
-        .map(str::to_string);
+        .map(|h| h.trim_start_matches('[').trim_end_matches(']').to_string());
     let database = match parsed.path().strip_prefix('/') {
         Some(p) if !p.is_empty() => Some(decode(p)?),
         _ => None,
@@ -285,6 +285,13 @@ pub fn set_parts(url: &str, changes: &[(UrlPart, &str)]) -> Result<String, Strin
                     (Some((s, e)), _) => edits.push((s, e, text)),
                     (None, _) if value.is_empty() => {}
                     (None, Some((_, e))) => edits.push((e, e, format!(":{text}"))),
+                    (None, None)
+                        if changes
+                            .iter()
+                            .any(|(p, v)| *p == UrlPart::User && !v.is_empty()) =>
+                    {
+                        edits.push((l.authority, l.authority, format!(":{text}")))
+                    }
                     (None, None) => {
                         return Err(
                             "the URL has no user to add a password to; set the user too".into()

@@ -744,7 +744,7 @@ mod tests {
     fn refuses_forms_it_cannot_edit() {
         for (text, what) in [
             ("a:\n  password: &p x\n", "anchor"),
-            ("a:\n  password: *p\n", "alias"),
+            ("x: &p 1\na:\n  password: *p\n", "alias"),
             ("a:\n  password: |\n    x\n", "block scalar"),
             ("a:\n  password: {x: 1}\n", "flow"),
             ("a:\n  password: \"x\n    y\"\n", "several lines"),
