@@ -284,7 +284,10 @@ pub fn interpret(low: LowArgs, profile: Profile, outside: &dyn Outside) -> Resul
             || a.password.is_some()
             || a.passfile.is_some()
         {
-            let word = db.key_prefix.trim_end_matches("_DB_").to_lowercase();
+            let word = match db.key_prefix.trim_end_matches("_DB_") {
+                "" => db.label.to_lowercase(),
+                prefix => prefix.to_lowercase(),
+            };
             return Err(Fatal::one(format!(
                 "Please use --change-{p}-credentials to change {word} db credentials"
             )));

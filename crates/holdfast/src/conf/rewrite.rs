@@ -66,9 +66,23 @@ pub fn rewrite_keys(
     now: DateTime<Local>,
 ) -> Result<PathBuf> {
     check_changes(path, changes)?;
+    rewrite_with(path, now, |original| {
+        Ok(replace_assignments(original, changes))
+    })
+}
+
+/// Replace the file at `path` with what `edit` makes of its bytes, the way
+/// [`rewrite_keys`] does: `edit` runs first (and may refuse, leaving everything
+/// untouched), then the dated copy, then the atomic replacement keeping mode
+/// and owner. Returns the path of the copy.
+pub(crate) fn rewrite_with(
+    path: &Path,
+    now: DateTime<Local>,
+    edit: impl FnOnce(&[u8]) -> Result<Vec<u8>>,
+) -> Result<PathBuf> {
     let original = std::fs::read(path).context(|| format!("read {}", path.display()))?;
     let meta = std::fs::metadata(path).context(|| format!("stat {}", path.display()))?;
-    let content = replace_assignments(&original, changes);
+    let content = edit(&original)?;
     let copy = keep_copy(path, &original, &meta, now)?;
     replace_file(
         path,
@@ -102,7 +116,7 @@ pub fn write_new(path: &Path, lines: &[String], mode: u32) -> Result<()> {
     replace_file(path, &content, mode, None)
 }
 
-fn check_changes(path: &Path, changes: &[(String, ConfValue)]) -> Result<()> {
+pub(crate) fn check_changes(path: &Path, changes: &[(String, ConfValue)]) -> Result<()> {
     for (key, value) in changes {
         if !is_key(key) {
             return Err(Error::usage(format!(
@@ -121,7 +135,7 @@ fn check_changes(path: &Path, changes: &[(String, ConfValue)]) -> Result<()> {
 }
 
 /// The new content: changed keys' lines replaced, absent keys appended.
-fn replace_assignments(original: &[u8], changes: &[(String, ConfValue)]) -> Vec<u8> {
+pub(crate) fn replace_assignments(original: &[u8], changes: &[(String, ConfValue)]) -> Vec<u8> {
     // One entry per key, in the order keys are first named, with the last value
     // given for it.
     let mut wanted: Vec<(&str, &ConfValue, bool)> = Vec::new();

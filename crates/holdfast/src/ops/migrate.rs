@@ -18,7 +18,6 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::conf::rewrite_keys;
 use crate::log::Log;
 use crate::ops::provisioning::{self, Target, Undo};
 use crate::ops::WorkDir;
@@ -202,10 +201,10 @@ fn run_uninterrupted(req: &MigrateRequest, log: &Log) -> Result<MigrateOutcome> 
         let target_content = content(&mut tgt)?;
         let tables = compare(&source_content, &target_content, log)?;
         log.output("Pointing the application at the target:");
-        for (file, changes) in &rewrites {
-            log.output(&format!("Rewriting {}", file.display()));
-            let copy = rewrite_keys(file, changes, chrono::Local::now())?;
-            rewritten.push((file.clone(), copy));
+        for rewrite in &rewrites {
+            log.output(&format!("Rewriting {}", rewrite.file.display()));
+            let copy = rewrite.apply(chrono::Local::now())?;
+            rewritten.push((rewrite.file.clone(), copy));
         }
         let journal = write_journal(env, db, &source, req, &rewritten)?;
         Ok((tables, journal))

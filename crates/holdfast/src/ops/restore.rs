@@ -16,7 +16,6 @@ use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
 use crate::archive::{ArchiveReader, Codec, DumpFormat, FilesPlan, PlannedKind, ReadLimits};
-use crate::conf::rewrite_keys;
 use crate::log::Log;
 use crate::ops::journal::{Journal, KeepBy};
 use crate::ops::provisioning;
@@ -459,10 +458,11 @@ fn restore_all(
         std::fs::copy(&src, &dest)
             .context(|| format!("cp {} {}", src.display(), dest.display()))?;
     }
-    for (file, changes) in rewrites {
+    for rewrite in rewrites {
+        let file = &rewrite.file;
         log.output(&format!("Rewriting {}", file.display()));
         journal.rewriting(file)?;
-        let copy = rewrite_keys(file, changes, chrono::Local::now())?;
+        let copy = rewrite.apply(chrono::Local::now())?;
         journal.rewrote(file, &copy)?;
         log.line(&format!(
             "Backing up {} to {}",

@@ -1,16 +1,16 @@
 //! Writing a database component's new connection parameters into the
-//! application's conf files: which files, which keys, which values.
+//! application's config files: which files, which keys (or URL parts), which
+//! values, through the files' formats.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use super::{DatabaseComponent, Environment, Profile};
-use crate::conf::ConfValue;
+use chrono::{DateTime, Local};
+
+use super::{CredentialsFile, DatabaseComponent, Environment, Profile};
+use crate::conf::{self, ConfValue, Format, Location, UrlPart};
 use crate::pg::ConnParams;
 use crate::{Error, Result};
-
-/// A conf file and the keys to change in it.
-pub type ConfRewrite = (PathBuf, Vec<(String, ConfValue)>);
 
 /// The keys of `db` that hold `p`: the credential keys, then the profile's extra
 /// keys (a JDBC URL, a driver) rendered for these parameters.
@@ -67,26 +67,114 @@ pub fn conf_changes(
     out
 }
 
+/// The changes of `db`'s own config file for `p`: each credential at its key
+/// or URL part. A credential that differs from what the application assumes
+/// without one (localhost, 5432) but has no place in the file is refused.
+pub fn file_changes(
+    db: &DatabaseComponent,
+    c: &CredentialsFile,
+    p: &ConnParams,
+) -> Result<Vec<(Location, ConfValue)>> {
+    let mut out = Vec::new();
+    for part in UrlPart::ALL {
+        let value = match part {
+            UrlPart::Host => p.host.clone(),
+            UrlPart::Port => p.port.to_string(),
+            UrlPart::Database => p.database.clone(),
+            UrlPart::User => p.user.clone(),
+            UrlPart::Password => p
+                .password
+                .as_ref()
+                .map(|x| x.expose().to_string())
+                .unwrap_or_default(),
+        };
+        match c.location(part) {
+            Some(at) => out.push((at, ConfValue::Literal(value))),
+            None => {
+                let assumed = match part {
+                    UrlPart::Host => value == "localhost",
+                    UrlPart::Port => value == "5432",
+                    UrlPart::Password => value.is_empty(),
+                    UrlPart::User => Some(&value) == db.default_user.as_ref(),
+                    UrlPart::Database => Some(&value) == db.default_database.as_ref(),
+                };
+                if !assumed {
+                    return Err(Error::usage(format!(
+                        "the profile names no key for the {} database's {} in {}, so the new one cannot be written; add {} = \"KEY\" (or url) to its [databases.credentials]",
+                        db.label,
+                        part.name(),
+                        c.file,
+                        part.name()
+                    )));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A conf file and the values to change in it.
+#[derive(Debug, Clone)]
+pub struct ConfRewrite {
+    pub file: PathBuf,
+    pub format: Format,
+    pub changes: Vec<(Location, ConfValue)>,
+}
+
+impl ConfRewrite {
+    /// Change the file in place, keeping a dated copy; returns the copy's path.
+    pub fn apply(&self, now: DateTime<Local>) -> Result<PathBuf> {
+        conf::rewrite_file(&self.file, self.format, &self.changes, now)
+    }
+
+    /// Whether the changes can be written into `current` (the file as it is,
+    /// or the one a restore is about to put in its place): refusals come
+    /// before anything is written.
+    fn check(&self, current: &Path) -> Result<()> {
+        let bytes = std::fs::read(current).map_err(|e| Error::io_path("read", current, e))?;
+        conf::format::edit_bytes(current, self.format, &bytes, &self.changes).map(|_| ())
+    }
+}
+
 /// The conf files to rewrite for changed credentials (by scope), with their
 /// changes, in a stable order. The first conf file of each changed component
-/// must exist — under `env`'s root now, or under `future`'s (the conf files a
-/// restore is about to put in place); the others are rewritten where they exist.
+/// (or its `[databases.credentials]` file) must exist — under `env`'s root now,
+/// or under `future`'s (the files a restore is about to put in place); the
+/// others are rewritten where they exist. Every change is tried on the file
+/// that will be there, so that a value the format cannot hold is refused now.
 pub fn conf_rewrites(
     env: &Environment,
     future: &Environment,
     changed: &BTreeMap<String, ConnParams>,
 ) -> Result<Vec<ConfRewrite>> {
     let profile = &env.profile;
-    let mut by_file: BTreeMap<PathBuf, Vec<(String, ConfValue)>> = BTreeMap::new();
-    let mut order: Vec<PathBuf> = Vec::new();
+    let mut by_file: BTreeMap<PathBuf, ConfRewrite> = BTreeMap::new();
+    let mut order: Vec<(PathBuf, PathBuf)> = Vec::new();
     for db in &profile.databases {
         let Some(params) = changed.get(&db.scope) else {
             continue;
         };
-        for (i, rel) in db.conf_files.iter().enumerate() {
+        let files: Vec<(&str, Format, Vec<(Location, ConfValue)>)> = match &db.credentials {
+            Some(c) => vec![(c.file.as_str(), c.format, file_changes(db, c, params)?)],
+            None => {
+                let changes: Vec<(Location, ConfValue)> = conf_changes(profile, db, params)
+                    .into_iter()
+                    .map(|(k, v)| (Location::Key(k), v))
+                    .collect();
+                db.conf_files
+                    .iter()
+                    .map(|f| (f.as_str(), Format::Shell, changes.clone()))
+                    .collect()
+            }
+        };
+        for (i, (rel, format, changes)) in files.into_iter().enumerate() {
             let target = env.root.join(rel);
-            let exists = future.root.join(rel).is_file() || target.is_file();
-            if !exists {
+            let upcoming = future.root.join(rel);
+            let current = if upcoming.is_file() {
+                upcoming
+            } else if target.is_file() {
+                target.clone()
+            } else {
                 if i == 0 {
                     return Err(Error::usage(format!(
                         "Can not find {}: the {} credentials cannot be written there; restore the files scope too or create the file",
@@ -95,21 +183,33 @@ pub fn conf_rewrites(
                     )));
                 }
                 continue;
+            };
+            let entry = by_file.entry(target.clone()).or_insert_with(|| {
+                order.push((target.clone(), current.clone()));
+                ConfRewrite {
+                    file: target.clone(),
+                    format,
+                    changes: Vec::new(),
+                }
+            });
+            if entry.format != format {
+                return Err(Error::usage(format!(
+                    "{} is named with two formats in the profile; give it one",
+                    target.display()
+                )));
             }
-            if !by_file.contains_key(&target) {
-                order.push(target.clone());
-            }
-            by_file
-                .entry(target)
-                .or_default()
-                .extend(conf_changes(profile, db, params));
+            entry.changes.extend(changes);
         }
     }
-    Ok(order
-        .into_iter()
-        .map(|f| {
-            let changes = by_file.remove(&f).unwrap_or_default();
-            (f, changes)
-        })
-        .collect())
+    let mut out = Vec::new();
+    for (file, current) in order {
+        let rewrite = by_file
+            .remove(&file)
+            .expect("every ordered file has its changes");
+        if rewrite.format != Format::Shell {
+            rewrite.check(&current)?;
+        }
+        out.push(rewrite);
+    }
+    Ok(out)
 }

@@ -3,8 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{DatabaseComponent, EnabledIf, Profile, SqliteComponent};
-use crate::conf::ConfValues;
+use super::{CredentialsFile, DatabaseComponent, EnabledIf, Profile, SqliteComponent};
+use crate::conf::{self, ConfValues, UrlPart};
 use crate::pg::ConnParams;
 use crate::secret::Password;
 use crate::{Error, Result};
@@ -83,6 +83,9 @@ impl Environment {
     /// The component's connection parameters from the conf files; `None` when its
     /// user key is empty (the component is not set up on this machine).
     pub fn database_params(&self, db: &DatabaseComponent) -> Result<Option<ConnParams>> {
+        if let Some(c) = &db.credentials {
+            return self.file_params(db, c);
+        }
         let keys = &self.profile.credential_keys;
         let get = |suffix: &str| {
             self.conf
@@ -118,6 +121,63 @@ impl Environment {
             password,
             secured: flag(&keys.secured),
             secured_validation: flag(&keys.secured_validation),
+        }))
+    }
+
+    /// The credentials a component's own config file holds (through its
+    /// format), with the profile's defaults for what it leaves out; `None` when
+    /// that gives no user (the file is absent and no default user is named).
+    fn file_params(
+        &self,
+        db: &DatabaseComponent,
+        c: &CredentialsFile,
+    ) -> Result<Option<ConnParams>> {
+        let path = self.root.join(&c.file);
+        let text = if path.is_file() {
+            Some(conf::read_text(&path)?)
+        } else {
+            None
+        };
+        let get = |part: UrlPart| -> Result<Option<String>> {
+            match (&text, c.location(part)) {
+                (Some(text), Some(at)) => {
+                    conf::read_location(c.format, text, &at).map_err(|e| e.at(&path))
+                }
+                _ => Ok(None),
+            }
+        };
+        let user = get(UrlPart::User)?
+            .or_else(|| db.default_user.clone())
+            .unwrap_or_default();
+        if user.is_empty() {
+            return Ok(None);
+        }
+        let port = match get(UrlPart::Port)? {
+            None => 5432,
+            Some(text) => text.trim().parse::<u16>().map_err(|_| {
+                let at = c
+                    .location(UrlPart::Port)
+                    .expect("a port was read from somewhere");
+                Error::invalid(format!(
+                    "{}: {at} is {text:?}, not a port number; fix it there",
+                    path.display()
+                ))
+            })?,
+        };
+        Ok(Some(ConnParams {
+            host: get(UrlPart::Host)?
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| "localhost".into()),
+            port,
+            user,
+            database: get(UrlPart::Database)?
+                .or_else(|| db.default_database.clone())
+                .unwrap_or_default(),
+            password: get(UrlPart::Password)?
+                .filter(|p| !p.is_empty())
+                .map(Password::new),
+            secured: false,
+            secured_validation: false,
         }))
     }
 
@@ -175,7 +235,7 @@ impl Environment {
 fn read_conf(profile: &Profile, root: &InstallRoot) -> Result<ConfValues> {
     let mut conf = ConfValues::new();
     let keys = &profile.credential_keys;
-    for db in &profile.databases {
+    for db in profile.databases.iter().filter(|d| d.credentials.is_none()) {
         let p = &db.key_prefix;
         let (Some(user), Some(database)) = (&db.default_user, &db.default_database) else {
             continue;

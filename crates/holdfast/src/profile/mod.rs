@@ -156,8 +156,31 @@ impl Profile {
                     ),
                 );
             }
-            if db.key_prefix.is_empty() || !prefixes.insert(db.key_prefix.clone()) {
-                return bad(&key("key_prefix"), "must be non-empty and unique");
+            match &db.credentials {
+                None => {
+                    if db.key_prefix.is_empty() || !prefixes.insert(db.key_prefix.clone()) {
+                        return bad(&key("key_prefix"), "must be non-empty and unique");
+                    }
+                }
+                Some(c) => {
+                    if !db.key_prefix.is_empty() || !db.conf_files.is_empty() {
+                        return bad(
+                            &key("credentials"),
+                            "name the credentials either in [databases.credentials] or with key_prefix and conf_files, not both",
+                        );
+                    }
+                    check_relative(&c.file).or_else(|m| bad(&key("credentials.file"), &m))?;
+                    let keys = [&c.url, &c.host, &c.port, &c.database, &c.user, &c.password];
+                    if keys.iter().all(|k| k.is_none()) {
+                        return bad(
+                            &key("credentials"),
+                            "name at least the url or one credential's key (host, port, database, user, password)",
+                        );
+                    }
+                    if let Some(k) = keys.iter().copied().flatten().find(|k| k.trim().is_empty()) {
+                        return bad(&key("credentials"), &format!("{k:?} is not a key path"));
+                    }
+                }
             }
             if !valid_scope(&db.option_prefix) || !options.insert(db.option_prefix.clone()) {
                 return bad(

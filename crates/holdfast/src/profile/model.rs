@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use crate::conf::{Format, Location, UrlPart};
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Profile {
@@ -172,7 +174,9 @@ pub struct DatabaseComponent {
     pub backup_label: Option<String>,
     pub restore_label: Option<String>,
     pub credentials_label: Option<String>,
-    /// Conf key prefix of its credentials (`ENGINE_DB_`).
+    /// Conf key prefix of its credentials in `[config].sources` (`ENGINE_DB_`);
+    /// empty when `credentials` names the file instead.
+    #[serde(default)]
     pub key_prefix: String,
     /// Command-line option prefix (`db` for `--db-host`, `--provision-db`).
     pub option_prefix: String,
@@ -191,6 +195,10 @@ pub struct DatabaseComponent {
     /// Conf files holding its credentials, rewritten when they change.
     #[serde(default)]
     pub conf_files: Vec<String>,
+    /// The application's own config file holding its credentials, read on
+    /// backup and rewritten when they change (instead of `key_prefix`).
+    #[serde(default)]
+    pub credentials: Option<CredentialsFile>,
     /// Never backed up; only restored from older archives.
     #[serde(default)]
     pub restore_only: bool,
@@ -211,6 +219,44 @@ impl DatabaseComponent {
     }
     pub fn notify_scope(&self) -> &str {
         self.notify_scope.as_deref().unwrap_or(&self.scope)
+    }
+}
+
+/// Where a database's credentials live in one config file of the application:
+/// the file, its format, and for each credential a key path, or else the part
+/// of the connection URL that `url` names.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialsFile {
+    /// Path relative to the install root.
+    pub file: String,
+    pub format: Format,
+    /// Key path of a connection URL (`postgres://…` or `jdbc:postgresql://…`);
+    /// every credential without its own key below is that part of the URL.
+    pub url: Option<String>,
+    pub host: Option<String>,
+    pub port: Option<String>,
+    pub database: Option<String>,
+    pub user: Option<String>,
+    pub password: Option<String>,
+}
+
+impl CredentialsFile {
+    /// Where `part` lives: its own key, or that part of the URL; `None` when
+    /// the file holds it nowhere.
+    pub fn location(&self, part: UrlPart) -> Option<Location> {
+        let own = match part {
+            UrlPart::Host => &self.host,
+            UrlPart::Port => &self.port,
+            UrlPart::Database => &self.database,
+            UrlPart::User => &self.user,
+            UrlPart::Password => &self.password,
+        };
+        match (own, &self.url) {
+            (Some(key), _) => Some(Location::Key(key.clone())),
+            (None, Some(url)) => Some(Location::UrlPart(url.clone(), part)),
+            (None, None) => None,
+        }
     }
 }
 

@@ -117,9 +117,12 @@ impl Retention {
     }
 }
 
+/// Whether two times fall in the same period (hour, day, week, ...).
+type SamePeriod = fn(&Zoned, &Zoned) -> bool;
+
 /// The counted rules whose period the oldest item can share with a newer one,
 /// with the test of "same period" rustic_core applies.
-const PERIOD_RULES: [(&str, fn(&Zoned, &Zoned) -> bool); 5] = [
+const PERIOD_RULES: [(&str, SamePeriod); 5] = [
     ("hourly", |a, b| same_day(a, b) && a.hour() == b.hour()),
     ("daily", same_day),
     ("weekly", |a, b| {
