@@ -10,6 +10,20 @@ pub enum ProfileCommand {
     /// Check a profile and show its components as found under the install root
     /// (credentials without passwords).
     Show(ShowArgs),
+    /// Write an editable copy of a built-in profile (with its comments), to
+    /// adapt its paths to this machine and pass as --profile FILE.
+    Init(InitArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The built-in profile to copy (`holdfast profile list` names them).
+    #[arg(value_name = "NAME")]
+    pub name: String,
+    /// Where to write the copy (default NAME.toml in the current directory);
+    /// an existing file is never replaced.
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -30,14 +44,50 @@ pub struct ShowArgs {
 pub fn run(c: ProfileCommand) -> holdfast::Result<()> {
     match c {
         ProfileCommand::List => {
-            for name in profile::BUILTIN {
+            for name in profile::builtin_names() {
                 let p = Profile::load(name)?;
                 println!("{name}\t{}", p.description);
             }
             Ok(())
         }
         ProfileCommand::Show(a) => show(a),
+        ProfileCommand::Init(a) => init(a),
     }
+}
+
+fn init(a: InitArgs) -> holdfast::Result<()> {
+    let Some(text) = profile::builtin_text(&a.name) else {
+        return Err(holdfast::Error::usage(format!(
+            "'{}' is not a built-in profile; choose one of {}",
+            a.name,
+            profile::builtin_names().collect::<Vec<_>>().join(", ")
+        )));
+    };
+    let output = a
+        .output
+        .unwrap_or_else(|| format!("{}.toml", a.name).into());
+    let dir = output
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    if !dir.is_dir() {
+        return Err(holdfast::Error::usage(format!(
+            "cannot write {}: the directory {} does not exist; create it or pass another --output",
+            output.display(),
+            dir.display()
+        )));
+    }
+    let lines: Vec<String> = text.lines().map(str::to_string).collect();
+    holdfast::conf::write_new(&output, &lines, 0o644)?;
+    println!(
+        "Wrote {}, a copy of the built-in profile {}: edit its paths, check it with \
+         `holdfast profile show {} --install-root DIR`, then pass --profile {}",
+        output.display(),
+        a.name,
+        output.display(),
+        output.display()
+    );
+    Ok(())
 }
 
 fn show(a: ShowArgs) -> holdfast::Result<()> {

@@ -8,7 +8,7 @@ use chrono::{DateTime, Local};
 use serde::Deserialize;
 
 use super::url::{self, UrlPart};
-use super::{dotenv, ini, json, keycloak, properties, rewrite, shell, yaml, ConfValue};
+use super::{dotenv, host_port, ini, json, keycloak, properties, rewrite, shell, yaml, ConfValue};
 use crate::error::{Error, IoContext, Result};
 
 /// Why a format could not read or change a file.
@@ -98,18 +98,20 @@ impl Format {
     }
 }
 
-/// Where one value lives in a file: the whole value of a key, or one part of
-/// the connection URL that a key holds.
+/// Where one value lives in a file: the whole value of a key, one part of
+/// the connection URL that a key holds, or the host or port of a key holding
+/// `host[:port]` (Gitea's `HOST`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Location {
     Key(String),
     UrlPart(String, UrlPart),
+    HostPort(String, UrlPart),
 }
 
 impl Location {
     fn key(&self) -> &str {
         match self {
-            Location::Key(k) | Location::UrlPart(k, _) => k,
+            Location::Key(k) | Location::UrlPart(k, _) | Location::HostPort(k, _) => k,
         }
     }
 }
@@ -119,6 +121,7 @@ impl std::fmt::Display for Location {
         match self {
             Location::Key(k) => write!(f, "{k}"),
             Location::UrlPart(k, p) => write!(f, "the {} in the URL of {k}", p.name()),
+            Location::HostPort(k, p) => write!(f, "the {} in the host:port of {k}", p.name()),
         }
     }
 }
@@ -135,9 +138,12 @@ pub fn read_location(format: Format, text: &str, at: &Location) -> ConfResult<Op
     let whole = format.handler().read(text, at.key())?;
     match (at, whole) {
         (Location::Key(_), v) => Ok(v),
-        (Location::UrlPart(..), None) => Ok(None),
+        (Location::UrlPart(..) | Location::HostPort(..), None) => Ok(None),
         (Location::UrlPart(key, part), Some(u)) => {
             url::read_part(&u, *part).map_err(|m| ConfError::Invalid(format!("{key}: {m}")))
+        }
+        (Location::HostPort(key, part), Some(v)) => {
+            host_port::read_part(&v, *part).map_err(|m| ConfError::Invalid(format!("{key}: {m}")))
         }
     }
 }
@@ -151,39 +157,48 @@ pub fn edit_text(
 ) -> ConfResult<String> {
     let handler = format.handler();
     let mut whole: Vec<(String, ConfValue)> = Vec::new();
-    let mut url_keys: Vec<&str> = Vec::new();
+    // Keys whose value is made of parts, with how they are joined.
+    let mut compound: Vec<(&str, bool)> = Vec::new();
     for (at, value) in changes {
         match (at, value) {
             (Location::Key(k), v) => whole.push((k.clone(), v.clone())),
-            (Location::UrlPart(k, _), ConfValue::Literal(_)) => {
-                if !url_keys.contains(&k.as_str()) {
-                    url_keys.push(k);
+            (Location::UrlPart(k, _) | Location::HostPort(k, _), ConfValue::Literal(_)) => {
+                let is_url = matches!(at, Location::UrlPart(..));
+                if !compound.iter().any(|(c, _)| *c == k.as_str()) {
+                    compound.push((k, is_url));
                 }
             }
-            (Location::UrlPart(k, _), ConfValue::Raw(_)) => {
+            (Location::UrlPart(k, _) | Location::HostPort(k, _), ConfValue::Raw(_)) => {
                 return Err(ConfError::Refused(format!(
-                    "cannot write a raw value into the URL of {k}"
+                    "cannot write a raw value into a part of {k}"
                 )))
             }
         }
     }
-    for key in url_keys {
+    for (key, is_url) in compound {
         let parts: Vec<(UrlPart, &str)> = changes
             .iter()
             .filter_map(|(at, v)| match (at, v) {
-                (Location::UrlPart(k, p), ConfValue::Literal(v)) if k == key => {
+                (Location::UrlPart(k, p) | Location::HostPort(k, p), ConfValue::Literal(v))
+                    if k == key =>
+                {
                     Some((*p, v.as_str()))
                 }
                 _ => None,
             })
             .collect();
-        let current = handler.read(text, key)?.ok_or_else(|| {
-            ConfError::Refused(format!(
-                "{key} is not set, so there is no URL to change; set it to a URL first"
-            ))
-        })?;
-        let new = url::set_parts(&current, &parts)
-            .map_err(|m| ConfError::Refused(format!("{key}: {m}")))?;
+        let current = handler.read(text, key)?;
+        let new = if is_url {
+            let current = current.ok_or_else(|| {
+                ConfError::Refused(format!(
+                    "{key} is not set, so there is no URL to change; set it to a URL first"
+                ))
+            })?;
+            url::set_parts(&current, &parts)
+        } else {
+            host_port::set_parts(current.as_deref().unwrap_or(""), &parts)
+        }
+        .map_err(|m| ConfError::Refused(format!("{key}: {m}")))?;
         whole.push((key.to_string(), ConfValue::Literal(new)));
     }
     handler.rewrite(text, &whole)

@@ -3,8 +3,8 @@
 //! ([`ConfFormat`]): shell-style `KEY="value"` (oVirt), YAML (Redmine,
 //! Synapse), Java properties (Alfresco) and Keycloak's
 //! properties-like conf, INI (Gitea's go-ini, Odoo's
-//! configparser), JSON (Mattermost), compose `.env`, and the parts of a connection URL
-//! held in any of them.
+//! configparser), JSON (Mattermost), compose `.env`, and the parts of a
+//! connection URL or of a `host:port` value held in any of them.
 //!
 //! Files from a backup are data, never code: nothing here runs a shell, ERB
 //! or an expression language. A rewrite changes only the bytes of the values
@@ -12,6 +12,7 @@
 
 pub mod dotenv;
 pub mod format;
+pub mod host_port;
 pub mod ini;
 pub mod json;
 pub mod keycloak;

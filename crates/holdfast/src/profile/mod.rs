@@ -19,8 +19,22 @@ use crate::{Error, Result};
 
 const OVIRT_ENGINE: &str = include_str!("ovirt-engine.toml");
 
-/// Names of the profiles compiled into holdfast.
-pub const BUILTIN: &[&str] = &["ovirt-engine"];
+/// The profiles compiled into holdfast: name and TOML text.
+const BUILTIN_PROFILES: &[(&str, &str)] = &[
+    ("ovirt-engine", OVIRT_ENGINE),
+    ("redmine", include_str!("redmine.toml")),
+    ("alfresco", include_str!("alfresco.toml")),
+    ("keycloak", include_str!("keycloak.toml")),
+    ("gitea", include_str!("gitea.toml")),
+    ("forgejo", include_str!("forgejo.toml")),
+    ("synapse", include_str!("synapse.toml")),
+];
+
+/// Names of the profiles compiled into holdfast, in the order `profile list`
+/// shows them.
+pub fn builtin_names() -> impl Iterator<Item = &'static str> {
+    BUILTIN_PROFILES.iter().map(|(name, _)| *name)
+}
 
 impl Profile {
     /// A built-in profile by name, or a TOML file when `name_or_path` names one.
@@ -33,7 +47,7 @@ impl Profile {
             return Err(Error::usage(format!(
                 "profile '{name_or_path}' is neither a built-in profile ({}) nor an existing file; \
                  pass a built-in name or the path of a TOML profile",
-                BUILTIN.join(", ")
+                builtin_names().collect::<Vec<_>>().join(", ")
             )));
         }
         let text =
@@ -62,9 +76,11 @@ impl Profile {
             Some(file) => format!("--profile {file}"),
             None => format!("--profile {name}"),
         };
+        // A file profile may share a built-in's name (`profile init` copies
+        // keep it): the recorded file comes first.
         let profile = match explicit {
             Some(asked) => Profile::load(asked)?,
-            None if builtin_text(name).is_some() => Profile::load(name)?,
+            None if source.is_none() && builtin_text(name).is_some() => Profile::load(name)?,
             None => match source.filter(|f| Path::new(f).is_file()) {
                 Some(file) => Profile::load(file)?,
                 None => {
@@ -128,6 +144,22 @@ impl Profile {
         if self.name.trim().is_empty() {
             return bad("name", "must not be empty");
         }
+        if let Some(pattern) = &self.version.pattern {
+            if self.version.file.is_none() && self.version.command.is_none() {
+                return bad(
+                    "version.pattern",
+                    "needs version.file or version.command, the text it reads",
+                );
+            }
+            if let Err(m) = version::version_regex(pattern) {
+                return bad("version.pattern", &m);
+            }
+        }
+        if let Some(argv) = &self.version.command {
+            if argv.first().is_none_or(|p| p.trim().is_empty()) {
+                return bad("version.command", "must name a program");
+            }
+        }
         let mut scopes = HashSet::new();
         let mut members = HashSet::new();
         let mut prefixes = HashSet::new();
@@ -170,7 +202,21 @@ impl Profile {
                         );
                     }
                     check_relative(&c.file).or_else(|m| bad(&key("credentials.file"), &m))?;
-                    let keys = [&c.url, &c.host, &c.port, &c.database, &c.user, &c.password];
+                    if c.host_port.is_some() && c.host.is_some() && c.port.is_some() {
+                        return bad(
+                            &key("credentials.host_port"),
+                            "host and port have keys of their own; leave host_port out",
+                        );
+                    }
+                    let keys = [
+                        &c.url,
+                        &c.host_port,
+                        &c.host,
+                        &c.port,
+                        &c.database,
+                        &c.user,
+                        &c.password,
+                    ];
                     if keys.iter().all(|k| k.is_none()) {
                         return bad(
                             &key("credentials"),
@@ -278,11 +324,13 @@ impl Profile {
     }
 }
 
-fn builtin_text(name: &str) -> Option<&'static str> {
-    match name {
-        "ovirt-engine" => Some(OVIRT_ENGINE),
-        _ => None,
-    }
+/// The TOML text of the built-in profile `name`, as shipped (comments
+/// included): what `holdfast profile init` copies.
+pub fn builtin_text(name: &str) -> Option<&'static str> {
+    BUILTIN_PROFILES
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, text)| *text)
 }
 
 fn valid_scope(s: &str) -> bool {
@@ -342,6 +390,56 @@ mod tests {
     }
 
     #[test]
+    fn every_builtin_profile_is_valid_and_named_as_listed() {
+        for name in builtin_names() {
+            let p = Profile::load(name).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(p.name, name);
+            assert!(!p.description.is_empty(), "{name}");
+            assert!(p.source.is_none(), "{name}");
+        }
+    }
+
+    #[test]
+    fn version_patterns_read_the_shipped_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let write = |rel: &str, text: &str| {
+            let path = root.join(rel);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        };
+        // Redmine 5.0's lib/redmine/version.rb, Keycloak's version.txt, an
+        // Alfresco web application's manifest.
+        write(
+            "usr/share/redmine/lib/redmine/version.rb",
+            "module Redmine\n  module VERSION\n    MAJOR = 5\n    MINOR = 0\n    TINY  = 4\n    BRANCH = 'stable'\n  end\nend\n",
+        );
+        write("opt/keycloak/version.txt", "Keycloak - Version 26.0.5\n");
+        write(
+            "usr/local/tomcat/webapps/alfresco/META-INF/MANIFEST.MF",
+            "Manifest-Version: 1.0\r\nImplementation-Title: Alfresco Repository\r\nImplementation-Version: 23.2.1.r7\r\n",
+        );
+        let version = |name: &str| {
+            installed_version(&Profile::load(name).unwrap().version, root, None).unwrap()
+        };
+        assert_eq!(version("redmine"), "5.0.4");
+        assert_eq!(version("keycloak"), "26.0.5");
+        assert_eq!(version("alfresco"), "23.2.1");
+        write("opt/keycloak/version.txt", "Keycloak\n");
+        let err = installed_version(&Profile::load("keycloak").unwrap().version, root, None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("version.pattern"), "{err}");
+        assert!(Profile::parse(
+            "name = \"x\"\n[version]\nfile = \"v\"\npattern = \"[0-9]+\"\n",
+            "x.toml"
+        )
+        .unwrap_err()
+        .to_string()
+        .contains("capture group"));
+    }
+
+    #[test]
     fn unknown_key_is_named_with_its_line() {
         let err = Profile::parse("name = \"x\"\n\n[files]\ninclud = [\"etc\"]\n", "app.toml")
             .unwrap_err();
@@ -390,7 +488,7 @@ archive_config_prefix = "OTHER_DB_"
             .unwrap_err()
             .to_string();
         assert!(
-            msg.contains("neither a built-in profile (ovirt-engine)"),
+            msg.contains("neither a built-in profile (ovirt-engine, redmine, alfresco, keycloak, gitea, forgejo, synapse)"),
             "{msg}"
         );
     }

@@ -64,8 +64,17 @@ fn default_tool_name() -> String {
 pub struct VersionRule {
     /// Package whose installed version is the application's (dpkg or rpm).
     pub package: Option<String>,
-    /// A file under the install root whose first line is the version.
+    /// A file under the install root whose first line is the version (or,
+    /// with `pattern`, where the pattern finds it).
     pub file: Option<String>,
+    /// A program and its arguments printing the version (Gitea's `gitea
+    /// --version`); a relative program path is under the install root. Run
+    /// directly, never through a shell.
+    pub command: Option<Vec<String>>,
+    /// A regular expression over the whole version file or command output:
+    /// the version is its capture groups joined by `.` (Redmine's
+    /// `MAJOR = 5`, `MINOR = 1`, …).
+    pub pattern: Option<String>,
     /// (backup X.Y, installed X.Y) pairs accepted besides "same X.Y, not newer".
     #[serde(default)]
     pub upgrade_pairs: Vec<[String; 2]>,
@@ -234,6 +243,9 @@ pub struct CredentialsFile {
     /// Key path of a connection URL (`postgres://…` or `jdbc:postgresql://…`);
     /// every credential without its own key below is that part of the URL.
     pub url: Option<String>,
+    /// Key path of a `host[:port]` value (Gitea's `database.HOST`); the host
+    /// and port without keys of their own are its parts.
+    pub host_port: Option<String>,
     pub host: Option<String>,
     pub port: Option<String>,
     pub database: Option<String>,
@@ -252,10 +264,12 @@ impl CredentialsFile {
             UrlPart::User => &self.user,
             UrlPart::Password => &self.password,
         };
-        match (own, &self.url) {
-            (Some(key), _) => Some(Location::Key(key.clone())),
-            (None, Some(url)) => Some(Location::UrlPart(url.clone(), part)),
-            (None, None) => None,
+        let in_host_port = matches!(part, UrlPart::Host | UrlPart::Port);
+        match (own, &self.host_port, &self.url) {
+            (Some(key), _, _) => Some(Location::Key(key.clone())),
+            (None, Some(hp), _) if in_host_port => Some(Location::HostPort(hp.clone(), part)),
+            (None, _, Some(url)) => Some(Location::UrlPart(url.clone(), part)),
+            (None, _, None) => None,
         }
     }
 }

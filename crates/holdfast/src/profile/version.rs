@@ -30,6 +30,15 @@ pub fn installed_version(
         let path = root.join(file);
         let text = std::fs::read_to_string(&path)
             .map_err(|e| Error::io_path("read version file", &path, e))?;
+        if let Some(pattern) = &rule.pattern {
+            return version_by_pattern(pattern, &text).ok_or_else(|| {
+                Error::invalid(format!(
+                    "{} does not hold a version where the profile's version.pattern looks for it; \
+                     pass --installed-version=X.Y.Z",
+                    path.display()
+                ))
+            });
+        }
         let first = text.lines().next().unwrap_or("").trim().to_string();
         if !first.is_empty() {
             return Ok(first);
@@ -38,6 +47,9 @@ pub fn installed_version(
             "{} is empty; it should hold the installed version",
             path.display()
         )));
+    }
+    if let Some(argv) = &rule.command {
+        return command_version(argv, rule.pattern.as_deref(), root);
     }
     if let Some(package) = &rule.package {
         if let Some(v) = package_version(package) {
@@ -51,6 +63,63 @@ pub fn installed_version(
     Err(Error::usage(
         "the profile names no version source; pass --installed-version=X.Y.Z".to_string(),
     ))
+}
+
+/// The version a program prints: where `pattern` finds it, else its first
+/// line.
+fn command_version(argv: &[String], pattern: Option<&str>, root: &Path) -> Result<String> {
+    let program = Path::new(&argv[0]);
+    let program = if program.is_absolute() {
+        program.to_path_buf()
+    } else {
+        root.join(program)
+    };
+    let out = crate::child::command(&program)
+        .args(&argv[1..])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| Error::io_path("run the version command", &program, e))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let found = match pattern {
+        Some(p) => version_by_pattern(p, &text),
+        None => text
+            .lines()
+            .next()
+            .map(|l| l.trim().to_string())
+            .filter(|l| !l.is_empty()),
+    };
+    match found {
+        Some(v) if out.status.success() => Ok(v),
+        _ => Err(Error::invalid(format!(
+            "{} {} did not print the version ({}); pass --installed-version=X.Y.Z",
+            program.display(),
+            argv[1..].join(" "),
+            out.status
+        ))),
+    }
+}
+
+/// The capture groups of `pattern`'s first match in `text`, joined by `.`.
+fn version_by_pattern(pattern: &str, text: &str) -> Option<String> {
+    let re = version_regex(pattern).ok()?;
+    let found = re.captures(text)?;
+    let parts: Vec<&str> = found
+        .iter()
+        .skip(1)
+        .flatten()
+        .map(|m| m.as_str().trim())
+        .collect();
+    (!parts.is_empty() && parts.iter().all(|p| !p.is_empty())).then(|| parts.join("."))
+}
+
+/// `pattern` compiled, refused unless it has a capture group to take the
+/// version from.
+pub(crate) fn version_regex(pattern: &str) -> std::result::Result<regex::Regex, String> {
+    let re = regex::Regex::new(pattern).map_err(|e| e.to_string())?;
+    if re.captures_len() < 2 {
+        return Err("needs a capture group around the version, like \"Version ([0-9.]+)\"".into());
+    }
+    Ok(re)
 }
 
 fn package_version(package: &str) -> Option<String> {
