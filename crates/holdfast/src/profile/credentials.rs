@@ -7,9 +7,8 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Local};
 
-use super::{CredentialsFile, DatabaseComponent, Environment, Profile};
+use super::{CredentialsFile, DatabaseComponent, DatabaseCredentials, Environment, Profile};
 use crate::conf::{self, ConfValue, Format, Location, UrlPart};
-use crate::pg::ConnParams;
 use crate::{Error, Result};
 
 /// The keys of `db` that hold `p`: the credential keys, then the profile's extra
@@ -17,7 +16,7 @@ use crate::{Error, Result};
 pub fn conf_changes(
     profile: &Profile,
     db: &DatabaseComponent,
-    p: &ConnParams,
+    p: &DatabaseCredentials,
 ) -> Vec<(String, ConfValue)> {
     let k = &profile.credential_keys;
     let key = |suffix: &str| format!("{}{suffix}", db.key_prefix);
@@ -73,7 +72,7 @@ pub fn conf_changes(
 pub fn file_changes(
     db: &DatabaseComponent,
     c: &CredentialsFile,
-    p: &ConnParams,
+    p: &DatabaseCredentials,
 ) -> Result<Vec<(Location, ConfValue)>> {
     let mut out = Vec::new();
     for part in UrlPart::ALL {
@@ -145,7 +144,7 @@ impl ConfRewrite {
 pub fn conf_rewrites(
     env: &Environment,
     future: &Environment,
-    changed: &BTreeMap<String, ConnParams>,
+    changed: &BTreeMap<String, DatabaseCredentials>,
 ) -> Result<Vec<ConfRewrite>> {
     let profile = &env.profile;
     let mut by_file: BTreeMap<PathBuf, ConfRewrite> = BTreeMap::new();
