@@ -281,6 +281,27 @@ mod tests {
     }
 
     #[test]
+    fn directory_dump_with_jobs() {
+        let options = DumpOptions {
+            format: DumpFormat::Directory,
+            compression: Some(1),
+            snapshot: Some("00000003-0000001B-1".into()),
+            jobs: Some(4),
+        };
+        let cmd =
+            directory_dump_command(&conn(), &tools(), &options, Path::new("/tmp/w/dump")).unwrap();
+        assert!(cmd.describe().ends_with(
+            "--format=directory -Z1 --snapshot=00000003-0000001B-1 --jobs=4 -f /tmp/w/dump"
+        ));
+        let streamed = DumpOptions {
+            jobs: Some(4),
+            ..DumpOptions::uncompressed(DumpFormat::Custom)
+        };
+        assert!(dump_command(&conn(), &tools(), &streamed).is_err());
+        assert!(dump_database(&conn(), &tools(), &options, &mut Vec::new()).is_err());
+    }
+
+    #[test]
     fn refuses_bad_options() {
         let mut options = DumpOptions::uncompressed(DumpFormat::Custom);
         options.compression = Some(10);

@@ -440,23 +440,22 @@ pub fn restore_password_hash(admin: &Admin, name: &str, hash: Option<&str>) -> R
     )
 }
 
-/// `CREATE DATABASE "name" OWNER "owner" TEMPLATE template0 ENCODING 'UTF8' …`,
-/// with `locale`, or the server's default locale when `None`.
-pub fn create_database(
-    admin: &Admin,
-    name: &str,
-    owner: &str,
-    locale: Option<&Locale>,
-) -> Result<()> {
-    let locale = locale
-        .map(|l| {
-            format!(
-                " LC_COLLATE {} LC_CTYPE {}",
-                quote_literal(&l.collate),
-                quote_literal(&l.ctype)
-            )
-        })
-        .unwrap_or_default();
+/// `CREATE DATABASE "name" OWNER "owner" TEMPLATE template0 ENCODING 'UTF8' …`.
+pub fn create_database(admin: &Admin, name: &str, owner: &str, locale: &Locale) -> Result<()> {
+    let locale = format!(
+        " LC_COLLATE {} LC_CTYPE {}",
+        quote_literal(&locale.collate),
+        quote_literal(&locale.ctype)
+    );
+    create_database_with(admin, name, owner, &locale)
+}
+
+/// [`create_database`] with the server's default locale.
+pub fn create_database_default_locale(admin: &Admin, name: &str, owner: &str) -> Result<()> {
+    create_database_with(admin, name, owner, "")
+}
+
+fn create_database_with(admin: &Admin, name: &str, owner: &str, locale: &str) -> Result<()> {
     admin.execute(
         &admin.params.database,
         &format!(

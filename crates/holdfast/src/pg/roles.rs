@@ -285,6 +285,17 @@ pub fn is_password_hash(value: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn roles_named_by_a_schema_dump() {
+        let sql = "ALTER TABLE public.t OWNER TO engine;\n\
+                   GRANT SELECT ON TABLE public.t TO \"read\"\"er\", postgres;\n\
+                   REVOKE ALL ON SCHEMA public FROM PUBLIC;\n\
+                   GRANT ALL ON TABLE public.t TO dwh WITH GRANT OPTION;\n\
+                   CREATE TABLE public.t (x int);\n";
+        let roles: Vec<String> = super::roles_in_schema_sql(sql).into_iter().collect();
+        assert_eq!(roles, ["dwh", "engine", "read\"er"]);
+    }
     use super::*;
 
     fn role() -> RoleDef {

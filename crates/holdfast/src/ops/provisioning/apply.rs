@@ -117,7 +117,7 @@ pub fn apply_target(
                     p.database, t.locale.collate
                 ));
             }
-            provision::create_database(admin, &p.database, &p.user, Some(&t.locale))?;
+            provision::create_database(admin, &p.database, &p.user, &t.locale)?;
             record(Undo::DropDatabase(admin.clone(), p.database.clone()))?;
             log.line(&format!(
                 "Created database '{}' owned by '{}', UTF8, LC_COLLATE {} LC_CTYPE {}",

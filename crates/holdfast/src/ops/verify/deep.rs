@@ -182,7 +182,7 @@ fn create_database(
     recorded: Option<&DatabaseRecord>,
     major: u32,
 ) -> Result<()> {
-    provision::create_database(admin, name, VERIFY_ROLE, None)
+    provision::create_database_default_locale(admin, name, VERIFY_ROLE)
         .map_err(|e| Error::failed(e.to_string()))?;
     let Some(record) = recorded else {
         return Ok(());
