@@ -112,6 +112,9 @@ pub fn file_changes(
     Ok(out)
 }
 
+/// Values to change in one file, each at its location.
+type Changes = Vec<(Location, ConfValue)>;
+
 /// A conf file and the values to change in it.
 #[derive(Debug, Clone)]
 pub struct ConfRewrite {
@@ -153,7 +156,7 @@ pub fn conf_rewrites(
         let Some(params) = changed.get(&db.scope) else {
             continue;
         };
-        let files: Vec<(&str, Format, Vec<(Location, ConfValue)>)> = match &db.credentials {
+        let files: Vec<(&str, Format, Changes)> = match &db.credentials {
             Some(c) => vec![(c.file.as_str(), c.format, file_changes(db, c, params)?)],
             None => {
                 let changes: Vec<(Location, ConfValue)> = conf_changes(profile, db, params)
