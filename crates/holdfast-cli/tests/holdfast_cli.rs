@@ -28,9 +28,13 @@ fn holdfast_defaults_round_trip_and_deep_verify() {
     let db = manifest.database("db/engine_backup.db").unwrap();
     let hosts = db.tables.iter().find(|t| t.name == "hosts").unwrap();
     let mut source = holdfast::pg::connect(&s.engine("engine")).unwrap();
+    let row_text = db.row_text.as_ref().expect("the dump's row text settings");
     let live = holdfast::pg::inspect::table_fingerprints_of_kind(
         &mut source,
-        db.row_text.as_ref().expect("the dump's row text settings"),
+        &holdfast::pg::inspect::RowTextSettings {
+            timezone: row_text.timezone.clone(),
+            bytea_output: row_text.bytea_output.clone(),
+        },
         |_, _, _| holdfast::pg::inspect::FingerprintKind::RowSum,
     )
     .unwrap();

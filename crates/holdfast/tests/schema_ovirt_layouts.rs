@@ -74,7 +74,7 @@ fn path_with_psql(db: &Db) -> String {
 /// own bookkeeping one, the database's settings, `schema_version` rows, and every
 /// table's rows (ids generated per install read as UUID).
 fn inventory(db: &Db, database: &str) -> String {
-    let sql = format!(
+    let sql = String::from(
         "SELECT string_agg(x, E'\\n' ORDER BY x) FROM (
            SELECT 'table:' || relname FROM pg_class WHERE relnamespace = 'public'::regnamespace AND relkind = 'r'
            UNION ALL SELECT 'col:' || table_name || '.' || column_name || ':' || data_type || ':'
@@ -96,7 +96,7 @@ fn inventory(db: &Db, database: &str) -> String {
              FROM schema_version
            UNION ALL SELECT 'rows:' || c.relname || ':' || regexp_replace(
                     query_to_xml(format('SELECT * FROM public.%I t ORDER BY t::text', c.relname), false, true, '')::text,
-                    '[0-9a-f]{{8}}-[0-9a-f]{{4}}-[0-9a-f]{{4}}-[0-9a-f]{{4}}-[0-9a-f]{{12}}', 'UUID', 'g')
+                    '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}', 'UUID', 'g')
              FROM pg_class c WHERE c.relnamespace = 'public'::regnamespace AND c.relkind = 'r'
                AND c.relname <> 'schema_version'
          ) s(x)"

@@ -3,6 +3,7 @@
 //! and streaming encoders and decoders.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 
@@ -191,6 +192,37 @@ impl Codec {
                 })?)
             }
         })
+    }
+
+    /// The content of the file at `path` (a member compressed with this
+    /// codec), decompressed as it is read.
+    pub fn open_decoded(self, path: &Path) -> Result<Box<dyn Read + Send>> {
+        let input = std::fs::File::open(path).map_err(|e| Error::io_path("open", path, e))?;
+        self.decoder(BufReader::with_capacity(1 << 20, input))
+    }
+
+    /// The file at `path` (compressed with this codec) ready to be read at
+    /// any offset: the file itself when it is not compressed, else its
+    /// decompressed copy `<name>.uncompressed` in `dir`.
+    pub fn seekable_copy(self, path: &Path, dir: &Path) -> Result<PathBuf> {
+        if self == Codec::None {
+            return Ok(path.to_path_buf());
+        }
+        let out_path = dir.join(format!(
+            "{}.uncompressed",
+            path.file_name().and_then(|n| n.to_str()).unwrap_or("dump")
+        ));
+        let mut decoder = self.open_decoded(path)?;
+        let mut out =
+            std::fs::File::create(&out_path).map_err(|e| Error::io_path("create", &out_path, e))?;
+        io::copy(&mut decoder, &mut out).map_err(|e| {
+            Error::invalid(format!(
+                "{} does not decompress with {}: {e}",
+                path.display(),
+                self.option_name()
+            ))
+        })?;
+        Ok(out_path)
     }
 
     /// Detect the codec of `inner` from its first bytes and return it with a

@@ -12,7 +12,6 @@ use super::checksum::HashKind;
 use super::codec::Codec;
 use super::config::DumpFormat;
 use crate::error::{Error, Result};
-use crate::pg::inspect::RowTextSettings;
 
 /// The manifest's member name.
 pub const MANIFEST_MEMBER: &str = "manifest.json";
@@ -89,7 +88,15 @@ pub struct DatabaseRecord {
     /// the restored tables under the same. Absent in archives whose tables all
     /// have server-computed (`h64:`) fingerprints.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub row_text: Option<RowTextSettings>,
+    pub row_text: Option<RowTextRecord>,
+}
+
+/// The session settings that shape the COPY text of a dump's rows, as the
+/// backup read them (PostgreSQL's `TimeZone` and `bytea_output`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RowTextRecord {
+    pub timezone: String,
+    pub bytea_output: String,
 }
 
 /// A role the database needs, with the SQL that recreates it.

@@ -104,13 +104,16 @@ fn set(node: &mut Value, path: &[&str], value: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// An object's member: key, the whitespace before the key, value.
+type Member = (String, (usize, usize), Node);
+
 /// A scanned JSON value: its bytes, and for an object its members.
 #[derive(Debug)]
 struct Node {
     start: usize,
     end: usize,
-    /// (key, whitespace before the key, value), for objects.
-    members: Option<Vec<(String, (usize, usize), Node)>>,
+    /// The members, for objects.
+    members: Option<Vec<Member>>,
     /// An array (or object): not a value holdfast writes over.
     container: bool,
 }

@@ -10,6 +10,7 @@ pub mod migrate;
 pub mod provisioning;
 pub mod repo;
 pub mod restore;
+mod unpack;
 pub mod verify;
 
 pub mod workdir;

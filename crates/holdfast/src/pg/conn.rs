@@ -1,5 +1,10 @@
 //! Where a database is and who connects to it.
+//!
+//! [`ConnParams`] is made from a profile's [`DatabaseCredentials`] (what the
+//! application's conf files say) and back: the profile knows nothing of
+//! PostgreSQL, and the conversion lives here.
 
+use crate::profile::{DatabaseComponent, DatabaseCredentials, Environment};
 use crate::secret::Password;
 
 /// Connection parameters of one database, as an application's conf files or
@@ -35,6 +40,43 @@ impl ConnParams {
     /// Whether `host` names a unix-socket directory.
     pub fn is_socket(&self) -> bool {
         self.host.starts_with('/')
+    }
+}
+
+impl From<DatabaseCredentials> for ConnParams {
+    fn from(c: DatabaseCredentials) -> ConnParams {
+        ConnParams {
+            host: c.host,
+            port: c.port,
+            user: c.user,
+            database: c.database,
+            password: c.password,
+            secured: c.secured,
+            secured_validation: c.secured_validation,
+        }
+    }
+}
+
+impl From<&ConnParams> for DatabaseCredentials {
+    fn from(p: &ConnParams) -> DatabaseCredentials {
+        DatabaseCredentials {
+            host: p.host.clone(),
+            port: p.port,
+            user: p.user.clone(),
+            database: p.database.clone(),
+            password: p.password.clone(),
+            secured: p.secured,
+            secured_validation: p.secured_validation,
+        }
+    }
+}
+
+impl Environment {
+    /// The connection parameters of a database component: its credentials
+    /// from the conf files ([`Environment::database_credentials`]); `None`
+    /// when the component is not set up on this machine.
+    pub fn database_params(&self, db: &DatabaseComponent) -> crate::Result<Option<ConnParams>> {
+        Ok(self.database_credentials(db)?.map(ConnParams::from))
     }
 }
 

@@ -8,12 +8,35 @@
 //! stderr output as fatal).
 
 use std::io::{Read, Write};
+use std::path::Path;
 use std::process::Stdio;
 
 use crate::pg::{ClientCommand, ConnParams, PgTools};
 use crate::{Error, Result};
 
-pub use crate::archive::DumpFormat;
+/// pg_dump's output format (`--format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum DumpFormat {
+    /// SQL text, restored with psql; made without owners and privileges.
+    Plain,
+    /// pg_dump's custom archive format, restored with pg_restore.
+    #[default]
+    Custom,
+    /// One file per table in a directory, which pg_dump can write with
+    /// several jobs (`-f` names the directory).
+    Directory,
+}
+
+impl DumpFormat {
+    /// The value of `--format`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DumpFormat::Plain => "plain",
+            DumpFormat::Custom => "custom",
+            DumpFormat::Directory => "directory",
+        }
+    }
+}
 
 /// How to dump.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +50,9 @@ pub struct DumpOptions {
     /// `--snapshot=<name>`: dump as of a snapshot exported by another session
     /// (`pg_export_snapshot()`), which must stay open until pg_dump has started.
     pub snapshot: Option<String>,
+    /// `--jobs=<n>`: tables dumped in parallel, only into a directory
+    /// ([`DumpFormat::Directory`], see [`directory_dump_command`]).
+    pub jobs: Option<u32>,
 }
 
 impl DumpOptions {
@@ -36,6 +62,7 @@ impl DumpOptions {
             format,
             compression: None,
             snapshot: None,
+            jobs: None,
         }
     }
 
@@ -45,6 +72,7 @@ impl DumpOptions {
             format,
             compression: Some(0),
             snapshot: None,
+            jobs: None,
         }
     }
 }
@@ -99,6 +127,31 @@ pub fn dump_command(
         }
         cmd.arg(format!("--snapshot={snapshot}"));
     }
+    if let Some(jobs) = options.jobs {
+        if options.format != DumpFormat::Directory || jobs == 0 {
+            return Err(Error::usage(format!(
+                "pg_dump runs {jobs} jobs only into a directory: give at least 1, with the directory format"
+            )));
+        }
+        cmd.arg(format!("--jobs={jobs}"));
+    }
+    Ok(cmd)
+}
+
+/// The pg_dump command that writes a directory-format dump into `dir`
+/// (which must not exist), with `options.jobs` jobs.
+pub fn directory_dump_command(
+    conn: &ConnParams,
+    tools: &PgTools,
+    options: &DumpOptions,
+    dir: &Path,
+) -> Result<ClientCommand> {
+    let options = DumpOptions {
+        format: DumpFormat::Directory,
+        ..options.clone()
+    };
+    let mut cmd = dump_command(conn, tools, &options)?;
+    cmd.arg("-f").arg(dir);
     Ok(cmd)
 }
 
@@ -112,6 +165,11 @@ pub fn dump_database(
     options: &DumpOptions,
     sink: &mut dyn Write,
 ) -> Result<DumpReport> {
+    if options.format == DumpFormat::Directory {
+        return Err(Error::usage(
+            "a directory dump is written into a directory, not streamed: use directory_dump_command",
+        ));
+    }
     let cmd = dump_command(conn, tools, options)?;
     let mut running = cmd.spawn(Stdio::null(), Stdio::piped())?;
     let mut stdout = running
@@ -220,6 +278,27 @@ mod tests {
         assert!(custom
             .describe()
             .ends_with("--disable-triggers --format=custom -Z0"));
+    }
+
+    #[test]
+    fn directory_dump_with_jobs() {
+        let options = DumpOptions {
+            format: DumpFormat::Directory,
+            compression: Some(1),
+            snapshot: Some("00000003-0000001B-1".into()),
+            jobs: Some(4),
+        };
+        let cmd =
+            directory_dump_command(&conn(), &tools(), &options, Path::new("/tmp/w/dump")).unwrap();
+        assert!(cmd.describe().ends_with(
+            "--format=directory -Z1 --snapshot=00000003-0000001B-1 --jobs=4 -f /tmp/w/dump"
+        ));
+        let streamed = DumpOptions {
+            jobs: Some(4),
+            ..DumpOptions::uncompressed(DumpFormat::Custom)
+        };
+        assert!(dump_command(&conn(), &tools(), &streamed).is_err());
+        assert!(dump_database(&conn(), &tools(), &options, &mut Vec::new()).is_err());
     }
 
     #[test]

@@ -704,6 +704,53 @@ fn owners_query() -> String {
     )
 }
 
+/// An extension a dump creates that the connected database does not have yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MissingExtension {
+    pub name: String,
+    /// The server has its files (`pg_available_extensions`).
+    pub available: bool,
+    /// The connected role may create it: a superuser, or a trusted extension.
+    pub creatable: bool,
+}
+
+/// Those of `needed` not installed in the connected database (`plpgsql`
+/// aside), with whether the server has them and the role may create them.
+pub fn missing_extensions(
+    client: &mut impl GenericClient,
+    needed: &[String],
+) -> Result<Vec<MissingExtension>> {
+    let rows = client
+        .query(
+            "SELECT wanted.name, a.name IS NOT NULL, \
+                    coalesce(v.trusted, false) OR (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) \
+               FROM unnest($1::text[]) AS wanted(name) \
+               LEFT JOIN pg_available_extensions a ON a.name = wanted.name \
+               LEFT JOIN pg_extension e ON e.extname = wanted.name \
+               LEFT JOIN pg_available_extension_versions v \
+                      ON v.name = a.name AND v.version = a.default_version \
+              WHERE e.extname IS NULL AND wanted.name <> 'plpgsql'",
+            &[&needed],
+        )
+        .map_err(|e| Error::postgres(error_text(&e)))?;
+    Ok(rows
+        .iter()
+        .map(|row| MissingExtension {
+            name: row.get(0),
+            available: row.get(1),
+            creatable: row.get(2),
+        })
+        .collect())
+}
+
+/// Bytes the connected database takes on disk (`pg_database_size`).
+pub fn database_size(client: &mut impl GenericClient) -> Result<i64> {
+    Ok(client
+        .query_one("SELECT pg_database_size(current_database())", &[])
+        .map_err(|e| Error::postgres(error_text(&e)))?
+        .get(0))
+}
+
 /// The first user object found in the connected database, or `None` when it is
 /// empty enough to restore into: only extensions, languages and an empty
 /// `public` schema are allowed.

@@ -40,10 +40,29 @@ pub struct OsUser {
 impl OsUser {
     /// The user of that name, if it exists and is not root.
     pub fn lookup(name: &str) -> Option<OsUser> {
-        pgsandbox::lookup_user(name).map(|u| OsUser {
-            name: u.name,
-            uid: u.uid,
-            gid: u.gid,
+        let cname = std::ffi::CString::new(name).ok()?;
+        // SAFETY: passwd is plain old data; all-zero is a valid value.
+        let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+        let mut buf = vec![0 as libc::c_char; 16 * 1024];
+        let mut result: *mut libc::passwd = std::ptr::null_mut();
+        // SAFETY: every pointer points to a live buffer of the size given;
+        // only the numeric fields of `pwd` are read, while `buf` is alive.
+        let rc = unsafe {
+            libc::getpwnam_r(
+                cname.as_ptr(),
+                &mut pwd,
+                buf.as_mut_ptr(),
+                buf.len(),
+                &mut result,
+            )
+        };
+        if rc != 0 || result.is_null() || pwd.pw_uid == 0 {
+            return None;
+        }
+        Some(OsUser {
+            name: name.to_string(),
+            uid: pwd.pw_uid,
+            gid: pwd.pw_gid,
         })
     }
 
@@ -423,16 +442,57 @@ pub fn restore_password_hash(admin: &Admin, name: &str, hash: Option<&str>) -> R
 
 /// `CREATE DATABASE "name" OWNER "owner" TEMPLATE template0 ENCODING 'UTF8' …`.
 pub fn create_database(admin: &Admin, name: &str, owner: &str, locale: &Locale) -> Result<()> {
+    let locale = format!(
+        " LC_COLLATE {} LC_CTYPE {}",
+        quote_literal(&locale.collate),
+        quote_literal(&locale.ctype)
+    );
+    create_database_with(admin, name, owner, &locale)
+}
+
+/// [`create_database`] with the server's default locale.
+pub fn create_database_default_locale(admin: &Admin, name: &str, owner: &str) -> Result<()> {
+    create_database_with(admin, name, owner, "")
+}
+
+fn create_database_with(admin: &Admin, name: &str, owner: &str, locale: &str) -> Result<()> {
     admin.execute(
         &admin.params.database,
         &format!(
-            "CREATE DATABASE {} OWNER {} TEMPLATE template0 ENCODING 'UTF8' \
-             LC_COLLATE {} LC_CTYPE {}",
+            "CREATE DATABASE {} OWNER {} TEMPLATE template0 ENCODING 'UTF8'{locale}",
             quote_ident(name),
             quote_ident(owner),
-            quote_literal(&locale.collate),
-            quote_literal(&locale.ctype)
         ),
+    )
+}
+
+/// A role without a password and without privileges (`NOSUPERUSER
+/// NOCREATEDB NOCREATEROLE`), that can log in or not.
+pub fn create_unprivileged_role(admin: &Admin, name: &str, login: bool) -> Result<()> {
+    admin.execute(
+        &admin.params.database,
+        &format!(
+            "CREATE ROLE {} {} NOSUPERUSER NOCREATEDB NOCREATEROLE",
+            quote_ident(name),
+            if login { "LOGIN" } else { "NOLOGIN" }
+        ),
+    )
+}
+
+/// `GRANT "role" TO "member"`: `member` acts as `role` (gives objects to it).
+pub fn grant_membership(admin: &Admin, role: &str, member: &str) -> Result<()> {
+    admin.execute(
+        &admin.params.database,
+        &format!("GRANT {} TO {}", quote_ident(role), quote_ident(member)),
+    )
+}
+
+/// Let `role` create objects in the `public` schema of `database`, which
+/// PostgreSQL 15 and later grant to nobody.
+pub fn grant_create_on_public(admin: &Admin, database: &str, role: &str) -> Result<()> {
+    admin.execute(
+        database,
+        &format!("GRANT CREATE ON SCHEMA public TO {}", quote_ident(role)),
     )
 }
 
@@ -453,6 +513,17 @@ pub fn create_extension(admin: &Admin, database: &str, name: &str) -> Result<()>
     admin.execute(
         database,
         &format!("CREATE EXTENSION IF NOT EXISTS {}", quote_ident(name)),
+    )
+}
+
+/// Create an extension and the extensions it requires (`CASCADE`), as superuser.
+pub fn create_extension_with_requirements(admin: &Admin, database: &str, name: &str) -> Result<()> {
+    admin.execute(
+        database,
+        &format!(
+            "CREATE EXTENSION IF NOT EXISTS {} CASCADE",
+            quote_ident(name)
+        ),
     )
 }
 

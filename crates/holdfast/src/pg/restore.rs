@@ -9,6 +9,8 @@
 //! contents the entries that a non-superuser restoring into a database it owns
 //! cannot and need not restore (the `public` schema and its comment, extensions
 //! and languages that already exist), then any error is a real one.
+//!
+//! A restore that fails is taken back with [`empty_database`].
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -321,6 +323,21 @@ pub fn restore_custom(
         Vec::new()
     };
     run_pg_restore(conn, tools, dump, options.restore_permissions, &extra)
+}
+
+/// Empty again a database that was empty before a restore into it: drop what
+/// the restoring role (`params.user`) created, after ending the sessions a
+/// killed run left there.
+pub fn empty_database(params: &ConnParams) -> Result<()> {
+    let mut client = crate::pg::connect(params)?;
+    crate::pg::conn::end_orphaned_sessions(&mut client)?;
+    client
+        .batch_execute("DROP OWNED BY CURRENT_USER CASCADE")
+        .map_err(|e| Error::postgres(crate::pg::error_text(&e)))?;
+    if let Some(object) = crate::pg::inspect::database_is_empty(&mut client)? {
+        return Err(Error::failed(format!("{object} is left")));
+    }
+    Ok(())
 }
 
 /// Restore a custom-format dump all or nothing (`--single-transaction

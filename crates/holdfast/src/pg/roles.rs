@@ -7,8 +7,11 @@
 //! --globals-only`, which needs `pg_authid` and fails on managed servers;
 //! password hashes are read from `pg_authid` only where it is readable.
 
-use crate::pg::error_text;
+use std::collections::BTreeSet;
+use std::path::Path;
+
 use crate::pg::sql::{quote_ident, quote_literal};
+use crate::pg::{error_text, ClientCommand, PgTools};
 use crate::{Error, Result};
 
 /// A role's definition, enough to create it again.
@@ -148,6 +151,66 @@ pub fn roles_needed(client: &mut impl postgres::GenericClient) -> Result<Vec<Rol
     Ok(roles)
 }
 
+/// Those of `names` that are not roles on the server `client` is connected to,
+/// in the order given.
+pub fn missing_roles(
+    client: &mut impl postgres::GenericClient,
+    names: &[String],
+) -> Result<Vec<String>> {
+    let rows = client
+        .query(
+            "SELECT rolname::text FROM pg_roles WHERE rolname = ANY($1)",
+            &[&names],
+        )
+        .map_err(|e| Error::postgres(error_text(&e)))?;
+    let existing: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+    Ok(names
+        .iter()
+        .filter(|n| !existing.contains(n))
+        .cloned()
+        .collect())
+}
+
+/// Owners and grantees named by a custom dump (as engine-backup's extra-user
+/// scan does, from the schema's SQL), without PUBLIC and the superuser.
+pub fn roles_in_dump(tools: &PgTools, dump: &Path) -> Result<BTreeSet<String>> {
+    let mut cmd = ClientCommand::offline(tools, "pg_restore");
+    cmd.args(["-s", "-f", "-"]).arg(dump);
+    let (finished, stdout) = cmd.output()?;
+    if !finished.success() {
+        return Err(finished.failure("reading the dump's schema"));
+    }
+    Ok(roles_in_schema_sql(&String::from_utf8_lossy(&stdout)))
+}
+
+/// The roles named by `OWNER TO`, `GRANT … TO` and `REVOKE … FROM` lines.
+fn roles_in_schema_sql(text: &str) -> BTreeSet<String> {
+    let mut roles = BTreeSet::new();
+    for line in text.lines() {
+        let target = if line.starts_with("GRANT ") || line.starts_with("REVOKE ") {
+            line.rsplit_once(" TO ")
+                .or_else(|| line.rsplit_once(" FROM "))
+                .map(|(_, r)| r)
+        } else if line.starts_with("ALTER ") {
+            line.rsplit_once(" OWNER TO ").map(|(_, r)| r)
+        } else {
+            None
+        };
+        let Some(target) = target else { continue };
+        let target = target
+            .trim_end_matches(';')
+            .trim_end_matches(" WITH GRANT OPTION");
+        for name in target.split(", ") {
+            let name = name.trim().trim_matches('"').replace("\"\"", "\"");
+            if !name.is_empty() && name != "PUBLIC" && name != "postgres" && name != "CURRENT_USER"
+            {
+                roles.insert(name);
+            }
+        }
+    }
+    roles
+}
+
 impl RoleDef {
     /// `CREATE ROLE "name" WITH <attributes> [PASSWORD '<hash>']`.
     ///
@@ -222,6 +285,17 @@ pub fn is_password_hash(value: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn roles_named_by_a_schema_dump() {
+        let sql = "ALTER TABLE public.t OWNER TO engine;\n\
+                   GRANT SELECT ON TABLE public.t TO \"read\"\"er\", postgres;\n\
+                   REVOKE ALL ON SCHEMA public FROM PUBLIC;\n\
+                   GRANT ALL ON TABLE public.t TO dwh WITH GRANT OPTION;\n\
+                   CREATE TABLE public.t (x int);\n";
+        let roles: Vec<String> = super::roles_in_schema_sql(sql).into_iter().collect();
+        assert_eq!(roles, ["dwh", "engine", "read\"er"]);
+    }
     use super::*;
 
     fn role() -> RoleDef {

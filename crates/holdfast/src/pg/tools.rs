@@ -38,6 +38,21 @@ impl PgTools {
         choose_for_server(installed(), server_version_num)
     }
 
+    /// The client tools to use against the server `client` is connected to
+    /// (its `server_version_num`, see [`PgTools::for_server`]).
+    pub fn for_client(client: &mut impl postgres::GenericClient) -> Result<PgTools> {
+        let num: i32 = client
+            .query_one("SELECT current_setting('server_version_num')::int", &[])
+            .map_err(|e| {
+                Error::postgres(format!(
+                    "cannot read the server version: {}",
+                    crate::pg::error_text(&e)
+                ))
+            })?
+            .get(0);
+        PgTools::for_server(num)
+    }
+
     /// The newest installed client tools, for work that involves no server yet
     /// (listing an archive's table of contents).
     pub fn newest() -> Result<PgTools> {

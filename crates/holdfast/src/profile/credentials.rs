@@ -7,9 +7,8 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Local};
 
-use super::{CredentialsFile, DatabaseComponent, Environment, Profile};
+use super::{CredentialsFile, DatabaseComponent, DatabaseCredentials, Environment, Profile};
 use crate::conf::{self, ConfValue, Format, Location, UrlPart};
-use crate::pg::ConnParams;
 use crate::{Error, Result};
 
 /// The keys of `db` that hold `p`: the credential keys, then the profile's extra
@@ -17,7 +16,7 @@ use crate::{Error, Result};
 pub fn conf_changes(
     profile: &Profile,
     db: &DatabaseComponent,
-    p: &ConnParams,
+    p: &DatabaseCredentials,
 ) -> Vec<(String, ConfValue)> {
     let k = &profile.credential_keys;
     let key = |suffix: &str| format!("{}{suffix}", db.key_prefix);
@@ -73,7 +72,7 @@ pub fn conf_changes(
 pub fn file_changes(
     db: &DatabaseComponent,
     c: &CredentialsFile,
-    p: &ConnParams,
+    p: &DatabaseCredentials,
 ) -> Result<Vec<(Location, ConfValue)>> {
     let mut out = Vec::new();
     for part in UrlPart::ALL {
@@ -113,6 +112,9 @@ pub fn file_changes(
     Ok(out)
 }
 
+/// Values to change in one file, each at its location.
+type Changes = Vec<(Location, ConfValue)>;
+
 /// A conf file and the values to change in it.
 #[derive(Debug, Clone)]
 pub struct ConfRewrite {
@@ -145,7 +147,7 @@ impl ConfRewrite {
 pub fn conf_rewrites(
     env: &Environment,
     future: &Environment,
-    changed: &BTreeMap<String, ConnParams>,
+    changed: &BTreeMap<String, DatabaseCredentials>,
 ) -> Result<Vec<ConfRewrite>> {
     let profile = &env.profile;
     let mut by_file: BTreeMap<PathBuf, ConfRewrite> = BTreeMap::new();
@@ -154,7 +156,7 @@ pub fn conf_rewrites(
         let Some(params) = changed.get(&db.scope) else {
             continue;
         };
-        let files: Vec<(&str, Format, Vec<(Location, ConfValue)>)> = match &db.credentials {
+        let files: Vec<(&str, Format, Changes)> = match &db.credentials {
             Some(c) => vec![(c.file.as_str(), c.format, file_changes(db, c, params)?)],
             None => {
                 let changes: Vec<(Location, ConfValue)> = conf_changes(profile, db, params)

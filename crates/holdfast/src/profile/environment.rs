@@ -1,11 +1,10 @@
 //! A profile applied to one machine: the install root, the values its conf files
-//! hold now, and from them each component's connection parameters.
+//! hold now, and from them each database component's credentials.
 
 use std::path::{Path, PathBuf};
 
 use super::{CredentialsFile, DatabaseComponent, EnabledIf, Profile, SqliteComponent};
 use crate::conf::{self, ConfValues, UrlPart};
-use crate::pg::ConnParams;
 use crate::secret::Password;
 use crate::{Error, Result};
 
@@ -50,6 +49,24 @@ pub enum Component<'p> {
     Sqlite(&'p SqliteComponent),
 }
 
+/// Where a database component is and who connects to it, as the
+/// application's conf files say (or as they will say after a rewrite). Plain
+/// data: `pg::ConnParams` is made from it to connect.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DatabaseCredentials {
+    /// Host name, IP address, or an absolute directory for a unix socket.
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub database: String,
+    /// `None` when the conf files hold none.
+    pub password: Option<Password>,
+    /// `ssl=true` in the application's JDBC URL (`*_DB_SECURED`).
+    pub secured: bool,
+    /// Certificate and host validation (`*_DB_SECURED_VALIDATION`).
+    pub secured_validation: bool,
+}
+
 /// A profile, the install root it applies to, and the conf values read from it.
 #[derive(Debug, Clone)]
 pub struct Environment {
@@ -80,11 +97,14 @@ impl Environment {
         self.conf.get(key)
     }
 
-    /// The component's connection parameters from the conf files; `None` when its
+    /// The component's credentials from the conf files; `None` when its
     /// user key is empty (the component is not set up on this machine).
-    pub fn database_params(&self, db: &DatabaseComponent) -> Result<Option<ConnParams>> {
+    pub fn database_credentials(
+        &self,
+        db: &DatabaseComponent,
+    ) -> Result<Option<DatabaseCredentials>> {
         if let Some(c) = &db.credentials {
-            return self.file_params(db, c);
+            return self.file_credentials(db, c);
         }
         let keys = &self.profile.credential_keys;
         let get = |suffix: &str| {
@@ -113,7 +133,7 @@ impl Environment {
         let password = get(&keys.password)
             .filter(|p| !p.is_empty())
             .map(Password::new);
-        Ok(Some(ConnParams {
+        Ok(Some(DatabaseCredentials {
             host: get(&keys.host).unwrap_or_else(|| "localhost".into()),
             port,
             user,
@@ -127,11 +147,11 @@ impl Environment {
     /// The credentials a component's own config file holds (through its
     /// format), with the profile's defaults for what it leaves out; `None` when
     /// that gives no user (the file is absent and no default user is named).
-    fn file_params(
+    fn file_credentials(
         &self,
         db: &DatabaseComponent,
         c: &CredentialsFile,
-    ) -> Result<Option<ConnParams>> {
+    ) -> Result<Option<DatabaseCredentials>> {
         let path = self.root.join(&c.file);
         let text = if path.is_file() {
             Some(conf::read_text(&path)?)
@@ -164,7 +184,7 @@ impl Environment {
                 ))
             })?,
         };
-        Ok(Some(ConnParams {
+        Ok(Some(DatabaseCredentials {
             host: get(UrlPart::Host)?
                 .filter(|h| !h.is_empty())
                 .unwrap_or_else(|| "localhost".into()),

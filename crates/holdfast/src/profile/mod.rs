@@ -11,7 +11,7 @@ mod version;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-pub use environment::{Component, Environment, InstallRoot};
+pub use environment::{Component, DatabaseCredentials, Environment, InstallRoot};
 pub use model::*;
 pub use version::{check_restore_version, installed_version, loose_version_cmp};
 

@@ -16,20 +16,6 @@ use crate::pg::restore::restore_custom_atomic;
 use crate::pg::{error_text, ConnParams, PgPass, PgTools};
 use crate::{Error, IoContext, Result};
 
-/// The client programs matching the server of `client`.
-pub fn client_tools(client: &mut Client) -> Result<PgTools> {
-    let num: i32 = client
-        .query_one("SELECT current_setting('server_version_num')::int", &[])
-        .map_err(|e| {
-            Error::postgres(format!(
-                "cannot read the server version: {}",
-                error_text(&e)
-            ))
-        })?
-        .get(0);
-    PgTools::for_server(num)
-}
-
 /// Environment for an executable upgrade script: `PGHOST`… and, with a
 /// password, `PGPASSFILE` pointing at `pgpass`, which must outlive the script.
 pub fn client_env(params: &ConnParams, pgpass: Option<&PgPass>) -> Vec<(String, String)> {
@@ -49,7 +35,7 @@ pub fn client_env(params: &ConnParams, pgpass: Option<&PgPass>) -> Vec<(String, 
 
 /// Take a custom-format dump of the database to `target` (created 0600).
 pub fn take(client: &mut Client, params: &ConnParams, target: &Path) -> Result<()> {
-    let tools = client_tools(client)?;
+    let tools = PgTools::for_client(client)?;
     let file = fs::OpenOptions::new()
         .write(true)
         .create(true)
@@ -62,6 +48,7 @@ pub fn take(client: &mut Client, params: &ConnParams, target: &Path) -> Result<(
         format: DumpFormat::Custom,
         compression: None,
         snapshot: None,
+        jobs: None,
     };
     dump_database(params, &tools, &options, &mut out).map_err(|e| {
         Error::failed(format!(
@@ -80,7 +67,7 @@ pub fn take(client: &mut Client, params: &ConnParams, target: &Path) -> Result<(
 /// `client`, then restore in a single transaction (extensions the drop kept are
 /// left out of the restore list).
 pub fn restore(client: &mut Client, params: &ConnParams, dump: &Path) -> Result<()> {
-    let tools = client_tools(client)?;
+    let tools = PgTools::for_client(client)?;
     let sql_failed = |e: postgres::Error| {
         Error::postgres(format!(
             "cannot clear the database before the restore: {}",

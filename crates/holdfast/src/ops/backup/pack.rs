@@ -1,0 +1,115 @@
+//! Writing the archive from the staged members: `config`, `os_version`,
+//! `files`, `version`, the dumps and the manifest, to a temporary name that
+//! is synced and renamed into place.
+
+use std::path::Path;
+
+use crate::archive::manifest::{DatabaseRecord, ToolInfo};
+use crate::archive::{ArchiveConfig, ArchiveWriter, DumpSettings, Manifest, WriterOptions};
+use crate::log::Log;
+use crate::ops::{BackupRequest, DumpPlan};
+use crate::Result;
+
+use super::plan::Plan;
+
+/// Write the archive; returns its size.
+pub(super) fn pack(
+    req: &BackupRequest,
+    plan: &Plan,
+    tar: &Path,
+    records: Vec<DatabaseRecord>,
+    log: &Log,
+) -> Result<u64> {
+    let env = &req.env;
+    let files_path = tar.join("files");
+    let threads = req.threads.max(1);
+    let config = archive_config(req);
+    crate::interrupt::check()?;
+    let mut writer = ArchiveWriter::create(
+        &req.file,
+        WriterOptions {
+            codec: req.archive_codec,
+            level: None,
+            threads,
+            overwrite: req.overwrite,
+        },
+    )?;
+    writer.add_bytes("config", config.render())?;
+    writer.add_bytes("os_version", format!("{}\n", os_version()))?;
+    if plan.files {
+        writer.add_file("files", &files_path)?;
+    }
+    writer.add_bytes("version", format!("{}\n", req.application_version))?;
+    for job in &plan.databases {
+        writer.add_file(&job.component.member, &tar.join(&job.component.member))?;
+    }
+    for s in &plan.sqlite {
+        writer.add_file(&s.member, &tar.join(&s.member))?;
+    }
+    let manifest = Manifest {
+        format_version: 1,
+        tool: ToolInfo {
+            name: "holdfast".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+        },
+        created_at: chrono::Local::now().to_rfc3339(),
+        profile: env.profile.name.clone(),
+        profile_source: env.profile.source.as_ref().map(|p| p.display().to_string()),
+        application_version: req.application_version.clone(),
+        host: env.fqdn(),
+        scopes: plan.scopes(),
+        members: writer.member_records(),
+        databases: records,
+    };
+    writer.add_bytes(
+        crate::archive::manifest::MANIFEST_MEMBER,
+        manifest.to_json(),
+    )?;
+    log.line(&format!(
+        "Creating sha256sum at {}",
+        tar.join("sha256sum").display()
+    ));
+    log.output(&format!("Packing into file '{}'", req.file.display()));
+    log.line(&format!("Creating tarball {}", req.file.display()));
+    crate::interrupt::check()?;
+    let written = writer.finish()?;
+    Ok(std::fs::metadata(&written).map(|m| m.len()).unwrap_or(0))
+}
+
+/// The `config` member: how each database the profile backs up is dumped
+/// (engine-backup's defaults for those not in the request).
+fn archive_config(req: &BackupRequest) -> ArchiveConfig {
+    let mut config = ArchiveConfig::default();
+    for db in req.env.profile.databases.iter().filter(|d| !d.restore_only) {
+        let s = req
+            .dumps
+            .get(&db.scope)
+            .copied()
+            .unwrap_or_else(DumpPlan::engine_backup_default);
+        config.set(
+            &db.archive_config_prefix,
+            DumpSettings {
+                compressor: s.codec,
+                format: s.format,
+            },
+        );
+    }
+    config
+}
+
+/// `debian12`, `rhel9`: the distribution id and major version, as engine-backup writes it.
+pub fn os_version() -> String {
+    let text = std::fs::read_to_string("/etc/os-release").unwrap_or_default();
+    let get = |k: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}=")))
+            .map(|v| v.trim_matches('"').to_string())
+            .unwrap_or_default()
+    };
+    let major = get("VERSION_ID")
+        .split('.')
+        .next()
+        .unwrap_or("")
+        .to_string();
+    format!("{}{major}", get("ID"))
+}

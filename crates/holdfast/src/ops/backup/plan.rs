@@ -1,0 +1,158 @@
+//! What a backup covers, decided before anything is written: each scope's
+//! component present on this machine (what is skipped is said), each database
+//! reachable with the client programs for its server; the destination and the
+//! compression level checked.
+
+use std::path::Path;
+
+use crate::archive::Codec;
+use crate::log::Log;
+use crate::ops::{BackupRequest, DumpPlan};
+use crate::pg::{self, ConnParams, PgTools};
+use crate::profile::{Component, DatabaseComponent, SqliteComponent};
+use crate::{Error, Result};
+
+/// One database to dump, with everything checked beforehand.
+pub(super) struct DbJob<'a> {
+    pub component: &'a DatabaseComponent,
+    pub params: ConnParams,
+    pub tools: PgTools,
+    pub settings: DumpPlan,
+}
+
+/// What will be backed up.
+pub(super) struct Plan<'a> {
+    pub files: bool,
+    pub databases: Vec<DbJob<'a>>,
+    pub sqlite: Vec<&'a SqliteComponent>,
+}
+
+impl Plan<'_> {
+    pub fn scopes(&self) -> Vec<String> {
+        let mut s = Vec::new();
+        if self.files {
+            s.push("files".to_string());
+        }
+        s.extend(self.databases.iter().map(|d| d.component.scope.clone()));
+        s.extend(self.sqlite.iter().map(|c| c.scope.clone()));
+        s
+    }
+}
+
+pub(super) fn plan<'a>(req: &'a BackupRequest, log: &Log) -> Result<Plan<'a>> {
+    let env = &req.env;
+    let explicit = |scope: &str| {
+        req.scopes.len() < env.profile.scopes().len() && req.scopes.iter().any(|s| s == scope)
+    };
+    let skip = |scope: &str, why: String| {
+        if explicit(scope) {
+            log.output(&why);
+        } else {
+            log.line(&why);
+        }
+    };
+    let mut plan = Plan {
+        files: false,
+        databases: Vec::new(),
+        sqlite: Vec::new(),
+    };
+    for scope in &req.scopes {
+        match env.component(scope) {
+            Some(Component::Files) => plan.files = true,
+            Some(Component::Database(db)) => {
+                if db.restore_only {
+                    skip(
+                        scope,
+                        format!(
+                            "- {} database: restore only, not backed up (scope '{scope}')",
+                            db.backup_label()
+                        ),
+                    );
+                    continue;
+                }
+                let params = match env.database_params(db)? {
+                    Some(p) if env.condition_holds(db.enabled_if.as_ref()) => p,
+                    _ => {
+                        skip(
+                            scope,
+                            format!(
+                                "- {} database: not configured on this machine, skipped (scope '{scope}')",
+                                db.backup_label()
+                            ),
+                        );
+                        continue;
+                    }
+                };
+                let settings = req
+                    .dumps
+                    .get(scope)
+                    .copied()
+                    .unwrap_or_else(DumpPlan::engine_backup_default);
+                let tools = PgTools::for_client(&mut pg::connect(&params)?)?;
+                plan.databases.push(DbJob {
+                    component: db,
+                    params,
+                    tools,
+                    settings,
+                });
+            }
+            Some(Component::Sqlite(s)) => {
+                let path = env.root.join(&s.path);
+                if env.condition_holds(s.enabled_if.as_ref()) && path.is_file() {
+                    plan.sqlite.push(s);
+                } else {
+                    skip(
+                        scope,
+                        format!(
+                            "- {} database: not present on this machine, skipped (scope '{scope}')",
+                            s.label
+                        ),
+                    );
+                }
+            }
+            None => return Err(Error::usage(format!("invalid scope '{scope}'"))),
+        }
+    }
+    if !plan.files && plan.databases.is_empty() && plan.sqlite.is_empty() {
+        return Err(Error::usage(
+            "nothing to back up: none of the requested scopes is configured on this machine",
+        ));
+    }
+    Ok(plan)
+}
+
+pub(super) fn preflight_destination(req: &BackupRequest) -> Result<()> {
+    let dir = req.file.parent().unwrap_or(Path::new("."));
+    if !dir.is_dir() {
+        return Err(Error::usage(format!(
+            "the directory of --file ({}) does not exist; create it or choose another path",
+            dir.display()
+        )));
+    }
+    if req.file.is_dir() {
+        return Err(Error::usage(format!(
+            "{} is a directory; --file must name a file",
+            req.file.display()
+        )));
+    }
+    if req.file.exists() && !req.overwrite {
+        return Err(Error::usage(format!(
+            "{} exists; choose another --file or pass --overwrite",
+            req.file.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Refuse a compression level that a codec in use does not take, before
+/// anything is written.
+pub(super) fn preflight_compression(req: &BackupRequest, plan: &Plan) -> Result<()> {
+    let mut codecs: Vec<Codec> = plan.databases.iter().map(|j| j.settings.codec).collect();
+    if plan.files {
+        codecs.push(req.files_codec);
+    }
+    for codec in codecs {
+        codec.encoder(std::io::sink(), req.compress_level, 1)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,225 @@
+//! Migrate's copy and proof: the source dumped in an exported snapshot
+//! (parallel directory dump, gzip level 1) while the same snapshot's
+//! checksums are taken, restored into the target in parallel jobs, then every
+//! table, sequence and object compared.
+
+use std::path::Path;
+
+use crate::log::Log;
+use crate::pg::dump::{DumpFormat, DumpOptions};
+use crate::pg::inspect::{self, ObjectInventory, SequenceValue, TableChecksum};
+use crate::pg::{self, ConnParams, PgTools};
+use crate::{Error, Result};
+
+use super::MigrateRequest;
+
+/// One database's content as of one moment.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Content {
+    tables: Vec<TableChecksum>,
+    sequences: Vec<SequenceValue>,
+    inventory: ObjectInventory,
+}
+
+/// Dump the source in an exported snapshot (whose checksums are taken at the
+/// same time) and restore into the target; returns the source's content.
+pub(super) fn copy(
+    req: &MigrateRequest,
+    source: &ConnParams,
+    tools: &PgTools,
+    src_client: &mut postgres::Client,
+    work: &Path,
+    log: &Log,
+) -> Result<Content> {
+    let sql_err = |e: postgres::Error| Error::postgres(format!("source: {}", pg::error_text(&e)));
+    let (mut tx, snapshot) = inspect::export_snapshot(src_client)?;
+    let dir = work.join("dump");
+    let dump = pg::dump::directory_dump_command(
+        source,
+        tools,
+        &DumpOptions {
+            format: DumpFormat::Directory,
+            compression: Some(1),
+            snapshot: Some(snapshot),
+            jobs: Some(req.jobs),
+        },
+        &dir,
+    )?;
+    log.line(&dump.describe());
+    let (content, dumped) = std::thread::scope(|s| {
+        let dumper = s.spawn(|| dump.output());
+        let content = content(&mut tx);
+        (
+            content,
+            dumper
+                .join()
+                .unwrap_or_else(|_| Err(Error::failed("the dump thread panicked"))),
+        )
+    });
+    let (finished, _) = dumped?;
+    if !finished.success() {
+        return Err(finished.failure(&format!("of the source database '{}'", source.database)));
+    }
+    let content = content?;
+    tx.commit().map_err(sql_err)?;
+    log.output(&format!(
+        "- dumped '{}' ({})",
+        source.database,
+        crate::log::count(req.jobs as usize, "job", "jobs")
+    ));
+    let report = pg::restore::restore_custom(
+        &req.target,
+        tools,
+        &dir,
+        &pg::restore::RestoreOptions {
+            jobs: req.jobs,
+            restore_permissions: true,
+        },
+    )?;
+    log.line(&report.command);
+    for m in &report.messages {
+        log.line(m);
+    }
+    log.output(&format!(
+        "- restored into '{}' ({})",
+        req.target.database,
+        crate::log::count(req.jobs as usize, "job", "jobs")
+    ));
+    Ok(content)
+}
+
+pub(super) fn content(client: &mut impl inspect::Snapshot) -> Result<Content> {
+    Ok(Content {
+        tables: inspect::table_fingerprints(client)?,
+        sequences: inspect::sequences(client)?,
+        inventory: inspect::object_inventory(client)?,
+    })
+}
+
+/// Print and log the comparison; an error when anything differs.
+pub(super) fn compare(source: &Content, target: &Content, log: &Log) -> Result<usize> {
+    let mut differences = Vec::new();
+    log.output(&format!(
+        "  {:<40} {:>10} {:>10}  {}",
+        "table", "source", "target", "checksum"
+    ));
+    for s in &source.tables {
+        let name = format!("{}.{}", s.schema, s.name);
+        match target
+            .tables
+            .iter()
+            .find(|t| t.schema == s.schema && t.name == s.name)
+        {
+            Some(t) => {
+                let same = t.rows == s.rows && t.checksum == s.checksum;
+                log.output(&format!(
+                    "  {:<40} {:>10} {:>10}  {}",
+                    name,
+                    s.rows,
+                    t.rows,
+                    if same { "same" } else { "DIFFERENT" }
+                ));
+                if !same {
+                    differences.push(format!("table {name}"));
+                }
+            }
+            None => {
+                log.output(&format!(
+                    "  {:<40} {:>10} {:>10}  MISSING",
+                    name, s.rows, "-"
+                ));
+                differences.push(format!("table {name} missing"));
+            }
+        }
+    }
+    for t in target.tables.iter().filter(|t| {
+        !source
+            .tables
+            .iter()
+            .any(|s| s.schema == t.schema && s.name == t.name)
+    }) {
+        differences.push(format!("table {}.{} only on the target", t.schema, t.name));
+    }
+    if source.sequences != target.sequences {
+        differences.push("sequence values".into());
+    }
+    log.output(&format!(
+        "  {} {}",
+        crate::log::count(source.sequences.len(), "sequence", "sequences"),
+        if source.sequences == target.sequences {
+            "same"
+        } else {
+            "DIFFERENT"
+        }
+    ));
+    for (what, a, b) in inventory_parts(&source.inventory, &target.inventory) {
+        let same = a == b;
+        log.output(&format!(
+            "  {:<16} {:>6} {:>6}  {}",
+            what,
+            a.len(),
+            b.len(),
+            if same { "same" } else { "DIFFERENT" }
+        ));
+        if !same {
+            let only_source: Vec<&String> = a
+                .iter()
+                .filter(|x| !b.contains(x))
+                .take(3)
+                .copied()
+                .collect();
+            let only_target: Vec<&String> = b
+                .iter()
+                .filter(|x| !a.contains(x))
+                .take(3)
+                .copied()
+                .collect();
+            differences.push(format!(
+                "{what} (source only: {only_source:?}, target only: {only_target:?})"
+            ));
+        }
+    }
+    if source.inventory.comments != target.inventory.comments {
+        differences.push(format!(
+            "comments ({} vs {})",
+            source.inventory.comments, target.inventory.comments
+        ));
+    }
+    if !differences.is_empty() {
+        return Err(Error::failed(format!(
+            "the copy differs from the source: {}",
+            differences.join("; ")
+        )));
+    }
+    log.output(&format!(
+        "- {}, sequences and objects equal on both sides",
+        crate::log::count(source.tables.len(), "table", "tables")
+    ));
+    Ok(source.tables.len())
+}
+
+/// Inventory lists to compare; the database's own owner and grant lines name
+/// the database, which may be renamed by the migration.
+fn inventory_parts<'a>(
+    a: &'a ObjectInventory,
+    b: &'a ObjectInventory,
+) -> Vec<(&'static str, Vec<&'a String>, Vec<&'a String>)> {
+    let keep = |v: &'a Vec<String>| -> Vec<&'a String> {
+        v.iter().filter(|x| !x.starts_with("database ")).collect()
+    };
+    vec![
+        ("schemas", keep(&a.schemas), keep(&b.schemas)),
+        ("tables", keep(&a.tables), keep(&b.tables)),
+        ("views", keep(&a.views), keep(&b.views)),
+        ("matviews", keep(&a.matviews), keep(&b.matviews)),
+        ("sequences", keep(&a.sequences), keep(&b.sequences)),
+        ("types", keep(&a.types), keep(&b.types)),
+        ("functions", keep(&a.functions), keep(&b.functions)),
+        ("indexes", keep(&a.indexes), keep(&b.indexes)),
+        ("constraints", keep(&a.constraints), keep(&b.constraints)),
+        ("triggers", keep(&a.triggers), keep(&b.triggers)),
+        ("policies", keep(&a.policies), keep(&b.policies)),
+        ("grants", keep(&a.grants), keep(&b.grants)),
+        ("owners", keep(&a.owners), keep(&b.owners)),
+    ]
+}
