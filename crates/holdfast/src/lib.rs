@@ -12,7 +12,9 @@
 //!   inspects databases;
 //! - [`archive`] writes and reads engine-backup compatible archives with a
 //!   manifest of ours;
-//! - [`ops`] sequences these into backup, verify and restore;
+//! - [`ops`] sequences these into backup, verify and restore, each from a
+//!   request built by the constructors of [`ops::request`] (which hold the
+//!   defaults both command-line faces share);
 //! - [`schema`] applies versioned upgrade scripts.
 //!
 //! Argument parsing lives in the `holdfast-cli` crate; this crate does no I/O on

@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::log::Log;
 use crate::ops::provisioning::{self, Target, Undo};
+pub use crate::ops::request::MigrateRequest;
 use crate::ops::WorkDir;
 use crate::pg::command::ClientCommand;
 use crate::pg::inspect::{self, ObjectInventory, SequenceValue, TableChecksum};
@@ -28,23 +29,6 @@ use crate::pg::{self, ConnParams, PgTools};
 use crate::profile::credentials::conf_rewrites;
 use crate::profile::{DatabaseComponent, Environment};
 use crate::{Error, IoContext, Result};
-
-/// A validated migration of one database scope.
-#[derive(Debug)]
-pub struct MigrateRequest {
-    pub env: Environment,
-    pub scope: String,
-    /// Where the database goes, and the application's credentials there.
-    pub target: ConnParams,
-    /// A superuser on the target server, to create the role and database; without
-    /// it they must exist (the database empty).
-    pub admin: Option<ConnParams>,
-    /// pg_dump and pg_restore jobs.
-    pub jobs: u32,
-    /// Accept a running application (writes after the snapshot are not copied).
-    pub online: bool,
-    pub tmpdir: PathBuf,
-}
 
 /// What a migration did.
 #[derive(Debug)]
@@ -119,9 +103,6 @@ fn run_uninterrupted(req: &MigrateRequest, log: &Log) -> Result<MigrateOutcome> 
         return Err(Error::usage(
             "the target is the source database; give another --to-host, --to-port or --to-name",
         ));
-    }
-    if req.jobs == 0 {
-        return Err(Error::usage("--jobs must be at least 1"));
     }
 
     log.output("Checking:");
@@ -455,14 +436,14 @@ fn copy(
     log.output(&format!(
         "- dumped '{}' ({})",
         source.database,
-        crate::log::count(req.jobs as usize, "job", "jobs")
+        crate::log::count(req.jobs.get() as usize, "job", "jobs")
     ));
     let report = pg::restore::restore_custom(
         &req.target,
         tools,
         &dir,
         &pg::restore::RestoreOptions {
-            jobs: req.jobs,
+            jobs: req.jobs.get(),
             restore_permissions: true,
         },
     )?;
@@ -473,7 +454,7 @@ fn copy(
     log.output(&format!(
         "- restored into '{}' ({})",
         req.target.database,
-        crate::log::count(req.jobs as usize, "job", "jobs")
+        crate::log::count(req.jobs.get() as usize, "job", "jobs")
     ));
     Ok(content)
 }

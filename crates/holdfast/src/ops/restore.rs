@@ -236,7 +236,7 @@ fn run_uninterrupted(req: &RestoreRequest, log: &Log) -> Result<RestoreOutcome> 
                 }),
             params,
             tools: None,
-            jobs: req.jobs.get(&db.scope).copied().unwrap_or(2).max(1),
+            jobs: req.jobs_for(&db.scope).get(),
             created: provisioned.is_some_and(|t| t.existing_owner.is_none()),
             seekable: std::cell::OnceCell::new(),
         };
