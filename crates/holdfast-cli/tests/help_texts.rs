@@ -47,7 +47,7 @@ fn holdfast_help_of_every_verb() {
     every_help(&mut cli, "holdfast", &mut helps);
     assert!(helps.len() > 10, "{} help texts", helps.len());
     for (path, text) in helps {
-        let name = format!("help_{}", path.replace(' ', "_").replace('-', "_"));
+        let name = format!("help_{}", path.replace([' ', '-'], "_"));
         insta::assert_snapshot!(name, without_version(&text));
     }
 }
