@@ -185,7 +185,7 @@ pub fn measure(
             secured: false,
             secured_validation: false,
         }),
-        jobs,
+        jobs: holdfast::ops::Jobs::new(jobs)?,
         online: false,
         tmpdir: work.path().to_path_buf(),
     };

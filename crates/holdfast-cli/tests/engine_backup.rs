@@ -12,6 +12,46 @@ fn mode(path: &std::path::Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
 }
 
+/// A console transcript as snapshots pin it: the sample's directory (fresh
+/// each run) as `[DIR]`, and every date and time as `[TIME]`.
+fn transcript(s: &Sample, text: &str) -> String {
+    let text = text.replace(&s.dir.path().display().to_string(), "[DIR]");
+    text.lines()
+        .map(without_times)
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n"
+}
+
+/// `line` with each `YYYY-MM-DD HH:MM:SS`-like stretch (a date, a time, or
+/// both) replaced by `[TIME]`.
+fn without_times(line: &str) -> String {
+    let is_stamp_char =
+        |c: char| c.is_ascii_digit() || matches!(c, '-' | ':' | '.' | ' ' | 'T' | '+');
+    let mut out = String::new();
+    let mut rest = line;
+    while let Some(start) = rest.find(|c: char| c.is_ascii_digit()) {
+        let (before, from) = rest.split_at(start);
+        out.push_str(before);
+        let len = from.find(|c: char| !is_stamp_char(c)).unwrap_or(from.len());
+        let stamp = from[..len].trim_end();
+        let looks_like_time = stamp.len() >= 8
+            && (stamp.matches(':').count() >= 2 || stamp.matches('-').count() >= 2);
+        if looks_like_time {
+            out.push_str("[TIME]");
+            rest = &from[stamp.len()..];
+        } else {
+            let digits = from
+                .find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(from.len());
+            out.push_str(&from[..digits]);
+            rest = &from[digits..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 #[test]
 fn full_backup_verify_and_restore_over_a_cleaned_install() {
     let s = Sample::start();
@@ -41,6 +81,7 @@ fn full_backup_verify_and_restore_over_a_cleaned_install() {
             "Done.",
         ]
     );
+    insta::assert_snapshot!("backup_console", transcript(&s, &run.stdout));
     // engine-backup's layout and its default config, byte for byte.
     let names = members(&archive);
     for m in [
@@ -65,6 +106,7 @@ fn full_backup_verify_and_restore_over_a_cleaned_install() {
          MANAGEDBLOCK_DB_DUMP_COMPRESSOR=\nMANAGEDBLOCK_DB_DUMP_FORMAT=custom\n",
         "the fixture's default config, byte for byte"
     );
+    insta::assert_snapshot!("config_member_default", config);
 
     assert_eq!(
         std::fs::read_to_string(reader.member_path("version").unwrap()).unwrap(),
@@ -91,8 +133,9 @@ fn full_backup_verify_and_restore_over_a_cleaned_install() {
         "no password in the log"
     );
 
-    s.engine_backup(&["--mode=verify", "--file=backup1", "--log=verify.log"])
-        .ok();
+    let run = s.engine_backup(&["--mode=verify", "--file=backup1", "--log=verify.log"]);
+    run.ok();
+    insta::assert_snapshot!("verify_console", transcript(&s, &run.stdout));
 
     s.clean_databases();
     let run = s.engine_backup(&[
@@ -114,6 +157,7 @@ fn full_backup_verify_and_restore_over_a_cleaned_install() {
         "{}",
         run.stdout
     );
+    insta::assert_snapshot!("restore_console", transcript(&s, &run.stdout));
     let engine_after = checksums(&s.engine("engine"));
     // The engine table engine_backup_log gained the notification rows after the dump.
     let mut want = expected_after_restore(&engine_before);
@@ -231,16 +275,20 @@ fn small_size_plain_dumps_round_trip() {
         "#".repeat(78),
         "#".repeat(78)
     )));
+    insta::assert_snapshot!("backup_console_small_size", transcript(&s, &run.stdout));
     let reader =
         holdfast::archive::ArchiveReader::open(&s.path("small"), Default::default()).unwrap();
     assert_eq!(reader.codec(), holdfast::archive::Codec::Xz);
+    let config = std::fs::read_to_string(reader.member_path("config").unwrap()).unwrap();
+    insta::assert_snapshot!("config_member_small_size", config);
     drop(reader);
     s.engine_backup(&["--mode=verify", "--file=small", "--log=v.log"])
         .ok();
     s.clean_databases();
     // All dumps are plain: no permissions option is needed (engine-backup demands one).
-    s.engine_backup(&["--mode=restore", "--file=small", "--log=r.log"])
-        .ok();
+    let run = s.engine_backup(&["--mode=restore", "--file=small", "--log=r.log"]);
+    run.ok();
+    insta::assert_snapshot!("restore_console_plain", transcript(&s, &run.stdout));
     let mut got = checksums(&s.engine("engine"));
     let mut want = expected_after_restore(&engine_before);
     got.remove("public.engine_backup_log");
@@ -285,6 +333,14 @@ fn help_and_argument_errors() {
         ),
         (
             vec!["--mode=backup", "--db-restore-jobs=x"],
+            "FATAL: invalid number of jobs",
+        ),
+        (
+            vec!["--mode=backup", "--dwh-db-restore-jobs=0"],
+            "FATAL: invalid number of jobs",
+        ),
+        (
+            vec!["--mode=backup", "--db-restore-jobs=99999999999"],
             "FATAL: invalid number of jobs",
         ),
         (

@@ -1,7 +1,7 @@
 //! A full disk and an unwritable temporary directory, on real small
-//! filesystems (tmpfs mounts; the tests say SKIPPED where mounting is not
-//! permitted): the archive's filesystem filling up during a backup, the
-//! temporary directory filling up during a backup's dumps and a restore's
+//! filesystems (tmpfs mounts: those tests need root, so they are ignored
+//! unless run as root with `cargo test -- --ignored`): the archive's
+//! filesystem filling up during a backup, the temporary directory filling up during a backup's dumps and a restore's
 //! unpacking, and a temporary directory that cannot be written (a read-only
 //! mount, which stops root too, and a path under a file). Each gives a clear
 //! message and a non-zero exit, leaves no file at `--file` (a previous archive
@@ -29,6 +29,7 @@ fn run(s: &Sample, tmp: &std::path::Path, args: &[&str]) -> Run {
 }
 
 #[test]
+#[ignore = "needs root: mounts a small tmpfs"]
 fn a_full_disk_during_backup_keeps_the_previous_archive_and_leaves_nothing() {
     let s = Sample::start();
     let tmp = tempfile::tempdir().unwrap();
@@ -42,10 +43,7 @@ fn a_full_disk_during_backup_keeps_the_previous_archive_and_leaves_nothing() {
     s.cluster.execute("engine", BULK).unwrap();
     // Room for the previous archive and 512 KiB more: not for the new one.
     let size = format!("{}k", previous.len() / 1024 + 512);
-    let Some(fs) = SmallFs::mount(&size) else {
-        eprintln!("SKIPPED: cannot mount a small tmpfs here (needs root)");
-        return;
-    };
+    let fs = SmallFs::mount(&size).expect("needs root: mount a small tmpfs");
     let nightly = fs.path().join("nightly");
     std::fs::write(&nightly, &previous).unwrap();
     let file = format!("--file={}", nightly.display());
@@ -66,13 +64,11 @@ fn a_full_disk_during_backup_keeps_the_previous_archive_and_leaves_nothing() {
 }
 
 #[test]
+#[ignore = "needs root: mounts a small tmpfs"]
 fn a_full_temporary_directory_during_backup_dumps_leaves_nothing() {
     let s = Sample::start();
     s.cluster.execute("engine", BULK).unwrap();
-    let Some(fs) = SmallFs::mount("512k") else {
-        eprintln!("SKIPPED: cannot mount a small tmpfs here (needs root)");
-        return;
-    };
+    let fs = SmallFs::mount("512k").expect("needs root: mount a small tmpfs");
     let r = run(
         &s,
         fs.path(),
@@ -86,6 +82,7 @@ fn a_full_temporary_directory_during_backup_dumps_leaves_nothing() {
 }
 
 #[test]
+#[ignore = "needs root: mounts a small tmpfs"]
 fn a_full_temporary_directory_during_unpacking_changes_nothing() {
     let s = Sample::start();
     s.cluster.execute("engine", BULK).unwrap();
@@ -98,10 +95,7 @@ fn a_full_temporary_directory_during_unpacking_changes_nothing() {
     .ok();
     s.clean_databases();
     let before = tree(&s.root());
-    let Some(fs) = SmallFs::mount("1m") else {
-        eprintln!("SKIPPED: cannot mount a small tmpfs here (needs root)");
-        return;
-    };
+    let fs = SmallFs::mount("1m").expect("needs root: mount a small tmpfs");
     let tmpdir = format!("--tmpdir={}", fs.path().display());
     let r = run(
         &s,
@@ -127,19 +121,19 @@ fn a_full_temporary_directory_during_unpacking_changes_nothing() {
     assert_eq!(leftovers(tmp.path()), Vec::<String>::new());
 }
 
-#[test]
-fn an_unwritable_temporary_directory_is_refused_before_anything_is_done() {
+/// A sample backed up into `good` (through `tmp`) and cleaned for a restore.
+fn backed_up_and_cleaned(tmp: &std::path::Path) -> Sample {
     let s = Sample::start();
-    let tmp = tempfile::tempdir().unwrap();
-    run(
-        &s,
-        tmp.path(),
-        &["--mode=backup", "--file=good", "--log=b.log"],
-    )
-    .ok();
+    run(&s, tmp, &["--mode=backup", "--file=good", "--log=b.log"]).ok();
     s.clean_databases();
-    let before = tree(&s.root());
+    s
+}
 
+#[test]
+fn a_temporary_directory_under_a_file_is_refused_before_anything_is_done() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = backed_up_and_cleaned(tmp.path());
+    let before = tree(&s.root());
     // A path under a regular file.
     std::fs::write(s.path("plain-file"), "x").unwrap();
     let under_file = s.path("plain-file").join("tmp");
@@ -153,11 +147,17 @@ fn an_unwritable_temporary_directory_is_refused_before_anything_is_done() {
         eprintln!("{mode}: {}", r.stderr.trim());
         assert!(r.stderr.contains("tmp"), "{}", r.stderr);
     }
+    assert_eq!(tree(&s.root()), before, "install root unchanged");
+}
+
+#[test]
+#[ignore = "needs root: mounts a small tmpfs"]
+fn a_read_only_temporary_directory_is_refused_before_anything_is_done() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = backed_up_and_cleaned(tmp.path());
+    let before = tree(&s.root());
     // A read-only filesystem: unwritable even for root.
-    let Some(fs) = SmallFs::mount("1m") else {
-        eprintln!("SKIPPED: cannot mount a small tmpfs here (needs root)");
-        return;
-    };
+    let fs = SmallFs::mount("1m").expect("needs root: mount a small tmpfs");
     let ro = std::process::Command::new("mount")
         .args(["-o", "remount,ro"])
         .arg(fs.path())
@@ -229,17 +229,20 @@ fn entries(dir: &std::path::Path) -> Vec<String> {
     names
 }
 
+/// `holdfast ARGS` for the sample, with `default_tmp` as TMPDIR.
+fn hf(s: &Sample, default_tmp: &std::path::Path, args: &[&str]) -> Run {
+    start(holdfast(s.dir.path(), &s.root(), default_tmp, args))
+        .finish(LIMIT)
+        .0
+}
+
 #[test]
-fn deep_verify_keeps_everything_temporary_under_tmpdir_and_checks_its_room_first() {
+fn deep_verify_keeps_everything_temporary_under_tmpdir() {
     let s = Sample::start();
     // TMPDIR (the default) and --tmpdir are two different, fresh directories.
     let default_tmp = tempfile::tempdir().unwrap();
     let chosen = tempfile::tempdir().unwrap();
-    let hf = |args: &[&str]| {
-        start(holdfast(s.dir.path(), &s.root(), default_tmp.path(), args))
-            .finish(LIMIT)
-            .0
-    };
+    let hf = |args: &[&str]| hf(&s, default_tmp.path(), args);
     hf(&["backup", "--file", "good"]).ok();
     assert_eq!(entries(default_tmp.path()), Vec::<String>::new());
 
@@ -267,13 +270,18 @@ fn deep_verify_keeps_everything_temporary_under_tmpdir_and_checks_its_room_first
         Vec::<String>::new(),
         "left under --tmpdir"
     );
+}
 
+#[test]
+#[ignore = "needs root: mounts a small tmpfs"]
+fn deep_verify_checks_the_room_under_tmpdir_first() {
+    let s = Sample::start();
+    let default_tmp = tempfile::tempdir().unwrap();
+    let hf = |args: &[&str]| hf(&s, default_tmp.path(), args);
+    hf(&["backup", "--file", "good"]).ok();
     // Too small for the throwaway cluster: refused before anything is written,
     // while a plain verify fits.
-    let Some(fs) = SmallFs::mount("24m") else {
-        eprintln!("SKIPPED: cannot mount a small tmpfs here (needs root)");
-        return;
-    };
+    let fs = SmallFs::mount("24m").expect("needs root: mount a small tmpfs");
     let small = fs.path().display().to_string();
     let r = hf(&["verify", "--deep", "--tmpdir", &small, "good"]);
     assert_ne!(r.code, 0, "{}", r.stdout);

@@ -69,6 +69,26 @@ fn the_native_face_names_only_its_own_options() {
         "{}",
         eb.stderr
     );
+
+    // Zero jobs: refused by both faces alike, each in its own words.
+    let native = s.holdfast(&[
+        "restore",
+        "--file",
+        "x.backup",
+        "--restore-permissions",
+        "--jobs",
+        "0",
+    ]);
+    native.fails_with("must be at least 1; pass --jobs 1 or more");
+    assert_eq!(native.code, 2, "a usage error");
+    let eb = s.engine_backup(&[
+        "--mode=restore",
+        "--file=x.backup",
+        "--log=r0.log",
+        "--restore-permissions",
+        "--db-restore-jobs=0",
+    ]);
+    eb.fails_with("FATAL: invalid number of jobs\nFATAL: failed parsing jobs\n");
 }
 
 #[test]

@@ -39,6 +39,9 @@ pub enum Remedy {
     /// into another database than the restored configuration names
     /// (engine-backup's `--change-<prefix>-credentials`).
     OtherTargetDatabase { option_prefix: String },
+    /// Give a number of parallel jobs of 1 or more (holdfast's `--jobs`,
+    /// engine-backup's `--<prefix>-restore-jobs`).
+    AtLeastOneJob,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

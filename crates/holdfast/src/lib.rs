@@ -34,7 +34,9 @@
 //! - [`ops`] is the only place that sequences these: each operation takes a
 //!   validated request ([`ops::BackupRequest`], [`ops::VerifyRequest`],
 //!   [`ops::RestoreRequest`] with its [`ops::ProvisionRequest`],
-//!   [`ops::migrate::MigrateRequest`], [`ops::repo::RepoBackupRequest`]) and
+//!   [`ops::migrate::MigrateRequest`], [`ops::repo::RepoBackupRequest`]),
+//!   built by the constructors of [`ops::request`], which hold the defaults
+//!   both command-line faces share (such as [`ops::request::Jobs`]), and
 //!   runs it in named phases ([`ops::backup`], [`ops::verify`],
 //!   [`ops::restore`], [`ops::migrate`], [`ops::repo`]); a restore is
 //!   journaled ([`ops::journal::Journal`]) so that a failure or a kill is

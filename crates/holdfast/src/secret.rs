@@ -27,6 +27,18 @@ impl Password {
     pub fn is_empty(&self) -> bool {
         self.expose().is_empty()
     }
+
+    /// The first line of a password file (`--admin-passfile`, `--db-passfile`,
+    /// `--password-file`, …): the rest of the file is ignored, and the text read
+    /// is wiped from memory. The error is the operating system's, for each
+    /// face to word with its option.
+    pub fn from_file(path: &std::path::Path) -> std::io::Result<Password> {
+        use secrecy::zeroize::Zeroize;
+        let mut text = std::fs::read_to_string(path)?;
+        let password = Password::new(text.lines().next().unwrap_or(""));
+        text.zeroize();
+        Ok(password)
+    }
 }
 
 impl fmt::Debug for Password {
@@ -89,6 +101,20 @@ mod tests {
         let p = Password::new("hunter2-debug");
         assert_eq!(format!("{p:?}"), "Password([REDACTED])");
         assert_eq!(p.expose(), "hunter2-debug");
+    }
+
+    #[test]
+    fn a_password_file_gives_its_first_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pw");
+        std::fs::write(&path, "first-line-pw\nsecond\n").unwrap();
+        assert_eq!(
+            Password::from_file(&path).unwrap().expose(),
+            "first-line-pw"
+        );
+        std::fs::write(&path, "").unwrap();
+        assert_eq!(Password::from_file(&path).unwrap().expose(), "");
+        assert!(Password::from_file(&dir.path().join("missing")).is_err());
     }
 
     #[test]

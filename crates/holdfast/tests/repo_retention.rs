@@ -339,11 +339,16 @@ fn first_nine_days() -> Vec<Zoned> {
     times
 }
 
-/// The decision table: one line per item, newest first.
+/// The decision table of the seed's policy: one line per item, newest first.
 fn decision_table(times: Vec<Zoned>) -> String {
+    decision_table_of(&seed_policy(), times)
+}
+
+/// The decision table of `policy` on 2026-11-01 23:50.
+fn decision_table_of(policy: &Retention, times: Vec<Zoned>) -> String {
     let now = nightly(date(2026, 11, 1));
     let items = times.iter().map(|t| ((), t.clone())).collect();
-    let verdicts = seed_policy().apply(items, &now).unwrap();
+    let verdicts = policy.apply(items, &now).unwrap();
     verdicts
         .iter()
         .map(|v| {
@@ -394,4 +399,52 @@ fn the_oldest_snapshot_is_kept_and_labelled_as_restic_0_17_does() {
     } else {
         assert_eq!(kept, restic_kept, "{version}");
     }
+}
+
+/// Four runs a day (00:50, 06:50, 12:50, 18:50) over the last three days of
+/// October, for the hourly rule.
+fn four_a_day() -> Vec<Zoned> {
+    let mut times = Vec::new();
+    for day in 29..=31 {
+        for hour in [0, 6, 12, 18] {
+            times.push(
+                date(2026, 10, day)
+                    .at(hour, 50, 0, 0)
+                    .to_zoned(TimeZone::UTC)
+                    .unwrap(),
+            );
+        }
+    }
+    times
+}
+
+/// The rules the seed's policy does not use, each pinned on its own and in a
+/// mix: what a policy keeps must not drift between releases.
+#[test]
+fn every_rule_decides_as_pinned() {
+    let last = Retention {
+        last: Some(3),
+        ..Default::default()
+    };
+    insta::assert_snapshot!("last_3", decision_table_of(&last, first_nine_days()));
+    let hourly = Retention {
+        hourly: Some(5),
+        ..Default::default()
+    };
+    insta::assert_snapshot!("hourly_5", decision_table_of(&hourly, four_a_day()));
+    let within = Retention {
+        within: Some("10d".into()),
+        ..Default::default()
+    };
+    insta::assert_snapshot!("within_10d", decision_table_of(&within, synthetic_times()));
+    let mixed = Retention {
+        last: Some(2),
+        weekly: Some(2),
+        yearly: Some(1),
+        ..Default::default()
+    };
+    insta::assert_snapshot!(
+        "last_2_weekly_2_yearly_1",
+        decision_table_of(&mixed, synthetic_times())
+    );
 }

@@ -1,6 +1,5 @@
 //! `holdfast backup`: engine-backup's archive, with holdfast's faster defaults.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use clap::Args;
@@ -8,7 +7,8 @@ use holdfast::archive::{Codec, DumpFormat};
 use holdfast::log::Log;
 use holdfast::ops::{self, BackupRequest, DumpPlan};
 
-use super::{absolute, EnvArgs};
+use super::EnvArgs;
+use crate::shared::absolute;
 
 #[derive(Debug, Args)]
 pub struct BackupArgs {
@@ -57,41 +57,25 @@ pub fn parse_format(v: &str) -> Result<DumpFormat, String> {
 pub fn run(a: BackupArgs, log: &Log) -> holdfast::Result<()> {
     let env = a.env.environment()?;
     let scopes = ops::expand_scopes(&env, &a.scopes)?;
-    let application_version = holdfast::profile::installed_version(
-        &env.profile.version,
-        env.root.path(),
-        a.env.installed_version.as_deref(),
-    )?;
-    let dumps: BTreeMap<String, DumpPlan> = env
-        .profile
-        .databases
-        .iter()
-        .map(|d| {
-            (
-                d.scope.clone(),
-                DumpPlan {
-                    format: a.dump_format,
-                    codec: a.compressor,
-                    pg_dump_compress: Some(0),
-                },
-            )
-        })
-        .collect();
-    let req = BackupRequest {
-        scopes,
-        file: absolute(&a.file),
-        tmpdir: a.env.tmpdir()?,
-        archive_codec: a.archive_compressor,
-        files_codec: a.compressor,
-        compress_level: a.compress_level,
-        dumps,
-        application_version,
-        overwrite: a.overwrite,
-        threads: a
-            .threads
-            .unwrap_or_else(crate::engine_backup::hiargs::default_threads),
+    let mut req = BackupRequest::new(
         env,
-    };
+        scopes,
+        absolute(&a.file),
+        a.env.tmpdir()?,
+        a.env.installed_version.as_deref(),
+    )?
+    .with_dump_plan(DumpPlan {
+        format: a.dump_format,
+        codec: a.compressor,
+        ..DumpPlan::holdfast_default()
+    });
+    req.archive_codec = a.archive_compressor;
+    req.files_codec = a.compressor;
+    req.compress_level = a.compress_level;
+    req.overwrite = a.overwrite;
+    if let Some(threads) = a.threads {
+        req.threads = threads;
+    }
     ops::backup::run(&req, log)?;
     log.output("Done.");
     Ok(())

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::Args;
 use holdfast::log::Log;
 use holdfast::ops::migrate::{self, MigrateRequest};
+use holdfast::ops::Jobs;
 use holdfast::pg::ConnParams;
 use holdfast::{Error, Password};
 
@@ -51,7 +52,7 @@ pub struct MigrateArgs {
     #[arg(long, value_name = "FILE")]
     pub admin_passfile: Option<PathBuf>,
     /// pg_dump and pg_restore jobs.
-    #[arg(long, default_value_t = 2, value_name = "N")]
+    #[arg(long, default_value_t = Jobs::DEFAULT.get(), value_name = "N")]
     pub jobs: u32,
     /// Copy while the application runs (what it writes after the copy starts is lost).
     #[arg(long)]
@@ -62,13 +63,12 @@ pub struct MigrateArgs {
 }
 
 fn first_line(path: &std::path::Path) -> holdfast::Result<Password> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    Password::from_file(path).map_err(|e| {
         Error::usage(format!(
             "Can not read password file {}: {e}",
             path.display()
         ))
-    })?;
-    Ok(Password::new(text.lines().next().unwrap_or("")))
+    })
 }
 
 pub fn run(a: MigrateArgs, log: &Log) -> holdfast::Result<()> {
@@ -128,7 +128,7 @@ pub fn run(a: MigrateArgs, log: &Log) -> holdfast::Result<()> {
         scope: a.scope.clone(),
         target,
         admin,
-        jobs: a.jobs,
+        jobs: Jobs::new(a.jobs)?,
         online: a.online,
         tmpdir: a.env.tmpdir()?,
         env,

@@ -247,11 +247,26 @@ pub fn run(cli: Cli) -> ExitCode {
 
 /// An error in the native face's words, with no known secret in it.
 pub fn describe(e: &holdfast::Error) -> String {
-    // A remedy (`Error::Remedied`) names an option only engine-backup has
-    // (restoring into another database than the archive's configuration
-    // names): the native face shows the message without it.
     // Last line of defence: no known secret leaves in an error message.
-    holdfast::secret::Redactor::global().redact(&e.to_string())
+    holdfast::secret::Redactor::global().redact(&worded(e))
+}
+
+/// The message with its remedy in this face's option names. A remedy only
+/// engine-backup has an option for is left out: this face never recommends
+/// an engine-backup option.
+fn worded(e: &holdfast::Error) -> String {
+    match e {
+        holdfast::Error::Remedied { error, remedy } => {
+            let why = worded(error);
+            match remedy {
+                // Restoring into another database than the archive's
+                // configuration names: engine-backup's --change-…-credentials.
+                holdfast::Remedy::OtherTargetDatabase { .. } => why,
+                holdfast::Remedy::AtLeastOneJob => format!("{why}; pass --jobs 1 or more"),
+            }
+        }
+        other => other.to_string(),
+    }
 }
 
 /// The operating system's part of an I/O error.
@@ -259,16 +274,5 @@ fn io_reason(e: &holdfast::Error) -> String {
     match e {
         holdfast::Error::Io { source, .. } => source.to_string(),
         other => other.to_string(),
-    }
-}
-
-/// Make a relative path absolute against the current directory.
-pub fn absolute(p: &std::path::Path) -> PathBuf {
-    if p.is_absolute() {
-        p.to_path_buf()
-    } else {
-        std::env::current_dir()
-            .map(|d| d.join(p))
-            .unwrap_or_else(|_| p.to_path_buf())
     }
 }

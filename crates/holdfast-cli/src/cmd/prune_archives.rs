@@ -10,8 +10,8 @@ use holdfast::archive::printable;
 use holdfast::repo::archives::{prune_archives, TimeSource};
 use holdfast::repo::jiff::Zoned;
 
-use super::absolute;
 use super::repo::{print_verdicts, KeepArgs};
+use crate::shared::absolute;
 
 #[derive(Debug, Args)]
 pub struct PruneArchivesArgs {

@@ -4,14 +4,13 @@
 //! --password-file, HOLDFAST_REPO_PASSWORD or a prompt, never from the
 //! command line; so do the REST password and the S3 keys (restic's variables).
 
-use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
 use holdfast::archive::{Codec, WriterOptions};
 use holdfast::log::Log;
-use holdfast::ops::{self, RestoreRequest};
+use holdfast::ops::{self, RepoBackupRequest};
 use holdfast::repo::jiff::Zoned;
 use holdfast::repo::retention::Verdict;
 use holdfast::repo::{
@@ -21,7 +20,8 @@ use holdfast::{Error, Password};
 
 use super::backup::parse_codec;
 use super::restore::{ProvisionArgs, RestoreChoices};
-use super::{absolute, EnvArgs};
+use super::EnvArgs;
+use crate::shared::absolute;
 
 /// The environment variable holding the repository password.
 pub const PASSWORD_ENV: &str = "HOLDFAST_REPO_PASSWORD";
@@ -441,13 +441,9 @@ fn open(location: &RepoLocation, password_file: Option<&Path>) -> holdfast::Resu
 
 /// The first line of a secret file, not empty.
 fn first_line_secret(path: &Path, option: &str) -> holdfast::Result<Password> {
-    let text = std::fs::read_to_string(path)
+    let password = Password::from_file(path)
         .map_err(|e| Error::usage(format!("cannot read {option} {}: {e}", path.display())))?;
-    let first = text.lines().next().unwrap_or("");
-    non_empty(
-        Password::new(first),
-        &format!("{option} {}", path.display()),
-    )
+    non_empty(password, &format!("{option} {}", path.display()))
 }
 
 /// The password: from a file, the environment, or the terminal (twice when
@@ -488,20 +484,15 @@ fn non_empty(p: Password, origin: &str) -> holdfast::Result<Password> {
 fn backup(repo: &mut Repo, a: BackupArgs, log: &Log) -> holdfast::Result<()> {
     let env = a.env.environment()?;
     let scopes = ops::expand_scopes(&env, &a.scopes)?;
-    let application_version = holdfast::profile::installed_version(
-        &env.profile.version,
-        env.root.path(),
+    let mut req = RepoBackupRequest::new(
+        env,
+        scopes,
+        a.env.tmpdir()?,
         a.env.installed_version.as_deref(),
     )?;
-    let req = ops::repo::RepoBackupRequest {
-        scopes,
-        tmpdir: a.env.tmpdir()?,
-        application_version,
-        threads: a
-            .threads
-            .unwrap_or_else(crate::engine_backup::hiargs::default_threads),
-        env,
-    };
+    if let Some(threads) = a.threads {
+        req.threads = threads;
+    }
     let outcome = ops::repo::backup(repo, &req, log)?;
     let s = &outcome.snapshot;
     log.output(&format!(
@@ -534,32 +525,19 @@ fn restore(repo: &mut Repo, a: RestoreArgs, log: &Log) -> holdfast::Result<()> {
         }
         (manifest, _) => a.env.environment_for(manifest.as_ref(), &what)?,
     };
-    let jobs = a.choices.jobs(&env)?;
-    let scopes = ops::expand_scopes(&env, &a.choices.scopes)?;
-    let installed_version = holdfast::profile::installed_version(
-        &env.profile.version,
-        env.root.path(),
+    let provision = a.provision.request(&env)?;
+    let req = a.choices.request(
+        env,
+        archive.path(),
+        tmpdir,
         a.env.installed_version.as_deref(),
+        provision,
     )?;
     log.line(&format!(
         "Snapshot {} materialised as {}",
         archive.snapshot.id,
         archive.path().display()
     ));
-    let restore_permissions = a.choices.permissions();
-    let provision = a.provision.request(&env)?;
-    let req = RestoreRequest {
-        scopes,
-        file: archive.path(),
-        tmpdir,
-        restore_permissions,
-        keep_temporary_data: a.choices.keep_temporary_data,
-        jobs,
-        installed_version,
-        credentials: BTreeMap::new(),
-        provision,
-        env,
-    };
     ops::restore::run(&req, log)?;
     log.output("Done.");
     Ok(())
@@ -571,7 +549,7 @@ fn export(repo: &mut Repo, a: ExportArgs) -> holdfast::Result<()> {
     let options = WriterOptions {
         codec: a.compressor,
         level: None,
-        threads: crate::engine_backup::hiargs::default_threads(),
+        threads: ops::default_threads(),
         overwrite: a.overwrite,
     };
     let info = ops::repo::export(repo, &a.snapshot, &file, options, &tmpdir)?;

@@ -1,15 +1,14 @@
 //! `holdfast restore`: put an archive back onto a cleaned install.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use clap::Args;
 use holdfast::log::Log;
-use holdfast::ops::{self, AdminOptions, ProvisionRequest, RestoreRequest};
-use holdfast::profile::Environment;
+use holdfast::ops::{self, AdminOptions, Jobs, ProvisionRequest, RestoreRequest};
 use holdfast::Password;
 
-use super::{absolute, EnvArgs};
+use super::EnvArgs;
+use crate::shared::absolute;
 
 #[derive(Debug, Args)]
 pub struct RestoreArgs {
@@ -46,7 +45,7 @@ pub struct RestoreChoices {
     #[arg(long)]
     pub no_restore_permissions: bool,
     /// pg_restore jobs for every database.
-    #[arg(long, default_value_t = 2, value_name = "N")]
+    #[arg(long, default_value_t = Jobs::DEFAULT.get(), value_name = "N")]
     pub jobs: u32,
     /// Skip the profile's post-restore clean-up steps.
     #[arg(long)]
@@ -63,17 +62,28 @@ impl RestoreChoices {
         }
     }
 
-    /// `--jobs` for every database of the profile; at least 1.
-    pub fn jobs(&self, env: &Environment) -> holdfast::Result<BTreeMap<String, u32>> {
-        if self.jobs == 0 {
-            return Err(holdfast::Error::usage("--jobs must be at least 1"));
-        }
-        Ok(env
-            .profile
-            .databases
-            .iter()
-            .map(|d| (d.scope.clone(), self.jobs))
-            .collect())
+    /// `--jobs`, for every database; 0 is refused.
+    pub fn jobs(&self) -> holdfast::Result<Jobs> {
+        Jobs::new(self.jobs)
+    }
+
+    /// A restore of `file` into `env` as these choices say.
+    pub fn request(
+        &self,
+        env: holdfast::profile::Environment,
+        file: PathBuf,
+        tmpdir: PathBuf,
+        installed_version: Option<&str>,
+        provision: ProvisionRequest,
+    ) -> holdfast::Result<RestoreRequest> {
+        let jobs = self.jobs()?;
+        let scopes = ops::expand_scopes(&env, &self.scopes)?;
+        Ok(RestoreRequest {
+            restore_permissions: self.permissions(),
+            keep_temporary_data: self.keep_temporary_data,
+            provision,
+            ..RestoreRequest::new(env, scopes, file, tmpdir, installed_version)?.with_jobs(jobs)
+        })
     }
 }
 
@@ -124,15 +134,12 @@ impl ProvisionArgs {
         }
         let password = match &self.admin_passfile {
             None => None,
-            Some(f) => {
-                let text = std::fs::read_to_string(f).map_err(|e| {
-                    holdfast::Error::usage(format!(
-                        "cannot read the password file {} ({e}); pass a readable file to --admin-passfile",
-                        f.display()
-                    ))
-                })?;
-                Some(Password::new(text.lines().next().unwrap_or("")))
-            }
+            Some(f) => Some(Password::from_file(f).map_err(|e| {
+                holdfast::Error::usage(format!(
+                    "cannot read the password file {} ({e}); pass a readable file to --admin-passfile",
+                    f.display()
+                ))
+            })?),
         };
         Ok(ProvisionRequest {
             scopes: self.provision_scopes.clone(),
@@ -177,27 +184,14 @@ pub fn run(a: RestoreArgs, log: &Log) -> holdfast::Result<()> {
     let env = a
         .env
         .environment_for(manifest.as_ref(), &format!("{}", file.display()))?;
-    let jobs = a.choices.jobs(&env)?;
-    let scopes = ops::expand_scopes(&env, &a.choices.scopes)?;
-    let installed_version = holdfast::profile::installed_version(
-        &env.profile.version,
-        env.root.path(),
-        a.env.installed_version.as_deref(),
-    )?;
-    let restore_permissions = a.choices.permissions();
     let provision = a.provision.request(&env)?;
-    let req = RestoreRequest {
-        scopes,
-        file,
-        tmpdir: a.env.tmpdir()?,
-        restore_permissions,
-        keep_temporary_data: a.choices.keep_temporary_data,
-        jobs,
-        installed_version,
-        credentials: BTreeMap::new(),
-        provision,
+    let req = a.choices.request(
         env,
-    };
+        file,
+        a.env.tmpdir()?,
+        a.env.installed_version.as_deref(),
+        provision,
+    )?;
     ops::restore::run(&req, log)?;
     log.output("Done.");
     Ok(())

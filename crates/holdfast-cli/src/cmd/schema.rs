@@ -118,9 +118,7 @@ impl ConnectionArgs {
     /// Connection parameters with the password from the first source that has one.
     pub fn params(&self) -> Result<ConnParams> {
         let password = if let Some(path) = &self.passfile {
-            let text =
-                std::fs::read_to_string(path).context(|| format!("read {}", path.display()))?;
-            Some(Password::new(text.lines().next().unwrap_or("")))
+            Some(Password::from_file(path).context(|| format!("read {}", path.display()))?)
         } else if let Ok(value) = std::env::var(PASSWORD_ENV) {
             Some(Password::new(value))
         } else if self.password_prompt {

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use clap::Args;
 use holdfast_serve::{ServeConfig, ServeError, TlsFiles};
 
-use super::absolute;
+use crate::shared::absolute;
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {

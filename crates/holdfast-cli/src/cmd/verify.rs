@@ -6,7 +6,8 @@ use clap::Args;
 use holdfast::log::Log;
 use holdfast::ops::{self, VerifyRequest};
 
-use super::{absolute, EnvArgs};
+use super::EnvArgs;
+use crate::shared::absolute;
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
@@ -33,13 +34,11 @@ pub fn run(a: VerifyArgs, log: &Log) -> holdfast::Result<()> {
     let env = a
         .env
         .environment_for(manifest.as_ref(), &format!("{}", file.display()))?;
-    let installed_version = a.env.installed_version.clone();
+    // The version given is checked as given: the native verify looks
+    // nothing up (it runs where the application may not be installed).
     let req = VerifyRequest {
-        file,
-        tmpdir: a.env.tmpdir()?,
-        installed_version,
         deep: a.deep,
-        env,
+        ..VerifyRequest::new(env, file, a.env.tmpdir()?, a.env.installed_version.clone())
     };
     ops::verify::run(&req, log)?;
     log.output("Done.");

@@ -74,7 +74,7 @@ USAGE:
  --db-compressor=COMPRESSOR         compress the dump with COMPRESSOR (default: None)
  --db-dump-format=FORMAT            plain or custom (default: custom); on restore the archive's
                                     format is used
- --db-restore-jobs=N                pg_restore jobs (default: 2); about 150% of the cores is good
+ --db-restore-jobs=N                pg_restore jobs (default: {jobs}); about 150% of the cores is good
  --provision-db                     on restore, create the role and the database first, as the
                                     PostgreSQL superuser, with the credentials of the backup:
                                     the role with its password (scram-sha-256), the database
@@ -109,6 +109,7 @@ USAGE:
  130/143 interrupted by SIGINT/SIGTERM (cleaned up as after a failure).
 "#,
         version = env!("CARGO_PKG_VERSION"),
-        others = others.join(", ")
+        others = others.join(", "),
+        jobs = holdfast::ops::Jobs::DEFAULT,
     )
 }

@@ -8,14 +8,15 @@ use std::path::{Path, PathBuf};
 
 use holdfast::archive::{Codec, DumpFormat};
 use holdfast::ops::{
-    self, AdminOptions, BackupRequest, DumpPlan, ProvisionRequest, RestoreRequest, VerifyRequest,
+    self, AdminOptions, BackupRequest, DumpPlan, Jobs, ProvisionRequest, RestoreRequest,
+    VerifyRequest,
 };
 use holdfast::pg::ConnParams;
 use holdfast::profile::{Environment, InstallRoot, Profile};
 use holdfast::Password;
 
 use super::lowargs::{DbLowArgs, LowArgs, PasswordArg};
-use crate::cmd::absolute;
+use crate::shared::absolute;
 
 /// What the process will do.
 #[derive(Debug)]
@@ -38,7 +39,7 @@ impl Fatal {
 
 impl From<holdfast::Error> for Fatal {
     fn from(e: holdfast::Error) -> Fatal {
-        Fatal::one(e.to_string())
+        Fatal::one(super::describe(&e))
     }
 }
 
@@ -97,11 +98,12 @@ pub fn interpret(low: LowArgs, profile: Profile, outside: &dyn Outside) -> Resul
 
     let mut dumps = BTreeMap::new();
     let mut jobs = BTreeMap::new();
+    let default_plan = DumpPlan::engine_backup_default();
     for db in &profile.databases {
         let a = low.db.get(&db.option_prefix).cloned().unwrap_or_default();
-        let codec = compressor(&a.compressor, Codec::None)?;
+        let codec = compressor(&a.compressor, default_plan.codec)?;
         let format = match &a.dump_format {
-            None => DumpFormat::Custom,
+            None => default_plan.format,
             Some(v) => DumpFormat::parse(v).map_err(|_| {
                 Fatal(vec![
                     format!("invalid dump format '{v}'"),
@@ -114,22 +116,10 @@ pub fn interpret(low: LowArgs, profile: Profile, outside: &dyn Outside) -> Resul
             DumpPlan {
                 format,
                 codec,
-                pg_dump_compress: None,
+                ..default_plan
             },
         );
-        let n = match &a.restore_jobs {
-            None => 2,
-            Some(v) if !v.is_empty() && v.chars().all(|c| c.is_ascii_digit()) => {
-                v.parse::<u32>().ok().filter(|n| *n > 0).unwrap_or(1)
-            }
-            Some(_) => {
-                return Err(Fatal(vec![
-                    "invalid number of jobs".into(),
-                    "failed parsing jobs".into(),
-                ]))
-            }
-        };
-        jobs.insert(db.scope.clone(), n);
+        jobs.insert(db.scope.clone(), restore_jobs(a.restore_jobs.as_deref())?);
     }
 
     // Passwords: files first (engine-backup reads them at parse time).
@@ -137,12 +127,7 @@ pub fn interpret(low: LowArgs, profile: Profile, outside: &dyn Outside) -> Resul
     for db in &profile.databases {
         let a = low.db.get(&db.option_prefix).cloned().unwrap_or_default();
         if let Some(f) = &a.passfile {
-            let text = std::fs::read_to_string(f)
-                .map_err(|_| Fatal::one(format!("Can not read password file {f}")))?;
-            passwords.insert(
-                db.scope.clone(),
-                Password::new(text.lines().next().unwrap_or("")),
-            );
+            passwords.insert(db.scope.clone(), read_passfile(f)?);
         }
     }
     for db in &profile.databases {
@@ -306,13 +291,6 @@ pub fn interpret(low: LowArgs, profile: Profile, outside: &dyn Outside) -> Resul
         .installed_version
         .clone()
         .or_else(|| outside.var("HOLDFAST_INSTALLED_VERSION"));
-    let installed_version = |env: &Environment| {
-        holdfast::profile::installed_version(
-            &env.profile.version,
-            env.root.path(),
-            installed.as_deref(),
-        )
-    };
 
     for dir in &default_dirs {
         use std::os::unix::fs::DirBuilderExt;
@@ -323,59 +301,62 @@ pub fn interpret(low: LowArgs, profile: Profile, outside: &dyn Outside) -> Resul
             .map_err(|e| Fatal::one(format!("Cannot create '{}': {e}", dir.display())))?;
     }
     Ok(match mode.as_str() {
-        "backup" => {
-            let application_version = installed_version(&env)?;
-            HiArgs::Backup(
-                Box::new(BackupRequest {
-                    env,
-                    scopes,
-                    file,
-                    tmpdir,
-                    archive_codec,
-                    files_codec,
-                    compress_level: None,
-                    dumps,
-                    application_version,
-                    overwrite: true,
-                    threads: default_threads(),
-                }),
-                log,
-            )
-        }
+        "backup" => HiArgs::Backup(
+            Box::new(BackupRequest {
+                archive_codec,
+                files_codec,
+                dumps,
+                overwrite: true,
+                ..BackupRequest::new(env, scopes, file, tmpdir, installed.as_deref())?
+            }),
+            log,
+        ),
         "verify" => {
             // Verify works on a machine without the application: the version
             // check runs only when the installed version is known.
-            let installed_version = installed_version(&env).ok();
+            let installed_version = ops::installed_version(&env, installed.as_deref()).ok();
             HiArgs::Verify(
-                Box::new(VerifyRequest {
-                    env,
-                    file,
-                    tmpdir,
-                    installed_version,
-                    deep: false,
-                }),
+                Box::new(VerifyRequest::new(env, file, tmpdir, installed_version)),
                 log,
             )
         }
-        _ => {
-            let installed_version = installed_version(&env)?;
-            HiArgs::Restore(
-                Box::new(RestoreRequest {
-                    env,
-                    scopes,
-                    file,
-                    tmpdir,
-                    restore_permissions: low.restore_permissions,
-                    keep_temporary_data: low.keep_temporary_data,
-                    jobs,
-                    installed_version,
-                    credentials,
-                    provision,
-                }),
-                log,
-            )
-        }
+        _ => HiArgs::Restore(
+            Box::new(RestoreRequest {
+                restore_permissions: low.restore_permissions,
+                keep_temporary_data: low.keep_temporary_data,
+                jobs,
+                credentials,
+                provision,
+                ..RestoreRequest::new(env, scopes, file, tmpdir, installed.as_deref())?
+            }),
+            log,
+        ),
     })
+}
+
+/// `--<prefix>-restore-jobs=N`: digits only, as engine-backup checks them, and
+/// at least 1 (`pg_restore -j 0` fails).
+fn restore_jobs(value: Option<&str>) -> Result<Jobs, Fatal> {
+    let Some(v) = value else {
+        return Ok(Jobs::DEFAULT);
+    };
+    v.chars()
+        .all(|c| c.is_ascii_digit())
+        .then(|| v.parse::<u32>().ok())
+        .flatten()
+        .and_then(|n| Jobs::new(n).ok())
+        .ok_or_else(|| {
+            Fatal(vec![
+                "invalid number of jobs".into(),
+                "failed parsing jobs".into(),
+            ])
+        })
+}
+
+/// The first line of a `--…-passfile`, with engine-backup's message.
+fn read_passfile(f: &str) -> Result<Password, Fatal> {
+    Password::from_file(Path::new(f))
+        .map_err(|_| Fatal::one(format!("Can not read password file {f}")))
 }
 
 /// `--provision-…`, the superuser connection and `--init-cluster`. Automatic
@@ -400,14 +381,11 @@ fn provision_request(
                 .ok_or_else(|| Fatal::one(format!("invalid port '{v}' for --admin-port")))?,
         ),
     };
-    let password = match &low.admin_passfile {
-        None => None,
-        Some(f) => {
-            let text = std::fs::read_to_string(f)
-                .map_err(|_| Fatal::one(format!("Can not read password file {f}")))?;
-            Some(Password::new(text.lines().next().unwrap_or("")))
-        }
-    };
+    let password = low
+        .admin_passfile
+        .as_deref()
+        .map(read_passfile)
+        .transpose()?;
     if low.init_cluster_datadir.is_some() && !low.init_cluster {
         return Err(Fatal::one("--init-cluster-datadir needs --init-cluster"));
     }
@@ -427,11 +405,4 @@ fn provision_request(
             .as_deref()
             .map(|d| absolute(Path::new(d))),
     })
-}
-
-/// Compression threads: every core.
-pub fn default_threads() -> u32 {
-    std::thread::available_parallelism()
-        .map(|n| n.get() as u32)
-        .unwrap_or(1)
 }

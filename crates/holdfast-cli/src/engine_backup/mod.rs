@@ -1,7 +1,7 @@
 //! The `engine-backup` face: oVirt's command lines, console lines and log format
 //! over holdfast's operations.
 
-mod help;
+pub mod help;
 pub mod hiargs;
 pub mod lowargs;
 
@@ -152,6 +152,9 @@ pub fn describe(e: &holdfast::Error) -> String {
                 holdfast::Remedy::OtherTargetDatabase { option_prefix } => format!(
                     "{why} (or pass --change-{option_prefix}-credentials to restore into another database)"
                 ),
+                holdfast::Remedy::AtLeastOneJob => {
+                    format!("{why} (pass 1 or more to --db-restore-jobs and the like)")
+                }
             }
         }
         other => other.to_string(),

@@ -291,7 +291,7 @@ pub fn run(workdir: &Path, log: &Log) -> Result<DemoOutcome> {
     let jobs = profile
         .databases
         .iter()
-        .map(|d| (d.scope.clone(), 2))
+        .map(|d| (d.scope.clone(), ops::Jobs::DEFAULT))
         .collect();
     let restore = RestoreRequest {
         env,

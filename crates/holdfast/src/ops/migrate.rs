@@ -26,6 +26,7 @@ use std::path::PathBuf;
 use crate::log::Log;
 use crate::ops::lock::{LockMode, OperationLock};
 use crate::ops::provisioning::{self, Target, Undo};
+pub use crate::ops::request::MigrateRequest;
 use crate::ops::WorkDir;
 use crate::pg::{self, ConnParams, PgTools};
 use crate::profile::credentials::{conf_rewrites, ConfRewrite};
@@ -33,23 +34,6 @@ use crate::profile::{DatabaseComponent, DatabaseCredentials, Environment};
 use crate::{Error, Result};
 
 pub use journal::{rollback, MigrationJournal, RewrittenFile};
-
-/// A validated migration of one database scope.
-#[derive(Debug)]
-pub struct MigrateRequest {
-    pub env: Environment,
-    pub scope: String,
-    /// Where the database goes, and the application's credentials there.
-    pub target: ConnParams,
-    /// A superuser on the target server, to create the role and database; without
-    /// it they must exist (the database empty).
-    pub admin: Option<ConnParams>,
-    /// pg_dump and pg_restore jobs.
-    pub jobs: u32,
-    /// Accept a running application (writes after the snapshot are not copied).
-    pub online: bool,
-    pub tmpdir: PathBuf,
-}
 
 /// What a migration did.
 #[derive(Debug)]

@@ -18,24 +18,11 @@ use crate::archive::{
     WriterOptions,
 };
 use crate::log::Log;
+pub use crate::ops::request::RepoBackupRequest;
 use crate::ops::{BackupRequest, DumpPlan, WorkDir};
-use crate::profile::Environment;
 use crate::repo::engine::SnapshotLabels;
 use crate::repo::{FileChange, Repo, SnapshotInfo};
 use crate::{Error, Result};
-
-/// A validated repository backup.
-#[derive(Debug)]
-pub struct RepoBackupRequest {
-    pub env: Environment,
-    /// Scope names (`all` expanded by the caller).
-    pub scopes: Vec<String>,
-    /// Parent of the private staging directory; needs room for one
-    /// uncompressed backup, twice over while it is checked.
-    pub tmpdir: PathBuf,
-    pub application_version: String,
-    pub threads: u32,
-}
 
 /// What a repository backup stored.
 #[derive(Debug)]

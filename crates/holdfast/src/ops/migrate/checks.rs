@@ -42,7 +42,7 @@ pub(super) fn source(req: &MigrateRequest) -> Result<(&DatabaseComponent, ConnPa
     Ok((db, source))
 }
 
-/// The target is another database, and the copy runs at least one job.
+/// The target is another database.
 pub(super) fn request(req: &MigrateRequest, source: &ConnParams) -> Result<()> {
     if req.target.host == source.host
         && req.target.port == source.port
@@ -51,9 +51,6 @@ pub(super) fn request(req: &MigrateRequest, source: &ConnParams) -> Result<()> {
         return Err(Error::usage(
             "the target is the source database; give another --to-host, --to-port or --to-name",
         ));
-    }
-    if req.jobs == 0 {
-        return Err(Error::usage("--jobs must be at least 1"));
     }
     Ok(())
 }

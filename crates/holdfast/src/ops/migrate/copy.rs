@@ -41,7 +41,7 @@ pub(super) fn copy(
             format: DumpFormat::Directory,
             compression: Some(1),
             snapshot: Some(snapshot),
-            jobs: Some(req.jobs),
+            jobs: Some(req.jobs.get()),
         },
         &dir,
     )?;
@@ -65,14 +65,14 @@ pub(super) fn copy(
     log.output(&format!(
         "- dumped '{}' ({})",
         source.database,
-        crate::log::count(req.jobs as usize, "job", "jobs")
+        crate::log::count(req.jobs.get() as usize, "job", "jobs")
     ));
     let report = pg::restore::restore_custom(
         &req.target,
         tools,
         &dir,
         &pg::restore::RestoreOptions {
-            jobs: req.jobs,
+            jobs: req.jobs.get(),
             restore_permissions: true,
         },
     )?;
@@ -83,7 +83,7 @@ pub(super) fn copy(
     log.output(&format!(
         "- restored into '{}' ({})",
         req.target.database,
-        crate::log::count(req.jobs as usize, "job", "jobs")
+        crate::log::count(req.jobs.get() as usize, "job", "jobs")
     ));
     Ok(content)
 }

@@ -102,7 +102,7 @@ pub(super) fn targets<'a>(
                 }),
             params,
             tools: None,
-            jobs: req.jobs.get(&db.scope).copied().unwrap_or(2).max(1),
+            jobs: req.jobs_for(&db.scope).get(),
             created: provisioned.is_some_and(|t| t.existing_owner.is_none()),
             seekable: OnceCell::new(),
         };

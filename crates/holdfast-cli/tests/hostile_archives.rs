@@ -1,8 +1,9 @@
-//! Hostile archives end to end, beyond `hostile.rs`: dumps that try to run
-//! shell commands through psql or to reach outside their database, a `files`
-//! member that escapes the install root, and shell code in `config`. Each
-//! restore is refused before anything is written, or contained in the target
-//! database; no command from the archive ever runs.
+//! Hostile archives end to end (damaged ones and bad targets are
+//! `restore_refusals.rs`): dumps that try to run shell commands through psql
+//! or to reach outside their database, a `files` member that escapes the
+//! install root, and shell code in `config`. Each restore is refused before
+//! anything is written, or contained in the target database; no command from
+//! the archive ever runs.
 
 mod support;
 

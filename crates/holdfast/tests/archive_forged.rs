@@ -1,6 +1,6 @@
-//! More damaged and hostile archives, beyond `archive_hostile.rs`: the real
-//! fixture archives cut at every member boundary and inside every member (and
-//! their compressed streams at many points), tar headers declaring absurd
+//! Forged archives (hand-made damaged ones are `archive_hostile.rs`): the
+//! real fixture archives cut at every member boundary and inside every member
+//! (and their compressed streams at many points), tar headers declaring absurd
 //! sizes, member names that only normalise to a duplicate or an escape (GNU
 //! long names, PAX paths), shell code in the `config` member and in conf files
 //! (the file it would create must never appear), and manifests that lie about
