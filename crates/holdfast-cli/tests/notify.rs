@@ -123,7 +123,10 @@ fn success_is_told_when_asked_and_a_dead_webhook_changes_nothing() {
     std::fs::create_dir(s.path("backups")).unwrap();
     let smtp_port = smtp.port.to_string();
     let hook = http.url("/hook");
-    let dead = format!("http://127.0.0.1:{}/nobody-listens", dead_port());
+    let dead = format!(
+        "http://127.0.0.1:{}/nobody-listens?token=query-token-123",
+        dead_port()
+    );
     let ping = format!("hc+{}", http.url("/ping/ok"));
     let log = s.path("backup.log");
 
@@ -192,6 +195,8 @@ fn success_is_told_when_asked_and_a_dead_webhook_changes_nothing() {
         "{text}"
     );
     assert!(!text.contains("WARNING"), "{text}");
+    assert!(!text.contains("query-token-123"), "{text}");
+    assert!(!run.stderr.contains("query-token-123"), "{}", run.stderr);
     assert_eq!(
         last_log_line(&log).split_once(": ").unwrap().1,
         "Outcome: success (exit 0)"

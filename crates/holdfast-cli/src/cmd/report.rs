@@ -137,7 +137,7 @@ impl RunReport {
             deep: false,
             settings: Settings::default(),
             failures: Vec::new(),
-            started: Timestamp::now(),
+            started: now(),
             clock: Instant::now(),
         };
         let notify_args = report.describe(command);
@@ -256,7 +256,7 @@ impl RunReport {
             (Some(a), true) => std::fs::metadata(a).ok().map(|m| m.len()),
             _ => None,
         };
-        let finished = Timestamp::now();
+        let finished = now();
         let duration = self.clock.elapsed().as_secs_f64();
         let event = Event {
             version: notify::EVENT_VERSION,
@@ -305,6 +305,12 @@ impl RunReport {
             ));
         }
     }
+}
+
+/// Now, to the second (the times in records and notifications).
+fn now() -> Timestamp {
+    let now = Timestamp::now();
+    Timestamp::from_second(now.as_second()).unwrap_or(now)
 }
 
 /// The outcome's word and reason, as the `--log` outcome line has them.

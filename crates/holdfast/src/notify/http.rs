@@ -24,7 +24,7 @@ pub fn webhook(url: &str, event: &Event, secret: Option<&Password>) -> Result<()
     if let Some(secret) = secret {
         req = req.set(SIGNATURE_HEADER, &signature(secret, body.as_bytes()));
     }
-    answer(req.send_string(&body))
+    answer(url, req.send_string(&body))
 }
 
 /// POST a ping with a plain-text body (healthchecks.io shows it with the ping).
@@ -32,7 +32,7 @@ pub fn ping(url: &str, body: &str) -> Result<(), String> {
     let req = agent()
         .post(url)
         .set("Content-Type", "text/plain; charset=utf-8");
-    answer(req.send_string(body))
+    answer(url, req.send_string(body))
 }
 
 /// `sha256=<hex HMAC-SHA256 of body>`.
@@ -43,13 +43,15 @@ pub fn signature(secret: &Password, body: &[u8]) -> String {
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
-fn answer(result: Result<ureq::Response, ureq::Error>) -> Result<(), String> {
+/// The answer as a result; an error names the URL without its query, which
+/// may hold a token.
+fn answer(url: &str, result: Result<ureq::Response, ureq::Error>) -> Result<(), String> {
     match result {
         Ok(_) => Ok(()),
         Err(ureq::Error::Status(code, r)) => {
             Err(format!("the server answered {code} {}", r.status_text()))
         }
-        Err(ureq::Error::Transport(t)) => Err(t.to_string()),
+        Err(ureq::Error::Transport(t)) => Err(t.to_string().replace(url, &super::strip_query(url))),
     }
 }
 
