@@ -97,12 +97,15 @@ pub mod fuzzing;
 pub mod interrupt;
 mod leftovers;
 pub mod log;
+pub mod notify;
 pub mod ops;
 pub mod pg;
 pub mod profile;
 pub mod repo;
+pub mod runlog;
 pub mod schema;
 pub mod secret;
+pub mod status;
 
 pub use error::{Error, IoContext, Remedy, Result};
 pub use secret::Password;

@@ -7,9 +7,11 @@ mod migrate;
 mod profile;
 mod prune_archives;
 mod repo;
+mod report;
 mod restore;
 pub mod schema;
 mod serve;
+mod status;
 mod verify;
 
 use std::path::PathBuf;
@@ -54,6 +56,8 @@ pub enum Command {
     PruneArchives(prune_archives::PruneArchivesArgs),
     /// Backup server: restic's REST protocol over a directory of repositories (append-only, htpasswd, TLS).
     Serve(serve::ServeArgs),
+    /// How old the newest good backup is and whether the last run failed: a Nagios/Icinga plugin (exit 0-3), --json, --prometheus.
+    Status(status::StatusArgs),
 }
 
 /// Where the application is and what it is.
@@ -82,6 +86,8 @@ pub struct EnvArgs {
     /// Parent of the private temporary directory.
     #[arg(long, env = "TMPDIR", value_name = "DIR")]
     pub tmpdir: Option<PathBuf>,
+    #[command(flatten)]
+    pub notify: report::NotifyArgs,
 }
 
 impl EnvArgs {
@@ -174,6 +180,7 @@ impl Command {
             Command::Repo(r) => return format!("repo {}", r.command.name()),
             Command::PruneArchives(_) => "prune-archives",
             Command::Serve(_) => "serve",
+            Command::Status(_) => "status",
         };
         verb.to_string()
     }
@@ -201,6 +208,11 @@ pub fn run(cli: Cli) -> ExitCode {
     if !matches!(cli.command, Command::Serve(_)) {
         holdfast::interrupt::install();
     }
+    // A monitoring plugin: its own exit statuses and no log.
+    let cli = match cli.command {
+        Command::Status(a) => return status::run(a),
+        command => Cli { command },
+    };
     let verb = cli.command.name();
     let log = match cli.command.log_path() {
         None => Log::console_only(),
@@ -218,6 +230,7 @@ pub fn run(cli: Cli) -> ExitCode {
         },
     };
     log.line(&format!("Start of holdfast {verb}"));
+    let report = report::RunReport::begin(&cli.command, &log);
     let result = match cli.command {
         Command::Backup(a) => backup::run(a, &log),
         Command::Verify(a) => verify::run(a, &log),
@@ -229,8 +242,10 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Repo(a) => repo::run(a, &log),
         Command::PruneArchives(a) => prune_archives::run(a),
         Command::Serve(a) => serve::run(a),
+        Command::Status(_) => unreachable!("status returned above"),
     };
     let outcome = Outcome::of(result, log.warnings());
+    report.end(&outcome, &log);
     log.line(&outcome.line(describe));
     match &outcome {
         Outcome::Failed(e) | Outcome::Interrupted(_, e) => {

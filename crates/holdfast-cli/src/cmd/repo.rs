@@ -434,7 +434,10 @@ fn location(a: &RepoArgs) -> holdfast::Result<RepoLocation> {
     RepoLocation::parse(&text, &remote, source)
 }
 
-fn open(location: &RepoLocation, password_file: Option<&Path>) -> holdfast::Result<Repo> {
+pub(super) fn open(
+    location: &RepoLocation,
+    password_file: Option<&Path>,
+) -> holdfast::Result<Repo> {
     Repo::check_location(location)?;
     Repo::open(location, &password(password_file, false)?)
 }

@@ -1,0 +1,84 @@
+//! Mail: the plain-text report to a `mailto:` address through an SMTP server.
+
+use std::path::PathBuf;
+
+use lettre::message::header::ContentType;
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::{Message, SmtpTransport, Transport};
+use serde::Deserialize;
+
+use super::{Event, TIMEOUT};
+use crate::Password;
+
+/// The SMTP server that sends the mail.
+#[derive(Debug, Clone)]
+pub struct SmtpSettings {
+    pub host: String,
+    pub port: u16,
+    /// Upgrade the connection with STARTTLS before anything else (required
+    /// when set: a server that does not offer it is a failure).
+    pub starttls: bool,
+    pub user: Option<String>,
+    pub password: Option<Password>,
+    /// The sender; default `holdfast@<host name>`.
+    pub from: Option<String>,
+}
+
+impl Default for SmtpSettings {
+    fn default() -> Self {
+        SmtpSettings {
+            host: "localhost".into(),
+            port: 25,
+            starttls: false,
+            user: None,
+            password: None,
+            from: None,
+        }
+    }
+}
+
+/// The `[smtp]` table of a notification config file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSmtp {
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub starttls: Option<bool>,
+    pub user: Option<String>,
+    pub password_file: Option<PathBuf>,
+    pub from: Option<String>,
+}
+
+/// Send the report of `event` to `to`.
+pub fn send(smtp: &SmtpSettings, to: &str, event: &Event) -> Result<(), String> {
+    let from = smtp
+        .from
+        .clone()
+        .unwrap_or_else(|| format!("holdfast@{}", event.host));
+    let message = Message::builder()
+        .from(from.parse().map_err(|e| format!("sender {from:?}: {e}"))?)
+        .to(to.parse().map_err(|e| format!("address {to:?}: {e}"))?)
+        .subject(event.summary())
+        .header(ContentType::TEXT_PLAIN)
+        .body(event.report())
+        .map_err(|e| e.to_string())?;
+    let mut transport = SmtpTransport::builder_dangerous(&smtp.host)
+        .port(smtp.port)
+        .timeout(Some(TIMEOUT));
+    if smtp.starttls {
+        let tls = TlsParameters::new(smtp.host.clone()).map_err(|e| e.to_string())?;
+        transport = transport.tls(Tls::Required(tls));
+    }
+    if let (Some(user), Some(password)) = (&smtp.user, &smtp.password) {
+        transport = transport.credentials(Credentials::new(
+            user.clone(),
+            password.expose().to_string(),
+        ));
+    }
+    transport
+        .build()
+        .send(&message)
+        .map(|_| ())
+        .map_err(|e| format!("SMTP {}:{}: {e}", smtp.host, smtp.port))
+}

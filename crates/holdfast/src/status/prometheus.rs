@@ -1,0 +1,138 @@
+//! The facts as Prometheus metrics in the text exposition format, for
+//! node_exporter's textfile collector: written to a temporary name in the
+//! collector's directory and renamed, so the collector never reads half a file.
+//!
+//! Every sample is labelled with the profile of the newest backup and the
+//! target (archive directory or repository). A time that is not known (no
+//! failure yet) is 0.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+
+use super::verdict::Verdict;
+use super::Facts;
+use crate::{IoContext, Result};
+
+/// The metrics text.
+pub fn render(facts: &Facts, verdict: &Verdict) -> String {
+    let labels = format!(
+        "profile=\"{}\",target=\"{}\"",
+        escape(facts.profile().unwrap_or("")),
+        escape(&facts.target)
+    );
+    let secs = |t: Option<&str>| -> i64 {
+        t.and_then(|t| t.parse::<crate::repo::jiff::Timestamp>().ok())
+            .map_or(0, |t| t.as_second())
+    };
+    let newest = facts.newest_backup.as_ref();
+    let mut out = String::new();
+    let mut metric = |name: &str, kind: &str, help: &str, value: String| {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} {kind}");
+        let _ = writeln!(out, "{name}{{{labels}}} {value}");
+    };
+    metric(
+        "holdfast_last_success_timestamp_seconds",
+        "gauge",
+        "Start time of the newest good backup (Unix time; 0: none).",
+        newest.map_or(0, |b| b.timestamp.as_second()).to_string(),
+    );
+    metric(
+        "holdfast_last_failure_timestamp_seconds",
+        "gauge",
+        "End time of the last failed backup (Unix time; 0: none recorded).",
+        secs(facts.last_backup_failure.as_ref().map(|r| r.time.as_str())).to_string(),
+    );
+    metric(
+        "holdfast_backup_age_seconds",
+        "gauge",
+        "Seconds since the newest good backup started (-1: none).",
+        verdict.age_seconds.unwrap_or(-1).to_string(),
+    );
+    metric(
+        "holdfast_backup_size_bytes",
+        "gauge",
+        "Size of the newest good backup (archive file, or bytes read for a snapshot).",
+        newest.map_or(0, |b| b.size_bytes).to_string(),
+    );
+    if let Some(d) = newest.and_then(|b| b.duration_seconds) {
+        metric(
+            "holdfast_backup_duration_seconds",
+            "gauge",
+            "How long the newest good backup took.",
+            format!("{d:.3}"),
+        );
+    }
+    for (name, help, run) in [
+        ("holdfast_last_verify", "verify", facts.last_verify.as_ref()),
+        (
+            "holdfast_last_deep_verify",
+            "deep verify",
+            facts.last_deep_verify.as_ref(),
+        ),
+    ] {
+        metric(
+            &format!("{name}_timestamp_seconds"),
+            "gauge",
+            &format!("End time of the last {help} (Unix time; 0: none recorded)."),
+            secs(run.map(|r| r.time.as_str())).to_string(),
+        );
+        metric(
+            &format!("{name}_success"),
+            "gauge",
+            &format!("1 if the last {help} succeeded, else 0."),
+            u8::from(run.is_some_and(|r| r.succeeded())).to_string(),
+        );
+    }
+    metric(
+        "holdfast_notify_failures_total",
+        "counter",
+        "Notifications that could not be delivered.",
+        facts.notify_failures_total.to_string(),
+    );
+    metric(
+        "holdfast_status",
+        "gauge",
+        "The status check's state: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.",
+        verdict.state.code().to_string(),
+    );
+    out
+}
+
+/// Write the metrics to `path` atomically (0644: the collector reads it).
+pub fn write(path: &Path, text: &str) -> Result<()> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let temp = dir.join(format!(
+        ".{}.{}.tmp",
+        path.file_name().unwrap_or_default().to_string_lossy(),
+        std::process::id()
+    ));
+    let written = (|| -> std::io::Result<()> {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o644)
+            .open(&temp)?;
+        f.set_permissions(std::fs::Permissions::from_mode(0o644))?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&temp, path)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&temp);
+    }
+    written.context(|| format!("write metrics {}", path.display()))
+}
+
+/// A label value: backslash, double quote and newline escaped.
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
