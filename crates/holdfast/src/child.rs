@@ -122,6 +122,66 @@ fn guardian_fd() -> Result<i32> {
     Ok(fd)
 }
 
+/// A process as the kernel knows it: its pid and its start time (clock ticks
+/// after boot, `/proc/PID/stat` field 22), so that a reused pid is not taken
+/// for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ProcessId {
+    pub pid: u32,
+    pub start: u64,
+}
+
+impl ProcessId {
+    /// `pid` now, if it runs.
+    pub fn of(pid: u32) -> Option<ProcessId> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // The command name (field 2) is in parentheses and may hold spaces.
+        let after = &stat[stat.rfind(')')? + 1..];
+        let start = after.split_whitespace().nth(19)?.parse().ok()?;
+        Some(ProcessId { pid, start })
+    }
+
+    /// Whether this very process still exists (a zombie counts as gone: it
+    /// runs no code).
+    pub fn alive(&self) -> bool {
+        let Some(now) = ProcessId::of(self.pid) else {
+            return false;
+        };
+        let zombie = std::fs::read_to_string(format!("/proc/{}/stat", self.pid))
+            .ok()
+            .and_then(|s| {
+                s.rfind(')')
+                    .and_then(|i| s[i + 1..].split_whitespace().next().map(|st| st == "Z"))
+            })
+            .unwrap_or(false);
+        now == *self && !zombie
+    }
+
+    /// Wait up to `limit` for the process to be gone; whether it is.
+    pub fn wait_gone(&self, limit: std::time::Duration) -> bool {
+        let deadline = std::time::Instant::now() + limit;
+        while self.alive() {
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        true
+    }
+}
+
+/// The guardian of this process (started now if it was not running): a run
+/// that finds this process killed waits for it to be gone, since only then
+/// are the client programs it was watching killed too.
+pub fn guardian() -> Result<ProcessId> {
+    guardian_fd()?;
+    let guard = GUARDIAN.lock().unwrap_or_else(|e| e.into_inner());
+    let pid = guard.as_ref().expect("started above")._child.id();
+    ProcessId::of(pid).ok_or_else(|| {
+        Error::failed("the guardian that stops client programs if holdfast is killed exited")
+    })
+}
+
 /// Run `cmd` in a process group of its own, registered with the guardian
 /// before the program starts; call [`release`] with its pid once it is reaped.
 pub fn contain(cmd: &mut Command) -> Result<()> {

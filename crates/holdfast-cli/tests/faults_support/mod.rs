@@ -312,10 +312,19 @@ impl Watch {
             while !stop2.load(Ordering::Relaxed) {
                 let now = t0.elapsed();
                 let all = processes();
+                let root_cmdline = all
+                    .iter()
+                    .find(|p| p.pid == root)
+                    .map(|p| p.cmdline.clone());
                 for p in family(root, &all) {
                     let mut seen = seen2.lock().unwrap();
+                    // A child between fork and exec is still a copy of
+                    // holdfast (same command line, same environment block):
+                    // the program it becomes gets its own environment.
+                    let unexecuted_fork =
+                        p.pid != root && root_cmdline.as_deref() == Some(p.cmdline.as_str());
                     for s in &secrets {
-                        if descendants_only && p.pid == root {
+                        if (descendants_only && p.pid == root) || unexecuted_fork {
                             break;
                         }
                         if p.cmdline.contains(s.as_str()) || p.environ.contains(s.as_str()) {

@@ -108,6 +108,7 @@ impl Journal {
                 install_root: env.root.path().to_path_buf(),
                 archive: archive.to_path_buf(),
                 pid: std::process::id(),
+                guardian: Some(crate::child::guardian()?),
                 started: chrono::Local::now().to_rfc3339(),
                 ..Record::default()
             },

@@ -17,6 +17,11 @@ pub(super) struct Record {
     pub(super) install_root: PathBuf,
     pub(super) archive: PathBuf,
     pub(super) pid: u32,
+    /// The guardian of the restoring process: it kills the client programs
+    /// (pg_restore and its workers) once that process is gone, so a rollback
+    /// by another run waits for it before touching a database.
+    #[serde(default)]
+    pub(super) guardian: Option<crate::child::ProcessId>,
     pub(super) started: String,
     /// Files the restore replaces (with their kept copy in `kept/`) or creates.
     pub(super) files: Vec<KeptFile>,

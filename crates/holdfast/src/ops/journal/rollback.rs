@@ -26,6 +26,7 @@ struct Report {
 /// remains, else its record keeps what remains.
 pub(super) fn rollback(dir: &Path, record: &mut Record, log: &Log) -> String {
     let mut report = Report::default();
+    wait_for_guardian(record, log);
     put_back_rewrites(dir, record, &mut report);
     let patience = Patience::from_now();
     empty_filled_databases(dir, record, &patience, &mut report);
@@ -36,6 +37,25 @@ pub(super) fn rollback(dir: &Path, record: &mut Record, log: &Log) -> String {
     let line = conclude(dir, record, report);
     log.line(&line);
     line
+}
+
+/// A restore killed a moment ago may still have client programs running
+/// until its guardian has killed them: one could otherwise write into a
+/// database after it was emptied here.
+fn wait_for_guardian(record: &Record, log: &Log) {
+    let Some(guardian) = record.guardian else {
+        return;
+    };
+    if record.pid == std::process::id() {
+        // This process's own guardian: its clients were reaped before.
+        return;
+    }
+    if !guardian.wait_gone(std::time::Duration::from_secs(30)) {
+        log.line(&format!(
+            "the interrupted restore's guardian (pid {}) is still running after 30 s; rolling back anyway",
+            guardian.pid
+        ));
+    }
 }
 
 /// The conf files as they were, their dated copies removed.
