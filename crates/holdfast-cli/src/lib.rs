@@ -6,5 +6,6 @@
 pub mod cmd;
 pub mod engine_backup;
 pub mod exit;
+#[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;

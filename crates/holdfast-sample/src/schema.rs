@@ -1,8 +1,10 @@
 //! A synthetic dbscripts tree in oVirt's layout, written to a directory, for the
-//! schema runner's tests and benchmark: a base with the `schema_version` seed row, views
-//! that block column type changes, procedures returning view rows, holdfast's
-//! helper library as `common_sp.sql`, pre/post-upgrade scripts that count their
-//! runs, and a few hundred versioned scripts across several minor versions.
+//! schema runner's tests and benchmark. Its fixed part comes from the
+//! workspace's `sample/dbscripts/`: a base with the `schema_version` seed row,
+//! views that block column type changes, procedures returning view rows, and
+//! pre/post-upgrade scripts that count their runs. Added to it: holdfast's
+//! helper library as `common_sp.sql` and a few hundred generated versioned
+//! scripts across several minor versions.
 //!
 //! Every versioned script adds one column to `items` and inserts its version into
 //! `upgrade_log`, whose primary key makes a second application fail loudly; every
@@ -63,15 +65,10 @@ impl SyntheticTree {
             }
             std::fs::write(&path, text).context(|| format!("write {}", path.display()))
         };
-        put("create_tables.sql", BASE_TABLES)?;
-        put("create_functions.sql", BASE_FUNCTIONS)?;
+        for (rel, text) in BASE {
+            put(rel, text)?;
+        }
         put("common_sp.sql", holdfast::schema::helpers::SQL)?;
-        put("data/00000_insert_schema_version.sql", SEED_ROW)?;
-        put("data/00100_insert_items.sql", BASE_DATA)?;
-        put("create_views.sql", VIEWS)?;
-        put("items_sp.sql", PROCEDURES)?;
-        put("upgrade/pre_upgrade/0000_config.sql", PRE_UPGRADE)?;
-        put("upgrade/post_upgrade/0010_post.sql", POST_UPGRADE)?;
         put("upgrade/04_01_0000_set_version.sql", "select 4010000;\n")?;
         let mut count = 1;
         for &(major, minor, scripts) in &self.series {
@@ -99,91 +96,29 @@ impl SyntheticTree {
     }
 }
 
-const BASE_TABLES: &str = "\
-CREATE SEQUENCE schema_version_seq INCREMENT BY 1 START WITH 1;
-CREATE TABLE schema_version (
-    id integer DEFAULT nextval('schema_version_seq'::regclass) NOT NULL,
-    version character varying(10) NOT NULL,
-    script character varying(255) NOT NULL,
-    checksum character varying(128),
-    installed_by character varying(63) NOT NULL,
-    started_at timestamp without time zone DEFAULT now(),
-    ended_at timestamp without time zone,
-    state character varying(15) NOT NULL,
-    current boolean NOT NULL,
-    comment text DEFAULT ''::text,
-    CONSTRAINT schema_version_primary_key PRIMARY KEY (id)
-);
-CREATE TABLE vdc_options (
-    option_id SERIAL PRIMARY KEY,
-    option_name VARCHAR(100) NOT NULL,
-    option_value VARCHAR(4000) NOT NULL,
-    version VARCHAR(40) NOT NULL DEFAULT 'general',
-    default_value VARCHAR(4000)
-);
-CREATE TABLE items (
-    id SERIAL PRIMARY KEY,
-    name VARCHAR(40) NOT NULL,
-    created_at TIMESTAMP NOT NULL DEFAULT now()
-);
-CREATE TABLE upgrade_log (
-    version VARCHAR(10) PRIMARY KEY,
-    applied_at TIMESTAMP NOT NULL DEFAULT clock_timestamp()
-);
-CREATE TABLE hook_runs (
-    id SERIAL PRIMARY KEY,
-    kind TEXT NOT NULL
-);
--- as in a pg_dump-made base: the next files must not inherit this
-SELECT pg_catalog.set_config('search_path', '', false);
-";
+/// A file of `sample/dbscripts/`, the tree's fixed part.
+macro_rules! base {
+    ($path:literal) => {
+        (
+            $path,
+            include_str!(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../sample/dbscripts/",
+                $path
+            )),
+        )
+    };
+}
 
-const BASE_FUNCTIONS: &str = "\
-CREATE OR REPLACE FUNCTION fn_item_label(v_id integer, v_name text)
-RETURNS text AS $$
-BEGIN
-    RETURN v_id::text || ':' || v_name;
-END; $$ LANGUAGE plpgsql IMMUTABLE;
-";
-
-const SEED_ROW: &str = "\
-INSERT INTO schema_version (version, script, checksum, installed_by, ended_at, state, current, comment)
-VALUES ('04010000', 'upgrade/04_01_0000_set_version.sql', '0', current_user, now(), 'INSTALLED', true, '');
-";
-
-const BASE_DATA: &str = "\
-INSERT INTO items (name) VALUES ('alpha'), ('beta'), ('gamma');
-INSERT INTO vdc_options (option_name, option_value, version, default_value)
-VALUES ('SyntheticLevel', '1', 'general', '1');
-";
-
-const VIEWS: &str = "\
-CREATE OR REPLACE VIEW items_view AS
-    SELECT id, name, fn_item_label(id, name) AS label, created_at FROM items;
-CREATE OR REPLACE VIEW items_summary AS
-    SELECT count(*) AS items, max(name) AS last_name FROM items_view;
-CREATE OR REPLACE VIEW upgrade_log_view AS
-    SELECT version, applied_at FROM upgrade_log;
-";
-
-const PROCEDURES: &str = "\
-CREATE OR REPLACE FUNCTION GetAllItems()
-RETURNS SETOF items_view AS $$
-    SELECT * FROM items_view ORDER BY id;
-$$ LANGUAGE sql STABLE;
-
-CREATE OR REPLACE FUNCTION GetItemCount()
-RETURNS bigint AS $$
-BEGIN
-    RETURN (SELECT count(*) FROM items);
-END; $$ LANGUAGE plpgsql STABLE;
-";
-
-const PRE_UPGRADE: &str = "\
-select fn_db_add_config_value('SyntheticKey', 'a,b,c', 'general');
-insert into hook_runs (kind) values ('pre');
-";
-
-const POST_UPGRADE: &str = "\
-insert into hook_runs (kind) values ('post');
-";
+/// The fixed part of the tree (`sample/dbscripts/`): base schema, seed row,
+/// views, procedures and the pre/post-upgrade hooks.
+const BASE: &[(&str, &str)] = &[
+    base!("create_tables.sql"),
+    base!("create_functions.sql"),
+    base!("data/00000_insert_schema_version.sql"),
+    base!("data/00100_insert_items.sql"),
+    base!("create_views.sql"),
+    base!("items_sp.sql"),
+    base!("upgrade/pre_upgrade/0000_config.sql"),
+    base!("upgrade/post_upgrade/0010_post.sql"),
+];
