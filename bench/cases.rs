@@ -902,7 +902,7 @@ fn findings(rows: &[Row], checksum_time: Duration, plan: &Plan) -> Vec<String> {
         ));
     }
     notes.push(format!(
-        "`holdfast backup` has no --fast-backup or --small-size option (engine-backup's flags, run here through the `engine-backup` binary, same library): --small-size (plain dumps with xz, xz archive) runs once, stopped after {} s. `engine-backup --fast-backup` and `engine-backup --mode=restore` are not run: they are the reference pipelines' formats through the same library as holdfast and would not fit the time budget. The `pg_dump -Z0 | zstd` rows are the zstd command line at levels 1 and 3 on the same dumps; holdfast compresses with zstd level 1 by default (`--compress-level 3` row: level 3).",
+        "`holdfast backup` has no --fast-backup or --small-size option (engine-backup's flags, run here through the `engine-backup` link, same executable): --small-size (plain dumps with xz, xz archive) runs once, stopped after {} s. `engine-backup --fast-backup` and `engine-backup --mode=restore` are not run: they are the reference pipelines' formats through the same library as holdfast and would not fit the time budget. The `pg_dump -Z0 | zstd` rows are the zstd command line at levels 1 and 3 on the same dumps; holdfast compresses with zstd level 1 by default (`--compress-level 3` row: level 3).",
         plan.small_size_limit.as_secs()
     ));
     notes.push(format!(

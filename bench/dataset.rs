@@ -14,7 +14,7 @@ use pgsandbox::Cluster;
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 
 /// The application version the sample install reports.
-pub const VERSION: &str = holdfast::ops::demo::SAMPLE_VERSION;
+pub const VERSION: &str = holdfast_sample::SAMPLE_VERSION;
 
 /// A database of the environment and the role that owns it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,7 +94,7 @@ pub fn build(spec: Spec, workdir: &Path) -> Result<Environment, Error> {
         .setting("checkpoint_timeout", "30min")
         .setting("maintenance_work_mem", "256MB")
         .start()?;
-    holdfast::ops::demo::load_sample_databases(&cluster)?;
+    holdfast_sample::load_sample_databases(&cluster)?;
     let per_database = spec.size_mb * 1024 * 1024 / DATABASES.len() as u64;
     // One database per core: generation is CPU-bound in the server.
     std::thread::scope(|s| -> Result<(), Error> {
@@ -119,7 +119,7 @@ pub fn build(spec: Spec, workdir: &Path) -> Result<Environment, Error> {
     cluster.execute("postgres", "CHECKPOINT")?;
     let root = workdir.join("install-root");
     fs::create_dir_all(&root)?;
-    holdfast::ops::demo::write_sample_install_root(&root, cluster.host(), cluster.port())?;
+    holdfast_sample::write_sample_install_root(&root, cluster.host(), cluster.port())?;
     let config_files = write_config_tree(&root, spec.seed)?;
     let mut sizes = Vec::new();
     for db in DATABASES {

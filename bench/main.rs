@@ -208,14 +208,16 @@ fn run(args: Args) -> Result<(), Error> {
     Ok(())
 }
 
-/// The two command lines under test.
+/// The two command lines under test: `holdfast`, and `engine-backup`, the same
+/// executable called by that name.
 pub struct Binaries {
     pub holdfast: PathBuf,
     pub engine_backup: PathBuf,
 }
 
-/// Find `holdfast` and `engine-backup`: in `--bin-dir`, or built now with the
-/// cargo that runs this benchmark, in the same profile, so they are never stale.
+/// Find `holdfast` and `engine-backup`: in `--bin-dir` (installed, with the
+/// `engine-backup` link), or built now with the cargo that runs this benchmark,
+/// in the same profile, so they are never stale, and linked as an install does.
 fn binaries(dir: Option<&Path>) -> Result<Binaries, Error> {
     let dir = match dir {
         Some(d) => d.to_path_buf(),
@@ -246,6 +248,7 @@ fn binaries(dir: Option<&Path>) -> Result<Binaries, Error> {
                     return Err("building holdfast-cli failed".into());
                 }
             }
+            link_engine_backup(&dir)?;
             dir
         }
     };
@@ -256,13 +259,27 @@ fn binaries(dir: Option<&Path>) -> Result<Binaries, Error> {
     for b in [&bins.holdfast, &bins.engine_backup] {
         if !b.is_file() {
             return Err(format!(
-                "{} is missing; build it with `cargo build --release -p holdfast-cli` or pass --bin-dir",
+                "{} is missing; build it with `cargo build --release -p holdfast-cli` (and `ln -s holdfast engine-backup`) or pass --bin-dir",
                 b.display()
             )
             .into());
         }
     }
     Ok(bins)
+}
+
+/// `dir/engine-backup` -> `holdfast`, replacing whatever is there (an older
+/// build's separate binary).
+fn link_engine_backup(dir: &Path) -> Result<(), Error> {
+    let link = dir.join("engine-backup");
+    if std::fs::read_link(&link).ok().as_deref() == Some(Path::new("holdfast")) {
+        return Ok(());
+    }
+    let temp = dir.join(format!("engine-backup.{}.tmp", std::process::id()));
+    let _ = std::fs::remove_file(&temp);
+    std::os::unix::fs::symlink("holdfast", &temp)?;
+    std::fs::rename(&temp, &link)?;
+    Ok(())
 }
 
 fn progress(started: Instant, message: &str) {

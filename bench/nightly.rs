@@ -117,13 +117,9 @@ pub fn measure(
         .tempdir_in(parent)?;
     let w = work.path();
     let cluster = pgsandbox::Cluster::start()?;
-    holdfast::ops::demo::load_sample_databases(&cluster)?;
+    holdfast_sample::load_sample_databases(&cluster)?;
     std::fs::create_dir(w.join("root"))?;
-    holdfast::ops::demo::write_sample_install_root(
-        &w.join("root"),
-        cluster.host(),
-        cluster.port(),
-    )?;
+    holdfast_sample::write_sample_install_root(&w.join("root"), cluster.host(), cluster.port())?;
 
     let rows = mb * 1024 * 1024 / ROW_BYTES;
     let t = Instant::now();

@@ -5,8 +5,9 @@
 use std::time::{Duration, Instant};
 
 use holdfast::pg::ConnParams;
-use holdfast::schema::{self, synthetic::SyntheticTree, ApplyOptions, Permissions};
+use holdfast::schema::{self, ApplyOptions, Permissions};
 use holdfast::Password;
+use holdfast_sample::schema::SyntheticTree;
 use pgsandbox::Cluster;
 
 pub type Error = Box<dyn std::error::Error + Send + Sync>;

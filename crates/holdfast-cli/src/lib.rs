@@ -7,6 +7,7 @@
 pub mod cmd;
 pub mod engine_backup;
 pub mod exit;
+#[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod shared;

@@ -272,7 +272,7 @@ index.subsystem.name=noindex\n",
     .iter()
     .map(|s| s.to_string())
     .collect();
-    run(env!("CARGO_BIN_EXE_engine-backup"), &args, dir.path()).ok();
+    run(engine_backup_bin(), &args, dir.path()).ok();
     let restored = tcp(&t, "alfresco_new", new_pw, "alfresco_restored");
     assert_eq!(checksums(&restored), before);
 

@@ -166,7 +166,7 @@ fn engine_backup_verify_of_another_applications_archive_is_not_a_success() {
         "--file=t.backup".into(),
         "--log=verify.log".into(),
     ];
-    let run = run(env!("CARGO_BIN_EXE_engine-backup"), &all, t.dir.path());
+    let run = run(engine_backup_bin(), &all, t.dir.path());
     assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
     assert!(
         run.stderr.contains("not verified: db/tracker.db"),

@@ -318,7 +318,7 @@ fn round_trip(app: &App) {
     if let Some(v) = app.installed_version {
         args.push(format!("--installed-version={v}"));
     }
-    run(env!("CARGO_BIN_EXE_engine-backup"), &args, dir.path()).ok();
+    run(engine_backup_bin(), &args, dir.path()).ok();
 
     let restored = tcp(&t, &new_user, app.new_password, &new_db);
     let after = checksums(&restored);

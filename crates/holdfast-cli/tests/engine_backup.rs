@@ -299,25 +299,17 @@ fn small_size_plain_dumps_round_trip() {
 #[test]
 fn help_and_argument_errors() {
     let dir = tempfile::tempdir().unwrap();
-    let r = run(
-        env!("CARGO_BIN_EXE_engine-backup"),
-        &["--help".into()],
-        dir.path(),
-    );
+    let r = run(engine_backup_bin(), &["--help".into()], dir.path());
     r.ok();
     assert!(r.stdout.contains("--archive-compressor=COMPRESSOR"));
     assert!(r.stdout.contains("--db-secured-validation"));
 
-    let r = run(
-        env!("CARGO_BIN_EXE_engine-backup"),
-        &["--bogus".into()],
-        dir.path(),
-    );
+    let r = run(engine_backup_bin(), &["--bogus".into()], dir.path());
     r.fails_with("FATAL: Unknown option '--bogus'. Please see '--help' for details.");
 
     let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     let r = run(
-        env!("CARGO_BIN_EXE_engine-backup"),
+        engine_backup_bin(),
         &args(&["--mode=backup", "--archive-compressor=lzma", "--file=x"]),
         dir.path(),
     );
@@ -365,12 +357,12 @@ fn help_and_argument_errors() {
             "FATAL: hosted-engine cleaning options work only in restore mode",
         ),
     ] {
-        let r = run(env!("CARGO_BIN_EXE_engine-backup"), &args(&a), dir.path());
+        let r = run(engine_backup_bin(), &args(&a), dir.path());
         r.fails_with(msg);
     }
     std::fs::write(dir.path().join("f"), "").unwrap();
     let r = run(
-        env!("CARGO_BIN_EXE_engine-backup"),
+        engine_backup_bin(),
         &args(&[
             "--mode=restore",
             "--file=f",
@@ -383,7 +375,7 @@ fn help_and_argument_errors() {
     );
     r.fails_with("FATAL: --db-passfile or --db-password is missing");
     let r = run(
-        env!("CARGO_BIN_EXE_engine-backup"),
+        engine_backup_bin(),
         &args(&[
             "--mode=restore",
             "--file=f",

@@ -28,7 +28,7 @@ fn help_documents_the_exit_statuses() {
     ] {
         assert!(help.contains(line), "{line:?} not in --help:\n{help}");
     }
-    let out = Command::new(env!("CARGO_BIN_EXE_engine-backup"))
+    let out = Command::new(engine_backup_bin())
         .arg("--help")
         .output()
         .unwrap();

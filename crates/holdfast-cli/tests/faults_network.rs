@@ -35,7 +35,7 @@ impl Behind {
         let proxy = Proxy::start(s.cluster.port());
         let root = s.path("proxied");
         std::fs::create_dir(&root).unwrap();
-        holdfast::ops::demo::write_sample_install_root(&root, "127.0.0.1", proxy.port).unwrap();
+        holdfast_sample::write_sample_install_root(&root, "127.0.0.1", proxy.port).unwrap();
         Behind {
             s,
             proxy,

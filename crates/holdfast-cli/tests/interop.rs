@@ -87,7 +87,7 @@ fn table(rows: &[(&str, i64, &str)]) -> std::collections::BTreeMap<String, (i64,
 /// and an empty install root (the archive's files are restored into it).
 fn target() -> (pgsandbox::Cluster, tempfile::TempDir) {
     let c = pgsandbox::Cluster::start().unwrap();
-    for (role, pw) in holdfast::ops::demo::SAMPLE_ROLES {
+    for (role, pw) in holdfast_sample::SAMPLE_ROLES {
         c.create_role(role, pw).unwrap();
     }
     c.create_database("engine_restored", "engine").unwrap();
@@ -124,7 +124,7 @@ fn restore_fixture(name: &str, permissions: &str) -> (pgsandbox::Cluster, tempfi
     ]
     .into_iter()
     .collect();
-    let r = run(env!("CARGO_BIN_EXE_engine-backup"), &args, dir.path());
+    let r = run(engine_backup_bin(), &args, dir.path());
     (c, dir, r)
 }
 
@@ -139,7 +139,7 @@ fn fixture_archives_verify() {
         "db-and-files.backup",
     ] {
         let r = run(
-            env!("CARGO_BIN_EXE_engine-backup"),
+            engine_backup_bin(),
             &[
                 "--mode=verify".into(),
                 format!("--file={}", fixture(name).display()),
@@ -159,7 +159,7 @@ fn fixture_archives_verify() {
     }
     // An installed version older than the archive is refused with engine-backup's text.
     let r = run(
-        env!("CARGO_BIN_EXE_engine-backup"),
+        engine_backup_bin(),
         &[
             "--mode=verify".into(),
             format!("--file={}", fixture("default.backup").display()),

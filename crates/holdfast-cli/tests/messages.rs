@@ -117,7 +117,7 @@ fn random_bytes_are_not_an_archive() {
         );
     }
     let r = run(
-        env!("CARGO_BIN_EXE_engine-backup"),
+        engine_backup_bin(),
         &[
             "--mode=verify".into(),
             "--file=junk".into(),

@@ -734,7 +734,7 @@ fn restore_while_the_server_restarts(s: Sample, args: &[String]) -> (Run, Sample
         dir.path().join("root").display()
     ));
     all.push(format!("--installed-version={VERSION}"));
-    let run = support::run(env!("CARGO_BIN_EXE_engine-backup"), &all, dir.path());
+    let run = support::run(engine_backup_bin(), &all, dir.path());
     let leaks = watcher.finish();
     let cluster = Arc::try_unwrap(cluster).unwrap().into_inner().unwrap();
     (run, Sample { cluster, dir }, leaks)
@@ -862,7 +862,7 @@ impl NoCluster {
             self.dir.path().join("root").display()
         ));
         all.push(format!("--installed-version={VERSION}"));
-        support::run(env!("CARGO_BIN_EXE_engine-backup"), &all, self.dir.path())
+        support::run(engine_backup_bin(), &all, self.dir.path())
     }
 
     fn datadir_arg(&self) -> String {
@@ -1058,7 +1058,7 @@ fn not_enough_disk_space_for_the_files_stops_before_anything_is_written() {
     .collect();
     all.push(format!("--install-root={}", root.display()));
     all.push(format!("--installed-version={VERSION}"));
-    let run = support::run(env!("CARGO_BIN_EXE_engine-backup"), &all, s.dir.path());
+    let run = support::run(engine_backup_bin(), &all, s.dir.path());
     run.fails_with("not enough disk space in");
     assert_eq!(tree(&root), before);
     assert!(checksums(&s.engine("engine")).is_empty());
@@ -1072,7 +1072,7 @@ fn provisioning_argument_rules_and_help() {
         let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
         all.push(format!("--install-root={}", dir.path().display()));
         all.push("--installed-version=4.5.7".into());
-        support::run(env!("CARGO_BIN_EXE_engine-backup"), &all, dir.path())
+        support::run(engine_backup_bin(), &all, dir.path())
     };
     let restore = ["--mode=restore", "--file=a.backup", "--log=r.log"];
     let with = |extra: &[&str]| {

@@ -92,6 +92,7 @@ pub mod archive;
 pub mod child;
 pub mod conf;
 pub mod error;
+#[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod interrupt;

@@ -27,7 +27,7 @@ pub fn run(a: DemoArgs, log: &Log) -> holdfast::Result<()> {
             temp.path().to_path_buf()
         }
     };
-    let outcome = holdfast::ops::demo::run(&dir, log)?;
+    let outcome = holdfast_sample::demo::run(&dir, log)?;
     log.output(&format!(
         "Demo passed: the archive ({} bytes) restored to identical content in {}.",
         outcome.archive_bytes,

@@ -512,7 +512,7 @@ mod tests {
         cluster.create_database("engine", "engine").unwrap();
         let scratch = tempfile::tempdir().unwrap();
         let tree = scratch.path().join("dbscripts");
-        holdfast::schema::synthetic::SyntheticTree {
+        holdfast_sample::schema::SyntheticTree {
             series: vec![(4, 1, 3)],
         }
         .write(&tree)

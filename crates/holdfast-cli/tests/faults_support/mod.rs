@@ -77,7 +77,7 @@ pub struct Started {
 
 /// `engine-backup ARGS --install-root=ROOT --installed-version` in `dir`, TMPDIR=`tmp`.
 pub fn engine_backup(dir: &Path, root: &Path, tmp: &Path, args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_engine-backup"));
+    let mut cmd = Command::new(crate::support::engine_backup_bin());
     cmd.args(args)
         .arg(format!("--install-root={}", root.display()))
         .arg(format!("--installed-version={VERSION}"));

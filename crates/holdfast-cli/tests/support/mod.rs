@@ -1,6 +1,8 @@
 //! Shared by the command-line tests: a sample oVirt-like environment on a
 //! throwaway cluster (the engine-backup 4.5 fixture's databases, an install
-//! root whose conf files point at them) and runners for the two binaries.
+//! root whose conf files point at them) and runners for the two faces of the
+//! one binary (`holdfast`, and `engine-backup`: a link to it, see
+//! [`engine_backup_bin`]).
 
 #![allow(dead_code)]
 
@@ -23,10 +25,10 @@ pub struct Sample {
 impl Sample {
     pub fn start() -> Sample {
         let cluster = Cluster::start().expect("start cluster");
-        holdfast::ops::demo::load_sample_databases(&cluster).expect("load sample databases");
+        holdfast_sample::load_sample_databases(&cluster).expect("load sample databases");
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::create_dir(dir.path().join("root")).unwrap();
-        holdfast::ops::demo::write_sample_install_root(
+        holdfast_sample::write_sample_install_root(
             &dir.path().join("root"),
             cluster.host(),
             cluster.port(),
@@ -52,7 +54,7 @@ impl Sample {
         let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
         all.push(format!("--install-root={}", self.root().display()));
         all.push(format!("--installed-version={installed}"));
-        run(env!("CARGO_BIN_EXE_engine-backup"), &all, self.dir.path())
+        run(engine_backup_bin(), &all, self.dir.path())
     }
 
     /// `holdfast ARGS` with the install root and version in the environment.
@@ -165,6 +167,27 @@ impl Run {
         );
         self
     }
+}
+
+/// The `engine-backup` face: a link named `engine-backup` to the `holdfast`
+/// executable (which dispatches on the name it is called by), as an install
+/// makes it. Made once, next to `holdfast` under target/, replacing whatever
+/// was there (an older build's separate binary); the rename makes concurrent
+/// test binaries safe.
+pub fn engine_backup_bin() -> &'static str {
+    static LINK: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    LINK.get_or_init(|| {
+        let holdfast = Path::new(env!("CARGO_BIN_EXE_holdfast"));
+        let link = holdfast.with_file_name("engine-backup");
+        let target = Path::new("holdfast");
+        if std::fs::read_link(&link).ok().as_deref() != Some(target) {
+            let temp = holdfast.with_file_name(format!("engine-backup.{}.tmp", std::process::id()));
+            let _ = std::fs::remove_file(&temp);
+            std::os::unix::fs::symlink(target, &temp).expect("link engine-backup to holdfast");
+            std::fs::rename(&temp, &link).expect("put the engine-backup link in place");
+        }
+        link.to_str().expect("target path is UTF-8").to_string()
+    })
 }
 
 pub fn run(bin: &str, args: &[String], dir: &Path) -> Run {

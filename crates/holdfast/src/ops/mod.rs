@@ -3,7 +3,6 @@
 //! that the command line has already validated.
 
 pub mod backup;
-pub mod demo;
 pub mod journal;
 pub mod lock;
 pub mod migrate;

@@ -1092,6 +1092,12 @@ fn options() -> RepositoryOptions {
 
 fn backends(location: &RepoLocation) -> Result<RepositoryBackends> {
     let (repository, extra) = location.backend_spec();
+    #[cfg(feature = "s3")]
+    if matches!(location, RepoLocation::S3(_)) {
+        let s3 = super::s3::S3Backend::new(extra)
+            .map_err(|e| engine_error(&format!("use {location} as a repository"), &e))?;
+        return Ok(RepositoryBackends::new(Arc::new(s3), None));
+    }
     let backends = BackendOptions::default()
         .repository(repository)
         .options(extra)

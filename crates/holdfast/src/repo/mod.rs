@@ -9,6 +9,8 @@
 //!   prune and check;
 //! - [`atomic`] makes a local repository's writes atomic and durable (temporary
 //!   name, fsync, rename), so that a full disk or a kill leaves no torn file;
+//! - `s3` (feature `s3`) is the backend of an S3 location, over opendal's S3
+//!   service alone;
 //! - [`locks`] reads and removes restic's lock files (`repo unlock`);
 //! - [`source`] feeds a staged directory to the engine through a buffered
 //!   source of ours, under the snapshot path `/holdfast/<profile>`;
@@ -26,6 +28,8 @@ pub mod engine;
 pub mod location;
 pub mod locks;
 pub mod retention;
+#[cfg(feature = "s3")]
+mod s3;
 pub mod source;
 
 pub use engine::{

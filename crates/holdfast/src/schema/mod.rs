@@ -25,7 +25,6 @@ pub mod objects;
 pub mod plan;
 pub mod script;
 pub mod sql_text;
-pub mod synthetic;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

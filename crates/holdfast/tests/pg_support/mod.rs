@@ -19,13 +19,19 @@ pub fn fixture_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/engine-backup-4.5")
 }
 
+/// The SQL the fixture's archives were made from, kept with the sample
+/// environments (the workspace's `sample/`).
+pub fn environment_sql() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../sample/ovirt-engine/environment.sql")
+}
+
 /// Run `environment.sql` as the superuser, as the README says:
 /// `psql -X -v ON_ERROR_STOP=1 -d postgres -f environment.sql`. Its `\connect`
 /// lines keep the socket, port and user of the first connection.
 pub fn load_environment(cluster: &Cluster) {
     let out = Command::new(cluster.bindir().join("psql"))
         .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", "postgres", "-f"])
-        .arg(fixture_dir().join("environment.sql"))
+        .arg(environment_sql())
         .envs(cluster.superuser_env())
         .output()
         .expect("run psql");

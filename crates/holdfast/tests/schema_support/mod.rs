@@ -8,8 +8,8 @@ use std::path::Path;
 pub mod ovirt_like;
 
 use holdfast::pg::ConnParams;
-use holdfast::schema::synthetic::{script_body, script_name, SyntheticTree};
 use holdfast::Password;
+use holdfast_sample::schema::{script_body, script_name, SyntheticTree};
 use pgsandbox::Cluster;
 
 pub const APP_USER: &str = "engine";

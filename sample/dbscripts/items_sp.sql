@@ -1,0 +1,10 @@
+CREATE OR REPLACE FUNCTION GetAllItems()
+RETURNS SETOF items_view AS $$
+    SELECT * FROM items_view ORDER BY id;
+$$ LANGUAGE sql STABLE;
+
+CREATE OR REPLACE FUNCTION GetItemCount()
+RETURNS bigint AS $$
+BEGIN
+    RETURN (SELECT count(*) FROM items);
+END; $$ LANGUAGE plpgsql STABLE;

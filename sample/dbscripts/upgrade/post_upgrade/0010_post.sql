@@ -1,0 +1,1 @@
+insert into hook_runs (kind) values ('post');
