@@ -209,18 +209,24 @@ fn success_is_told_when_asked_and_a_dead_webhook_changes_nothing() {
     assert_eq!(doc["notify_failures_total"], 1, "{doc}");
 }
 
-/// A notification setting that cannot be used is a lost notification, not
-/// a lost backup.
+/// A notification setting that cannot be used is bad input: the run is
+/// refused before its first step, the log says why, nothing is written.
 #[test]
-fn a_notify_url_that_cannot_be_used_does_not_stop_the_backup() {
+fn a_notify_url_that_cannot_be_used_refuses_the_run() {
     let s = Sample::start();
     let run = s.holdfast(&[
         "backup",
         "--file",
         "x.backup",
+        "--log",
+        "x.log",
         "--notify",
         "ftp://example.org/",
     ]);
-    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(run.stderr.contains("cannot notify"), "{}", run.stderr);
+    assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
+    assert!(!s.path("x.backup").exists());
+    let last = last_log_line(&s.path("x.log"));
+    assert!(last.contains("cannot notify"), "{last}");
 }

@@ -230,19 +230,10 @@ pub fn run(cli: Cli) -> ExitCode {
         },
     };
     log.line(&format!("Start of holdfast {verb}"));
-    let report = report::RunReport::begin(&cli.command, &log);
-    let result = match cli.command {
-        Command::Backup(a) => backup::run(a, &log),
-        Command::Verify(a) => verify::run(a, &log),
-        Command::Restore(a) => restore::run(a, &log),
-        Command::Demo(a) => demo::run(a, &log),
-        Command::Migrate(a) => migrate::run(a, &log),
-        Command::Profile(c) => profile::run(c),
-        Command::Schema(a) => schema::run(a),
-        Command::Repo(a) => repo::run(a, &log),
-        Command::PruneArchives(a) => prune_archives::run(a),
-        Command::Serve(a) => serve::run(a),
-        Command::Status(_) => unreachable!("status returned above"),
+    let mut report = report::RunReport::begin(&cli.command, &log);
+    let result = match report.refusal() {
+        Some(e) => Err(e),
+        None => run_command(cli.command, &log),
     };
     let outcome = Outcome::of(result, log.warnings());
     report.end(&outcome, &log);
@@ -289,5 +280,22 @@ fn io_reason(e: &holdfast::Error) -> String {
     match e {
         holdfast::Error::Io { source, .. } => source.to_string(),
         other => other.to_string(),
+    }
+}
+
+/// The verb's own work.
+fn run_command(command: Command, log: &Log) -> holdfast::Result<()> {
+    match command {
+        Command::Backup(a) => backup::run(a, log),
+        Command::Verify(a) => verify::run(a, log),
+        Command::Restore(a) => restore::run(a, log),
+        Command::Demo(a) => demo::run(a, log),
+        Command::Migrate(a) => migrate::run(a, log),
+        Command::Profile(c) => profile::run(c),
+        Command::Schema(a) => schema::run(a),
+        Command::Repo(a) => repo::run(a, log),
+        Command::PruneArchives(a) => prune_archives::run(a),
+        Command::Serve(a) => serve::run(a),
+        Command::Status(_) => unreachable!("status returns before the log is opened"),
     }
 }

@@ -120,8 +120,11 @@ pub struct RunReport {
     archive: Option<PathBuf>,
     deep: bool,
     settings: Settings,
-    /// Notifications already lost (bad settings, /start pings).
+    /// Notifications already lost (/start pings).
     failures: Vec<Failure>,
+    /// Notification settings that cannot be used: the run is refused before
+    /// it starts, as any other bad option.
+    refusal: Option<holdfast::Error>,
     started: Timestamp,
     clock: Instant,
 }
@@ -137,6 +140,7 @@ impl RunReport {
             deep: false,
             settings: Settings::default(),
             failures: Vec::new(),
+            refusal: None,
             started: now(),
             clock: Instant::now(),
         };
@@ -144,15 +148,21 @@ impl RunReport {
         if let Some(args) = notify_args {
             match args.settings() {
                 Ok(s) => report.settings = s,
-                Err(e) => report.failures.push(Failure {
-                    target: "notification settings".into(),
-                    reason: super::describe(&e),
-                }),
+                Err(e) => {
+                    report.refusal = Some(e);
+                    return report;
+                }
             }
         }
         report.failures.extend(notify::started(&report.settings));
         log_failures(log, &report.failures);
         report
+    }
+
+    /// The reason the notification settings refuse the run, if they do
+    /// (taken once: the run then fails with it, before its first step).
+    pub fn refusal(&mut self) -> Option<holdfast::Error> {
+        self.refusal.take()
     }
 
     /// Fill in verb, target, profile and archive from the command line;
