@@ -20,9 +20,10 @@ use holdfast::notify::{self, Event, Failure, Settings, Target};
 use holdfast::repo::jiff::Timestamp;
 use holdfast::runlog::{self, RunEntry};
 
-use super::{absolute, Command};
+use super::Command;
 use crate::cmd::repo::{RepoCommand, REPOSITORY_ENVS};
 use crate::exit::Outcome;
+use crate::shared::absolute;
 
 /// Who is told how the run ended.
 #[derive(Debug, Clone, Default, Args)]

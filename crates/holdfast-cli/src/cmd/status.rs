@@ -18,7 +18,7 @@ use holdfast::status::verdict::{self, State, Thresholds, Verdict};
 use holdfast::status::{self, Facts, Kind};
 use serde::Serialize;
 
-use super::absolute;
+use crate::shared::absolute;
 
 #[derive(Debug, Args)]
 #[command(group(ArgGroup::new("what").required(true).args(["archives", "repo", "profile"])))]

@@ -30,7 +30,7 @@ pub use crate::ops::request::MigrateRequest;
 use crate::ops::WorkDir;
 use crate::pg::{self, ConnParams, PgTools};
 use crate::profile::credentials::{conf_rewrites, ConfRewrite};
-use crate::profile::{DatabaseComponent, DatabaseCredentials, Environment};
+use crate::profile::{DatabaseComponent, DatabaseCredentials};
 use crate::{Error, Result};
 
 pub use journal::{rollback, MigrationJournal, RewrittenFile};
