@@ -301,30 +301,3 @@ index.subsystem.name=noindex\n",
         assert_eq!(o.split('=').next(), n.split('=').next());
     }
 }
-
-/// A properties file as the JDK's `java.util.Properties.load` reads it.
-fn java_properties(path: &Path) -> std::collections::BTreeMap<String, String> {
-    let tool =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../holdfast/tests/independent/PropsDump.java");
-    let out = std::process::Command::new("java")
-        .arg(&tool)
-        .arg("stream")
-        .arg(path)
-        .output()
-        .expect("the JDK's java reads the properties file");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let unhex = |h: &str| String::from_utf8(hex::decode(h).unwrap()).unwrap();
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let mut f = l.split(' ');
-            f.next();
-            (unhex(f.next().unwrap()), unhex(f.next().unwrap_or("")))
-        })
-        .collect()
-}

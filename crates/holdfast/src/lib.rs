@@ -43,6 +43,12 @@
 //!   rolled back.
 //! - [`schema`] applies versioned upgrade scripts with a `schema_version`
 //!   history ([`schema::Layout`], [`schema::Plan`], [`schema::History`]).
+//! - [`runlog`] keeps what the last run of each verb on each target ended
+//!   with ([`runlog::RunRecord`]); [`status`] reads it with the newest
+//!   archive or snapshot into [`status::Facts`], judged as a monitoring
+//!   plugin would or written as Prometheus metrics; [`notify`] tells
+//!   webhooks, pings and mail ([`notify::Target`], [`notify::Event`]).
+//! - [`durable::replace`] is how a file is written whole or not at all.
 //! - [`log::Log`] is the console and the log file; [`Error`] carries a
 //!   [`Remedy`] that each command-line face words itself; [`Password`] keeps
 //!   secrets out of `Debug` and argv; [`child`] and [`interrupt`] run child
@@ -91,6 +97,7 @@
 pub mod archive;
 pub mod child;
 pub mod conf;
+pub mod durable;
 pub mod error;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]

@@ -16,9 +16,7 @@
 //! is right even when this file is lost. Only failures (which leave no
 //! archive) and verifications (which change none) are known from here alone.
 
-use std::fs::File;
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -120,7 +118,7 @@ pub fn record(dir: &Path, verb: &str, target: &str, entry: RunEntry) -> Result<(
     write_atomically(&record_path(dir, verb, target), &rec)
 }
 
-/// Write `rec` to `path` through a temporary name, fsynced, 0600.
+/// Write `rec` to `path` durably ([`crate::durable`]), 0600.
 fn write_atomically(path: &Path, rec: &RunRecord) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     if !dir.is_dir() {
@@ -132,33 +130,13 @@ fn write_atomically(path: &Path, rec: &RunRecord) -> Result<()> {
     }
     let json = serde_json::to_vec_pretty(rec)
         .map_err(|e| Error::failed(format!("encode run record: {e}")))?;
-    let temp = dir.join(format!(
-        ".{}.{}.tmp",
-        path.file_name().unwrap_or_default().to_string_lossy(),
-        std::process::id()
-    ));
-    let written = (|| -> std::io::Result<()> {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&temp)?;
-        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-        f.write_all(&json)?;
-        f.sync_all()?;
-        std::fs::rename(&temp, path)?;
-        File::open(dir)?.sync_all()
-    })();
-    if written.is_err() {
-        let _ = std::fs::remove_file(&temp);
-    }
-    written.context(|| format!("write run record {}", path.display()))
+    crate::durable::replace(path, &json, 0o600, None)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     fn entry(code: u8, reason: &str) -> RunEntry {
         RunEntry {

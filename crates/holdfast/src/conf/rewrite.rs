@@ -1,7 +1,7 @@
 //! Changing keys of a shell-style conf file in place: a dated copy first, then
 //! an atomic replacement that keeps every other line, the mode and the owner.
 
-use std::fs::{File, FileTimes, OpenOptions};
+use std::fs::{FileTimes, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{fchown, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -84,7 +84,7 @@ pub(crate) fn rewrite_with(
     let meta = std::fs::metadata(path).context(|| format!("stat {}", path.display()))?;
     let content = edit(&original)?;
     let copy = keep_copy(path, &original, &meta, now)?;
-    replace_file(
+    crate::durable::replace(
         path,
         &content,
         meta.mode() & 0o7777,
@@ -113,7 +113,7 @@ pub fn write_new(path: &Path, lines: &[String], mode: u32) -> Result<()> {
         content.extend_from_slice(line.as_bytes());
         content.push(b'\n');
     }
-    replace_file(path, &content, mode, None)
+    crate::durable::replace(path, &content, mode, None)
 }
 
 pub(crate) fn check_changes(path: &Path, changes: &[(String, ConfValue)]) -> Result<()> {
@@ -235,36 +235,6 @@ fn keep_copy(
     )))
 }
 
-/// Atomically put `content` at `path`: temp file in the same directory, mode,
-/// owner, fsync, rename, fsync of the directory.
-fn replace_file(path: &Path, content: &[u8], mode: u32, owner: Option<(u32, u32)>) -> Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
-    let mut temp = tempfile::Builder::new()
-        .prefix(&format!(".{}.", name.unwrap_or_default()))
-        .tempfile_in(dir)
-        .context(|| format!("create a temporary file in {}", dir.display()))?;
-    let written = (|| {
-        let file: &mut File = temp.as_file_mut();
-        file.write_all(content)?;
-        if let Some((uid, gid)) = owner {
-            fchown(&*file, Some(uid), Some(gid))?;
-        }
-        file.set_permissions(std::fs::Permissions::from_mode(mode))?;
-        file.sync_all()
-    })();
-    written.context(|| format!("write a new {}", path.display()))?;
-    temp.persist(path)
-        .map_err(|e| Error::io_path("replace", path, e.error))?;
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .context(|| format!("sync directory {}", dir.display()))?;
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -336,7 +306,7 @@ mod tests {
         let path = dir.path().join("a.conf");
         std::fs::write(&path, "A=1\n").unwrap();
         let old = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
-        File::options()
+        std::fs::File::options()
             .write(true)
             .open(&path)
             .unwrap()

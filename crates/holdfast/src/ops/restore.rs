@@ -63,7 +63,6 @@ fn run_uninterrupted(req: &RestoreRequest, log: &Log) -> Result<RestoreOutcome> 
     log.output(&format!("- Unpacking file '{}'", req.file.display()));
     let work = WorkDir::new(&req.tmpdir)?;
     roll_back_interrupted_restore(&req.env, log)?;
-    crate::ops::journal::forget_completed(&req.env)?;
     let archive =
         crate::ops::unpack::unpack(&req.file, &work, profile, Some(&req.installed_version), log)?;
     let selection = Selection::of(req, &archive, log);
@@ -92,6 +91,9 @@ fn run_uninterrupted(req: &RestoreRequest, log: &Log) -> Result<RestoreOutcome> 
     if plan.is_empty() {
         log.output("Restoring:");
     }
+    // From here the install changes: the last restore that completed no
+    // longer says what it holds (a restore refused above leaves that note).
+    crate::ops::journal::forget_completed(&req.env)?;
     let mut journal = Journal::begin(&req.env, &req.file)?;
     let steps = Steps {
         archive: &archive,

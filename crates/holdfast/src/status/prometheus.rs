@@ -7,13 +7,11 @@
 //! failure yet) is 0.
 
 use std::fmt::Write as _;
-use std::io::Write as _;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 use super::verdict::Verdict;
 use super::Facts;
-use crate::{IoContext, Result};
+use crate::Result;
 
 /// The metrics text.
 pub fn render(facts: &Facts, verdict: &Verdict) -> String {
@@ -103,31 +101,7 @@ pub fn render(facts: &Facts, verdict: &Verdict) -> String {
 
 /// Write the metrics to `path` atomically (0644: the collector reads it).
 pub fn write(path: &Path, text: &str) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let temp = dir.join(format!(
-        ".{}.{}.tmp",
-        path.file_name().unwrap_or_default().to_string_lossy(),
-        std::process::id()
-    ));
-    let written = (|| -> std::io::Result<()> {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o644)
-            .open(&temp)?;
-        f.set_permissions(std::fs::Permissions::from_mode(0o644))?;
-        f.write_all(text.as_bytes())?;
-        f.sync_all()?;
-        std::fs::rename(&temp, path)
-    })();
-    if written.is_err() {
-        let _ = std::fs::remove_file(&temp);
-    }
-    written.context(|| format!("write metrics {}", path.display()))
+    crate::durable::replace(path, text.as_bytes(), 0o644, None)
 }
 
 /// A label value: backslash, double quote and newline escaped.
