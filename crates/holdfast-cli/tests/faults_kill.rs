@@ -310,8 +310,18 @@ fn restores_killed_at_random_points_complete_or_roll_back() {
             restored_completely(&what);
         } else if matches!(fault, Fault::KillSelf) && completed_note_in(&s.path("state")) {
             // Killed after its journal was completed (while it cleaned up):
-            // the restore is whole, as its note says.
+            // the restore is whole, as its note says. The same restore again
+            // refuses the full databases, and sweeps the killed run's work
+            // directory (a second later, as below).
             *counts.entry("completed before the kill").or_default() += 1;
+            restored_completely(&what);
+            std::thread::sleep(Duration::from_millis(1200));
+            let again = start(restore()).finish(LIMIT).0;
+            assert!(
+                again.stderr.contains("is not empty"),
+                "{what}: {}",
+                again.stderr
+            );
             restored_completely(&what);
         } else if matches!(fault, Fault::KillSelf) {
             // The same restore again rolls the killed one back from its

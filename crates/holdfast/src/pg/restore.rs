@@ -311,10 +311,10 @@ pub fn restore_custom(
     dump: &Path,
     options: &RestoreOptions,
 ) -> Result<RestoreReport> {
+    // Requests hold a `Jobs` (never 0); a caller of this function directly
+    // is told, without any face's option name.
     if options.jobs == 0 {
-        return Err(Error::usage(
-            "pg_restore needs at least 1 job: give --jobs 1 or more",
-        ));
+        return Err(Error::usage("pg_restore needs at least 1 job"));
     }
     let jobs = options.jobs.to_string();
     let extra: Vec<&str> = if options.jobs > 1 {

@@ -221,7 +221,7 @@ fn restore_member(
                 tools,
                 &dump,
                 &pg::restore::RestoreOptions {
-                    jobs: 2,
+                    jobs: crate::ops::request::Jobs::DEFAULT.get(),
                     restore_permissions,
                 },
             )?;
