@@ -91,8 +91,14 @@ pub struct EnvArgs {
 }
 
 impl EnvArgs {
+    /// The profile a verb that reads no archive uses: `--profile`, else
+    /// `ovirt-engine`.
+    pub fn profile_name(&self) -> &str {
+        self.profile.as_deref().unwrap_or("ovirt-engine")
+    }
+
     pub fn environment(&self) -> holdfast::Result<Environment> {
-        let profile = Profile::load(self.profile.as_deref().unwrap_or("ovirt-engine"))?;
+        let profile = Profile::load(self.profile_name())?;
         Environment::load(profile, InstallRoot::new(&self.install_root)?)
     }
 

@@ -175,12 +175,7 @@ impl RunReport {
                 self.verb = "backup".into();
                 self.archive = Some(absolute(&a.file));
                 self.target = archive_dir(&a.file);
-                self.profile = Some(
-                    a.env
-                        .profile
-                        .clone()
-                        .unwrap_or_else(|| "ovirt-engine".into()),
-                );
+                self.profile = Some(a.env.profile_name().to_string());
                 Some(&a.env.notify)
             }
             Command::Verify(a) => {
@@ -201,12 +196,7 @@ impl RunReport {
             Command::Migrate(a) => {
                 self.verb = "migrate".into();
                 self.target = Some(absolute(&a.env.install_root).display().to_string());
-                self.profile = Some(
-                    a.env
-                        .profile
-                        .clone()
-                        .unwrap_or_else(|| "ovirt-engine".into()),
-                );
+                self.profile = Some(a.env.profile_name().to_string());
                 Some(&a.env.notify)
             }
             Command::Repo(r) => {
@@ -215,12 +205,7 @@ impl RunReport {
                     RepoCommand::Backup(b) => {
                         self.verb = "repo backup".into();
                         self.target = repo;
-                        self.profile = Some(
-                            b.env
-                                .profile
-                                .clone()
-                                .unwrap_or_else(|| "ovirt-engine".into()),
-                        );
+                        self.profile = Some(b.env.profile_name().to_string());
                         Some(&b.env.notify)
                     }
                     RepoCommand::Restore(b) => {
