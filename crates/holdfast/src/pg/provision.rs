@@ -40,29 +40,11 @@ pub struct OsUser {
 impl OsUser {
     /// The user of that name, if it exists and is not root.
     pub fn lookup(name: &str) -> Option<OsUser> {
-        let cname = std::ffi::CString::new(name).ok()?;
-        // SAFETY: passwd is plain old data; all-zero is a valid value.
-        let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
-        let mut buf = vec![0 as libc::c_char; 16 * 1024];
-        let mut result: *mut libc::passwd = std::ptr::null_mut();
-        // SAFETY: every pointer points to a live buffer of the size given;
-        // only the numeric fields of `pwd` are read, while `buf` is alive.
-        let rc = unsafe {
-            libc::getpwnam_r(
-                cname.as_ptr(),
-                &mut pwd,
-                buf.as_mut_ptr(),
-                buf.len(),
-                &mut result,
-            )
-        };
-        if rc != 0 || result.is_null() || pwd.pw_uid == 0 {
-            return None;
-        }
-        Some(OsUser {
+        let user = nix::unistd::User::from_name(name).ok()??;
+        (!user.uid.is_root()).then(|| OsUser {
             name: name.to_string(),
-            uid: pwd.pw_uid,
-            gid: pwd.pw_gid,
+            uid: user.uid.as_raw(),
+            gid: user.gid.as_raw(),
         })
     }
 
