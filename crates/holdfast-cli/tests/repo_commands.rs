@@ -100,6 +100,9 @@ impl Repository {
             .map(|d| {
                 d.flatten()
                     .map(|e| e.file_name().to_string_lossy().into_owned())
+                    // A live restic refreshes its lock through a temporary
+                    // file: only the locks themselves count.
+                    .filter(|n| !n.contains("-tmp-"))
                     .collect()
             })
             .unwrap_or_default()
