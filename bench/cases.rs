@@ -581,6 +581,7 @@ impl Ctx<'_> {
     fn holdfast(&self, verb: &str, file: &Path) -> Command {
         let mut c = Command::new(&self.bins.holdfast);
         c.arg(verb)
+            .args(["--profile", "ovirt-engine"])
             .arg("--file")
             .arg(file)
             .arg("--log")

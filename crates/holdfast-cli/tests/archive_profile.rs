@@ -219,3 +219,77 @@ fn the_manifest_records_where_a_file_profile_came_from() {
         std::fs::canonicalize(t.path("profiles/tracker.toml")).unwrap()
     );
 }
+
+/// `holdfast ARGS` with `HOLDFAST_PROFILE` set, in the temporary directory.
+fn with_profile_variable(t: &Tracker, profile: &str, args: &[&str]) -> Run {
+    let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    all.push("--install-root".into());
+    all.push(t.root().display().to_string());
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_holdfast"))
+        .args(&all)
+        .current_dir(t.dir.path())
+        .env("HOLDFAST_STATE_DIR", t.path("state"))
+        .env("HOLDFAST_PROFILE", profile)
+        .env_remove("HOLDFAST_INSTALL_ROOT")
+        .output()
+        .unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[test]
+fn a_backup_names_its_profile_and_an_archive_keeps_it() {
+    let t = Tracker::start();
+    // No --profile, no HOLDFAST_PROFILE: refused, listing the built-ins, and
+    // nothing written.
+    let r = t.holdfast(&["backup", "--file", "none.backup", "--log", "none.log"]);
+    refused(
+        &r,
+        "no application profile given: pass --profile NAME|FILE or set HOLDFAST_PROFILE",
+    );
+    for builtin in [
+        "ovirt-engine",
+        "redmine",
+        "alfresco",
+        "keycloak",
+        "gitea",
+        "synapse",
+    ] {
+        assert!(
+            r.stderr.contains(builtin),
+            "{builtin} not listed: {}",
+            r.stderr
+        );
+    }
+    assert!(!r.stderr.contains("--scope"), "{}", r.stderr);
+    assert!(!t.path("none.backup").exists());
+    let log = std::fs::read_to_string(t.path("none.log")).unwrap();
+    assert!(
+        log.lines()
+            .last()
+            .unwrap()
+            .contains("no application profile given"),
+        "{log}"
+    );
+    // The environment variable names it as --profile does.
+    with_profile_variable(
+        &t,
+        "profiles/tracker.toml",
+        &["backup", "--file", "env.backup"],
+    )
+    .ok();
+    assert!(t.path("env.backup").is_file());
+    // Verify and restore read the archive's own profile even when the
+    // variable names another application's (a nightly job's setting).
+    let v = with_profile_variable(&t, "redmine", &["verify", "env.backup"]);
+    v.ok();
+    assert!(v.stdout.contains("Done."), "{}", v.stdout);
+    // --profile typed on the command line is still checked against it.
+    refused(
+        &t.holdfast(&["verify", "--profile", "redmine", "env.backup"]),
+        "was made with profile 'tracker'",
+    );
+}

@@ -60,12 +60,15 @@ pub enum Command {
     Status(status::StatusArgs),
 }
 
+/// The environment variable naming the profile when --profile is not given.
+pub const PROFILE_VARIABLE: &str = "HOLDFAST_PROFILE";
+
 /// Where the application is and what it is.
 #[derive(Debug, Clone, Args)]
 pub struct EnvArgs {
-    /// Application profile: a built-in name (ovirt-engine) or a TOML file
-    /// [default: for verify and restore the profile the archive was made with,
-    /// else ovirt-engine].
+    /// Application profile: a built-in name (`holdfast profile list`) or a
+    /// TOML file [default: $HOLDFAST_PROFILE; verify and restore use the
+    /// profile the archive was made with, which --profile must match].
     #[arg(long, value_name = "NAME|FILE")]
     pub profile: Option<String>,
     /// Root of the application's files; every profile path is relative to it.
@@ -92,13 +95,31 @@ pub struct EnvArgs {
 
 impl EnvArgs {
     /// The profile a verb that reads no archive uses: `--profile`, else
-    /// `ovirt-engine`.
-    pub fn profile_name(&self) -> &str {
-        self.profile.as_deref().unwrap_or("ovirt-engine")
+    /// `$HOLDFAST_PROFILE`. There is no default: an application backed up
+    /// with another's profile would miss its files and databases.
+    pub fn profile_name(&self) -> holdfast::Result<String> {
+        self.given_profile().ok_or_else(|| {
+            holdfast::Error::usage(format!(
+                "no application profile given: pass --profile NAME|FILE or set {PROFILE_VARIABLE} \
+                 (built-in profiles: {}; `holdfast profile init NAME` writes an editable copy)",
+                holdfast::profile::builtin_names()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })
+    }
+
+    /// `--profile`, else a non-empty `$HOLDFAST_PROFILE`.
+    fn given_profile(&self) -> Option<String> {
+        self.profile.clone().or_else(|| {
+            std::env::var(PROFILE_VARIABLE)
+                .ok()
+                .filter(|p| !p.is_empty())
+        })
     }
 
     pub fn environment(&self) -> holdfast::Result<Environment> {
-        let profile = Profile::load(self.profile_name())?;
+        let profile = Profile::load(&self.profile_name()?)?;
         Environment::load(profile, InstallRoot::new(&self.install_root)?)
     }
 
@@ -112,7 +133,15 @@ impl EnvArgs {
         what: &str,
     ) -> holdfast::Result<Environment> {
         let recorded = manifest.map(|m| (m.profile.as_str(), m.profile_source.as_deref()));
-        let profile = Profile::for_archive(self.profile.as_deref(), recorded, what)?;
+        // The archive's record wins over the environment variable, which a
+        // nightly job sets for one application while a restore may read
+        // another's archive; --profile typed on the command line is checked.
+        let asked = match (&self.profile, recorded) {
+            (Some(p), _) => Some(p.clone()),
+            (None, Some(_)) => None,
+            (None, None) => self.given_profile(),
+        };
+        let profile = Profile::for_archive(asked.as_deref(), recorded, what)?;
         Environment::load(profile, InstallRoot::new(&self.install_root)?)
     }
 

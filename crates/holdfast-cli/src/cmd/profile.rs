@@ -28,8 +28,8 @@ pub struct InitArgs {
 
 #[derive(Debug, Args)]
 pub struct ShowArgs {
-    /// A built-in profile name or a TOML file.
-    #[arg(default_value = "ovirt-engine", value_name = "NAME|FILE")]
+    /// A built-in profile name or a TOML file [default: $HOLDFAST_PROFILE].
+    #[arg(env = "HOLDFAST_PROFILE", value_name = "NAME|FILE")]
     pub profile: String,
     /// Root of the application's files.
     #[arg(

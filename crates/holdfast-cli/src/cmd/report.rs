@@ -175,7 +175,7 @@ impl RunReport {
                 self.verb = "backup".into();
                 self.archive = Some(absolute(&a.file));
                 self.target = archive_dir(&a.file);
-                self.profile = Some(a.env.profile_name().to_string());
+                self.profile = a.env.profile_name().ok();
                 Some(&a.env.notify)
             }
             Command::Verify(a) => {
@@ -196,7 +196,7 @@ impl RunReport {
             Command::Migrate(a) => {
                 self.verb = "migrate".into();
                 self.target = Some(absolute(&a.env.install_root).display().to_string());
-                self.profile = Some(a.env.profile_name().to_string());
+                self.profile = a.env.profile_name().ok();
                 Some(&a.env.notify)
             }
             Command::Repo(r) => {
@@ -205,7 +205,7 @@ impl RunReport {
                     RepoCommand::Backup(b) => {
                         self.verb = "repo backup".into();
                         self.target = repo;
-                        self.profile = Some(b.env.profile_name().to_string());
+                        self.profile = b.env.profile_name().ok();
                         Some(&b.env.notify)
                     }
                     RepoCommand::Restore(b) => {

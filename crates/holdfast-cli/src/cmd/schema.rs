@@ -25,14 +25,16 @@ pub struct SchemaArgs {
     /// and DWH dbscripts), one with a holdfast-schema.toml, or generic dbscripts.
     #[arg(long, default_value = ".", global = true)]
     pub dir: PathBuf,
-    /// Profile whose script tree layouts are recognised (built-in name or TOML file).
+    /// Profile whose script tree layouts are recognised (built-in name or TOML
+    /// file) [default: $HOLDFAST_PROFILE, else the layouts of every built-in
+    /// profile].
     #[arg(
         long,
-        default_value = "ovirt-engine",
+        env = "HOLDFAST_PROFILE",
         value_name = "NAME|FILE",
         global = true
     )]
-    pub profile: String,
+    pub profile: Option<String>,
     /// Seconds to wait for another schema runner on the same database.
     #[arg(long, value_name = "SECONDS", default_value_t = 300, global = true)]
     pub lock_timeout: u64,
@@ -102,10 +104,12 @@ pub struct ConnectionArgs {
     pub host: String,
     #[arg(long, default_value_t = 5432, global = true)]
     pub port: u16,
-    #[arg(long, default_value = "engine", global = true)]
-    pub user: String,
-    #[arg(long, default_value = "engine", global = true)]
-    pub database: String,
+    /// Role to connect as (required).
+    #[arg(long, global = true)]
+    pub user: Option<String>,
+    /// The database whose schema is upgraded (required).
+    #[arg(long, global = true)]
+    pub database: Option<String>,
     /// File whose first line is the password.
     #[arg(long, value_name = "FILE", global = true)]
     pub passfile: Option<PathBuf>,
@@ -117,6 +121,12 @@ pub struct ConnectionArgs {
 impl ConnectionArgs {
     /// Connection parameters with the password from the first source that has one.
     pub fn params(&self) -> Result<ConnParams> {
+        // Required, but clap cannot require options shared by subcommands.
+        let (Some(user), Some(database)) = (&self.user, &self.database) else {
+            return Err(Error::usage(
+                "schema needs the database to work on: pass --database NAME and --user ROLE",
+            ));
+        };
         let password = if let Some(path) = &self.passfile {
             Some(Password::from_file(path).context(|| format!("read {}", path.display()))?)
         } else if let Ok(value) = std::env::var(PASSWORD_ENV) {
@@ -127,7 +137,7 @@ impl ConnectionArgs {
                     "-W needs a terminal to ask for the password; use --passfile or {PASSWORD_ENV}"
                 )));
             }
-            let prompt = format!("Password for {}@{}: ", self.user, self.host);
+            let prompt = format!("Password for {user}@{}: ", self.host);
             let value =
                 rpassword::prompt_password(prompt).context(|| "read the password".to_string())?;
             Some(Password::new(value))
@@ -137,8 +147,8 @@ impl ConnectionArgs {
         Ok(ConnParams {
             host: self.host.clone(),
             port: self.port,
-            user: self.user.clone(),
-            database: self.database.clone(),
+            user: user.clone(),
+            database: database.clone(),
             password,
             secured: false,
             secured_validation: false,
@@ -160,6 +170,16 @@ impl PermissionArgs {
     }
 }
 
+/// The script tree layouts of every built-in profile: without a profile,
+/// any tree a built-in one knows is recognised by its own markers.
+fn builtin_layouts() -> Result<Vec<holdfast::schema::Layout>> {
+    let mut layouts = Vec::new();
+    for name in holdfast::profile::builtin_names() {
+        layouts.extend(holdfast::profile::Profile::load(name)?.schema_layouts);
+    }
+    Ok(layouts)
+}
+
 fn parse_version(flag: &str, v: &str) -> Result<Version> {
     Version::parse(&v.replace('_', "")).ok_or_else(|| {
         Error::usage(format!(
@@ -172,7 +192,10 @@ fn parse_version(flag: &str, v: &str) -> Result<Version> {
 pub fn run(args: SchemaArgs) -> Result<()> {
     let params = args.connection.params()?;
     let lock_timeout = Duration::from_secs(args.lock_timeout);
-    let layouts = holdfast::profile::Profile::load(&args.profile)?.schema_layouts;
+    let layouts = match &args.profile {
+        Some(p) => holdfast::profile::Profile::load(p)?.schema_layouts,
+        None => builtin_layouts()?,
+    };
     let mut say = |line: &str| println!("{line}");
     match args.command {
         SchemaCommand::Apply(a) => {
@@ -525,11 +548,22 @@ mod tests {
             "127.0.0.1",
             "--port",
             &port,
+            "--user",
+            "engine",
+            "--database",
+            "engine",
             "--passfile",
             passfile.to_str().unwrap(),
             "--dir",
             tree.to_str().unwrap(),
         ];
+        let err = run(parse(&["holdfast", "schema", "status", "--dir", "."]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("pass --database NAME and --user ROLE"),
+            "{err}"
+        );
         for cmd in [
             &["plan"][..],
             &["apply", "--dry-run"],

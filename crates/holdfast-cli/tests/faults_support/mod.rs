@@ -85,12 +85,13 @@ pub fn engine_backup(dir: &Path, root: &Path, tmp: &Path, args: &[&str]) -> Comm
     cmd
 }
 
-/// `holdfast ARGS` with the install root in the environment.
+/// `holdfast ARGS` with the install root, version and profile (ovirt-engine) in the environment.
 pub fn holdfast(dir: &Path, root: &Path, tmp: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_holdfast"));
     cmd.args(args)
         .env("HOLDFAST_INSTALL_ROOT", root)
-        .env("HOLDFAST_INSTALLED_VERSION", VERSION);
+        .env("HOLDFAST_INSTALLED_VERSION", VERSION)
+        .env("HOLDFAST_PROFILE", "ovirt-engine");
     prepare(&mut cmd, dir, tmp);
     cmd
 }

@@ -57,7 +57,8 @@ impl Sample {
         run(engine_backup_bin(), &all, self.dir.path())
     }
 
-    /// `holdfast ARGS` with the install root and version in the environment.
+    /// `holdfast ARGS` with the install root, version and profile
+    /// (ovirt-engine) in the environment.
     pub fn holdfast(&self, args: &[&str]) -> Run {
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_holdfast"));
@@ -65,7 +66,10 @@ impl Sample {
             .current_dir(self.dir.path())
             .env("HOLDFAST_STATE_DIR", self.dir.path().join("state"))
             .env("HOLDFAST_INSTALL_ROOT", self.root())
-            .env("HOLDFAST_INSTALLED_VERSION", VERSION);
+            .env("HOLDFAST_INSTALLED_VERSION", VERSION)
+            // The sample is an oVirt engine's install, configured as its
+            // administrator would (the native face has no default profile).
+            .env("HOLDFAST_PROFILE", "ovirt-engine");
         Run::from(cmd.output().expect("run holdfast"))
     }
 
@@ -198,6 +202,7 @@ pub fn run(bin: &str, args: &[String], dir: &Path) -> Run {
             .env("HOLDFAST_STATE_DIR", dir.join("state"))
             .env_remove("HOLDFAST_INSTALL_ROOT")
             .env_remove("HOLDFAST_INSTALLED_VERSION")
+            .env_remove("HOLDFAST_PROFILE")
             .output()
             .expect("run binary"),
     )
