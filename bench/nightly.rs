@@ -189,6 +189,8 @@ pub fn measure(
         tmpdir: w.to_path_buf(),
         application_version: "4.5.7".into(),
         threads: 2,
+        // As the compared restic run: the dumps only.
+        role_passwords: holdfast::ops::request::RolePasswords::NotRead,
     };
     let log = Log::create(&w.join("bench.log"))?.quiet();
     let in_process = |f: &mut dyn FnMut() -> Result<(), Error>| -> Result<Sample, Error> {

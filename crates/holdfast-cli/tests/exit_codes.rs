@@ -147,6 +147,7 @@ fn interrupted_backup(s: &Sample, signal: &str, status: i32) {
         .current_dir(s.dir.path())
         .env("HOLDFAST_INSTALL_ROOT", s.root())
         .env("HOLDFAST_INSTALLED_VERSION", VERSION)
+        .env("HOLDFAST_PROFILE", "ovirt-engine")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

@@ -241,6 +241,7 @@ fn rest_refusals_say_what_they_mean() {
             .current_dir(s.dir.path())
             .env("HOLDFAST_INSTALL_ROOT", s.root())
             .env("HOLDFAST_INSTALLED_VERSION", VERSION)
+            .env("HOLDFAST_PROFILE", "ovirt-engine")
             .env("HOLDFAST_REST_PASSWORD", web_pw);
         let o = cmd.output().unwrap();
         Run {

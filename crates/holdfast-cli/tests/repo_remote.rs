@@ -110,6 +110,7 @@ fn holdfast_in(dir: &Path, args: &[&str], extra_env: &[(&str, &str)]) -> Run {
         .stdin(Stdio::null())
         .env("HOLDFAST_INSTALL_ROOT", dir.join("root"))
         .env("HOLDFAST_INSTALLED_VERSION", VERSION)
+        .env("HOLDFAST_PROFILE", "ovirt-engine")
         .env("AWS_ACCESS_KEY_ID", S3_KEY_ID)
         .env("AWS_SECRET_ACCESS_KEY", S3_SECRET)
         .env("AWS_DEFAULT_REGION", "us-east-1");

@@ -75,6 +75,12 @@ pub fn run(workdir: &Path, log: &Log) -> Result<DemoOutcome> {
         application_version: SAMPLE_VERSION.into(),
         overwrite: true,
         threads: 2,
+        // The throwaway cluster's superuser, over its socket: the archive
+        // keeps the roles' password verifiers.
+        role_passwords: ops::request::RolePasswords::Admin(ops::AdminOptions {
+            host: Some(source.socket_dir().display().to_string()),
+            ..Default::default()
+        }),
     };
     let b = Instant::now();
     log.output("");

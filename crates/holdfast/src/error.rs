@@ -37,8 +37,12 @@ pub enum Error {
 pub enum Remedy {
     /// Restore this database (by its profile option prefix: `db`, `dwh-db`)
     /// into another database than the restored configuration names
-    /// (engine-backup's `--change-<prefix>-credentials`).
-    OtherTargetDatabase { option_prefix: String },
+    /// (engine-backup's `--change-<prefix>-credentials`, holdfast's
+    /// `--target <scope>=URL`).
+    OtherTargetDatabase {
+        option_prefix: String,
+        scope: String,
+    },
     /// Give a number of parallel jobs of 1 or more (holdfast's `--jobs`,
     /// engine-backup's `--<prefix>-restore-jobs`).
     AtLeastOneJob,

@@ -115,6 +115,7 @@ fn fixture_databases_dump_and_restore_into_another_cluster() {
             &RestoreOptions {
                 jobs: 2,
                 restore_permissions: false,
+                restore_owners: true,
             },
         )
         .unwrap();
@@ -148,6 +149,7 @@ fn fixture_databases_dump_and_restore_into_another_cluster() {
             &RestoreOptions {
                 jobs: 1,
                 restore_permissions: true,
+                restore_owners: true,
             },
         )
         .unwrap_err();
@@ -171,6 +173,7 @@ fn fixture_databases_dump_and_restore_into_another_cluster() {
             &RestoreOptions {
                 jobs: 2,
                 restore_permissions: true,
+                restore_owners: true,
             },
         )
         .unwrap();
@@ -233,6 +236,7 @@ fn engine_backup_archives_restore_to_the_readme_content() {
         &RestoreOptions {
             jobs: 2,
             restore_permissions: true,
+            restore_owners: true,
         },
     )
     .unwrap();
@@ -246,6 +250,7 @@ fn engine_backup_archives_restore_to_the_readme_content() {
         &RestoreOptions {
             jobs: 1,
             restore_permissions: true,
+            restore_owners: true,
         },
     )
     .unwrap();

@@ -76,6 +76,7 @@ fn wrong_password_and_stopped_server_give_clear_errors() {
     let options = RestoreOptions {
         jobs: 1,
         restore_permissions: false,
+        restore_owners: true,
     };
     assert_one_line_failure(
         &restore_custom(&wrong, &tools, &custom, &options).unwrap_err(),

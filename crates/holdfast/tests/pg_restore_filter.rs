@@ -101,6 +101,7 @@ fn existing_extensions_are_not_restored_again() {
         &RestoreOptions {
             jobs: 2,
             restore_permissions: true,
+            restore_owners: true,
         },
     )
     .unwrap();

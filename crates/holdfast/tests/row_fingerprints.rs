@@ -160,6 +160,7 @@ fn stream_and_copy_fingerprints_agree_across_a_restore() {
         &pg::RestoreOptions {
             jobs: 1,
             restore_permissions: true,
+            restore_owners: true,
         },
     )
     .unwrap();

@@ -39,6 +39,11 @@ pub struct BackupArgs {
     /// Replace an existing archive at --file.
     #[arg(long)]
     pub overwrite: bool,
+    /// The superuser connection that reads the password verifiers of the
+    /// roles the databases need [default: the local superuser over the unix
+    /// socket, when it answers].
+    #[command(flatten)]
+    pub roles: super::admin::RolePasswordArgs,
 }
 
 pub fn parse_codec(v: &str) -> Result<Codec, String> {
@@ -73,6 +78,7 @@ pub fn run(a: BackupArgs, log: &Log) -> holdfast::Result<()> {
     req.files_codec = a.compressor;
     req.compress_level = a.compress_level;
     req.overwrite = a.overwrite;
+    req.role_passwords = a.roles.role_passwords()?;
     if let Some(threads) = a.threads {
         req.threads = threads;
     }

@@ -1,6 +1,7 @@
 //! `holdfast <verb>`: one module per verb; this file holds the verb list and the
 //! options every verb shares.
 
+mod admin;
 mod backup;
 mod demo;
 mod migrate;
@@ -301,8 +302,10 @@ fn worded(e: &holdfast::Error) -> String {
             let why = worded(error);
             match remedy {
                 // Restoring into another database than the archive's
-                // configuration names: engine-backup's --change-…-credentials.
-                holdfast::Remedy::OtherTargetDatabase { .. } => why,
+                // configuration names.
+                holdfast::Remedy::OtherTargetDatabase { scope, .. } => format!(
+                    "{why}; or restore into another server, database or role with --target {scope}=postgres://USER@HOST:PORT/DATABASE and --target-passfile {scope}=FILE"
+                ),
                 holdfast::Remedy::AtLeastOneJob => format!("{why}; pass --jobs 1 or more"),
             }
         }

@@ -211,6 +211,11 @@ pub struct BackupArgs {
     /// Worker threads (default: every core).
     #[arg(long, value_name = "N")]
     pub threads: Option<u32>,
+    /// The superuser connection that reads the password verifiers of the
+    /// roles the databases need [default: the local superuser over the unix
+    /// socket, when it answers].
+    #[command(flatten)]
+    pub roles: super::admin::RolePasswordArgs,
 }
 
 #[derive(Debug, Args)]
@@ -496,6 +501,7 @@ fn backup(repo: &mut Repo, a: BackupArgs, log: &Log) -> holdfast::Result<()> {
     if let Some(threads) = a.threads {
         req.threads = threads;
     }
+    req.role_passwords = a.roles.role_passwords()?;
     let outcome = ops::repo::backup(repo, &req, log)?;
     let s = &outcome.snapshot;
     log.output(&format!(

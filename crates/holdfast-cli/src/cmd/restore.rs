@@ -1,11 +1,13 @@
 //! `holdfast restore`: put an archive back onto a cleaned install.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use clap::Args;
 use holdfast::log::Log;
-use holdfast::ops::{self, AdminOptions, Jobs, ProvisionRequest, RestoreRequest};
-use holdfast::Password;
+use holdfast::ops::{self, Jobs, ProvisionRequest, RestoreRequest};
+use holdfast::pg::ConnParams;
+use holdfast::{Error, Password};
 
 use super::EnvArgs;
 use crate::shared::absolute;
@@ -50,6 +52,17 @@ pub struct RestoreChoices {
     /// Skip the profile's post-restore clean-up steps.
     #[arg(long)]
     pub keep_temporary_data: bool,
+    /// Restore database SCOPE into this server, database and role instead of
+    /// those the restored configuration names, and rewrite the
+    /// configuration to it: postgres://USER@HOST:PORT/DATABASE (no password
+    /// in it), or the URL alone when the profile has one database
+    /// (repeatable). With --provision the role and database are created.
+    #[arg(long = "target", value_name = "[SCOPE=]URL")]
+    pub targets: Vec<String>,
+    /// The password of a --target's role, in a file (its first line):
+    /// SCOPE=FILE, or FILE alone when the profile has one database.
+    #[arg(long = "target-passfile", value_name = "[SCOPE=]FILE")]
+    pub target_passfiles: Vec<String>,
 }
 
 impl RestoreChoices {
@@ -78,38 +91,119 @@ impl RestoreChoices {
     ) -> holdfast::Result<RestoreRequest> {
         let jobs = self.jobs()?;
         let scopes = ops::expand_scopes(&env, &self.scopes)?;
+        let credentials = self.credentials(&env)?;
         Ok(RestoreRequest {
             restore_permissions: self.permissions(),
             keep_temporary_data: self.keep_temporary_data,
             provision,
+            credentials,
             ..RestoreRequest::new(env, scopes, file, tmpdir, installed_version)?.with_jobs(jobs)
         })
     }
+}
+
+impl RestoreChoices {
+    /// The new connection of each database scope given a `--target`, with
+    /// the password of its `--target-passfile`.
+    fn credentials(
+        &self,
+        env: &holdfast::profile::Environment,
+    ) -> holdfast::Result<BTreeMap<String, ConnParams>> {
+        let mut passwords = BTreeMap::new();
+        for given in &self.target_passfiles {
+            let (scope, file) = scoped(env, given, "--target-passfile", "FILE")?;
+            let password = Password::from_file(std::path::Path::new(file)).map_err(|e| {
+                Error::usage(format!(
+                    "--target-passfile {given}: cannot read the password file ({e}); pass a readable file"
+                ))
+            })?;
+            if password.is_empty() {
+                return Err(Error::usage(format!(
+                    "--target-passfile {given}: the file's first line is empty; write the role's password in it"
+                )));
+            }
+            if passwords.insert(scope.clone(), password).is_some() {
+                return Err(Error::usage(format!(
+                    "--target-passfile names database scope '{scope}' twice; give it once"
+                )));
+            }
+        }
+        let mut credentials = BTreeMap::new();
+        for given in &self.targets {
+            let (scope, url) = scoped(env, given, "--target", "URL")?;
+            let mut params = holdfast::conf::url::connection(url, &format!("--target {scope}"))
+                .map_err(Error::usage)?;
+            params.password = Some(passwords.remove(&scope).ok_or_else(|| {
+                Error::usage(format!(
+                    "--target {scope} needs the role's password: pass --target-passfile {scope}=FILE"
+                ))
+            })?);
+            if credentials.insert(scope.clone(), params).is_some() {
+                return Err(Error::usage(format!(
+                    "--target names database scope '{scope}' twice; give it once"
+                )));
+            }
+        }
+        if let Some(scope) = passwords.keys().next() {
+            return Err(Error::usage(format!(
+                "--target-passfile {scope}=… without --target {scope}=URL; give the target or leave the password file out"
+            )));
+        }
+        Ok(credentials)
+    }
+}
+
+/// `SCOPE=VALUE`, or `VALUE` alone when the profile has one database scope;
+/// the scope must be one of the profile's databases.
+fn scoped<'a>(
+    env: &holdfast::profile::Environment,
+    given: &'a str,
+    option: &str,
+    what: &str,
+) -> holdfast::Result<(String, &'a str)> {
+    let databases: Vec<&str> = env
+        .profile
+        .databases
+        .iter()
+        .map(|d| d.scope.as_str())
+        .collect();
+    let split = given
+        .split_once('=')
+        .filter(|(scope, _)| !scope.contains('/') && !scope.contains(':'));
+    let (scope, value) = match split {
+        Some((scope, value)) => (scope.to_string(), value),
+        None if databases.len() == 1 => (databases[0].to_string(), given),
+        None => {
+            return Err(Error::usage(format!(
+                "{option} {given}: name the database scope, as SCOPE={what} (profile {} has {})",
+                env.profile.name,
+                databases.join(", ")
+            )))
+        }
+    };
+    if !databases.contains(&scope.as_str()) {
+        return Err(Error::usage(format!(
+            "{option} {given}: '{scope}' is not a database scope of profile {} ({})",
+            env.profile.name,
+            databases.join(", ")
+        )));
+    }
+    Ok((scope, value))
 }
 
 /// Creating the application's roles and databases before the restore.
 #[derive(Debug, Args)]
 pub struct ProvisionArgs {
     /// Create the role and database of this database scope (repeatable), with
-    /// the credentials of the restored configuration; implies --restore-permissions.
+    /// the credentials of its --target or else of the restored configuration;
+    /// implies --restore-permissions.
     #[arg(long = "provision", value_name = "SCOPE")]
     pub provision_scopes: Vec<String>,
     /// Provision every database the archive holds.
     #[arg(long)]
     pub provision_all: bool,
-    /// Superuser connection for provisioning: host, or the directory of the
-    /// server's unix socket [default: /var/run/postgresql].
-    #[arg(long, value_name = "HOST|DIR")]
-    pub admin_host: Option<String>,
-    /// Superuser connection port [default: the database's port].
-    #[arg(long, value_name = "PORT")]
-    pub admin_port: Option<u16>,
-    /// Superuser role [default: postgres, by peer authentication when run as root].
-    #[arg(long, value_name = "USER")]
-    pub admin_user: Option<String>,
-    /// File whose first line is the superuser's password.
-    #[arg(long, value_name = "FILE")]
-    pub admin_passfile: Option<PathBuf>,
+    #[command(flatten)]
+    pub admin: super::admin::AdminArgs,
     /// Initialise and start the local PostgreSQL cluster when it is not
     /// initialised (pg_createcluster on Debian, else initdb).
     #[arg(long)]
@@ -132,25 +226,11 @@ impl ProvisionArgs {
                 )));
             }
         }
-        let password = match &self.admin_passfile {
-            None => None,
-            Some(f) => Some(Password::from_file(f).map_err(|e| {
-                holdfast::Error::usage(format!(
-                    "cannot read the password file {} ({e}); pass a readable file to --admin-passfile",
-                    f.display()
-                ))
-            })?),
-        };
         Ok(ProvisionRequest {
             scopes: self.provision_scopes.clone(),
             all: self.provision_all,
             auto: false,
-            admin: AdminOptions {
-                host: self.admin_host.clone(),
-                port: self.admin_port,
-                user: self.admin_user.clone(),
-                password,
-            },
+            admin: self.admin.options()?,
             init_cluster: self.init_cluster,
             init_data_dir: self.init_cluster_datadir.as_deref().map(absolute),
         })

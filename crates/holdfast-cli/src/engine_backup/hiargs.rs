@@ -7,6 +7,7 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use holdfast::archive::{Codec, DumpFormat};
+use holdfast::ops::request::RolePasswords;
 use holdfast::ops::{
     self, AdminOptions, BackupRequest, DumpPlan, Jobs, ProvisionRequest, RestoreRequest,
     VerifyRequest,
@@ -307,6 +308,8 @@ pub fn interpret(low: LowArgs, profile: Profile, outside: &dyn Outside) -> Resul
                 files_codec,
                 dumps,
                 overwrite: true,
+                // engine-backup reads no role passwords.
+                role_passwords: RolePasswords::NotRead,
                 ..BackupRequest::new(env, scopes, file, tmpdir, installed.as_deref())?
             }),
             log,

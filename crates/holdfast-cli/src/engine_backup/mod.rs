@@ -149,7 +149,7 @@ pub fn describe(e: &holdfast::Error) -> String {
         holdfast::Error::Remedied { error, remedy } => {
             let why = describe(error);
             match remedy {
-                holdfast::Remedy::OtherTargetDatabase { option_prefix } => format!(
+                holdfast::Remedy::OtherTargetDatabase { option_prefix, .. } => format!(
                     "{why} (or pass --change-{option_prefix}-credentials to restore into another database)"
                 ),
                 holdfast::Remedy::AtLeastOneJob => {

@@ -103,7 +103,53 @@ pub struct RowTextRecord {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RoleRecord {
     pub name: String,
+    /// For the reader: a restore never runs this text (it would run as the
+    /// superuser); it creates the role from [`RoleRecord::attributes`].
     pub sql: String,
+    /// What the role was, to create it again as it was (archives made
+    /// before holdfast recorded it have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attributes: Option<RoleAttributes>,
+}
+
+/// A role's attributes, memberships and password, as `pg_roles` and
+/// `pg_authid` held them when the backup ran.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoleAttributes {
+    pub login: bool,
+    pub superuser: bool,
+    pub createdb: bool,
+    pub createrole: bool,
+    pub inherit: bool,
+    pub replication: bool,
+    pub bypassrls: bool,
+    /// `-1` for no limit.
+    pub connection_limit: i32,
+    /// `VALID UNTIL`, in UTC, or `infinity`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_until: Option<String>,
+    /// The roles it is a direct member of.
+    #[serde(default)]
+    pub member_of: Vec<String>,
+    pub password: RolePassword,
+    /// The stored verifier (`SCRAM-SHA-256$…` or `md5…`) when `password` is
+    /// `kept`: the server stores it as given, so the role logs in with its
+    /// old password and the password itself was never known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_hash: Option<String>,
+}
+
+/// Whether the archive can give a role its password back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RolePassword {
+    /// Its stored verifier is in the archive.
+    Kept,
+    /// It had no password.
+    None,
+    /// The backup could not read it (no administrative connection): a
+    /// restore that creates the role gives it a new one.
+    NotRead,
 }
 
 /// Content summary of a table or materialized view.
@@ -223,6 +269,7 @@ pub(crate) fn sample() -> Manifest {
             roles: vec![RoleRecord {
                 name: "engine".into(),
                 sql: "CREATE ROLE engine LOGIN;".into(),
+                attributes: None,
             }],
             tables: vec![TableRecord {
                 schema: "public".into(),

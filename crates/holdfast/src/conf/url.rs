@@ -220,6 +220,57 @@ pub fn read_part(url: &str, part: UrlPart) -> Result<Option<String>, String> {
     Ok(value)
 }
 
+/// A connection given on the command line as a libpq URL
+/// (`postgres://USER@HOST:PORT/DATABASE[?sslmode=…]`): user and database
+/// required, host `localhost` and port 5432 by default. A password in it is
+/// refused (`what` names the option): the command line is visible to every
+/// user of the machine. `sslmode=require` (or stricter) marks the connection
+/// secured, `verify-full` also validated.
+pub fn connection(url: &str, what: &str) -> Result<crate::pg::ConnParams, String> {
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        return Err(format!(
+            "{what} {}: not a postgres://USER@HOST:PORT/DATABASE URL",
+            short(url)
+        ));
+    }
+    let read = |part| read_part(url, part).map_err(|e| format!("{what}: {e}"));
+    if read(UrlPart::Password)?.is_some() {
+        return Err(format!(
+            "{what}: the URL holds a password, which every user of this machine can read on the command line; leave it out and give it in a file"
+        ));
+    }
+    let (Some(user), Some(database)) = (read(UrlPart::User)?, read(UrlPart::Database)?) else {
+        return Err(format!(
+            "{what} {}: name the role and the database, as postgres://USER@HOST:PORT/DATABASE",
+            short(url)
+        ));
+    };
+    let port = match read(UrlPart::Port)? {
+        None => 5432,
+        Some(p) => p
+            .parse()
+            .map_err(|_| format!("{what}: port {p} is not a number"))?,
+    };
+    let sslmode = Url::parse(url)
+        .ok()
+        .and_then(|u| {
+            u.query_pairs()
+                .filter(|(k, _)| k == "sslmode")
+                .last()
+                .map(|(_, v)| v.into_owned())
+        })
+        .unwrap_or_default();
+    Ok(crate::pg::ConnParams {
+        host: read(UrlPart::Host)?.unwrap_or_else(|| "localhost".into()),
+        port,
+        user,
+        database,
+        password: None,
+        secured: matches!(sslmode.as_str(), "require" | "verify-ca" | "verify-full"),
+        secured_validation: sslmode == "verify-full",
+    })
+}
+
 /// `url` with each part set to its new value, every other byte kept.
 pub fn set_parts(url: &str, changes: &[(UrlPart, &str)]) -> Result<String, String> {
     let l = layout(url)?;
@@ -438,6 +489,36 @@ mod tests {
 
     fn read(url: &str, p: UrlPart) -> Option<String> {
         read_part(url, p).unwrap()
+    }
+
+    #[test]
+    fn command_line_connections() {
+        let c = connection(
+            "postgres://redmine@db2.example:5433/redmine_new",
+            "--target db",
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                c.host.as_str(),
+                c.port,
+                c.user.as_str(),
+                c.database.as_str()
+            ),
+            ("db2.example", 5433, "redmine", "redmine_new")
+        );
+        assert!(!c.secured);
+        let c = connection("postgresql://a@/b?sslmode=verify-full", "--target").unwrap();
+        assert_eq!((c.host.as_str(), c.port), ("localhost", 5432));
+        assert!(c.secured && c.secured_validation);
+        let e = connection("postgres://a:secret@h/b", "--target db").unwrap_err();
+        assert!(
+            e.contains("holds a password") && !e.contains("secret"),
+            "{e}"
+        );
+        let e = connection("postgres://h/b", "--target db").unwrap_err();
+        assert!(e.contains("name the role and the database"), "{e}");
+        assert!(connection("jdbc:postgresql://h/b", "--target").is_err());
     }
 
     #[test]

@@ -69,7 +69,47 @@ fn write_archive(req: &BackupRequest, plan: &plan::Plan, log: &Log) -> Result<u6
     std::fs::create_dir_all(tar.join("db")).context(|| format!("create {}", tar.display()))?;
     announce(req, plan, log);
     let records = stage::stage_members(req, plan, &tar, log)?;
+    announce_unkept_passwords(req, plan, &records, log);
     pack::pack(req, plan, &tar, records, log)
+}
+
+/// Name the login roles whose passwords the archive does not hold: a
+/// restore that has to create them gives them new ones. The application's
+/// own role is not among them (its password is in its configuration).
+/// engine-backup's face reads no passwords and says nothing.
+fn announce_unkept_passwords(
+    req: &BackupRequest,
+    plan: &plan::Plan,
+    records: &[crate::archive::manifest::DatabaseRecord],
+    log: &Log,
+) {
+    use crate::archive::manifest::RolePassword;
+    if matches!(
+        req.role_passwords,
+        crate::ops::request::RolePasswords::NotRead
+    ) {
+        return;
+    }
+    for (job, record) in plan.databases.iter().zip(records) {
+        let unkept: Vec<&str> = record
+            .roles
+            .iter()
+            .filter(|r| r.name != job.params.user)
+            .filter(|r| {
+                r.attributes
+                    .as_ref()
+                    .is_some_and(|a| a.login && a.password == RolePassword::NotRead)
+            })
+            .map(|r| r.name.as_str())
+            .collect();
+        if !unkept.is_empty() {
+            log.output(&format!(
+                "- Roles of database '{}' whose passwords are not in the archive (no superuser session: pass --admin-host/--admin-user/--admin-passfile): {}; a restore that creates them gives them new passwords",
+                job.params.database,
+                unkept.join(", ")
+            ));
+        }
+    }
 }
 
 /// One console line per component backed up.

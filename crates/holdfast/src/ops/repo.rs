@@ -64,6 +64,7 @@ pub fn backup(repo: &mut Repo, req: &RepoBackupRequest, log: &Log) -> Result<Rep
         application_version: req.application_version.clone(),
         overwrite: false,
         threads: req.threads,
+        role_passwords: req.role_passwords.clone(),
     };
     let outcome = crate::ops::backup::run(&archive_req, log)?;
     // Reading it back verifies every member against sha256sum and the manifest.

@@ -123,6 +123,24 @@ pub struct BackupRequest {
     pub overwrite: bool,
     /// Compression threads for zstd/xz.
     pub threads: u32,
+    /// Where the roles' password verifiers are read from.
+    pub role_passwords: RolePasswords,
+}
+
+/// Where a backup reads the password verifiers of the roles its databases
+/// need (`pg_authid` is the superuser's; the application's role cannot).
+#[derive(Debug, Clone, Default)]
+pub enum RolePasswords {
+    /// Not read, as engine-backup does; the manifest records it.
+    NotRead,
+    /// The local superuser over the unix socket, for databases on this
+    /// machine, when it answers (as root: peer authentication as `postgres`);
+    /// else not read, and the backup names the roles that will need new
+    /// passwords.
+    #[default]
+    LocalSuperuser,
+    /// This superuser connection; a backup that cannot use it is refused.
+    Admin(AdminOptions),
 }
 
 impl BackupRequest {
@@ -151,6 +169,7 @@ impl BackupRequest {
             application_version,
             overwrite: false,
             threads: default_threads(),
+            role_passwords: RolePasswords::default(),
         })
     }
 
@@ -249,6 +268,24 @@ impl RestoreRequest {
     }
 
     /// The jobs for one database scope.
+    /// The role the restored configuration names for `db`, when new
+    /// credentials replace it with another: the dump's owners are then not
+    /// restored (the new role owns everything; grants are kept), and that
+    /// role is not created.
+    pub fn replaced_owner(
+        &self,
+        db: &crate::profile::DatabaseComponent,
+        future: &Environment,
+    ) -> Result<Option<String>> {
+        let Some(new) = self.credentials.get(&db.scope) else {
+            return Ok(None);
+        };
+        Ok(future
+            .database_params(db)?
+            .map(|old| old.user)
+            .filter(|old| !old.is_empty() && *old != new.user))
+    }
+
     pub fn jobs_for(&self, scope: &str) -> Jobs {
         self.jobs.get(scope).copied().unwrap_or_default()
     }
@@ -295,6 +332,25 @@ pub struct AdminOptions {
     pub password: Option<crate::Password>,
 }
 
+impl AdminOptions {
+    /// The connection these options make to the server of a database on
+    /// `port`, with the defaults filled in.
+    pub fn params(&self, port: u16) -> ConnParams {
+        ConnParams {
+            host: self
+                .host
+                .clone()
+                .unwrap_or_else(|| crate::pg::provision::DEFAULT_SOCKET_DIR.to_string()),
+            port: self.port.unwrap_or(port),
+            user: self.user.clone().unwrap_or_else(|| "postgres".into()),
+            database: "postgres".into(),
+            password: self.password.clone(),
+            secured: false,
+            secured_validation: false,
+        }
+    }
+}
+
 /// A validated migration of one database scope.
 #[derive(Debug)]
 pub struct MigrateRequest {
@@ -323,6 +379,8 @@ pub struct RepoBackupRequest {
     pub tmpdir: PathBuf,
     pub application_version: String,
     pub threads: u32,
+    /// Where the roles' password verifiers are read from.
+    pub role_passwords: RolePasswords,
 }
 
 impl RepoBackupRequest {
@@ -341,6 +399,7 @@ impl RepoBackupRequest {
             tmpdir,
             application_version,
             threads: default_threads(),
+            role_passwords: RolePasswords::default(),
         })
     }
 }

@@ -41,6 +41,11 @@ impl ConnParams {
     pub fn is_socket(&self) -> bool {
         self.host.starts_with('/')
     }
+
+    /// Whether the server is on this machine: a unix socket or loopback.
+    pub fn is_local(&self) -> bool {
+        self.is_socket() || matches!(self.host.as_str(), "localhost" | "127.0.0.1" | "::1")
+    }
 }
 
 impl From<DatabaseCredentials> for ConnParams {

@@ -210,6 +210,10 @@ pub struct RestoreOptions {
     /// Restore owners and grants as dumped; `false` adds `--no-owner
     /// --no-privileges` (everything owned by the restoring role, no grants).
     pub restore_permissions: bool,
+    /// With `restore_permissions`: `false` restores the grants but not the
+    /// owners (`--no-owner`), for a restore under another role than the one
+    /// that owned the objects.
+    pub restore_owners: bool,
 }
 
 /// What a successful restore did.
@@ -322,6 +326,10 @@ pub fn restore_custom(
     } else {
         Vec::new()
     };
+    let mut extra = extra;
+    if options.restore_permissions && !options.restore_owners {
+        extra.push("--no-owner");
+    }
     run_pg_restore(conn, tools, dump, options.restore_permissions, &extra)
 }
 

@@ -211,6 +211,46 @@ fn roles_in_schema_sql(text: &str) -> BTreeSet<String> {
     roles
 }
 
+/// What identifies a server and one of its databases from any session:
+/// the postmaster's start time and the database's OID.
+fn server_identity_sql(database: &str) -> String {
+    format!(
+        "SELECT extract(epoch FROM pg_postmaster_start_time())::text || '/' || oid::text \
+         FROM pg_database WHERE datname = {}",
+        quote_literal(database)
+    )
+}
+
+/// Whether the superuser session `admin` reaches the server (and database)
+/// `client` is connected to: a superuser on another server would read
+/// another server's passwords.
+pub fn same_server(
+    admin: &crate::pg::provision::Admin,
+    client: &mut postgres::Client,
+    database: &str,
+) -> Result<bool> {
+    let sql = server_identity_sql(database);
+    let ours: String = client
+        .query_one(&sql, &[])
+        .map_err(|e| Error::postgres(error_text(&e)))?
+        .get(0);
+    let theirs = admin.query(&admin.params().database, &sql)?;
+    Ok(theirs.first().and_then(|r| r.first()) == Some(&ours))
+}
+
+/// Fill in the password verifiers `roles` lack, read from `pg_authid` as
+/// the superuser.
+pub fn read_password_hashes(
+    admin: &crate::pg::provision::Admin,
+    roles: &mut [RoleDef],
+) -> Result<()> {
+    for role in roles.iter_mut().filter(|r| !r.password_readable) {
+        role.password_hash = crate::pg::provision::password_hash(admin, &role.name)?;
+        role.password_readable = true;
+    }
+    Ok(())
+}
+
 impl RoleDef {
     /// `CREATE ROLE "name" WITH <attributes> [PASSWORD '<hash>']`.
     ///

@@ -8,7 +8,8 @@ use std::path::Path;
 use std::sync::mpsc::{Receiver, SyncSender};
 
 use crate::archive::manifest::{
-    DatabaseRecord, RoleRecord, RowTextRecord, SequenceRecord, TableRecord,
+    DatabaseRecord, RoleAttributes, RolePassword, RoleRecord, RowTextRecord, SequenceRecord,
+    TableRecord,
 };
 use crate::archive::DumpFormat as ArchivedFormat;
 use crate::log::Log;
@@ -93,9 +94,12 @@ pub(super) fn dump_one(
         }
         None => None,
     };
-    let (info, sequences, roles, row_text) = inspected?;
+    let (info, sequences, mut roles, row_text) = inspected?;
     let tables = table_records(&mut tx, stream_sums.as_ref())?;
     tx.commit().map_err(sql_err)?;
+    if let Some(admin) = &job.admin {
+        pg::roles::read_password_hashes(admin, &mut roles)?;
+    }
     Ok(DatabaseRecord {
         scope: db.scope.clone(),
         database: job.params.database.clone(),
@@ -112,7 +116,7 @@ pub(super) fn dump_one(
             .iter()
             .map(|(n, v)| format!("{n} {v}"))
             .collect(),
-        roles,
+        roles: roles.into_iter().map(role_record).collect(),
         tables,
         sequences,
         row_text: stream_sums.is_some().then_some(RowTextRecord {
@@ -247,7 +251,7 @@ impl Read for ChannelReader {
 type Inspected = (
     pg::inspect::DatabaseInfo,
     Vec<SequenceRecord>,
-    Vec<RoleRecord>,
+    Vec<pg::roles::RoleDef>,
     pg::inspect::RowTextSettings,
 );
 
@@ -263,14 +267,37 @@ fn inspect(tx: &mut postgres::Transaction) -> Result<Inspected> {
             is_called: s.is_called,
         })
         .collect();
-    let roles = pg::roles::roles_needed(tx)?
-        .into_iter()
-        .map(|r| RoleRecord {
-            sql: r.create_sql(),
-            name: r.name,
-        })
-        .collect();
+    let roles = pg::roles::roles_needed(tx)?;
     Ok((info, sequences, roles, row_text))
+}
+
+/// A role as the manifest records it: what it was, and whether its
+/// password could be read.
+fn role_record(r: pg::roles::RoleDef) -> RoleRecord {
+    // A stored value that is no SCRAM or md5 verifier is not recreated.
+    let (password, hash) = match (r.password_hash.clone(), r.password_readable) {
+        (Some(h), _) if pg::roles::is_password_hash(&h) => (RolePassword::Kept, Some(h)),
+        (Some(_), _) | (None, false) => (RolePassword::NotRead, None),
+        (None, true) => (RolePassword::None, None),
+    };
+    RoleRecord {
+        sql: r.create_sql(),
+        attributes: Some(RoleAttributes {
+            login: r.login,
+            superuser: r.superuser,
+            createdb: r.createdb,
+            createrole: r.createrole,
+            inherit: r.inherit,
+            replication: r.replication,
+            bypassrls: r.bypassrls,
+            connection_limit: r.connection_limit,
+            valid_until: r.valid_until,
+            member_of: r.member_of,
+            password,
+            password_hash: hash,
+        }),
+        name: r.name,
+    }
 }
 
 /// Every table's record: its fingerprint from the dump stream when the stream

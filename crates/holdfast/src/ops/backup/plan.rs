@@ -7,7 +7,9 @@ use std::path::Path;
 
 use crate::archive::Codec;
 use crate::log::Log;
+use crate::ops::request::RolePasswords;
 use crate::ops::{BackupRequest, DumpPlan};
+use crate::pg::provision::Admin;
 use crate::pg::{self, ConnParams, PgTools};
 use crate::profile::{Component, DatabaseComponent, SqliteComponent};
 use crate::{Error, Result};
@@ -18,6 +20,8 @@ pub(super) struct DbJob<'a> {
     pub params: ConnParams,
     pub tools: PgTools,
     pub settings: DumpPlan,
+    /// The superuser session the roles' password verifiers are read with.
+    pub admin: Option<Admin>,
 }
 
 /// What will be backed up.
@@ -88,12 +92,15 @@ pub(super) fn plan<'a>(req: &'a BackupRequest, log: &Log) -> Result<Plan<'a>> {
                     .get(scope)
                     .copied()
                     .unwrap_or_else(DumpPlan::engine_backup_default);
-                let tools = PgTools::for_client(&mut pg::connect(&params)?)?;
+                let mut client = pg::connect(&params)?;
+                let tools = PgTools::for_client(&mut client)?;
+                let admin = password_reader(req, &params, &tools, &mut client, log)?;
                 plan.databases.push(DbJob {
                     component: db,
                     params,
                     tools,
                     settings,
+                    admin,
                 });
             }
             Some(Component::Sqlite(s)) => {
@@ -119,6 +126,67 @@ pub(super) fn plan<'a>(req: &'a BackupRequest, log: &Log) -> Result<Plan<'a>> {
         ));
     }
     Ok(plan)
+}
+
+/// The superuser session that reads the password verifiers of the roles
+/// database `params` needs, as the request says; checked to reach the same
+/// server. An explicit connection that does not work refuses the backup;
+/// the local default is only tried.
+fn password_reader(
+    req: &BackupRequest,
+    params: &ConnParams,
+    tools: &PgTools,
+    client: &mut postgres::Client,
+    log: &Log,
+) -> Result<Option<Admin>> {
+    let opts = match &req.role_passwords {
+        RolePasswords::NotRead => return Ok(None),
+        RolePasswords::LocalSuperuser => {
+            if !params.is_local() {
+                log.line(&format!(
+                    "Role passwords of database '{}' not read: its server is on another machine and no superuser connection was given",
+                    params.database
+                ));
+                return Ok(None);
+            }
+            crate::ops::AdminOptions::default()
+        }
+        RolePasswords::Admin(opts) => opts.clone(),
+    };
+    let admin = Admin::new(opts.params(params.port), tools.clone());
+    let reached = admin.check().and_then(|()| {
+        if pg::roles::same_server(&admin, client, &params.database)? {
+            Ok(())
+        } else {
+            Err(Error::usage(format!(
+                "{} is another server than database '{}' ({})",
+                admin.params().display(),
+                params.database,
+                params.display()
+            )))
+        }
+    });
+    match (reached, &req.role_passwords) {
+        (Ok(()), _) => {
+            log.line(&format!(
+                "Role passwords of database '{}' read as {}",
+                params.database,
+                admin.params().display()
+            ));
+            Ok(Some(admin))
+        }
+        (Err(e), RolePasswords::Admin(_)) => Err(Error::usage(format!(
+            "cannot read the role passwords of database '{}' as the superuser: {e}; fix --admin-host, --admin-port, --admin-user or --admin-passfile, or leave them out to back up without the passwords",
+            params.database
+        ))),
+        (Err(e), _) => {
+            log.line(&format!(
+                "Role passwords of database '{}' not read: no local superuser session ({e})",
+                params.database
+            ));
+            Ok(None)
+        }
+    }
 }
 
 pub(super) fn preflight_destination(req: &BackupRequest) -> Result<()> {

@@ -205,6 +205,8 @@ pub(super) fn target(
             .filter(|r| !facts.roles.contains(*r))
             .cloned()
             .collect(),
+        // Migrate has no archive record: extra roles get random passwords.
+        recorded_roles: Default::default(),
     };
     log.output(&format!(
         "- target: PostgreSQL {}.{} reachable as {} (database '{}' {})",

@@ -74,6 +74,7 @@ pub(super) fn copy(
         &pg::restore::RestoreOptions {
             jobs: req.jobs.get(),
             restore_permissions: true,
+            restore_owners: true,
         },
     )?;
     log.line(&report.command);

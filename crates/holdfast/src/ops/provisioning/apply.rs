@@ -3,9 +3,11 @@
 
 use std::collections::BTreeSet;
 
+use crate::archive::manifest::{RoleAttributes, RolePassword};
 use crate::log::Log;
 use crate::pg::provision::{self, Admin, InitializedCluster, ServerFacts};
-use crate::secret::Password;
+use crate::pg::roles::RoleDef;
+use crate::pg::sql::quote_ident;
 use crate::{Error, Result};
 
 use super::plan::{missing_extensions, Plan, Target};
@@ -143,18 +145,98 @@ pub fn apply_target(
         if created_roles.contains(role) {
             continue;
         }
-        let password: Password = provision::random_password()?;
-        provision::create_role(admin, role, &password)
-            .map_err(|e| Error::failed(format!("Creating user '{role}' failed: {e}")))?;
+        let recorded = t.recorded_roles.get(role);
+        let kept = recorded.filter(|a| a.password == RolePassword::Kept);
+        match recorded {
+            Some(attributes) => admin.execute(
+                &admin.params().database,
+                &recreated_role(role, attributes, log)?.create_sql(),
+            ),
+            None => provision::create_role(admin, role, &provision::random_password()?),
+        }
+        .map_err(|e| Error::failed(format!("Creating user '{role}' failed: {e}")))?;
         record(Undo::DropRole(admin.clone(), role.clone()))?;
         created_roles.insert(role.clone());
+        if kept.is_some() {
+            log.output(&format!(
+                "- extra user '{role}' having grants on database {}, created as it was, with its password",
+                p.database
+            ));
+        } else if recorded.is_some_and(|a| a.password == RolePassword::None || !a.login) {
+            log.output(&format!(
+                "- extra user '{role}' having grants on database {}, created as it was (it had no password)",
+                p.database
+            ));
+        } else {
+            log.output(&format!(
+                "- extra user '{role}' having grants on database {}, created with a random password",
+                p.database
+            ));
+            log.line(&format!(
+                "The password of '{role}' is not shown anywhere; to use the role, set one as the PostgreSQL superuser: ALTER ROLE \"{role}\" PASSWORD '<new password>'"
+            ));
+        }
+    }
+    grant_recorded_memberships(t, created_roles, log)
+}
+
+/// A role as the archive recorded it, with a new random password when the
+/// archive has none, and never a superuser, replication or RLS-bypassing
+/// role: those powers are granted by hand, not by whoever wrote an archive.
+fn recreated_role(name: &str, a: &RoleAttributes, log: &Log) -> Result<RoleDef> {
+    if a.superuser || a.replication || a.bypassrls {
         log.output(&format!(
-            "- extra user '{role}' having grants on database {}, created with a random password",
-            p.database
+            "  '{name}' was created without SUPERUSER, REPLICATION or BYPASSRLS, which it had: grant them by hand if it needs them"
         ));
-        log.line(&format!(
-            "The password of '{role}' is not shown anywhere; to use the role, set one as the PostgreSQL superuser: ALTER ROLE \"{role}\" PASSWORD '<new password>'"
-        ));
+    }
+    let password_hash = match (a.password, &a.password_hash) {
+        (RolePassword::Kept, Some(hash)) => Some(hash.clone()),
+        (RolePassword::None, _) => None,
+        _ if a.login => Some(provision::scram_verifier(&provision::random_password()?)),
+        _ => None,
+    };
+    Ok(RoleDef {
+        name: name.to_string(),
+        login: a.login,
+        superuser: false,
+        createdb: a.createdb,
+        createrole: a.createrole,
+        inherit: a.inherit,
+        replication: false,
+        bypassrls: false,
+        connection_limit: a.connection_limit,
+        valid_until: a.valid_until.clone(),
+        member_of: a.member_of.clone(),
+        password_hash,
+        password_readable: true,
+    })
+}
+
+/// The memberships the archive recorded for the roles this target created,
+/// in groups the server has; a group it lacks is said, not created.
+fn grant_recorded_memberships(
+    t: &Target,
+    created_roles: &BTreeSet<String>,
+    log: &Log,
+) -> Result<()> {
+    let admin = &t.admin;
+    let existing = ServerFacts::read(admin)?.roles;
+    for role in t.extra_roles.iter().filter(|r| created_roles.contains(*r)) {
+        let Some(recorded) = t.recorded_roles.get(role) else {
+            continue;
+        };
+        for group in &recorded.member_of {
+            if !existing.contains(group) {
+                log.output(&format!(
+                    "  '{role}' was a member of '{group}', which this server does not have: not granted"
+                ));
+                continue;
+            }
+            admin.execute(
+                &admin.params().database,
+                &format!("GRANT {} TO {}", quote_ident(group), quote_ident(role)),
+            )?;
+        }
     }
     Ok(())
 }

@@ -1,5 +1,7 @@
 //! Which databases a restore provisions: those the options name, or all of
-//! them when engine-backup's automatic provisioning applies.
+//! them when engine-backup's automatic provisioning applies (never with new
+//! credentials: engine-backup's face refuses provisioning with them, as
+//! engine-backup does; the native face provisions the new target).
 
 use std::path::PathBuf;
 
@@ -7,9 +9,9 @@ use crate::log::Log;
 use crate::ops::RestoreRequest;
 use crate::pg;
 use crate::profile::{DatabaseComponent, Environment};
-use crate::{Error, Result};
+use crate::Result;
 
-use super::plan::{admin_for, is_local};
+use super::plan::admin_for;
 
 /// The databases (with their dump members) to provision: those asked for, or
 /// all of them when engine-backup's automatic provisioning applies.
@@ -21,14 +23,6 @@ pub fn choose<'a>(
 ) -> Result<Vec<(&'a DatabaseComponent, PathBuf)>> {
     let p = &req.provision;
     if p.explicit() {
-        if let Some((db, _)) = dbs.iter().find(|(d, _)| {
-            (p.all || p.scopes.contains(&d.scope)) && req.credentials.contains_key(&d.scope)
-        }) {
-            return Err(Error::usage(format!(
-                "Cannot change credentials if provisioning a database: drop --change-{}-credentials or the provisioning of the {} database",
-                db.option_prefix, db.label
-            )));
-        }
         for s in &p.scopes {
             if !dbs.iter().any(|(d, _)| &d.scope == s) {
                 log.warning(&format!(
@@ -50,7 +44,7 @@ pub fn choose<'a>(
         let Some(params) = future.database_params(db)? else {
             return Ok(Vec::new());
         };
-        if !is_local(&params.host) || pg::connect(&params).is_ok() {
+        if !params.is_local() || pg::connect(&params).is_ok() {
             return Ok(Vec::new());
         }
         first.get_or_insert(params);

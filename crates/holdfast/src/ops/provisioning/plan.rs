@@ -4,10 +4,11 @@
 //! the dump needs (extensions, roles named in grants) and the locale; all
 //! checked, nothing changed.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
+use crate::archive::manifest::RoleAttributes;
 use crate::archive::{ArchiveReader, Codec, DumpFormat};
 use crate::log::Log;
 use crate::ops::RestoreRequest;
@@ -29,8 +30,11 @@ pub struct Target {
     /// Extensions to create as superuser before the restore.
     pub extensions: Vec<String>,
     pub locale: Locale,
-    /// Roles that hold grants in the dump and do not exist: created with a random password.
+    /// Roles that hold grants in the dump and do not exist: created as the
+    /// archive recorded them, else with a random password.
     pub extra_roles: Vec<String>,
+    /// What the archive recorded of the roles its database needs.
+    pub recorded_roles: BTreeMap<String, RoleAttributes>,
 }
 
 /// Everything provisioning will do, decided before the first write.
@@ -64,7 +68,7 @@ pub fn plan(
 ) -> Result<Plan> {
     let mut plan = Plan::default();
     for (db, member) in chosen {
-        let params = app_params(future, db)?;
+        let params = app_params(req, future, db)?;
         let admin = admin_for(req, &params)?;
         let facts = facts_or_init(req, &admin, &params.database, &mut plan.init, log)?;
         let settings = archive.config().get(&db.archive_config_prefix);
@@ -93,8 +97,20 @@ pub fn plan(
                 work,
             )?,
         };
+        let mut needs = needs;
+        if let Some(old_owner) = req.replaced_owner(db, future)? {
+            needs.roles.remove(&old_owner);
+        }
         let recorded = record.map(|r| (r.collate.clone(), r.ctype.clone()));
-        let target = check_target(db, params, admin, facts.as_ref(), needs, recorded)?;
+        let mut target = check_target(db, params, admin, facts.as_ref(), needs, recorded)?;
+        target.recorded_roles = record
+            .map(|r| {
+                r.roles
+                    .iter()
+                    .filter_map(|role| Some((role.name.clone(), role.attributes.clone()?)))
+                    .collect()
+            })
+            .unwrap_or_default();
         plan.targets.push(target);
     }
     Ok(plan)
@@ -144,11 +160,19 @@ fn facts_or_init(
     Ok(None)
 }
 
-/// The application's connection from the restored conf, with engine-backup's
-/// provisioning preconditions.
-fn app_params(future: &Environment, db: &DatabaseComponent) -> Result<ConnParams> {
-    let params = future
-        .database_params(db)?
+/// The application's connection: the new credentials given for it, else the
+/// restored conf's, with engine-backup's provisioning preconditions.
+fn app_params(
+    req: &RestoreRequest,
+    future: &Environment,
+    db: &DatabaseComponent,
+) -> Result<ConnParams> {
+    let given = req.credentials.get(&db.scope).cloned();
+    let params = match given {
+        Some(p) => Some(p),
+        None => future.database_params(db)?,
+    };
+    let params = params
         .filter(|p| !p.database.is_empty() && p.password.as_ref().is_some_and(|pw| !pw.is_empty()));
     let Some(params) = params else {
         return Err(Error::usage(format!(
@@ -163,35 +187,21 @@ fn app_params(future: &Environment, db: &DatabaseComponent) -> Result<ConnParams
         ))
         .with_remedy(Remedy::OtherTargetDatabase {
             option_prefix: db.option_prefix.clone(),
+            scope: db.scope.clone(),
         }));
     }
     Ok(params)
 }
 
-pub(super) fn is_local(host: &str) -> bool {
-    matches!(host, "localhost" | "127.0.0.1" | "::1") || host.starts_with('/')
-}
-
 pub(super) fn admin_for(req: &RestoreRequest, target: &ConnParams) -> Result<Admin> {
     let opts = &req.provision.admin;
-    if opts.host.is_none() && !is_local(&target.host) {
+    if opts.host.is_none() && !target.is_local() {
         return Err(Error::usage(format!(
             "Can provision database '{}' only on this machine (its host is {}): for a server on another machine pass --admin-host and the superuser's credentials",
             target.database, target.host
         )));
     }
-    let params = ConnParams {
-        host: opts
-            .host
-            .clone()
-            .unwrap_or_else(|| provision::DEFAULT_SOCKET_DIR.to_string()),
-        port: opts.port.unwrap_or(target.port),
-        user: opts.user.clone().unwrap_or_else(|| "postgres".into()),
-        database: "postgres".into(),
-        password: opts.password.clone(),
-        secured: false,
-        secured_validation: false,
-    };
+    let params = opts.params(target.port);
     Ok(Admin::new(params, PgTools::newest()?))
 }
 
@@ -297,6 +307,7 @@ fn check_target(
             ))
             .with_remedy(Remedy::OtherTargetDatabase {
                 option_prefix: db.option_prefix.clone(),
+                scope: db.scope.clone(),
             }));
         }
         installed = provision::installed_extensions(&admin, &params.database)?;
@@ -336,6 +347,7 @@ fn check_target(
         extensions: wanted,
         locale,
         extra_roles,
+        recorded_roles: BTreeMap::new(),
     })
 }
 

@@ -31,6 +31,9 @@ pub(super) struct DbTarget<'a> {
     pub jobs: u32,
     /// Created by provisioning: dropped, not emptied, on failure.
     pub created: bool,
+    /// The role the restored configuration names, when new credentials
+    /// replace it: the dump's owners are not restored.
+    pub replaced_owner: Option<String>,
     /// The dump decompressed for pg_restore, once: the role check and the
     /// restore read the same file.
     seekable: OnceCell<PathBuf>,
@@ -83,6 +86,7 @@ pub(super) fn targets<'a>(
                 ))
                 .with_remedy(Remedy::OtherTargetDatabase {
                     option_prefix: db.option_prefix.clone(),
+                    scope: db.scope.clone(),
                 })
             })?,
         };
@@ -104,6 +108,7 @@ pub(super) fn targets<'a>(
             tools: None,
             jobs: req.jobs_for(&db.scope).get(),
             created: provisioned.is_some_and(|t| t.existing_owner.is_none()),
+            replaced_owner: req.replaced_owner(db, future_env)?,
             seekable: OnceCell::new(),
         };
         // Provisioned databases are checked once they exist.
@@ -153,6 +158,7 @@ fn check_target(
         ))
         .with_remedy(Remedy::OtherTargetDatabase {
             option_prefix: db.option_prefix.clone(),
+            scope: db.scope.clone(),
         })
     })?;
     let info = pg::inspect::database_info(&mut client)?;
@@ -169,8 +175,10 @@ fn check_target(
     };
     check_extensions(&mut client, params, &extensions)?;
     if t.format == DumpFormat::Custom && restore_permissions {
+        // Restored under another role, the dump's owner is not needed.
         let names: Vec<String> = pg::roles::roles_in_dump(&tools, &t.seekable_dump(work)?)?
             .into_iter()
+            .filter(|r| Some(r) != t.replaced_owner.as_ref())
             .collect();
         let missing = pg::roles::missing_roles(&mut client, &names)?;
         if !missing.is_empty() {

@@ -58,6 +58,7 @@ fn load(archive: &ArchiveReader, restore_permissions: bool, t: &DbTarget, log: &
                 &pg::restore::RestoreOptions {
                     jobs: t.jobs,
                     restore_permissions,
+                    restore_owners: t.replaced_owner.is_none(),
                 },
             )
         }

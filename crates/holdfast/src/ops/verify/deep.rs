@@ -223,6 +223,7 @@ fn restore_member(
                 &pg::restore::RestoreOptions {
                     jobs: crate::ops::request::Jobs::DEFAULT.get(),
                     restore_permissions,
+                    restore_owners: true,
                 },
             )?;
         }
