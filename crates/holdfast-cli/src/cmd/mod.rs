@@ -111,7 +111,7 @@ impl EnvArgs {
     }
 
     /// `--profile`, else a non-empty `$HOLDFAST_PROFILE`.
-    fn given_profile(&self) -> Option<String> {
+    pub fn given_profile(&self) -> Option<String> {
         self.profile.clone().or_else(|| {
             std::env::var(PROFILE_VARIABLE)
                 .ok()

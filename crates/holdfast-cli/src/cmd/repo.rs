@@ -220,7 +220,8 @@ pub struct BackupArgs {
 
 #[derive(Debug, Args)]
 pub struct RestoreArgs {
-    /// Snapshot id (or a unique prefix of it), or `latest`.
+    /// Snapshot id (or a unique prefix of it), or `latest` (with a profile
+    /// given: the newest snapshot of that profile).
     #[arg(value_name = "SNAPSHOT")]
     pub snapshot: String,
     #[command(flatten)]
@@ -515,10 +516,31 @@ fn backup(repo: &mut Repo, a: BackupArgs, log: &Log) -> holdfast::Result<()> {
     Ok(())
 }
 
+/// `latest` with a profile given (--profile or HOLDFAST_PROFILE) is the
+/// newest snapshot of that profile: one repository holds several
+/// applications' nights. Any other name is taken as it is.
+fn newest_of_profile(repo: &Repo, snapshot: &str, env: &EnvArgs) -> holdfast::Result<String> {
+    let Some(given) = env.given_profile().filter(|_| snapshot == "latest") else {
+        return Ok(snapshot.to_string());
+    };
+    let name = holdfast::profile::Profile::load(&given)?.name;
+    repo.snapshots()?
+        .into_iter()
+        .filter(|s| s.tag("profile") == Some(name.as_str()))
+        .max_by(|a, b| a.time.cmp(&b.time))
+        .map(|s| s.id)
+        .ok_or_else(|| {
+            Error::usage(format!(
+                "the repository holds no snapshot of profile '{name}'; list them with 'holdfast repo snapshots'"
+            ))
+        })
+}
+
 fn restore(repo: &mut Repo, a: RestoreArgs, log: &Log) -> holdfast::Result<()> {
     let tmpdir = a.env.tmpdir()?;
-    log.output(&format!("Reading snapshot '{}'", a.snapshot));
-    let archive = ops::repo::materialise(repo, &a.snapshot, &tmpdir)?;
+    let snapshot = newest_of_profile(repo, &a.snapshot, &a.env)?;
+    log.output(&format!("Reading snapshot '{snapshot}'"));
+    let archive = ops::repo::materialise(repo, &snapshot, &tmpdir)?;
     let what = format!("snapshot {}", archive.snapshot.short_id());
     let manifest = holdfast::archive::peek_manifest(&archive.path());
     let env = match (&manifest, archive.snapshot.tag("profile")) {
