@@ -21,6 +21,8 @@ pub struct Log {
     path: Option<PathBuf>,
     pid: u32,
     quiet: bool,
+    /// Console lines go to stderr: stdout carries a JSON document.
+    console_on_stderr: bool,
     /// Warnings given so far: a run that gave any did not do everything asked.
     warnings: AtomicUsize,
 }
@@ -41,6 +43,7 @@ impl Log {
             path: Some(path.to_path_buf()),
             pid: std::process::id(),
             quiet: false,
+            console_on_stderr: false,
             warnings: AtomicUsize::new(0),
         })
     }
@@ -52,6 +55,7 @@ impl Log {
             path: None,
             pid: std::process::id(),
             quiet: false,
+            console_on_stderr: false,
             warnings: AtomicUsize::new(0),
         }
     }
@@ -59,6 +63,13 @@ impl Log {
     /// Log file only: console lines are logged but not printed.
     pub fn quiet(mut self) -> Log {
         self.quiet = true;
+        self
+    }
+
+    /// Console lines on stderr instead of stdout (`--json` keeps stdout for
+    /// its document).
+    pub fn console_on_stderr(mut self) -> Log {
+        self.console_on_stderr = true;
         self
     }
 
@@ -109,8 +120,14 @@ impl Log {
     /// A console line that does not go to the log (engine-backup prints its
     /// banners with `cat`).
     pub fn print(&self, message: &str) {
-        if !self.quiet {
-            println!("{}", Redactor::global().redact(message));
+        if self.quiet {
+            return;
+        }
+        let line = Redactor::global().redact(message);
+        if self.console_on_stderr {
+            eprintln!("{line}");
+        } else {
+            println!("{line}");
         }
     }
 

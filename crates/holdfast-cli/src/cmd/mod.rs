@@ -90,6 +90,11 @@ pub struct EnvArgs {
     /// Parent of the private temporary directory.
     #[arg(long, env = "TMPDIR", value_name = "DIR")]
     pub tmpdir: Option<PathBuf>,
+    /// Print one JSON document on stdout when the run ends (the document
+    /// --notify webhooks receive: version, verb, outcome, reason, exit_code,
+    /// times, archive, size, scopes); the console's lines go to stderr.
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub notify: report::NotifyArgs,
 }
@@ -221,6 +226,18 @@ impl Command {
         verb.to_string()
     }
 
+    /// Whether `--json` was given, for the verbs that take it.
+    fn json(&self) -> bool {
+        match self {
+            Command::Backup(a) => a.env.json,
+            Command::Verify(a) => a.env.json,
+            Command::Restore(a) => a.env.json,
+            Command::Migrate(a) => a.env.json,
+            Command::Repo(r) => r.command.env().is_some_and(|e| e.json),
+            _ => false,
+        }
+    }
+
     /// The `--log` file, for the verbs that take one.
     fn log_path(&self) -> Option<&std::path::Path> {
         match self {
@@ -250,6 +267,7 @@ pub fn run(cli: Cli) -> ExitCode {
         command => Cli { command },
     };
     let verb = cli.command.name();
+    let json = cli.command.json();
     let log = match cli.command.log_path() {
         None => Log::console_only(),
         Some(path) => match Log::create(path) {
@@ -265,6 +283,7 @@ pub fn run(cli: Cli) -> ExitCode {
             }
         },
     };
+    let log = if json { log.console_on_stderr() } else { log };
     log.line(&format!("Start of holdfast {verb}"));
     let mut report = report::RunReport::begin(&cli.command, &log);
     let result = match report.refusal() {
@@ -272,8 +291,14 @@ pub fn run(cli: Cli) -> ExitCode {
         None => run_command(cli.command, &log),
     };
     let outcome = Outcome::of(result, log.warnings());
-    report.end(&outcome, &log);
+    let event = report.end(&outcome, &log);
     log.line(&outcome.line(describe));
+    if let Some(event) = event.filter(|_| json) {
+        match serde_json::to_string_pretty(&event) {
+            Ok(text) => println!("{text}"),
+            Err(e) => eprintln!("holdfast: error: cannot write the JSON document: {e}"),
+        }
+    }
     match &outcome {
         Outcome::Failed(e) | Outcome::Interrupted(_, e) => {
             eprintln!("holdfast: error: {}", describe(e));

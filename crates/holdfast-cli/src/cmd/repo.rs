@@ -356,9 +356,14 @@ impl RepoCommand {
 
     /// The `--log` file of the verbs that take one.
     pub fn log_path(&self) -> Option<&Path> {
+        self.env().and_then(|e| e.log.as_deref())
+    }
+
+    /// The environment options of the verbs that take them.
+    pub fn env(&self) -> Option<&EnvArgs> {
         match self {
-            RepoCommand::Backup(b) => b.env.log.as_deref(),
-            RepoCommand::Restore(r) => r.env.log.as_deref(),
+            RepoCommand::Backup(b) => Some(&b.env),
+            RepoCommand::Restore(r) => Some(&r.env),
             _ => None,
         }
     }

@@ -231,11 +231,10 @@ impl RunReport {
         }
     }
 
-    /// Record the run and tell the targets how it ended.
-    pub fn end(self, outcome: &Outcome, log: &Log) {
-        let Some(target) = self.target.clone() else {
-            return;
-        };
+    /// Record the run and tell the targets how it ended; returns what they
+    /// were told (`--json` prints it), for a verb that is recorded.
+    pub fn end(self, outcome: &Outcome, log: &Log) -> Option<Event> {
+        let target = self.target.clone()?;
         let succeeded = outcome.code() == 0;
         let (word, reason) = outcome_parts(outcome);
         let manifest = self
@@ -268,21 +267,6 @@ impl RunReport {
             duration_seconds: duration,
             archive: archive.clone(),
             size_bytes: size,
-        };
-        let mut failures = self.failures;
-        let late = notify::finished(&self.settings, &event);
-        log_failures(log, &late);
-        failures.extend(late);
-        let entry = RunEntry {
-            started: event.started,
-            finished: event.finished,
-            duration_seconds: duration,
-            outcome: word,
-            exit_code: outcome.code(),
-            reason,
-            profile,
-            archive,
-            size_bytes: size,
             scopes: manifest
                 .as_ref()
                 .map(|m| m.scopes.clone())
@@ -291,6 +275,23 @@ impl RunReport {
                 .as_ref()
                 .filter(|_| self.deep)
                 .map(|m| m.databases.iter().map(|d| d.tables.len() as u64).sum()),
+        };
+        let mut failures = self.failures;
+        let late = notify::finished(&self.settings, &event);
+        log_failures(log, &late);
+        failures.extend(late);
+        let entry = RunEntry {
+            started: event.started.clone(),
+            finished: event.finished.clone(),
+            duration_seconds: duration,
+            outcome: word,
+            exit_code: outcome.code(),
+            reason,
+            profile,
+            archive,
+            size_bytes: size,
+            scopes: event.scopes.clone(),
+            tables_compared: event.tables_compared,
             notify_failures: failures.len() as u64,
         };
         let dir = holdfast::ops::journal::state_dir();
@@ -300,6 +301,7 @@ impl RunReport {
                 super::describe(&e)
             ));
         }
+        Some(event)
     }
 }
 

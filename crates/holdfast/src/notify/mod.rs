@@ -59,6 +59,13 @@ pub struct Event {
     pub duration_seconds: f64,
     pub archive: Option<String>,
     pub size_bytes: Option<u64>,
+    /// What the archive holds (`files`, `db`, ...), when one was written,
+    /// verified or restored.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub scopes: Vec<String>,
+    /// Deep verify: the tables whose rows and checksums were compared.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tables_compared: Option<u64>,
 }
 
 impl Event {
