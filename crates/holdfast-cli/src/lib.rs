@@ -10,4 +10,5 @@ pub mod exit;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod progress;
 pub mod shared;

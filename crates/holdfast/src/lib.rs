@@ -109,6 +109,7 @@ pub mod notify;
 pub mod ops;
 pub mod pg;
 pub mod profile;
+pub mod progress;
 pub mod repo;
 pub mod runlog;
 pub mod schema;

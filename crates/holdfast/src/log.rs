@@ -10,8 +10,9 @@ use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
+use crate::progress::{Progress, ProgressSink};
 use crate::secret::Redactor;
 use crate::{Error, Result};
 
@@ -23,6 +24,8 @@ pub struct Log {
     quiet: bool,
     /// Console lines go to stderr: stdout carries a JSON document.
     console_on_stderr: bool,
+    /// Where long steps report their progress, if anywhere.
+    progress: Option<Arc<dyn ProgressSink>>,
     /// Warnings given so far: a run that gave any did not do everything asked.
     warnings: AtomicUsize,
 }
@@ -44,6 +47,7 @@ impl Log {
             pid: std::process::id(),
             quiet: false,
             console_on_stderr: false,
+            progress: None,
             warnings: AtomicUsize::new(0),
         })
     }
@@ -56,6 +60,7 @@ impl Log {
             pid: std::process::id(),
             quiet: false,
             console_on_stderr: false,
+            progress: None,
             warnings: AtomicUsize::new(0),
         }
     }
@@ -71,6 +76,17 @@ impl Log {
     pub fn console_on_stderr(mut self) -> Log {
         self.console_on_stderr = true;
         self
+    }
+
+    /// Long steps report their progress to `sink`.
+    pub fn with_progress(mut self, sink: Arc<dyn ProgressSink>) -> Log {
+        self.progress = Some(sink);
+        self
+    }
+
+    /// A long step's progress (nothing without a sink).
+    pub fn progress(&self, label: &str, total: Option<u64>) -> Progress {
+        Progress::begin(self.progress.as_ref(), label, total)
     }
 
     /// The log file's path, if there is one.
@@ -124,10 +140,10 @@ impl Log {
             return;
         }
         let line = Redactor::global().redact(message);
-        if self.console_on_stderr {
-            eprintln!("{line}");
-        } else {
-            println!("{line}");
+        match &self.progress {
+            Some(sink) => sink.print(&line, self.console_on_stderr),
+            None if self.console_on_stderr => eprintln!("{line}"),
+            None => println!("{line}"),
         }
     }
 
@@ -142,7 +158,11 @@ impl Log {
         self.warnings.fetch_add(1, Ordering::SeqCst);
         self.line(&format!("WARNING: {message}"));
         if !self.quiet {
-            eprintln!("WARNING: {}", Redactor::global().redact(message));
+            let line = format!("WARNING: {}", Redactor::global().redact(message));
+            match &self.progress {
+                Some(sink) => sink.print(&line, true),
+                None => eprintln!("{line}"),
+            }
         }
     }
 }

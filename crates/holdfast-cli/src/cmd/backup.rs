@@ -82,7 +82,16 @@ pub fn run(a: BackupArgs, log: &Log) -> holdfast::Result<()> {
     if let Some(threads) = a.threads {
         req.threads = threads;
     }
-    ops::backup::run(&req, log)?;
+    let clock = std::time::Instant::now();
+    let outcome = ops::backup::run(&req, log)?;
+    let took = clock.elapsed().as_secs_f64();
+    log.output(&format!(
+        "Backed up {} into {}: {} in {took:.1} s ({}/s)",
+        outcome.scopes.join(", "),
+        outcome.file.display(),
+        super::repo::bytes(outcome.bytes),
+        super::repo::bytes((outcome.bytes as f64 / took.max(0.001)) as u64),
+    ));
     log.output("Done.");
     Ok(())
 }

@@ -95,6 +95,9 @@ pub struct EnvArgs {
     /// times, archive, size, scopes); the console's lines go to stderr.
     #[arg(long)]
     pub json: bool,
+    /// Draw no progress bars (they are drawn on stderr when it is a terminal).
+    #[arg(long)]
+    pub no_progress: bool,
     #[command(flatten)]
     pub notify: report::NotifyArgs,
 }
@@ -226,15 +229,15 @@ impl Command {
         verb.to_string()
     }
 
-    /// Whether `--json` was given, for the verbs that take it.
-    fn json(&self) -> bool {
+    /// The environment options, for the verbs that take them.
+    fn env(&self) -> Option<&EnvArgs> {
         match self {
-            Command::Backup(a) => a.env.json,
-            Command::Verify(a) => a.env.json,
-            Command::Restore(a) => a.env.json,
-            Command::Migrate(a) => a.env.json,
-            Command::Repo(r) => r.command.env().is_some_and(|e| e.json),
-            _ => false,
+            Command::Backup(a) => Some(&a.env),
+            Command::Verify(a) => Some(&a.env),
+            Command::Restore(a) => Some(&a.env),
+            Command::Migrate(a) => Some(&a.env),
+            Command::Repo(r) => r.command.env(),
+            _ => None,
         }
     }
 
@@ -267,7 +270,11 @@ pub fn run(cli: Cli) -> ExitCode {
         command => Cli { command },
     };
     let verb = cli.command.name();
-    let json = cli.command.json();
+    let json = cli.command.env().is_some_and(|e| e.json);
+    let bars = cli
+        .command
+        .env()
+        .is_some_and(|e| crate::progress::wanted(e.no_progress));
     let log = match cli.command.log_path() {
         None => Log::console_only(),
         Some(path) => match Log::create(path) {
@@ -284,6 +291,11 @@ pub fn run(cli: Cli) -> ExitCode {
         },
     };
     let log = if json { log.console_on_stderr() } else { log };
+    let log = if bars {
+        log.with_progress(crate::progress::TerminalBars::new())
+    } else {
+        log
+    };
     log.line(&format!("Start of holdfast {verb}"));
     let mut report = report::RunReport::begin(&cli.command, &log);
     let result = match report.refusal() {

@@ -574,7 +574,9 @@ fn restore(repo: &mut Repo, a: RestoreArgs, log: &Log) -> holdfast::Result<()> {
         archive.snapshot.id,
         archive.path().display()
     ));
-    ops::restore::run(&req, log)?;
+    let clock = std::time::Instant::now();
+    let outcome = ops::restore::run(&req, log)?;
+    log.output(&super::restore::summary(&outcome, clock.elapsed()));
     log.output("Done.");
     Ok(())
 }

@@ -237,6 +237,34 @@ impl ProvisionArgs {
     }
 }
 
+/// The restore's one-line summary: what was restored, how long it took.
+pub fn summary(outcome: &ops::restore::RestoreOutcome, took: std::time::Duration) -> String {
+    let mut what: Vec<String> = Vec::new();
+    if outcome.files_restored {
+        what.push("the files".into());
+    }
+    match outcome.databases.len() {
+        0 => {}
+        1 => what.push(format!("database scope {}", outcome.databases[0])),
+        _ => what.push(format!("database scopes {}", outcome.databases.join(", "))),
+    }
+    if what.is_empty() {
+        what.push("nothing".into());
+    }
+    let mut line = format!(
+        "Restored {} in {:.1} s",
+        what.join(" and "),
+        took.as_secs_f64()
+    );
+    if !outcome.rewritten.is_empty() {
+        line.push_str(&format!(
+            "; {} rewritten with the new credentials",
+            holdfast::log::count(outcome.rewritten.len(), "config file", "config files")
+        ));
+    }
+    line
+}
+
 pub fn run(a: RestoreArgs, log: &Log) -> holdfast::Result<()> {
     let Some(file) = a.file.as_deref().map(absolute) else {
         let env = a.env.environment()?;
@@ -272,7 +300,9 @@ pub fn run(a: RestoreArgs, log: &Log) -> holdfast::Result<()> {
         a.env.installed_version.as_deref(),
         provision,
     )?;
-    ops::restore::run(&req, log)?;
+    let clock = std::time::Instant::now();
+    let outcome = ops::restore::run(&req, log)?;
+    log.output(&summary(&outcome, clock.elapsed()));
     log.output("Done.");
     Ok(())
 }

@@ -847,3 +847,18 @@ pub fn database_info(client: &mut impl GenericClient) -> Result<DatabaseInfo> {
         extensions,
     })
 }
+
+/// What a dump of the connected database will roughly hold, in bytes: the
+/// size of its tables' and materialized views' data on disk (with TOAST,
+/// without indexes, which a dump does not carry). For progress only.
+pub fn dump_size_estimate(client: &mut impl postgres::GenericClient) -> Result<u64> {
+    let row = client
+        .query_one(
+            "SELECT coalesce(sum(pg_table_size(c.oid)), 0)::bigint FROM pg_class c \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.relkind IN ('r', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema')",
+            &[],
+        )
+        .map_err(|e| Error::postgres(format!("estimate the dump's size: {}", error_text(&e))))?;
+    Ok(row.get::<_, i64>(0).max(0) as u64)
+}

@@ -17,6 +17,7 @@ use crate::ops::workdir::create_private_file;
 use crate::ops::DumpPlan;
 use crate::pg::dump::{DumpFormat, DumpOptions};
 use crate::pg::{self, custom_format};
+use crate::progress::Progress;
 use crate::{Error, Result};
 
 use super::plan::DbJob;
@@ -67,7 +68,21 @@ pub(super) fn dump_one(
     let readable_stream = options.format == DumpFormat::Custom && options.compression == Some(0);
     log.line(&pg::dump::dump_command(&job.params, &job.tools, &options)?.describe());
     let (inspected, dumped) = std::thread::scope(|s| {
-        let dumper = s.spawn(|| dump_to_file(job, &options, readable_stream, level, threads, path));
+        let dumper = s.spawn(|| {
+            let progress = log.progress(
+                &format!("database '{}'", job.params.database),
+                job.size_estimate,
+            );
+            dump_to_file(
+                job,
+                &options,
+                readable_stream,
+                level,
+                threads,
+                path,
+                &progress,
+            )
+        });
         let inspected = inspect(&mut tx);
         let dumped = dumper
             .join()
@@ -138,6 +153,7 @@ fn dump_to_file(
     level: Option<i32>,
     threads: u32,
     path: &Path,
+    progress: &Progress,
 ) -> Result<(pg::dump::DumpReport, StreamSums)> {
     let file = create_private_file(path)?;
     let encoder =
@@ -158,12 +174,14 @@ fn dump_to_file(
         let mut tee = Tee {
             inner: encoder,
             copies,
+            progress,
         };
         let dumped = pg::dump::dump_database(&job.params, &job.tools, options, &mut tee);
         // Dropping the sender ends the fingerprinter's stream.
         let Tee {
             inner: encoder,
             copies,
+            ..
         } = tee;
         drop(copies);
         let sums = stream.map(|h| {
@@ -191,14 +209,17 @@ fn dump_to_file(
 /// Passes everything to `inner`, and a copy to the row fingerprinter's
 /// thread. Once that thread stops reading (a stream it cannot parse), the
 /// copies stop and the dump goes on.
-struct Tee<W> {
+struct Tee<'p, W> {
     inner: W,
     copies: Option<SyncSender<Vec<u8>>>,
+    /// The dump's bar: bytes as pg_dump writes them.
+    progress: &'p Progress,
 }
 
-impl<W: Write> Write for Tee<W> {
+impl<W: Write> Write for Tee<'_, W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let n = self.inner.write(buf)?;
+        self.progress.advance(n as u64);
         if let Some(copies) = &self.copies {
             if copies.send(buf[..n].to_vec()).is_err() {
                 self.copies = None;

@@ -22,6 +22,8 @@ pub(super) struct DbJob<'a> {
     pub settings: DumpPlan,
     /// The superuser session the roles' password verifiers are read with.
     pub admin: Option<Admin>,
+    /// Roughly what the dump will hold, in bytes, for its progress bar.
+    pub size_estimate: Option<u64>,
 }
 
 /// What will be backed up.
@@ -95,12 +97,14 @@ pub(super) fn plan<'a>(req: &'a BackupRequest, log: &Log) -> Result<Plan<'a>> {
                 let mut client = pg::connect(&params)?;
                 let tools = PgTools::for_client(&mut client)?;
                 let admin = password_reader(req, &params, &tools, &mut client, log)?;
+                let size_estimate = pg::inspect::dump_size_estimate(&mut client).ok();
                 plan.databases.push(DbJob {
                     component: db,
                     params,
                     tools,
                     settings,
                     admin,
+                    size_estimate,
                 });
             }
             Some(Component::Sqlite(s)) => {

@@ -1,0 +1,76 @@
+//! Progress bars on stderr (indicatif) for the native face: one bar per long
+//! step the library reports ([`holdfast::progress`]), with bytes, rate and
+//! time left. Drawn only when stderr is a terminal (and `TERM` is not
+//! `dumb`), unless `--no-progress`; never in the engine-backup face.
+
+use std::io::IsTerminal;
+use std::sync::Arc;
+use std::time::Duration;
+
+use holdfast::progress::{ProgressBar, ProgressSink};
+use indicatif::{MultiProgress, ProgressDrawTarget, ProgressStyle};
+
+/// Whether bars are drawn: stderr is a terminal and `--no-progress` was
+/// not given.
+pub fn wanted(no_progress: bool) -> bool {
+    !no_progress && std::io::stderr().is_terminal()
+}
+
+/// The bars of one run.
+pub struct TerminalBars {
+    multi: MultiProgress,
+}
+
+impl TerminalBars {
+    pub fn new() -> Arc<TerminalBars> {
+        // Redrawn at most 5 times a second.
+        let target = ProgressDrawTarget::stderr_with_hz(5);
+        Arc::new(TerminalBars {
+            multi: MultiProgress::with_draw_target(target),
+        })
+    }
+}
+
+impl ProgressSink for TerminalBars {
+    fn begin(&self, label: &str, total: Option<u64>) -> Box<dyn ProgressBar> {
+        let bar = match total.filter(|t| *t > 0) {
+            Some(total) => indicatif::ProgressBar::new(total).with_style(
+                ProgressStyle::with_template(
+                    "{msg:24!} [{bar:30}] {bytes:>10} of ~{total_bytes:<10} {bytes_per_sec:>12}  {eta} left",
+                )
+                .expect("a valid template")
+                .progress_chars("=> "),
+            ),
+            None => indicatif::ProgressBar::new_spinner().with_style(
+                ProgressStyle::with_template("{msg:24!} {spinner} {bytes:>10} {bytes_per_sec:>12}")
+                    .expect("a valid template"),
+            ),
+        };
+        let bar = self.multi.add(bar.with_message(label.to_string()));
+        bar.enable_steady_tick(Duration::from_millis(200));
+        Box::new(Bar(bar))
+    }
+
+    fn print(&self, line: &str, stderr: bool) {
+        // Above the bars: they are cleared, the line printed, and redrawn.
+        self.multi.suspend(|| {
+            if stderr {
+                eprintln!("{line}");
+            } else {
+                println!("{line}");
+            }
+        });
+    }
+}
+
+struct Bar(indicatif::ProgressBar);
+
+impl ProgressBar for Bar {
+    fn advance(&self, n: u64) {
+        self.0.inc(n);
+    }
+
+    fn finish(&self) {
+        self.0.finish_and_clear();
+    }
+}

@@ -1,0 +1,99 @@
+//! Progress bars: on a terminal (a pseudo-terminal made by `script`) a
+//! backup of a database over 500 MB draws a bar that moves; with stderr not
+//! a terminal nothing but the lines and the closing summary is printed.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::process::Command;
+
+use support::*;
+
+#[test]
+fn a_large_backup_draws_a_moving_bar_on_a_terminal_and_none_elsewhere() {
+    let c = pgsandbox::Cluster::start().unwrap();
+    c.create_role("redmine", "pw").unwrap();
+    c.create_database("redmine", "redmine").unwrap();
+    let mut client = holdfast::pg::connect(&tcp(&c, "redmine", "pw", "redmine")).unwrap();
+    // About 600 MB of table data: 1.1 million rows of 512 characters.
+    client
+        .batch_execute(
+            "CREATE TABLE attachments (id bigint PRIMARY KEY, body text);
+             ALTER TABLE attachments ALTER COLUMN body SET STORAGE EXTERNAL;
+             INSERT INTO attachments SELECT g, repeat(md5(g::text), 16) FROM generate_series(1, 1100000) g;",
+        )
+        .unwrap();
+    let size: i64 = client
+        .query_one("SELECT pg_table_size('attachments')", &[])
+        .unwrap()
+        .get(0);
+    assert!(size > 500 << 20, "only {size} bytes");
+
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    std::fs::create_dir_all(root.join("etc/redmine/default")).unwrap();
+    std::fs::create_dir_all(root.join("usr/share/redmine/lib/redmine")).unwrap();
+    std::fs::write(
+        root.join("etc/redmine/default/database.yml"),
+        format!(
+            "production:\n  adapter: postgresql\n  database: redmine\n  host: 127.0.0.1\n  port: {}\n  username: redmine\n  password: pw\n",
+            c.port()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("usr/share/redmine/lib/redmine/version.rb"),
+        "MAJOR = 5\nMINOR = 0\nTINY = 4\n",
+    )
+    .unwrap();
+    let holdfast = env!("CARGO_BIN_EXE_holdfast");
+    let command = |file: &str| {
+        format!(
+            "{holdfast} backup --profile redmine --scope db --install-root {} --file {}",
+            root.display(),
+            dir.path().join(file).display()
+        )
+    };
+
+    // On a terminal.
+    let out = Command::new("script")
+        .args(["-q", "-e", "-c", &command("tty.backup"), "/dev/null"])
+        .env("TERM", "xterm")
+        .env("HOLDFAST_STATE_DIR", dir.path().join("state"))
+        .output()
+        .expect("run script (util-linux)");
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{screen}");
+    // Every redraw shows the bytes dumped so far: the bar moved when it
+    // showed several different amounts.
+    let amounts: BTreeSet<&str> = screen
+        .split(['\r', '\n'])
+        .filter(|l| l.contains("database 'redmine'") && l.contains(" of ~"))
+        .filter_map(|l| l.split(']').nth(1))
+        .filter_map(|rest| rest.split(" of ~").next())
+        .map(str::trim)
+        .collect();
+    assert!(
+        amounts.len() >= 3,
+        "the bar did not move: {amounts:?}\n{screen}"
+    );
+    assert!(screen.contains("Backed up db into"), "{screen}");
+
+    // Not on a terminal: the lines and the summary, no bar.
+    let out = Command::new("sh")
+        .args(["-c", &command("plain.backup")])
+        .env("TERM", "xterm")
+        .env("HOLDFAST_STATE_DIR", dir.path().join("state"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        !stderr.contains(" of ~") && !stdout.contains(" of ~"),
+        "{stdout}\n{stderr}"
+    );
+    let last_lines: Vec<&str> = stdout.lines().rev().take(2).collect();
+    assert_eq!(last_lines[0], "Done.");
+    assert!(last_lines[1].starts_with("Backed up db into "), "{stdout}");
+}
