@@ -4,8 +4,11 @@ use std::path::PathBuf;
 
 use clap::Args;
 use holdfast::archive::{Codec, DumpFormat};
+use holdfast::conf::ConfValues;
 use holdfast::log::Log;
 use holdfast::ops::{self, BackupRequest, DumpPlan};
+use holdfast::profile::{Environment, InstallRoot, Profile};
+use holdfast::{Error, Password};
 
 use super::EnvArgs;
 use crate::shared::absolute;
@@ -44,6 +47,19 @@ pub struct BackupArgs {
     /// socket, when it answers].
     #[command(flatten)]
     pub roles: super::admin::RolePasswordArgs,
+    /// Back up this one database, without an application profile (the
+    /// built-in postgresql profile): postgres://USER@HOST:PORT/DATABASE, no
+    /// password in it.
+    #[arg(long, value_name = "URL", conflicts_with = "profile")]
+    pub database_url: Option<String>,
+    /// With --database-url: file whose first line is the role's password [default:
+    /// none, for trust or peer authentication].
+    #[arg(long, value_name = "FILE", requires = "database_url")]
+    pub database_passfile: Option<PathBuf>,
+    /// With --database-url: a directory or file to keep beside the database (an
+    /// absolute path, repeatable).
+    #[arg(long = "path", value_name = "PATH", requires = "database_url")]
+    pub paths: Vec<PathBuf>,
 }
 
 pub fn parse_codec(v: &str) -> Result<Codec, String> {
@@ -59,9 +75,69 @@ pub fn parse_format(v: &str) -> Result<DumpFormat, String> {
     DumpFormat::parse(v).map_err(|e| e.to_string())
 }
 
+/// The environment of a `--database-url` backup: the built-in postgresql profile
+/// with the database's connection in memory and the `--path`s as its files.
+fn url_environment(a: &BackupArgs, url: &str) -> holdfast::Result<Environment> {
+    let params = holdfast::conf::url::connection(url, "--database-url").map_err(Error::usage)?;
+    let root = InstallRoot::new(&a.env.install_root)?;
+    let mut profile = Profile::load("postgresql")?;
+    for path in &a.paths {
+        let relative = path
+            .strip_prefix(root.path())
+            .ok()
+            .filter(|_| path.is_absolute())
+            .ok_or_else(|| {
+                Error::usage(format!(
+                    "--path {}: give an absolute path under the install root {}",
+                    path.display(),
+                    root.path().display()
+                ))
+            })?;
+        if !path.exists() {
+            return Err(Error::usage(format!(
+                "--path {}: no such file or directory",
+                path.display()
+            )));
+        }
+        profile
+            .files
+            .include
+            .push(relative.to_string_lossy().into_owned());
+    }
+    let db = &profile.databases[0];
+    let key = |k: &str| format!("{}{k}", db.key_prefix);
+    let mut conf = ConfValues::new();
+    conf.set(key("HOST"), params.host.clone());
+    conf.set(key("PORT"), params.port.to_string());
+    conf.set(key("USER"), params.user.clone());
+    conf.set(key("DATABASE"), params.database.clone());
+    if let Some(file) = &a.database_passfile {
+        let password = Password::from_file(file).map_err(|e| {
+            Error::usage(format!(
+                "cannot read the password file {} ({e}); pass a readable file to --database-passfile",
+                file.display()
+            ))
+        })?;
+        conf.set(key("PASSWORD"), password.expose().to_string());
+    }
+    Ok(Environment {
+        profile,
+        root,
+        conf,
+    })
+}
+
 pub fn run(a: BackupArgs, log: &Log) -> holdfast::Result<()> {
-    let env = a.env.environment()?;
-    let scopes = ops::expand_scopes(&env, &a.scopes)?;
+    let env = match &a.database_url {
+        Some(url) => url_environment(&a, url)?,
+        None => a.env.environment()?,
+    };
+    // Without --path a --database-url backup is the database alone.
+    let scopes = if a.database_url.is_some() && a.paths.is_empty() && a.scopes.is_empty() {
+        vec!["db".to_string()]
+    } else {
+        ops::expand_scopes(&env, &a.scopes)?
+    };
     let mut req = BackupRequest::new(
         env,
         scopes,

@@ -514,7 +514,17 @@ mod tests {
 
     #[test]
     fn drop_needs_confirmation_and_bad_versions_are_named() {
-        let err = run(parse(&["holdfast", "schema", "drop", "--port", "1"]))
+        let err = run(parse(&[
+            "holdfast",
+            "schema",
+            "drop",
+            "--port",
+            "1",
+            "--database",
+            "d",
+            "--user",
+            "u",
+        ]))
             .unwrap_err()
             .to_string();
         assert!(err.contains("add --yes to confirm"), "{err}");

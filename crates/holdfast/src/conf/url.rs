@@ -508,8 +508,8 @@ mod tests {
             ("db2.example", 5433, "redmine", "redmine_new")
         );
         assert!(!c.secured);
-        let c = connection("postgresql://a@/b?sslmode=verify-full", "--target").unwrap();
-        assert_eq!((c.host.as_str(), c.port), ("localhost", 5432));
+        let c = connection("postgresql://a@db/b?sslmode=verify-full", "--target").unwrap();
+        assert_eq!((c.host.as_str(), c.port), ("db", 5432));
         assert!(c.secured && c.secured_validation);
         let e = connection("postgres://a:secret@h/b", "--target db").unwrap_err();
         assert!(

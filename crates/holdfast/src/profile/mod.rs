@@ -28,6 +28,7 @@ const BUILTIN_PROFILES: &[(&str, &str)] = &[
     ("gitea", include_str!("gitea.toml")),
     ("forgejo", include_str!("forgejo.toml")),
     ("synapse", include_str!("synapse.toml")),
+    ("postgresql", include_str!("postgresql.toml")),
 ];
 
 /// Names of the profiles compiled into holdfast, in the order `profile list`
@@ -488,7 +489,7 @@ archive_config_prefix = "OTHER_DB_"
             .unwrap_err()
             .to_string();
         assert!(
-            msg.contains("neither a built-in profile (ovirt-engine, redmine, alfresco, keycloak, gitea, forgejo, synapse)"),
+            msg.contains("neither a built-in profile (ovirt-engine, redmine, alfresco, keycloak, gitea, forgejo, synapse, postgresql)"),
             "{msg}"
         );
     }

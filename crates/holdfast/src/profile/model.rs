@@ -83,6 +83,10 @@ pub struct VersionRule {
     pub min_micro: BTreeMap<String, u32>,
     /// Refusal text; `{backup}` and `{installed}` are replaced.
     pub mismatch_message: Option<String>,
+    /// No application version: archives record `0` and restores compare
+    /// none (the built-in postgresql profile).
+    #[serde(default)]
+    pub unversioned: bool,
 }
 
 /// Default archive and log locations, relative to the install root.

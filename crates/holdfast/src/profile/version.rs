@@ -26,6 +26,9 @@ pub fn installed_version(
         }
         return Ok(v.to_string());
     }
+    if rule.unversioned {
+        return Ok(UNVERSIONED.to_string());
+    }
     if let Some(file) = &rule.file {
         let path = root.join(file);
         let text = std::fs::read_to_string(&path)
@@ -145,6 +148,9 @@ fn package_version(package: &str) -> Option<String> {
     })
 }
 
+/// The version recorded for a profile with no application version.
+pub const UNVERSIONED: &str = "0";
+
 /// `2:4.5.7-1.el9` → `4.5.7`: no epoch, no packaging revision.
 fn upstream_version(v: &str) -> String {
     let v = v.trim();
@@ -156,6 +162,9 @@ fn upstream_version(v: &str) -> String {
 /// the engine-backup reference): a listed upgrade pair of X.Y, or the same X.Y and
 /// the backup not newer; and the minimum micro version of its X.Y.
 pub fn check_restore_version(rule: &VersionRule, backup: &str, installed: &str) -> Result<()> {
+    if rule.unversioned {
+        return Ok(());
+    }
     let refuse = || {
         let template = rule.mismatch_message.as_deref().unwrap_or(
             "Backup was created by version '{backup}' and can not be restored using the installed version {installed}",
