@@ -525,8 +525,8 @@ mod tests {
             "--user",
             "u",
         ]))
-            .unwrap_err()
-            .to_string();
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("add --yes to confirm"), "{err}");
         let a = parse(&["holdfast", "schema", "plan", "--accept-changed", "4.5"]);
         let SchemaCommand::Plan(p) = a.command else {

@@ -850,15 +850,42 @@ pub fn database_info(client: &mut impl GenericClient) -> Result<DatabaseInfo> {
 
 /// What a dump of the connected database will roughly hold, in bytes: the
 /// size of its tables' and materialized views' data on disk (with TOAST,
-/// without indexes, which a dump does not carry). For progress only.
-pub fn dump_size_estimate(client: &mut impl postgres::GenericClient) -> Result<u64> {
-    let row = client
-        .query_one(
-            "SELECT coalesce(sum(pg_table_size(c.oid)), 0)::bigint FROM pg_class c \
-             JOIN pg_namespace n ON n.oid = c.relnamespace \
-             WHERE c.relkind IN ('r', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema')",
-            &[],
-        )
-        .map_err(|e| Error::postgres(format!("estimate the dump's size: {}", error_text(&e))))?;
-    Ok(row.get::<_, i64>(0).max(0) as u64)
+/// without indexes, which a dump does not carry). For progress only. Sizing
+/// a table takes a lock: one held by another session (the dump would wait
+/// for it too) makes this fall back to the planner's page counts, which
+/// take none.
+pub fn dump_size_estimate(client: &mut postgres::Client) -> Result<u64> {
+    let err = |e: postgres::Error| {
+        Error::postgres(format!("estimate the dump's size: {}", error_text(&e)))
+    };
+    const USER_RELATIONS: &str = "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE c.relkind IN ('r', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema')";
+    client
+        .batch_execute("SET lock_timeout = '200ms'")
+        .map_err(err)?;
+    let exact = client.query_one(
+        &format!("SELECT coalesce(sum(pg_table_size(c.oid)), 0)::bigint {USER_RELATIONS}"),
+        &[],
+    );
+    let size = match exact {
+        Ok(row) => row.get::<_, i64>(0),
+        Err(_) => client
+            .query_one(
+                &format!(
+                    "SELECT (coalesce(sum(c.relpages + coalesce(t.relpages, 0)), 0) \
+                     * current_setting('block_size')::bigint)::bigint \
+                     {} ",
+                    USER_RELATIONS.replacen(
+                        "FROM pg_class c",
+                        "FROM pg_class c LEFT JOIN pg_class t ON t.oid = c.reltoastrelid",
+                        1
+                    )
+                ),
+                &[],
+            )
+            .map_err(err)?
+            .get::<_, i64>(0),
+    };
+    client.batch_execute("RESET lock_timeout").map_err(err)?;
+    Ok(size.max(0) as u64)
 }
