@@ -4,6 +4,7 @@
 mod backup;
 mod demo;
 mod migrate;
+mod partial;
 mod profile;
 mod prune_archives;
 mod repo;

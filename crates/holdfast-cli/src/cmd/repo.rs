@@ -19,6 +19,7 @@ use holdfast::repo::{
 use holdfast::{Error, Password};
 
 use super::backup::parse_codec;
+use super::partial::{self, PartialArgs};
 use super::restore::{ProvisionArgs, RestoreChoices};
 use super::EnvArgs;
 use crate::shared::absolute;
@@ -224,6 +225,8 @@ pub struct RestoreArgs {
     pub choices: RestoreChoices,
     #[command(flatten)]
     pub provision: ProvisionArgs,
+    #[command(flatten)]
+    pub partial: PartialArgs,
 }
 
 #[derive(Debug, Args)]
@@ -541,6 +544,9 @@ fn restore(repo: &mut Repo, a: RestoreArgs, log: &Log) -> holdfast::Result<()> {
         archive.snapshot.id,
         archive.path().display()
     ));
+    if a.partial.asked() {
+        return partial::run(req, &a.partial, &a.provision, log);
+    }
     ops::restore::run(&req, log)?;
     log.output("Done.");
     Ok(())

@@ -7,6 +7,7 @@ use holdfast::log::Log;
 use holdfast::ops::{self, AdminOptions, Jobs, ProvisionRequest, RestoreRequest};
 use holdfast::Password;
 
+use super::partial::{self, PartialArgs};
 use super::EnvArgs;
 use crate::shared::absolute;
 
@@ -30,6 +31,8 @@ pub struct RestoreArgs {
     pub choices: RestoreChoices,
     #[command(flatten)]
     pub provision: ProvisionArgs,
+    #[command(flatten)]
+    pub partial: PartialArgs,
 }
 
 /// What to restore and how: shared by `holdfast restore` and `holdfast repo restore`.
@@ -192,6 +195,9 @@ pub fn run(a: RestoreArgs, log: &Log) -> holdfast::Result<()> {
         a.env.installed_version.as_deref(),
         provision,
     )?;
+    if a.partial.asked() {
+        return partial::run(req, &a.partial, &a.provision, log);
+    }
     ops::restore::run(&req, log)?;
     log.output("Done.");
     Ok(())
