@@ -152,6 +152,7 @@ fn one_table_under_a_new_name_leaves_every_other_table_byte_identical() {
         ],
     );
     r.ok();
+    eprintln!("{}", r.stdout);
     assert!(
         r.stdout.contains(
             "Restored table public.hf_items as public.hf_items_restored into database 'engine': 50 rows"
@@ -317,6 +318,7 @@ fn refusals_and_a_failed_load_leave_the_database_as_it_was() {
             "--no-restore-permissions",
         ],
     );
+    eprintln!("{}", r.stderr);
     r.fails_with("hf_items_parent_id_fkey");
     r.fails_with("rolled back");
     assert_eq!(state(&s, &[]), before);
