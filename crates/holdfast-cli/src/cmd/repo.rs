@@ -56,6 +56,8 @@ pub struct RepoArgs {
     pub command: RepoCommand,
 }
 
+// Parsed once per run: the size of the largest verb's options costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum RepoCommand {
     /// Create a new, empty repository (the directory must be new or empty).
