@@ -491,3 +491,98 @@ fn one_table_from_a_repository_snapshot() {
     );
     assert_eq!(state(&s, &["public.hf_items_snap"]), before);
 }
+
+#[test]
+fn engine_backup_archives_plain_dumps_and_scratch_databases_of_killed_runs() {
+    let s = prepared();
+    let admin = admin(&s);
+    // A database a killed run left (no process has that id: above pid_max).
+    s.cluster
+        .execute("postgres", "CREATE DATABASE holdfast_scratch_4194999_0")
+        .unwrap();
+    // engine-backup's archive: its custom dump compressed by pg_dump itself.
+    s.engine_backup(&["--mode=backup", "--file=engine.backup", "--log=eb.log"])
+        .ok();
+    let before = state(&s, &["public.hf_items_eb"]);
+    let r = s.holdfast(&[
+        "restore",
+        "--profile",
+        "ovirt-engine",
+        "--file",
+        "engine.backup",
+        "--scope",
+        "db",
+        "--only-table",
+        "public.hf_items",
+        "--as",
+        "hf_items_eb",
+        &admin,
+    ]);
+    r.ok();
+    assert!(
+        r.stdout
+            .contains("as public.hf_items_eb into database 'engine': 40 rows"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(state(&s, &["public.hf_items_eb"]), before);
+    assert_eq!(
+        s.cluster
+            .query_text(
+                "postgres",
+                "SELECT count(*) FROM pg_database WHERE datname LIKE 'holdfast_scratch%'"
+            )
+            .unwrap()
+            .as_deref(),
+        Some("0"),
+        "the killed run's scratch database is dropped"
+    );
+
+    // A plain dump has no table of contents: refused, saying what to do.
+    s.holdfast(&[
+        "backup",
+        "--profile",
+        "ovirt-engine",
+        "--dump-format",
+        "plain",
+        "--file",
+        "plain.backup",
+    ])
+    .ok();
+    let before = state(&s, &[]);
+    s.holdfast(&[
+        "restore",
+        "--profile",
+        "ovirt-engine",
+        "--file",
+        "plain.backup",
+        "--scope",
+        "db",
+        "--only-table",
+        "public.hf_items",
+        "--as",
+        "x",
+        &admin,
+    ])
+    .fails_with("is plain SQL, which has no table of contents to pick a table or schema from; restore the whole database beside the live one with --only-database db --as NEWNAME");
+    assert_eq!(state(&s, &[]), before);
+    // ... which works for a plain dump too.
+    s.holdfast(&[
+        "restore",
+        "--profile",
+        "ovirt-engine",
+        "--file",
+        "plain.backup",
+        "--only-database",
+        "db",
+        "--as",
+        "engine_plain",
+        &admin,
+    ])
+    .ok();
+    assert_eq!(
+        checksums(&s.engine("engine_plain"))["public.hf_items"].0,
+        40
+    );
+    assert_eq!(state(&s, &[]), before);
+}

@@ -171,6 +171,37 @@ fn renamed(
         "- Preparing {object} as {target} in a scratch database"
     ));
     let scratch = ScratchDatabase::create(&admin, live, &extensions, log)?;
+    let copy = work.join("partial-copy.dump");
+    prepare_copy(object, &target, part, &scratch, live, &copy, log).map_err(|e| {
+        Error::failed(format!(
+            "preparing the copy in a scratch database failed: {e}; nothing was written to database '{database}'"
+        ))
+    })?;
+    crate::interrupt::check()?;
+    log.output(&format!("- Restoring {target} into database '{database}'"));
+    let report = restore::restore_custom_atomic(&live.params, &live.tools, &copy, false)
+        .map_err(|e| rolled_back(e, database))?;
+    log_report(&report, log);
+    drop(scratch);
+    let line = restored_line(&mut live.client()?, object, &target, database)?;
+    log.output(&format!("- {line}"));
+    Ok(PartialOutcome {
+        restored: vec![line],
+    })
+}
+
+/// Restore `object` into the scratch database (with every definition of
+/// the dump beside it, no other data), rename it `target` there and dump it
+/// into `copy`.
+fn prepare_copy(
+    object: &DumpObject,
+    target: &DumpObject,
+    part: &Part,
+    scratch: &ScratchDatabase,
+    live: &Live,
+    copy: &Path,
+    log: &Log,
+) -> Result<()> {
     let left_out = partial::outgoing_foreign_keys(part.entries, part.selected);
     let mut load: BTreeSet<i32> = part.selected.clone();
     for fk in &left_out {
@@ -187,7 +218,7 @@ fn renamed(
         restore::restore_entries_atomic(scratch.params(), &live.tools, part.dump, &load, false)?;
     log_report(&report, log);
     let mut client = crate::pg::connect(scratch.params())?;
-    match (object, &target) {
+    match (object, target) {
         (
             DumpObject::Table { schema, name },
             DumpObject::Table {
@@ -205,20 +236,9 @@ fn renamed(
         _ => unreachable!("the target is the same kind of object"),
     }
     drop(client);
-    let copy = work.join("partial-copy.dump");
-    let command = partial::dump_object(scratch.params(), &live.tools, &target, &copy)?;
+    let command = partial::dump_object(scratch.params(), &live.tools, target, copy)?;
     log.line(&command);
-    crate::interrupt::check()?;
-    log.output(&format!("- Restoring {target} into database '{database}'"));
-    let report = restore::restore_custom_atomic(&live.params, &live.tools, &copy, false)
-        .map_err(|e| rolled_back(e, database))?;
-    log_report(&report, log);
-    drop(scratch);
-    let line = restored_line(&mut live.client()?, object, &target, database)?;
-    log.output(&format!("- {line}"));
-    Ok(PartialOutcome {
-        restored: vec![line],
-    })
+    Ok(())
 }
 
 /// What `--as NAME` makes of `object`: a table keeps its schema unless NAME
