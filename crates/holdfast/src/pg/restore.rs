@@ -396,8 +396,12 @@ fn run_pg_restore(
     let mut skipped = Vec::new();
     for line in listing.lines() {
         let entry = parse_toc_line(line).filter(|_| !line.starts_with(';'));
-        if let (Some(selected), Some(entry)) = (selected, &entry) {
-            if !selected.contains(&entry.dump_id) {
+        // pg_restore -L reads the leading dump id of each line, whatever follows.
+        let dump_id = (!line.starts_with(';'))
+            .then(|| line.split(';').next()?.trim().parse::<i32>().ok())
+            .flatten();
+        if let (Some(selected), Some(id)) = (selected, dump_id) {
+            if !selected.contains(&id) {
                 continue;
             }
         }
