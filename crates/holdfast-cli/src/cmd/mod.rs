@@ -5,6 +5,7 @@ mod admin;
 mod backup;
 mod demo;
 mod migrate;
+mod partial;
 mod profile;
 mod prune_archives;
 mod repo;

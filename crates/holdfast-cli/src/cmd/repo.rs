@@ -19,6 +19,7 @@ use holdfast::repo::{
 use holdfast::{Error, Password};
 
 use super::backup::parse_codec;
+use super::partial::{self, PartialArgs};
 use super::restore::{ProvisionArgs, RestoreChoices};
 use super::EnvArgs;
 use crate::shared::absolute;
@@ -55,6 +56,8 @@ pub struct RepoArgs {
     pub command: RepoCommand,
 }
 
+// Parsed once per run: the size of the largest verb's options costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum RepoCommand {
     /// Create a new, empty repository (the directory must be new or empty).
@@ -230,6 +233,8 @@ pub struct RestoreArgs {
     pub choices: RestoreChoices,
     #[command(flatten)]
     pub provision: ProvisionArgs,
+    #[command(flatten)]
+    pub partial: PartialArgs,
 }
 
 #[derive(Debug, Args)]
@@ -574,6 +579,9 @@ fn restore(repo: &mut Repo, a: RestoreArgs, log: &Log) -> holdfast::Result<()> {
         archive.snapshot.id,
         archive.path().display()
     ));
+    if a.partial.asked() {
+        return partial::run(req, &a.partial, &a.provision, log);
+    }
     let clock = std::time::Instant::now();
     let outcome = ops::restore::run(&req, log)?;
     log.output(&super::restore::summary(&outcome, clock.elapsed()));

@@ -9,6 +9,7 @@ use holdfast::ops::{self, Jobs, ProvisionRequest, RestoreRequest};
 use holdfast::pg::ConnParams;
 use holdfast::{Error, Password};
 
+use super::partial::{self, PartialArgs};
 use super::EnvArgs;
 use crate::shared::absolute;
 
@@ -32,6 +33,8 @@ pub struct RestoreArgs {
     pub choices: RestoreChoices,
     #[command(flatten)]
     pub provision: ProvisionArgs,
+    #[command(flatten)]
+    pub partial: PartialArgs,
 }
 
 /// What to restore and how: shared by `holdfast restore` and `holdfast repo restore`.
@@ -300,6 +303,9 @@ pub fn run(a: RestoreArgs, log: &Log) -> holdfast::Result<()> {
         a.env.installed_version.as_deref(),
         provision,
     )?;
+    if a.partial.asked() {
+        return partial::run(req, &a.partial, &a.provision, log);
+    }
     let clock = std::time::Instant::now();
     let outcome = ops::restore::run(&req, log)?;
     log.output(&summary(&outcome, clock.elapsed()));

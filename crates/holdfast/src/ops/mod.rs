@@ -6,6 +6,7 @@ pub mod backup;
 pub mod journal;
 pub mod lock;
 pub mod migrate;
+pub mod partial;
 pub mod provisioning;
 pub mod repo;
 pub mod request;
@@ -19,7 +20,8 @@ use crate::profile::Environment;
 
 pub use request::{
     default_threads, installed_version, AdminOptions, BackupRequest, DumpPlan, Jobs,
-    MigrateRequest, ProvisionRequest, RepoBackupRequest, RestoreRequest, VerifyRequest,
+    MigrateRequest, PartialRequest, PartialTarget, ProvisionRequest, RepoBackupRequest,
+    RestoreRequest, VerifyRequest,
 };
 pub use workdir::WorkDir;
 

@@ -291,6 +291,31 @@ impl RestoreRequest {
     }
 }
 
+/// A validated partial restore: one or more tables or schemas, or one
+/// database, of an archive into the running server of the application's
+/// database, nothing else touched.
+#[derive(Debug)]
+pub struct PartialRequest {
+    /// The archive, the environment whose configuration names the live
+    /// database, the permissions option, the jobs, and in
+    /// `provision.admin` the superuser connection (for `--as` and for a
+    /// database); nothing is provisioned.
+    pub restore: RestoreRequest,
+    pub target: PartialTarget,
+    /// `--as`: the new name of the one table (`NAME` or `SCHEMA.NAME`), the
+    /// one schema, or the new database.
+    pub new_name: Option<String>,
+}
+
+/// What a partial restore takes out of the archive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PartialTarget {
+    /// Tables and schemas of one database dump.
+    Objects(Vec<crate::pg::partial::DumpObject>),
+    /// A database scope's whole dump.
+    Database(String),
+}
+
 /// Provisioning asked for: the application's roles and databases created on
 /// the server as its superuser before the restore.
 #[derive(Debug, Clone, Default)]

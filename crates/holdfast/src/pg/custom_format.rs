@@ -126,8 +126,13 @@ pub fn table_row_sums(input: impl Read) -> Result<TableSums> {
         int_size: 0,
         off_size: 0,
     };
-    let version = r.header()?;
-    let tables = r.toc(version)?;
+    let version = r.header(false)?;
+    let tables: BTreeMap<i64, (String, String)> = r
+        .toc(version)?
+        .into_iter()
+        .filter(|e| e.desc == "TABLE DATA")
+        .map(|e| (i64::from(e.dump_id), (e.namespace, e.tag)))
+        .collect();
     let mut sums = TableSums::new();
     while let Some(block) = r.byte_or_end()? {
         let id = r.int()?;
@@ -153,6 +158,48 @@ pub fn table_row_sums(input: impl Read) -> Result<TableSums> {
         }
     }
     Ok(sums)
+}
+
+/// One entry of a custom dump's table of contents with what `pg_restore -l`
+/// does not print: its section, its SQL and the entries it depends on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DumpEntry {
+    /// What `pg_restore -L` selects by.
+    pub dump_id: i32,
+    /// `TABLE`, `INDEX`, `FK CONSTRAINT`, `ACL`, …
+    pub desc: String,
+    /// The object's name; for constraints, triggers, defaults and rules the
+    /// table's name, a space and the object's (`t t_pkey`); for comments and
+    /// ACLs the kind and the name (`TABLE t`).
+    pub tag: String,
+    /// Schema; empty for objects outside any.
+    pub namespace: String,
+    pub owner: String,
+    /// [`SECTION_PRE_DATA`], [`SECTION_DATA`], [`SECTION_POST_DATA`], or 1 (none).
+    pub section: i32,
+    /// The SQL that creates it.
+    pub defn: String,
+    /// Dump ids of the entries it depends on.
+    pub deps: Vec<i32>,
+}
+
+/// Definitions restored before the data (tables, types, functions, defaults).
+pub const SECTION_PRE_DATA: i32 = 2;
+/// Table data and sequence values.
+pub const SECTION_DATA: i32 = 3;
+/// Indexes, constraints, triggers.
+pub const SECTION_POST_DATA: i32 = 4;
+
+/// The table of contents of a custom-format archive, compressed or not (only
+/// the header and the entries are read, not the data).
+pub fn toc_entries(input: impl Read) -> Result<Vec<DumpEntry>> {
+    let mut r = Reader {
+        input,
+        int_size: 0,
+        off_size: 0,
+    };
+    let version = r.header(true)?;
+    r.toc(version)
 }
 
 struct Reader<R> {
@@ -225,8 +272,10 @@ impl<R: Read> Reader<R> {
             .unwrap_or_default())
     }
 
-    /// Check the header; returns the archive version (major, minor).
-    fn header(&mut self) -> Result<(u8, u8)> {
+    /// Check the header; returns the archive version (major, minor). Data
+    /// compressed by pg_dump is refused unless `compressed_ok` (the table of
+    /// contents is never compressed).
+    fn header(&mut self, compressed_ok: bool) -> Result<(u8, u8)> {
         let mut magic = [0u8; 5];
         self.exact(&mut magic)?;
         if &magic != b"PGDMP" {
@@ -256,7 +305,7 @@ impl<R: Read> Reader<R> {
         } else {
             self.int()? != 0
         };
-        if compressed {
+        if compressed && !compressed_ok {
             return Err(Error::invalid(
                 "custom dump: the data is compressed (only -Z0 dumps are read)",
             ));
@@ -270,38 +319,51 @@ impl<R: Read> Reader<R> {
         Ok(version)
     }
 
-    /// The TOC; returns (schema, table) of each `TABLE DATA` entry by dump id.
-    fn toc(&mut self, version: (u8, u8)) -> Result<BTreeMap<i64, (String, String)>> {
+    /// The TOC entries, in the dump's order.
+    fn toc(&mut self, version: (u8, u8)) -> Result<Vec<DumpEntry>> {
         let count = self.int()?;
-        let mut tables = BTreeMap::new();
+        let mut entries = Vec::new();
         for _ in 0..count {
-            let id = self.int()?;
+            let dump_id = self.int()? as i32;
             let _had_dumper = self.int()?;
             self.string()?; // table oid
             self.string()?; // oid
             let tag = self.text()?;
             let desc = self.text()?;
-            let _section = self.int()?;
-            for _ in 0..3 {
-                self.string()?; // defn, drop statement, copy statement
+            let section = self.int()? as i32;
+            let defn = self.text()?;
+            for _ in 0..2 {
+                self.string()?; // drop statement, copy statement
             }
             let namespace = self.text()?;
             self.string()?; // tablespace
             if version >= (1, 14) {
                 self.string()?; // table access method
             }
-            self.string()?; // owner
+            let owner = self.text()?;
             self.string()?; // "false" (WITH OIDS)
-            while self.string()?.is_some() {} // dependencies, ended by none
+            let mut deps = Vec::new();
+            while let Some(dep) = self.string()? {
+                if let Some(id) = std::str::from_utf8(&dep).ok().and_then(|d| d.parse().ok()) {
+                    deps.push(id);
+                }
+            }
             let _offset_state = self.byte()?;
             for _ in 0..self.off_size {
                 self.byte()?;
             }
-            if desc == "TABLE DATA" {
-                tables.insert(id, (namespace, tag));
-            }
+            entries.push(DumpEntry {
+                dump_id,
+                desc,
+                tag,
+                namespace,
+                owner,
+                section,
+                defn,
+                deps,
+            });
         }
-        Ok(tables)
+        Ok(entries)
     }
 
     /// Pass every chunk of one data stream to `each`, up to its zero length.

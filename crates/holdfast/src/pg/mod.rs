@@ -7,6 +7,7 @@
 //! - [`command`]: how a client program is run (environment, logging, stderr);
 //! - [`dump`] and [`restore`]: pg_dump, pg_restore and psql for one database;
 //! - [`custom_format`]: row fingerprints read from a custom dump as it streams;
+//! - [`partial`]: one table or schema picked out of a custom dump;
 //! - [`inspect`]: checksums, sequences, large objects, object inventory;
 //! - [`roles`]: the roles a database needs, and their DDL;
 //! - [`provision`]: roles, databases, extensions and clusters created as superuser;
@@ -17,6 +18,7 @@ pub mod conn;
 pub mod custom_format;
 pub mod dump;
 pub mod inspect;
+pub mod partial;
 pub mod pgpass;
 pub mod provision;
 pub mod restore;

@@ -330,7 +330,7 @@ pub fn restore_custom(
     if options.restore_permissions && !options.restore_owners {
         extra.push("--no-owner");
     }
-    run_pg_restore(conn, tools, dump, options.restore_permissions, &extra)
+    run_pg_restore(conn, tools, dump, options.restore_permissions, &extra, None)
 }
 
 /// Empty again a database that was empty before a restore into it: drop what
@@ -363,16 +363,39 @@ pub fn restore_custom_atomic(
         dump,
         restore_permissions,
         &["--single-transaction", "--exit-on-error"],
+        None,
     )
 }
 
-/// `pg_restore -L <filtered list> [extra] [--no-owner --no-privileges] dump`.
+/// Restore only the entries of a custom dump whose dump ids are `selected`,
+/// all or nothing like [`restore_custom_atomic`]: a partial restore into a
+/// database that holds other objects.
+pub fn restore_entries_atomic(
+    conn: &ConnParams,
+    tools: &PgTools,
+    dump: &Path,
+    selected: &BTreeSet<i32>,
+    restore_permissions: bool,
+) -> Result<RestoreReport> {
+    run_pg_restore(
+        conn,
+        tools,
+        dump,
+        restore_permissions,
+        &["--single-transaction", "--exit-on-error"],
+        Some(selected),
+    )
+}
+
+/// `pg_restore -L <filtered list> [extra] [--no-owner --no-privileges] dump`;
+/// with `selected`, the list holds only those entries.
 fn run_pg_restore(
     conn: &ConnParams,
     tools: &PgTools,
     dump: &Path,
     restore_permissions: bool,
     extra: &[&str],
+    selected: Option<&BTreeSet<i32>>,
 ) -> Result<RestoreReport> {
     let listing = toc_listing(tools, dump)?;
     let target = target_state(conn, tools)?;
@@ -380,9 +403,17 @@ fn run_pg_restore(
     let mut list = String::new();
     let mut skipped = Vec::new();
     for line in listing.lines() {
-        let reason = parse_toc_line(line)
-            .filter(|_| !line.starts_with(';'))
-            .and_then(|entry| skip_reason(&entry, &target));
+        let entry = parse_toc_line(line).filter(|_| !line.starts_with(';'));
+        // pg_restore -L reads the leading dump id of each line, whatever follows.
+        let dump_id = (!line.starts_with(';'))
+            .then(|| line.split(';').next()?.trim().parse::<i32>().ok())
+            .flatten();
+        if let (Some(selected), Some(id)) = (selected, dump_id) {
+            if !selected.contains(&id) {
+                continue;
+            }
+        }
+        let reason = entry.and_then(|entry| skip_reason(&entry, &target));
         match reason {
             Some(reason) => {
                 skipped.push(line.to_string());
@@ -698,7 +729,7 @@ impl PlainFilter<'_> {
 }
 
 /// A SQL identifier at the start of `text` (plain or double-quoted) and the rest.
-fn leading_identifier(text: &str) -> Option<(String, &str)> {
+pub(crate) fn leading_identifier(text: &str) -> Option<(String, &str)> {
     if let Some(quoted) = text.strip_prefix('"') {
         let mut name = String::new();
         let mut chars = quoted.char_indices();

@@ -184,7 +184,7 @@ pub fn roles_in_dump(tools: &PgTools, dump: &Path) -> Result<BTreeSet<String>> {
 }
 
 /// The roles named by `OWNER TO`, `GRANT … TO` and `REVOKE … FROM` lines.
-fn roles_in_schema_sql(text: &str) -> BTreeSet<String> {
+pub(crate) fn roles_in_schema_sql(text: &str) -> BTreeSet<String> {
     let mut roles = BTreeSet::new();
     for line in text.lines() {
         let target = if line.starts_with("GRANT ") || line.starts_with("REVOKE ") {
