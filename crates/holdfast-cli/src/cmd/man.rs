@@ -44,7 +44,7 @@ fn native_pages(cmd: clap::Command, out: &mut Vec<(String, String)>) -> holdfast
     for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
         native_pages(sub.clone(), out)?;
     }
-    let man = clap_mangen::Man::new(cmd);
+    let man = clap_mangen::Man::new(cmd).source(format!("holdfast {}", env!("CARGO_PKG_VERSION")));
     let mut page = Vec::new();
     man.render(&mut page)
         .map_err(|e| holdfast::Error::io(format!("render {}", man.get_filename()), e))?;
@@ -82,38 +82,33 @@ pub fn engine_backup_page() -> holdfast::Result<String> {
     let body: Vec<&str> = help.lines().skip(1).collect();
     let version = env!("CARGO_PKG_VERSION");
     let mut page = Roff::new();
-    page.control(
-        "TH",
-        [
-            "ENGINE-BACKUP",
-            "8",
-            "",
-            &format!("holdfast {version}"),
-            "System Administration",
-        ],
-    )
-    .control("SH", ["NAME"])
-    .text([roman(
-        "engine-backup - back up and restore an oVirt engine environment (holdfast)",
-    )])
-    .control("SH", ["SYNOPSIS"])
-    .text([
-        bold("engine-backup"),
-        roman(" [--mode=MODE] [--scope=SCOPE] [--file=FILE] [--log=FILE] [OPTION]..."),
-    ])
-    .control("SH", ["DESCRIPTION"])
-    .text([roman(
-        "A drop-in for oVirt's engine-backup: the same command lines, archive layout and \
+    page.control("SH", ["NAME"])
+        .text([roman(
+            "engine-backup - back up and restore an oVirt engine environment (holdfast)",
+        )])
+        .control("SH", ["SYNOPSIS"])
+        .text([
+            bold("engine-backup"),
+            roman(" [--mode=MODE] [--scope=SCOPE] [--file=FILE] [--log=FILE] [OPTION]..."),
+        ])
+        .control("SH", ["DESCRIPTION"])
+        .text([roman(
+            "A drop-in for oVirt's engine-backup: the same command lines, archive layout and \
          console lines. It is the holdfast executable called by the name engine-backup \
          (a link to it); see holdfast(1) for the native command line.",
-    )])
-    .control("SH", ["OPTIONS"])
-    .control("nf", []);
+        )])
+        .control("SH", ["OPTIONS"])
+        .control("nf", []);
     for line in body {
         page.text([roman(line)]);
     }
     page.control("fi", [])
         .control("SH", ["SEE ALSO"])
         .text([roman("holdfast(1), holdfast-schedule(1)")]);
-    Ok(page.render())
+    // The title line by hand: roff drops the empty date argument, which
+    // would shift the others.
+    Ok(format!(
+        ".TH ENGINE-BACKUP 8 \"\" \"holdfast {version}\" \"System Administration\"\n{}",
+        page.render()
+    ))
 }

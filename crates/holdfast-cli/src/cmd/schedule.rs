@@ -32,7 +32,8 @@ pub struct ScheduleArgs {
     /// `holdfast repo forget --prune`.
     #[arg(long, value_name = "LOCATION", requires = "password_file")]
     pub repo: Option<String>,
-    /// File whose first line is the repository password (with --repo).
+    /// File whose first line is the repository password (required with
+    /// --repo: the jobs cannot ask).
     #[arg(long, value_name = "FILE", requires = "repo")]
     pub password_file: Option<PathBuf>,
     /// When the nightly backup starts (local time).
@@ -51,7 +52,8 @@ pub struct ScheduleArgs {
     #[arg(long, value_name = "DIR")]
     pub unit_dir: Option<PathBuf>,
     /// Crontab lines instead of systemd units, written to
-    /// /etc/cron.d/holdfast-NAME (with --user: printed, for crontab -e).
+    /// /etc/cron.d/holdfast-NAME (with --user only printed, --dry-run, for
+    /// crontab -e).
     #[arg(long)]
     pub cron: bool,
     /// Units for the user's systemd instance (systemctl --user) or lines for
@@ -186,9 +188,13 @@ fn plan(a: &ScheduleArgs) -> holdfast::Result<Plan> {
         PathBuf::from("/run/lock")
     };
     Ok(Plan {
-        name: a.name.clone().unwrap_or(profile.name),
+        name: a.name.clone().unwrap_or_else(|| profile.name.clone()),
         binary,
-        profile: a.profile.clone(),
+        // A profile file is named by its absolute path: the jobs run in /.
+        profile: match &profile.source {
+            Some(file) => file.display().to_string(),
+            None => a.profile.clone(),
+        },
         install_root: absolute(&a.install_root),
         target,
         time: a.time,

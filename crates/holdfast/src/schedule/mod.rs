@@ -174,17 +174,17 @@ pub struct Plan {
 impl Plan {
     /// Refuse a plan whose values cannot be written into a unit or a cron
     /// line and read back the same: control characters (a newline would end
-    /// the setting), names with characters a unit name cannot hold, relative
-    /// paths. `%` and `$` are fine: they are escaped.
+    /// the setting), names a unit or cron file cannot carry, relative paths. `%` and `$` are fine: they are escaped.
     pub fn check(&self) -> Result<()> {
         if self.name.is_empty()
             || !self
                 .name
                 .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+                .all(|b| b.is_ascii_alphanumeric() || b"_-".contains(&b))
         {
+            // Debian's cron skips /etc/cron.d files whose names hold a dot.
             return Err(Error::usage(format!(
-                "the schedule name '{}' can hold only letters, digits, '_', '.' and '-' (it names the units); pass --name",
+                "the schedule name '{}' can hold only letters, digits, '_' and '-' (it names the units and the cron file); pass --name",
                 self.name
             )));
         }
