@@ -48,6 +48,8 @@
 //!   archive or snapshot into [`status::Facts`], judged as a monitoring
 //!   plugin would or written as Prometheus metrics; [`notify`] tells
 //!   webhooks, pings and mail ([`notify::Target`], [`notify::Event`]).
+//! - [`schedule`] is the unattended plan (nightly backup and retention,
+//!   weekly deep verify, monthly pack read) as systemd units or cron lines.
 //! - [`durable::replace`] is how a file is written whole or not at all.
 //! - [`log::Log`] is the console and the log file; [`Error`] carries a
 //!   [`Remedy`] that each command-line face words itself; [`Password`] keeps
@@ -112,6 +114,7 @@ pub mod profile;
 pub mod progress;
 pub mod repo;
 pub mod runlog;
+pub mod schedule;
 pub mod schema;
 pub mod secret;
 pub mod status;

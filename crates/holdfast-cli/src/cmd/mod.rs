@@ -3,14 +3,18 @@
 
 mod admin;
 mod backup;
+mod completions;
 mod demo;
+mod man;
 mod migrate;
+mod notify;
 mod partial;
 mod profile;
 mod prune_archives;
 mod repo;
 mod report;
 mod restore;
+mod schedule;
 pub mod schema;
 mod serve;
 mod status;
@@ -60,6 +64,14 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// How old the newest good backup is and whether the last run failed: a Nagios/Icinga plugin (exit 0-3), --json, --prometheus.
     Status(status::StatusArgs),
+    /// Write the systemd units (or crontab) of the nightly plan: backup and retention, weekly deep verify, monthly pack read.
+    Schedule(schedule::ScheduleArgs),
+    /// Tell the --notify targets that a scheduled job failed (systemd's OnFailure=, a cron line's ||).
+    Notify(notify::NotifyCommandArgs),
+    /// Print the shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(completions::CompletionsArgs),
+    /// Write the manual pages: holdfast.1, one per verb, and engine-backup.8.
+    Man(man::ManArgs),
 }
 
 /// The environment variable naming the profile when --profile is not given.
@@ -226,6 +238,10 @@ impl Command {
             Command::PruneArchives(_) => "prune-archives",
             Command::Serve(_) => "serve",
             Command::Status(_) => "status",
+            Command::Schedule(_) => "schedule",
+            Command::Notify(_) => "notify",
+            Command::Completions(_) => "completions",
+            Command::Man(_) => "man",
         };
         verb.to_string()
     }
@@ -373,5 +389,9 @@ fn run_command(command: Command, log: &Log) -> holdfast::Result<()> {
         Command::PruneArchives(a) => prune_archives::run(a),
         Command::Serve(a) => serve::run(a),
         Command::Status(_) => unreachable!("status returns before the log is opened"),
+        Command::Schedule(a) => schedule::run(a),
+        Command::Notify(a) => notify::run(a),
+        Command::Completions(a) => completions::run(a),
+        Command::Man(a) => man::run(a),
     }
 }
