@@ -81,6 +81,7 @@ pub fn run(workdir: &Path, log: &Log) -> Result<DemoOutcome> {
             host: Some(source.socket_dir().display().to_string()),
             ..Default::default()
         }),
+        encrypt_to: None,
     };
     let b = Instant::now();
     log.output("");

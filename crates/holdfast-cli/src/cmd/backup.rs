@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
+use holdfast::archive::encryption::Recipients;
 use holdfast::archive::{Codec, DumpFormat};
 use holdfast::conf::ConfValues;
 use holdfast::log::Log;
@@ -56,6 +57,11 @@ pub struct BackupArgs {
     /// none, for trust or peer authentication].
     #[arg(long, value_name = "FILE", requires = "database_url")]
     pub database_passfile: Option<PathBuf>,
+    /// Encrypt the archive file to this age public key (age1…, repeatable):
+    /// this machine can then write archives but not read them. A checksum
+    /// file (FILE.sha256) is written beside it.
+    #[arg(long, value_name = "RECIPIENT")]
+    pub encrypt_to: Vec<String>,
     /// With --database-url: a directory or file to keep beside the database (an
     /// absolute path, repeatable).
     #[arg(long = "path", value_name = "PATH", requires = "database_url")]
@@ -155,6 +161,9 @@ pub fn run(a: BackupArgs, log: &Log) -> holdfast::Result<()> {
     req.compress_level = a.compress_level;
     req.overwrite = a.overwrite;
     req.role_passwords = a.roles.role_passwords()?;
+    if !a.encrypt_to.is_empty() {
+        req.encrypt_to = Some(Recipients::parse(&a.encrypt_to, "--encrypt-to")?);
+    }
     if let Some(threads) = a.threads {
         req.threads = threads;
     }

@@ -29,6 +29,9 @@ pub struct RestoreArgs {
     /// restore nothing. A restore does this itself before it starts.
     #[arg(long, conflicts_with = "file")]
     pub rollback_interrupted: bool,
+    /// The age identity (private key) file of an encrypted archive.
+    #[arg(long, value_name = "FILE")]
+    pub identity: Option<PathBuf>,
     #[command(flatten)]
     pub choices: RestoreChoices,
     #[command(flatten)]
@@ -291,6 +294,8 @@ pub fn run(a: RestoreArgs, log: &Log) -> holdfast::Result<()> {
             file.display()
         )));
     }
+    let decrypted = ops::decrypt::open(&file, a.identity.as_deref(), &a.env.tmpdir()?, log)?;
+    let file = decrypted.as_ref().map_or(file, |d| d.path().to_path_buf());
     let manifest = holdfast::archive::peek_manifest(&file);
     let env = a
         .env

@@ -20,6 +20,10 @@ pub struct VerifyArgs {
     /// counts and checksums with the manifest.
     #[arg(long)]
     pub deep: bool,
+    /// The age identity (private key) file of an encrypted archive; without
+    /// it only the archive's checksum file and header are checked.
+    #[arg(long, value_name = "FILE")]
+    pub identity: Option<PathBuf>,
 }
 
 pub fn run(a: VerifyArgs, log: &Log) -> holdfast::Result<()> {
@@ -30,7 +34,15 @@ pub fn run(a: VerifyArgs, log: &Log) -> holdfast::Result<()> {
             file.display()
         )));
     }
-    let manifest = holdfast::archive::peek_manifest(&file);
+    if a.identity.is_none() && holdfast::archive::encryption::is_encrypted(&file)? {
+        return ops::decrypt::verify_outer(&file, log);
+    }
+    let tmpdir = a.env.tmpdir()?;
+    let decrypted = ops::decrypt::open(&file, a.identity.as_deref(), &tmpdir, log)?;
+    let readable = decrypted
+        .as_ref()
+        .map_or(file.clone(), |d| d.path().to_path_buf());
+    let manifest = holdfast::archive::peek_manifest(&readable);
     let env = a
         .env
         .environment_for(manifest.as_ref(), &format!("{}", file.display()))?;
@@ -38,7 +50,7 @@ pub fn run(a: VerifyArgs, log: &Log) -> holdfast::Result<()> {
     // nothing up (it runs where the application may not be installed).
     let req = VerifyRequest {
         deep: a.deep,
-        ..VerifyRequest::new(env, file, a.env.tmpdir()?, a.env.installed_version.clone())
+        ..VerifyRequest::new(env, readable, tmpdir, a.env.installed_version.clone())
     };
     ops::verify::run(&req, log)?;
     log.output("Done.");

@@ -8,6 +8,7 @@
 pub mod checksum;
 pub mod codec;
 pub mod config;
+pub mod encryption;
 pub mod files;
 pub mod manifest;
 pub mod owner;

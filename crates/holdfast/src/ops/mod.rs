@@ -3,6 +3,7 @@
 //! that the command line has already validated.
 
 pub mod backup;
+pub mod decrypt;
 pub mod journal;
 pub mod lock;
 pub mod migrate;

@@ -65,6 +65,8 @@ pub fn backup(repo: &mut Repo, req: &RepoBackupRequest, log: &Log) -> Result<Rep
         overwrite: false,
         threads: req.threads,
         role_passwords: req.role_passwords.clone(),
+        // The repository encrypts what it stores.
+        encrypt_to: None,
     };
     let outcome = crate::ops::backup::run(&archive_req, log)?;
     // Reading it back verifies every member against sha256sum and the manifest.

@@ -125,6 +125,9 @@ pub struct BackupRequest {
     pub threads: u32,
     /// Where the roles' password verifiers are read from.
     pub role_passwords: RolePasswords,
+    /// Encrypt the archive file to these age recipients (with a checksum
+    /// file beside it).
+    pub encrypt_to: Option<crate::archive::encryption::Recipients>,
 }
 
 /// Where a backup reads the password verifiers of the roles its databases
@@ -170,6 +173,7 @@ impl BackupRequest {
             overwrite: false,
             threads: default_threads(),
             role_passwords: RolePasswords::default(),
+            encrypt_to: None,
         })
     }
 

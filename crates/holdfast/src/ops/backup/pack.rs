@@ -4,6 +4,7 @@
 
 use std::path::Path;
 
+use crate::archive::encryption::{self, Recipients};
 use crate::archive::manifest::{DatabaseRecord, ToolInfo};
 use crate::archive::{ArchiveConfig, ArchiveWriter, DumpSettings, Manifest, WriterOptions};
 use crate::log::Log;
@@ -25,8 +26,15 @@ pub(super) fn pack(
     let threads = req.threads.max(1);
     let config = archive_config(req);
     crate::interrupt::check()?;
+    // An encrypted archive is written plain in the work directory first,
+    // then encrypted to its place.
+    let plain = tar.with_file_name("archive.plain");
+    let dest = match req.encrypt_to {
+        Some(_) => plain.as_path(),
+        None => req.file.as_path(),
+    };
     let mut writer = ArchiveWriter::create(
-        &req.file,
+        dest,
         WriterOptions {
             codec: req.archive_codec,
             level: None,
@@ -70,10 +78,41 @@ pub(super) fn pack(
         tar.join("sha256sum").display()
     ));
     log.output(&format!("Packing into file '{}'", req.file.display()));
-    log.line(&format!("Creating tarball {}", req.file.display()));
+    log.line(&format!("Creating tarball {}", dest.display()));
     crate::interrupt::check()?;
     let written = writer.finish()?;
+    if let Some(recipients) = &req.encrypt_to {
+        encrypt_into_place(&written, recipients, &req.file, log)?;
+        let _ = std::fs::remove_file(&written);
+        return Ok(std::fs::metadata(&req.file).map(|m| m.len()).unwrap_or(0));
+    }
     Ok(std::fs::metadata(&written).map(|m| m.len()).unwrap_or(0))
+}
+
+/// Encrypt the finished archive to `recipients` at `file` (temporary name,
+/// fsync, rename), then its checksum file beside it.
+fn encrypt_into_place(plain: &Path, recipients: &Recipients, file: &Path, log: &Log) -> Result<()> {
+    log.line(&format!(
+        "Encrypting to {} into {}",
+        holdfast_count(recipients),
+        file.display()
+    ));
+    let mut digest = String::new();
+    crate::durable::write_with(file, 0o600, None, |out| {
+        digest = encryption::encrypt(plain, recipients, out)?;
+        Ok(())
+    })?;
+    let name = file.file_name().unwrap_or_default().to_string_lossy();
+    crate::durable::replace(
+        &encryption::checksum_path(file),
+        format!("{digest}  {name}\n").as_bytes(),
+        0o600,
+        None,
+    )
+}
+
+fn holdfast_count(recipients: &Recipients) -> String {
+    crate::log::count(recipients.len(), "age recipient", "age recipients")
 }
 
 /// The `config` member: how each database the profile backs up is dumped
