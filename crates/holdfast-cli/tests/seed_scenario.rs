@@ -186,33 +186,22 @@ fn tree(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     files
 }
 
-/// `(profile tag, id)` of every snapshot in the repository, from its JSON.
+/// `(profile tag, id)` of every snapshot in the repository, oldest first,
+/// from `repo snapshots --json`.
 fn snapshots(site: &Site) -> Vec<(String, String)> {
-    let listed = site.repo("snapshots", &[]);
+    let listed = site.repo("snapshots", &["--json"]);
     listed.ok();
-    let ids: Vec<String> = listed
-        .stdout
-        .lines()
-        .filter_map(|l| l.split_whitespace().next())
-        .filter(|w| w.len() == 8 && w.chars().all(|c| c.is_ascii_hexdigit()))
-        .map(str::to_string)
-        .collect();
-    ids.into_iter()
-        .map(|id| {
-            let line = listed
-                .stdout
-                .lines()
-                .find(|l| l.starts_with(&id))
-                .unwrap()
-                .to_string();
-            let profile = if line.contains("redmine") {
-                "redmine"
-            } else if line.contains("alfresco") {
-                "alfresco"
-            } else {
-                panic!("which application is {line}?")
-            };
-            (profile.to_string(), id)
+    let doc: serde_json::Value = serde_json::from_str(&listed.stdout).unwrap();
+    assert_eq!(doc["version"], 1);
+    doc["snapshots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["profile"].as_str().unwrap().to_string(),
+                s["short_id"].as_str().unwrap().to_string(),
+            )
         })
         .collect()
 }
@@ -250,6 +239,18 @@ fn two_applications_one_repository_retention_and_restores_of_each_alone() {
     let mut forget = vec!["--prune"];
     forget.extend(POLICY);
     let before_forget = snapshots(&site);
+    let mut planned = vec!["--dry-run", "--json"];
+    planned.extend(POLICY);
+    let plan = site.repo("forget", &planned);
+    plan.ok();
+    let doc: serde_json::Value = serde_json::from_str(&plan.stdout).unwrap();
+    let decided = doc["snapshots"].as_array().unwrap();
+    assert_eq!(decided.len(), 6, "{doc}");
+    assert_eq!(
+        decided.iter().filter(|v| v["keep"] == true).count(),
+        4,
+        "{doc}"
+    );
     let forgot = site.repo("forget", &forget);
     forgot.ok();
     let kept = snapshots(&site);
@@ -269,6 +270,26 @@ fn two_applications_one_repository_retention_and_restores_of_each_alone() {
     site.repo("check", &["--read-data"]).ok();
 
     // The same policy over the directory of archive files.
+    let mut prune = vec!["prune-archives", "archives", "--dry-run", "--json"];
+    prune.extend(POLICY);
+    let planned = run(
+        env!("CARGO_BIN_EXE_holdfast"),
+        &prune.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+        site.dir.path(),
+    );
+    planned.ok();
+    let doc: serde_json::Value = serde_json::from_str(&planned.stdout).unwrap();
+    let groups = doc["groups"].as_array().unwrap();
+    assert_eq!(groups.len(), 2, "{doc}");
+    for g in groups {
+        let kept = g["archives"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["keep"] == true)
+            .count();
+        assert_eq!(kept, 2, "{g}");
+    }
     let mut prune = vec!["prune-archives", "archives"];
     prune.extend(POLICY);
     let pruned = run(

@@ -5,6 +5,7 @@ mod admin;
 mod backup;
 mod completions;
 mod demo;
+mod listing;
 mod man;
 mod migrate;
 mod notify;

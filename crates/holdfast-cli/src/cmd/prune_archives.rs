@@ -10,6 +10,7 @@ use holdfast::archive::printable;
 use holdfast::repo::archives::{prune_archives, TimeSource};
 use holdfast::repo::jiff::Zoned;
 
+use super::listing;
 use super::repo::{print_verdicts, KeepArgs};
 use crate::shared::absolute;
 
@@ -27,6 +28,41 @@ pub fn run(a: PruneArchivesArgs) -> holdfast::Result<()> {
     let dir = absolute(&a.dir);
     let policy = a.keep.retention();
     let report = prune_archives(&dir, &policy, &Zoned::now(), a.keep.dry_run)?;
+    if a.keep.json {
+        let mut doc = serde_json::Map::new();
+        doc.insert("dry_run".into(), a.keep.dry_run.into());
+        doc.insert(
+            "skipped".into(),
+            report
+                .skipped
+                .iter()
+                .map(|s| serde_json::json!({"path": s.path, "why": s.why}))
+                .collect(),
+        );
+        doc.insert(
+            "groups".into(),
+            report
+                .groups
+                .iter()
+                .map(|g| {
+                    serde_json::json!({
+                        "group": g.group.to_string(),
+                        "archives": listing::verdicts(&g.verdicts, |archive| {
+                            serde_json::json!({
+                                "path": archive.path,
+                                "dated_by": match archive.source {
+                                    TimeSource::Manifest => "manifest",
+                                    TimeSource::VersionMember => "version member",
+                                },
+                            })
+                        }),
+                    })
+                })
+                .collect(),
+        );
+        listing::print(doc);
+        return Ok(());
+    }
     for s in &report.skipped {
         // The reason can quote bytes of the file (a tar header's name):
         // control characters escaped, one line per file.

@@ -21,7 +21,7 @@ use holdfast::{Error, Password};
 use super::backup::parse_codec;
 use super::partial::{self, PartialArgs};
 use super::restore::{ProvisionArgs, RestoreChoices};
-use super::EnvArgs;
+use super::{listing, EnvArgs};
 use crate::shared::absolute;
 
 /// The environment variable holding the repository password.
@@ -65,7 +65,7 @@ pub enum RepoCommand {
     /// Back the environment up into one snapshot: uncompressed dumps, roles, files, manifest.
     Backup(BackupArgs),
     /// List the snapshots, oldest first.
-    Snapshots,
+    Snapshots(SnapshotsArgs),
     /// Restore a snapshot onto a cleaned install, exactly as `holdfast restore` does an archive.
     Restore(RestoreArgs),
     /// Write a snapshot as an engine-backup compatible archive.
@@ -256,6 +256,14 @@ pub struct ExportArgs {
     pub tmpdir: Option<PathBuf>,
 }
 
+#[derive(Debug, Args)]
+pub struct SnapshotsArgs {
+    /// Print one JSON document (version, snapshots: id, time, host, profile,
+    /// tags, paths, sizes) instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// A keep policy with restic's semantics: each rule is applied on its own to
 /// the whole list, newest first, and a snapshot kept by one rule still counts
 /// for the others (borg's and attic's rules do not, and keep more).
@@ -288,6 +296,10 @@ pub struct KeepArgs {
     /// Show what would be removed; change nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Print one JSON document (version, each item with its time, whether it
+    /// is kept and by which rules) instead of the lines.
+    #[arg(long)]
+    pub json: bool,
 }
 
 impl KeepArgs {
@@ -343,7 +355,7 @@ impl RepoCommand {
         match self {
             RepoCommand::Init(_) => "init",
             RepoCommand::Backup(_) => "backup",
-            RepoCommand::Snapshots => "snapshots",
+            RepoCommand::Snapshots(_) => "snapshots",
             RepoCommand::Restore(_) => "restore",
             RepoCommand::Export(_) => "export",
             RepoCommand::Forget(_) => "forget",
@@ -386,8 +398,18 @@ pub fn run(a: RepoArgs, log: &Log) -> holdfast::Result<()> {
             Ok(())
         }
         RepoCommand::Backup(b) => backup(&mut open(&location, password_file)?, b, log),
-        RepoCommand::Snapshots => {
-            print_snapshots(&open(&location, password_file)?.snapshots()?);
+        RepoCommand::Snapshots(s) => {
+            let list = open(&location, password_file)?.snapshots()?;
+            if s.json {
+                let mut doc = serde_json::Map::new();
+                doc.insert(
+                    "snapshots".into(),
+                    list.iter().map(listing::snapshot).collect(),
+                );
+                listing::print(doc);
+            } else {
+                print_snapshots(&list);
+            }
             Ok(())
         }
         RepoCommand::Restore(r) => restore(&mut open(&location, password_file)?, r, log),
@@ -611,6 +633,20 @@ fn export(repo: &mut Repo, a: ExportArgs) -> holdfast::Result<()> {
 fn forget(repo: &Repo, a: ForgetArgs) -> holdfast::Result<()> {
     let policy = a.keep.retention();
     let report = repo.forget(&policy, &Zoned::now(), a.keep.dry_run)?;
+    if a.keep.json {
+        let mut doc = serde_json::Map::new();
+        doc.insert("dry_run".into(), a.keep.dry_run.into());
+        doc.insert(
+            "snapshots".into(),
+            listing::verdicts(&report.verdicts, listing::snapshot),
+        );
+        if a.prune {
+            let r = repo.prune(PruneMode::TwoPhase, a.keep.dry_run)?;
+            doc.insert("prune".into(), listing::prune(&r, a.keep.dry_run));
+        }
+        listing::print(doc);
+        return Ok(());
+    }
     print_verdicts(&report.verdicts, a.keep.dry_run, |s| {
         format!("{}  {}", s.short_id(), s.hostname)
     });
