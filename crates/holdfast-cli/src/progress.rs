@@ -7,7 +7,7 @@ use std::io::IsTerminal;
 use std::sync::Arc;
 use std::time::Duration;
 
-use holdfast::progress::{ProgressBar, ProgressSink};
+use holdfast::progress::{ProgressBar, ProgressSink, Unit};
 use indicatif::{MultiProgress, ProgressDrawTarget, ProgressStyle};
 
 /// Whether bars are drawn: stderr is a terminal and `--no-progress` was
@@ -32,16 +32,23 @@ impl TerminalBars {
 }
 
 impl ProgressSink for TerminalBars {
-    fn begin(&self, label: &str, total: Option<u64>) -> Box<dyn ProgressBar> {
-        let bar = match total.filter(|t| *t > 0) {
-            Some(total) => indicatif::ProgressBar::new(total).with_style(
+    fn begin(&self, label: &str, total: Option<u64>, unit: Unit) -> Box<dyn ProgressBar> {
+        let bar = match (total.filter(|t| *t > 0), unit) {
+            (Some(total), Unit::Entries) => indicatif::ProgressBar::new(total).with_style(
+                ProgressStyle::with_template(
+                    "{msg:24!} [{bar:30}] {pos:>6} of {len:<6} entries {elapsed:>5}  {eta} left",
+                )
+                .expect("a valid template")
+                .progress_chars("=> "),
+            ),
+            (Some(total), Unit::Bytes) => indicatif::ProgressBar::new(total).with_style(
                 ProgressStyle::with_template(
                     "{msg:24!} [{bar:30}] {bytes:>10} of ~{total_bytes:<10} {bytes_per_sec:>12}  {eta} left",
                 )
                 .expect("a valid template")
                 .progress_chars("=> "),
             ),
-            None => indicatif::ProgressBar::new_spinner().with_style(
+            (None, _) => indicatif::ProgressBar::new_spinner().with_style(
                 ProgressStyle::with_template("{msg:24!} {spinner} {bytes:>10} {bytes_per_sec:>12}")
                     .expect("a valid template"),
             ),

@@ -1,6 +1,7 @@
 //! Progress bars: on a terminal (a pseudo-terminal made by `script`) a
-//! backup of a database over 500 MB draws a bar that moves; with stderr not
-//! a terminal nothing but the lines and the closing summary is printed.
+//! backup of a database over 500 MB draws a bar that moves, and its restore
+//! a bar of the dump's entries; with stderr not a terminal nothing but the
+//! lines and the closing summary is printed.
 
 mod support;
 
@@ -96,4 +97,36 @@ fn a_large_backup_draws_a_moving_bar_on_a_terminal_and_none_elsewhere() {
     let last_lines: Vec<&str> = stdout.lines().rev().take(2).collect();
     assert_eq!(last_lines[0], "Done.");
     assert!(last_lines[1].starts_with("Backed up db into "), "{stdout}");
+
+    // The restore of that archive, on a terminal: a bar of the dump's
+    // entries as pg_restore works through them, and the summary.
+    c.execute("postgres", "DROP DATABASE redmine WITH (FORCE)")
+        .unwrap();
+    c.create_database("redmine", "redmine").unwrap();
+    let restore = format!(
+        "{holdfast} restore --scope db --restore-permissions --install-root {} --file {}",
+        root.display(),
+        dir.path().join("tty.backup").display()
+    );
+    let out = Command::new("script")
+        .args(["-q", "-e", "-c", &restore, "/dev/null"])
+        .env("TERM", "xterm")
+        .env("HOLDFAST_STATE_DIR", dir.path().join("state"))
+        .output()
+        .unwrap();
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{screen}");
+    assert!(
+        screen
+            .split(['\r', '\n'])
+            .any(|l| l.contains("database 'redmine'") && l.contains(" entries ")),
+        "no bar of the restore's entries:\n{screen}"
+    );
+    assert!(screen.contains("Restored database scope db in"), "{screen}");
+    let rows: i64 = holdfast::pg::connect(&tcp(&c, "redmine", "pw", "redmine"))
+        .unwrap()
+        .query_one("SELECT count(*) FROM attachments", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(rows, 1_100_000);
 }

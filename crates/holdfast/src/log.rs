@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::progress::{Progress, ProgressSink};
+use crate::progress::{Progress, ProgressSink, Unit};
 use crate::secret::Redactor;
 use crate::{Error, Result};
 
@@ -84,9 +84,20 @@ impl Log {
         self
     }
 
-    /// A long step's progress (nothing without a sink).
+    /// A long step's progress in bytes (nothing without a sink).
     pub fn progress(&self, label: &str, total: Option<u64>) -> Progress {
-        Progress::begin(self.progress.as_ref(), label, total)
+        Progress::begin(self.progress.as_ref(), label, total, Unit::Bytes)
+    }
+
+    /// A long step's progress in dump entries (nothing without a sink).
+    pub fn progress_entries(&self, label: &str, total: u64) -> Progress {
+        Progress::begin(self.progress.as_ref(), label, Some(total), Unit::Entries)
+    }
+
+    /// Whether progress is drawn: steps that must run differently to report
+    /// it (pg_restore --verbose) only do so then.
+    pub fn shows_progress(&self) -> bool {
+        self.progress.is_some()
     }
 
     /// The log file's path, if there is one.

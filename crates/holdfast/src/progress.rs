@@ -8,10 +8,18 @@
 
 use std::sync::Arc;
 
+/// What a step counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    Bytes,
+    /// Entries of a dump's table of contents, as pg_restore works through them.
+    Entries,
+}
+
 /// Where progress goes: one bar per step.
 pub trait ProgressSink: Send + Sync {
-    /// A new step, `total` units (bytes) when known.
-    fn begin(&self, label: &str, total: Option<u64>) -> Box<dyn ProgressBar>;
+    /// A new step, `total` units when known.
+    fn begin(&self, label: &str, total: Option<u64>, unit: Unit) -> Box<dyn ProgressBar>;
     /// A console line printed while bars may be drawn (above them).
     fn print(&self, line: &str, stderr: bool);
 }
@@ -32,8 +40,9 @@ impl Progress {
         sink: Option<&Arc<dyn ProgressSink>>,
         label: &str,
         total: Option<u64>,
+        unit: Unit,
     ) -> Progress {
-        Progress(sink.map(|s| s.begin(label, total)))
+        Progress(sink.map(|s| s.begin(label, total, unit)))
     }
 
     pub fn advance(&self, n: u64) {

@@ -133,6 +133,18 @@ impl ClientCommand {
     /// ([`Stdio::piped`], then [`RunningCommand::take_stdin`]); stderr is always
     /// captured.
     pub fn spawn(&self, stdin: Stdio, stdout: Stdio) -> Result<RunningCommand> {
+        self.spawn_observed(stdin, stdout, None)
+    }
+
+    /// [`ClientCommand::spawn`], with each stderr line `observer` claims
+    /// (returns `true` for) handed to it and left out of what is captured:
+    /// the progress lines of a `--verbose` program.
+    pub fn spawn_observed(
+        &self,
+        stdin: Stdio,
+        stdout: Stdio,
+        observer: Option<LineObserver>,
+    ) -> Result<RunningCommand> {
         let pgpass = match &self.conn {
             Some((conn, _)) => Some(PgPass::new([conn])?),
             None => None,
@@ -173,7 +185,24 @@ impl ClientCommand {
         let stderr = child.stderr.take().map(|mut pipe| {
             std::thread::spawn(move || {
                 let mut buf = Vec::new();
-                let _ = pipe.read_to_end(&mut buf);
+                match observer {
+                    None => {
+                        let _ = pipe.read_to_end(&mut buf);
+                    }
+                    Some(mut claims) => {
+                        let mut lines = std::io::BufReader::new(pipe);
+                        let mut line = Vec::new();
+                        while matches!(
+                            std::io::BufRead::read_until(&mut lines, b'\n', &mut line),
+                            Ok(n) if n > 0
+                        ) {
+                            if !claims(&String::from_utf8_lossy(&line)) {
+                                buf.extend_from_slice(&line);
+                            }
+                            line.clear();
+                        }
+                    }
+                }
                 buf
             })
         });
@@ -233,6 +262,9 @@ fn shell_word(word: &str) -> String {
         format!("'{}'", word.replace('\'', "'\\''"))
     }
 }
+
+/// Sees each stderr line of a program as it comes; `true` claims it.
+pub type LineObserver = Box<dyn FnMut(&str) -> bool + Send>;
 
 /// A started client program.
 #[derive(Debug)]

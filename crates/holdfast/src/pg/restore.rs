@@ -18,6 +18,7 @@ use std::path::Path;
 use std::process::Stdio;
 
 use crate::pg::{ClientCommand, ConnParams, PgTools};
+use crate::progress::Progress;
 use crate::{Error, IoContext, Result};
 
 /// One entry of a custom dump's table of contents, as `pg_restore -l` lists it:
@@ -306,6 +307,50 @@ fn target_state(conn: &ConnParams, tools: &PgTools) -> Result<TargetState> {
     Ok(state)
 }
 
+/// [`restore_custom`] with a bar of the dump's entries, made by `progress`
+/// from their number.
+pub fn restore_custom_with_progress(
+    conn: &ConnParams,
+    tools: &PgTools,
+    dump: &Path,
+    options: &RestoreOptions,
+    progress: &dyn Fn(u64) -> Progress,
+) -> Result<RestoreReport> {
+    restore_custom_observed(conn, tools, dump, options, Some(progress))
+}
+
+fn restore_custom_observed(
+    conn: &ConnParams,
+    tools: &PgTools,
+    dump: &Path,
+    options: &RestoreOptions,
+    progress: Option<&dyn Fn(u64) -> Progress>,
+) -> Result<RestoreReport> {
+    // Requests hold a `Jobs` (never 0); a caller of this function directly
+    // is told, without any face's option name.
+    if options.jobs == 0 {
+        return Err(Error::usage("pg_restore needs at least 1 job"));
+    }
+    let jobs = options.jobs.to_string();
+    let mut extra: Vec<&str> = if options.jobs > 1 {
+        vec!["-j", &jobs]
+    } else {
+        Vec::new()
+    };
+    if options.restore_permissions && !options.restore_owners {
+        extra.push("--no-owner");
+    }
+    run_pg_restore_observed(
+        conn,
+        tools,
+        dump,
+        options.restore_permissions,
+        &extra,
+        None,
+        progress,
+    )
+}
+
 /// Restore a custom-format dump into the (existing, empty) database of `conn`.
 ///
 /// The dump must be a regular file (`pg_restore -j` cannot read a pipe).
@@ -315,22 +360,7 @@ pub fn restore_custom(
     dump: &Path,
     options: &RestoreOptions,
 ) -> Result<RestoreReport> {
-    // Requests hold a `Jobs` (never 0); a caller of this function directly
-    // is told, without any face's option name.
-    if options.jobs == 0 {
-        return Err(Error::usage("pg_restore needs at least 1 job"));
-    }
-    let jobs = options.jobs.to_string();
-    let extra: Vec<&str> = if options.jobs > 1 {
-        vec!["-j", &jobs]
-    } else {
-        Vec::new()
-    };
-    let mut extra = extra;
-    if options.restore_permissions && !options.restore_owners {
-        extra.push("--no-owner");
-    }
-    run_pg_restore(conn, tools, dump, options.restore_permissions, &extra, None)
+    restore_custom_observed(conn, tools, dump, options, None)
 }
 
 /// Empty again a database that was empty before a restore into it: drop what
@@ -397,11 +427,35 @@ fn run_pg_restore(
     extra: &[&str],
     selected: Option<&BTreeSet<i32>>,
 ) -> Result<RestoreReport> {
+    run_pg_restore_observed(
+        conn,
+        tools,
+        dump,
+        restore_permissions,
+        extra,
+        selected,
+        None,
+    )
+}
+
+/// `run_pg_restore`, with a bar of the list's entries when `progress` makes
+/// one (given the number of entries): pg_restore runs `--verbose` and each
+/// entry it reports advances the bar; those lines are not kept.
+fn run_pg_restore_observed(
+    conn: &ConnParams,
+    tools: &PgTools,
+    dump: &Path,
+    restore_permissions: bool,
+    extra: &[&str],
+    selected: Option<&BTreeSet<i32>>,
+    progress: Option<&dyn Fn(u64) -> Progress>,
+) -> Result<RestoreReport> {
     let listing = toc_listing(tools, dump)?;
     let target = target_state(conn, tools)?;
 
     let mut list = String::new();
     let mut skipped = Vec::new();
+    let mut entries = 0u64;
     for line in listing.lines() {
         let entry = parse_toc_line(line).filter(|_| !line.starts_with(';'));
         // pg_restore -L reads the leading dump id of each line, whatever follows.
@@ -420,6 +474,7 @@ fn run_pg_restore(
                 list.push_str(&format!(";{line}   -- holdfast: {reason}\n"));
             }
             None => {
+                entries += u64::from(dump_id.is_some());
                 list.push_str(line);
                 list.push('\n');
             }
@@ -437,8 +492,23 @@ fn run_pg_restore(
     if !restore_permissions {
         cmd.args(["--no-owner", "--no-privileges"]);
     }
+    let observer = progress.map(|make| {
+        cmd.arg("--verbose");
+        let bar = make(entries);
+        Box::new(move |line: &str| {
+            let Some(info) = verbose_info(line) else {
+                return false;
+            };
+            if ENTRY_STARTS.iter().any(|s| info.starts_with(s)) {
+                bar.advance(1);
+            }
+            true
+        }) as crate::pg::command::LineObserver
+    });
     cmd.arg(dump);
-    let finished = cmd.spawn(Stdio::null(), Stdio::null())?.wait()?;
+    let finished = cmd
+        .spawn_observed(Stdio::null(), Stdio::null(), observer)?
+        .wait()?;
     if !finished.success() {
         return Err(restore_failure(&finished, &conn.database));
     }
@@ -447,6 +517,31 @@ fn run_pg_restore(
         skipped,
         messages: finished.stderr_lines(),
     })
+}
+
+/// How `pg_restore --verbose` starts the line of each list entry it works on.
+const ENTRY_STARTS: &[&str] = &[
+    "creating ",
+    "processing data for ",
+    "executing ",
+    "processing ",
+];
+
+/// The text of a `--verbose` information line of pg_restore (not an error,
+/// warning, detail or hint, which are kept for the log and the failure).
+fn verbose_info(line: &str) -> Option<&str> {
+    let rest = line.trim_end().strip_prefix("pg_restore: ")?;
+    let severity = [
+        "error:",
+        "warning:",
+        "detail:",
+        "hint:",
+        "while ",
+        "from TOC",
+        "in ",
+        "finished with",
+    ];
+    (!severity.iter().any(|s| rest.starts_with(s))).then_some(rest)
 }
 
 /// The failure with pg_restore's own error lines (the `error:` lines and the

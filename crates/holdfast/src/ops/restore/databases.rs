@@ -51,16 +51,19 @@ fn load(archive: &ArchiveReader, restore_permissions: bool, t: &DbTarget, log: &
     let report = match t.format {
         DumpFormat::Custom => {
             let dump = t.seekable_dump(archive.dir())?;
-            pg::restore::restore_custom(
-                &t.params,
-                tools,
-                &dump,
-                &pg::restore::RestoreOptions {
-                    jobs: t.jobs,
-                    restore_permissions,
-                    restore_owners: t.replaced_owner.is_none(),
-                },
-            )
+            let options = pg::restore::RestoreOptions {
+                jobs: t.jobs,
+                restore_permissions,
+                restore_owners: t.replaced_owner.is_none(),
+            };
+            if log.shows_progress() {
+                let label = format!("database '{}'", t.params.database);
+                pg::restore::restore_custom_with_progress(&t.params, tools, &dump, &options, &|n| {
+                    log.progress_entries(&label, n)
+                })
+            } else {
+                pg::restore::restore_custom(&t.params, tools, &dump, &options)
+            }
         }
         DumpFormat::Plain => {
             let mut sql = t.codec.open_decoded(&t.member)?;
