@@ -230,3 +230,116 @@ fn a_notify_url_that_cannot_be_used_refuses_the_run() {
     let last = last_log_line(&s.path("x.log"));
     assert!(last.contains("cannot notify"), "{last}");
 }
+
+/// A CA of the test's own and a certificate it signed for localhost.
+fn tls_files(
+    dir: &std::path::Path,
+) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let leaf_key = rcgen::KeyPair::generate().unwrap();
+    let leaf = rcgen::CertificateParams::new(vec!["localhost".into()])
+        .unwrap()
+        .signed_by(&leaf_key, &ca, &ca_key)
+        .unwrap();
+    let paths = (
+        dir.join("ca.pem"),
+        dir.join("smtp.pem"),
+        dir.join("smtp.key"),
+    );
+    std::fs::write(&paths.0, ca.pem()).unwrap();
+    std::fs::write(&paths.1, leaf.pem()).unwrap();
+    std::fs::write(&paths.2, leaf_key.serialize_pem()).unwrap();
+    (paths.0, paths.1, paths.2)
+}
+
+#[test]
+fn mail_goes_through_starttls_and_a_login() {
+    let s = Sample::start();
+    let (ca, cert, key) = tls_files(s.dir.path());
+    let smtp = SmtpServer::start_tls(s.dir.path(), &cert, &key, "relay-user", "relay pw");
+    std::fs::write(s.path("smtp.pw"), "relay pw\n").unwrap();
+    std::fs::write(s.path("wrong.pw"), "not it\n").unwrap();
+    s.cluster
+        .execute(
+            "postgres",
+            "ALTER ROLE engine PASSWORD 'not-the-configured-one'",
+        )
+        .unwrap();
+    let port = smtp.port.to_string();
+    let ca = ca.display().to_string();
+    let backup = |n: u32, extra: &[&str]| {
+        let file = format!("night{n}.backup");
+        let mut args = vec![
+            "backup",
+            "--file",
+            &file,
+            "--notify",
+            "mailto:admin@example.org",
+            "--smtp-host",
+            "localhost",
+            "--smtp-port",
+            &port,
+            "--smtp-starttls",
+            "--smtp-user",
+            "relay-user",
+        ];
+        args.extend_from_slice(extra);
+        s.holdfast(&args)
+    };
+    // Without the CA the server's certificate is not trusted: not
+    // delivered, said on stderr; the backup's own failure is unchanged.
+    let untrusted = backup(1, &["--smtp-password-file", "smtp.pw"]);
+    assert_eq!(untrusted.code, 1, "{}", untrusted.stderr);
+    assert!(
+        untrusted.stderr.contains("not delivered"),
+        "{}",
+        untrusted.stderr
+    );
+    // A wrong password: not delivered either.
+    let refused = backup(
+        2,
+        &["--smtp-password-file", "wrong.pw", "--smtp-cacert", &ca],
+    );
+    assert!(
+        refused.stderr.contains("not delivered"),
+        "{}",
+        refused.stderr
+    );
+    assert!(!refused.stderr.contains("not it"), "{}", refused.stderr);
+    assert!(smtp.messages().is_empty());
+    // With the CA and the right password the mail arrives, with the reason.
+    let told = backup(
+        3,
+        &["--smtp-password-file", "smtp.pw", "--smtp-cacert", &ca],
+    );
+    assert_eq!(told.code, 1, "{}", told.stderr);
+    assert!(!told.stderr.contains("not delivered"), "{}", told.stderr);
+    let mails = smtp.messages();
+    assert_eq!(mails.len(), 1, "{mails:?}");
+    assert!(
+        mails[0].contains("password authentication failed"),
+        "{}",
+        mails[0]
+    );
+    // A CA file that is not there refuses the run before it starts.
+    let missing = backup(
+        4,
+        &[
+            "--smtp-password-file",
+            "smtp.pw",
+            "--smtp-cacert",
+            "nope.pem",
+        ],
+    );
+    assert_eq!(missing.code, 2, "{}", missing.stderr);
+    assert!(
+        missing
+            .stderr
+            .contains("cannot read --smtp-cacert nope.pem"),
+        "{}",
+        missing.stderr
+    );
+}

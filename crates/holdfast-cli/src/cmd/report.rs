@@ -38,7 +38,7 @@ pub struct NotifyArgs {
     #[arg(long)]
     pub notify_on_success: bool,
     /// TOML file with more targets and settings (notify = [...],
-    /// on_success, secret_file, [smtp] host, port, starttls, user,
+    /// on_success, secret_file, [smtp] host, port, starttls, cacert, user,
     /// password_file, from); options given on the command line win.
     #[arg(long, env = "HOLDFAST_NOTIFY_CONFIG", value_name = "FILE")]
     pub notify_config: Option<PathBuf>,
@@ -55,6 +55,10 @@ pub struct NotifyArgs {
     /// Require STARTTLS on the SMTP connection.
     #[arg(long)]
     pub smtp_starttls: bool,
+    /// PEM file of the private certificate authority that signed the SMTP
+    /// server's certificate (with --smtp-starttls).
+    #[arg(long, value_name = "FILE")]
+    pub smtp_cacert: Option<PathBuf>,
     /// SMTP user (with --smtp-password-file).
     #[arg(long, value_name = "USER")]
     pub smtp_user: Option<String>,
@@ -99,6 +103,15 @@ impl NotifyArgs {
             smtp.port = p;
         }
         smtp.starttls = self.smtp_starttls || f.starttls.unwrap_or(false);
+        smtp.cacert = self.smtp_cacert.clone().or(f.cacert);
+        if let Some(path) = &smtp.cacert {
+            std::fs::metadata(path).map_err(|e| {
+                holdfast::Error::usage(format!(
+                    "cannot read --smtp-cacert {} ({e}); pass the PEM file of the CA that signed the mail server's certificate",
+                    path.display()
+                ))
+            })?;
+        }
         smtp.user = self.smtp_user.clone().or(f.user);
         smtp.from = self.smtp_from.clone().or(f.from);
         if let Some(path) = self

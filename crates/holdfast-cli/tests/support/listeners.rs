@@ -181,6 +181,69 @@ impl SmtpServer {
     }
 }
 
+/// An SMTP server that requires STARTTLS (its certificate signed by a CA
+/// of the test's own) and then a login, and delivers into a maildir.
+pub const SMTP_TLS_SERVER: &str = r#"
+import ssl, sys, time
+from aiosmtpd.controller import Controller
+from aiosmtpd.handlers import Mailbox
+from aiosmtpd.smtp import AuthResult, LoginPassword
+port, maildir, cert, key, user, password = sys.argv[1:]
+tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+tls.load_cert_chain(cert, key)
+def authenticate(server, session, envelope, mechanism, data):
+    ok = isinstance(data, LoginPassword) and data.login.decode() == user and data.password.decode() == password
+    return AuthResult(success=ok)
+controller = Controller(Mailbox(maildir), hostname="127.0.0.1", port=int(port), tls_context=tls,
+                        require_starttls=True, authenticator=authenticate, auth_require_tls=True,
+                        auth_required=True, ready_timeout=20)
+controller.start()
+print("ready", flush=True)
+while True:
+    time.sleep(3600)
+"#;
+
+impl SmtpServer {
+    /// [`SMTP_TLS_SERVER`] on a free port, with `cert`/`key` (PEM files).
+    pub fn start_tls(
+        dir: &Path,
+        cert: &Path,
+        key: &Path,
+        user: &str,
+        password: &str,
+    ) -> SmtpServer {
+        let port = dead_port();
+        let maildir = dir.join("maildir-tls");
+        let mut child = Command::new(tools_python())
+            .args(["-c", SMTP_TLS_SERVER])
+            .arg(port.to_string())
+            .arg(&maildir)
+            .arg(cert)
+            .arg(key)
+            .args([user, password])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start aiosmtpd");
+        let mut ready = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+            &mut ready,
+        )
+        .unwrap();
+        assert_eq!(
+            ready.trim(),
+            "ready",
+            "aiosmtpd with STARTTLS did not start"
+        );
+        SmtpServer {
+            port,
+            maildir,
+            child,
+        }
+    }
+}
+
 impl Drop for SmtpServer {
     fn drop(&mut self) {
         let _ = self.child.kill();

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use lettre::message::header::ContentType;
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{Message, SmtpTransport, Transport};
 use serde::Deserialize;
 
@@ -19,6 +19,9 @@ pub struct SmtpSettings {
     /// Upgrade the connection with STARTTLS before anything else (required
     /// when set: a server that does not offer it is a failure).
     pub starttls: bool,
+    /// PEM file of the private certificate authority that signed the
+    /// server's certificate (beside the system's trusted roots).
+    pub cacert: Option<PathBuf>,
     pub user: Option<String>,
     pub password: Option<Password>,
     /// The sender; default `holdfast@<host name>`.
@@ -31,6 +34,7 @@ impl Default for SmtpSettings {
             host: "localhost".into(),
             port: 25,
             starttls: false,
+            cacert: None,
             user: None,
             password: None,
             from: None,
@@ -45,6 +49,7 @@ pub struct FileSmtp {
     pub host: Option<String>,
     pub port: Option<u16>,
     pub starttls: Option<bool>,
+    pub cacert: Option<PathBuf>,
     pub user: Option<String>,
     pub password_file: Option<PathBuf>,
     pub from: Option<String>,
@@ -67,7 +72,15 @@ pub fn send(smtp: &SmtpSettings, to: &str, event: &Event) -> Result<(), String> 
         .port(smtp.port)
         .timeout(Some(TIMEOUT));
     if smtp.starttls {
-        let tls = TlsParameters::new(smtp.host.clone()).map_err(|e| e.to_string())?;
+        let mut tls = TlsParameters::builder(smtp.host.clone());
+        if let Some(path) = &smtp.cacert {
+            let pem = std::fs::read(path)
+                .map_err(|e| format!("cannot read the CA certificate {}: {e}", path.display()))?;
+            let ca = Certificate::from_pem(&pem)
+                .map_err(|e| format!("{} is not a PEM certificate: {e}", path.display()))?;
+            tls = tls.add_root_certificate(ca);
+        }
+        let tls = tls.build().map_err(|e| e.to_string())?;
         transport = transport.tls(Tls::Required(tls));
     }
     if let (Some(user), Some(password)) = (&smtp.user, &smtp.password) {
