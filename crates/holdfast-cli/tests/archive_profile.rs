@@ -88,10 +88,7 @@ impl Tracker {
 
     /// `holdfast ARGS --install-root ROOT` in the temporary directory.
     fn holdfast(&self, args: &[&str]) -> Run {
-        let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        all.push("--install-root".into());
-        all.push(self.root().display().to_string());
-        run(env!("CARGO_BIN_EXE_holdfast"), &all, self.dir.path())
+        holdfast_in_root(self.dir.path(), &self.root(), args)
     }
 
     fn app(&self) -> holdfast::pg::ConnParams {

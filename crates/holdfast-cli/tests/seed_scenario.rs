@@ -123,24 +123,18 @@ impl Site {
     }
 
     fn holdfast(&self, args: &[&str]) -> Run {
-        let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        all.push("--install-root".into());
-        all.push(self.root().display().to_string());
-        run(env!("CARGO_BIN_EXE_holdfast"), &all, self.dir.path())
+        holdfast_in_root(self.dir.path(), &self.root(), args)
     }
 
     fn repo(&self, verb: &str, args: &[&str]) -> Run {
         let repo = self.path("repo").display().to_string();
         let pw = self.path("repo-pw").display().to_string();
-        let mut all: Vec<String> = ["repo", verb, "--repo", &repo, "--password-file", &pw]
-            .iter()
-            .chain(args)
-            .map(|s| s.to_string())
-            .collect();
+        let mut all = vec!["repo", verb, "--repo", &repo, "--password-file", &pw];
+        all.extend_from_slice(args);
         if verb == "backup" || verb == "restore" {
-            all.push("--install-root".into());
-            all.push(self.root().display().to_string());
+            return self.holdfast(&all);
         }
+        let all: Vec<String> = all.iter().map(|s| s.to_string()).collect();
         run(env!("CARGO_BIN_EXE_holdfast"), &all, self.dir.path())
     }
 

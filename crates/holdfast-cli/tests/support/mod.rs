@@ -194,6 +194,14 @@ pub fn engine_backup_bin() -> &'static str {
     })
 }
 
+/// `holdfast ARGS --install-root ROOT`, run in `dir` as [`run`] runs it.
+pub fn holdfast_in_root(dir: &Path, root: &Path, args: &[&str]) -> Run {
+    let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    all.push("--install-root".into());
+    all.push(root.display().to_string());
+    run(env!("CARGO_BIN_EXE_holdfast"), &all, dir)
+}
+
 pub fn run(bin: &str, args: &[String], dir: &Path) -> Run {
     Run::from(
         Command::new(bin)
