@@ -1,7 +1,7 @@
 //! Progress bars: on a terminal (a pseudo-terminal made by `script`) a
 //! backup of a database over 500 MB draws a bar that moves, and its restore
-//! a bar of the dump's entries; with stderr not a terminal nothing but the
-//! lines and the closing summary is printed.
+//! a bar of the dump's entries, as does a deep verify; with stderr not a
+//! terminal nothing but the lines and the closing summary is printed.
 
 mod support;
 
@@ -129,4 +129,24 @@ fn a_large_backup_draws_a_moving_bar_on_a_terminal_and_none_elsewhere() {
         .unwrap()
         .get(0);
     assert_eq!(rows, 1_100_000);
+
+    // Deep verify's throwaway restore draws its bar of entries too.
+    let verify = format!(
+        "{holdfast} verify --deep {}",
+        dir.path().join("tty.backup").display()
+    );
+    let out = Command::new("script")
+        .args(["-q", "-e", "-c", &verify, "/dev/null"])
+        .env("TERM", "xterm")
+        .env("HOLDFAST_STATE_DIR", dir.path().join("state"))
+        .output()
+        .unwrap();
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{screen}");
+    assert!(
+        screen
+            .split(['\r', '\n'])
+            .any(|l| l.contains("deep verify '") && l.contains(" entries ")),
+        "no bar of deep verify's restore:\n{screen}"
+    );
 }

@@ -261,7 +261,17 @@ fn two_applications_one_repository_retention_and_restores_of_each_alone() {
             .collect();
         assert_eq!(left, [nights[0], nights[2]], "{app}:\n{}", forgot.stdout);
     }
-    site.repo("check", &["--read-data"]).ok();
+    let checked = site.repo("check", &["--read-data", "--json"]);
+    checked.ok();
+    let doc: serde_json::Value = serde_json::from_str(&checked.stdout).unwrap();
+    assert_eq!(doc["read"], "all", "{doc}");
+    assert_eq!(doc["snapshots"], 4, "{doc}");
+    assert_eq!(doc["errors"], serde_json::json!([]), "{doc}");
+    let pruned = site.repo("prune", &["--dry-run", "--json"]);
+    pruned.ok();
+    let doc: serde_json::Value = serde_json::from_str(&pruned.stdout).unwrap();
+    assert_eq!(doc["prune"]["dry_run"], true, "{doc}");
+    assert!(doc["prune"]["used_bytes"].as_u64().unwrap() > 0, "{doc}");
 
     // The same policy over the directory of archive files.
     let mut prune = vec!["prune-archives", "archives", "--dry-run", "--json"];

@@ -17,6 +17,14 @@ fn fresh_apply_then_noop_then_added_scripts() {
     let plan = schema::plan(&db.params, dir.path(), &[], &Permissions::default()).unwrap();
     assert!(plan.fresh && plan.rebuild);
     assert_eq!(plan.steps.len(), 301);
+    let doc: serde_json::Value = serde_json::from_str(&plan.to_json()).unwrap();
+    assert_eq!(doc["version"], 1);
+    assert_eq!(doc["fresh"], true);
+    assert_eq!(doc["steps"].as_array().unwrap().len(), 301);
+    assert_eq!(
+        doc["steps"][0]["version"],
+        plan.steps[0].version.to_string()
+    );
     assert_eq!(
         db.q("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"),
         "0"

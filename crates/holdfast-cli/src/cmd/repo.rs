@@ -335,6 +335,10 @@ pub struct PruneArgs {
     /// Only when no backup can run against the repository meanwhile.
     #[arg(long)]
     pub instant_delete: bool,
+    /// Print one JSON document (version, the byte and pack counts) instead
+    /// of the lines.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -347,6 +351,10 @@ pub struct CheckArgs {
     /// (that much, chosen at random).
     #[arg(long, value_name = "SUBSET", conflicts_with = "read_data")]
     pub read_data_subset: Option<String>,
+    /// Print one JSON document (version, read, snapshots, errors, warnings,
+    /// pack counts) instead of the lines.
+    #[arg(long)]
+    pub json: bool,
 }
 
 impl RepoCommand {
@@ -421,12 +429,21 @@ pub fn run(a: RepoArgs, log: &Log) -> holdfast::Result<()> {
             } else {
                 PruneMode::TwoPhase
             };
-            prune(&open(&location, password_file)?, mode, p.dry_run)
+            let repo = open(&location, password_file)?;
+            if p.json {
+                let r = repo.prune(mode, p.dry_run)?;
+                let mut doc = serde_json::Map::new();
+                doc.insert("prune".into(), listing::prune(&r, p.dry_run));
+                listing::print(doc);
+                return Ok(());
+            }
+            prune(&repo, mode, p.dry_run)
         }
         RepoCommand::Check(c) => check(
             &open(&location, password_file)?,
             c.read_data,
             c.read_data_subset.as_deref(),
+            c.json,
         ),
         RepoCommand::Repair(RepairCommand::Index(r)) => {
             repair_index(&open(&location, password_file)?, r.dry_run)
@@ -696,57 +713,74 @@ fn prune(repo: &Repo, mode: PruneMode, dry_run: bool) -> holdfast::Result<()> {
     Ok(())
 }
 
-fn check(repo: &Repo, read_data: bool, subset: Option<&str>) -> holdfast::Result<()> {
+fn check(repo: &Repo, read_data: bool, subset: Option<&str>, json: bool) -> holdfast::Result<()> {
     let r = repo.check_subset(read_data, subset)?;
+    let mut warnings: Vec<String> = Vec::new();
     let unreferenced = r.packs.unreferenced();
     if !unreferenced.is_empty() {
-        println!(
-            "warning: {} pack file(s) ({}) are referenced by no index (restic check counts them as additional files): data of an interrupted backup. Non-critical; 'holdfast repo repair index' indexes them, then 'holdfast repo prune' removes what no snapshot needs",
+        warnings.push(format!(
+            "{} pack file(s) ({}) are referenced by no index (restic check counts them as additional files): data of an interrupted backup. Non-critical; 'holdfast repo repair index' indexes them, then 'holdfast repo prune' removes what no snapshot needs",
             unreferenced.len(),
             bytes(unreferenced.iter().map(|(_, s)| s).sum())
-        );
+        ));
     }
     let marked = r.packs.marked_files();
     if !marked.is_empty() {
-        println!(
-            "warning: {} pack file(s) ({}) are marked for deletion by an earlier prune (restic check counts them as additional files): 'holdfast repo prune' deletes them 23 hours after marking, 'holdfast repo prune --instant-delete' at once",
+        warnings.push(format!(
+            "{} pack file(s) ({}) are marked for deletion by an earlier prune (restic check counts them as additional files): 'holdfast repo prune' deletes them 23 hours after marking, 'holdfast repo prune --instant-delete' at once",
             marked.len(),
             bytes(marked.iter().map(|(_, s)| s).sum())
-        );
+        ));
     }
     let temporaries = &r.temporaries;
     if !temporaries.is_empty() {
         let stale = temporaries.iter().filter(|t| t.stale).count();
-        println!(
-            "warning: {} temporary file(s) ({}) of interrupted writes, {stale} of them stale: the next backup, prune or repair removes the stale ones",
+        warnings.push(format!(
+            "{} temporary file(s) ({}) of interrupted writes, {stale} of them stale: the next backup, prune or repair removes the stale ones",
             temporaries.len(),
             bytes(temporaries.iter().map(|t| t.size).sum())
-        );
+        ));
     }
-    for w in &r.warnings {
-        println!("warning: {w}");
-    }
-    for e in &r.errors {
-        println!("error: {e}");
-    }
-    let partly;
-    let what = if let Some(subset) = subset {
-        partly = format!("structure and the data of pack subset {subset}");
-        partly.as_str()
-    } else if read_data {
-        "structure and every pack's data"
-    } else {
-        "structure (add --read-data to read every pack)"
+    warnings.extend(r.warnings.iter().cloned());
+    let what = match (subset, read_data) {
+        (Some(subset), _) => format!("structure and the data of pack subset {subset}"),
+        (None, true) => "structure and every pack's data".to_string(),
+        (None, false) => "structure (add --read-data to read every pack)".to_string(),
     };
-    let warnings = r.warnings.len()
-        + usize::from(!unreferenced.is_empty())
-        + usize::from(!marked.is_empty())
-        + usize::from(!temporaries.is_empty());
-    if r.errors.is_empty() {
-        println!(
-            "Checked {what}: no errors, {warnings} warning(s), {} snapshot(s)",
-            r.snapshots
+    if json {
+        let mut doc = serde_json::Map::new();
+        doc.insert(
+            "read".into(),
+            match (subset, read_data) {
+                (Some(subset), _) => format!("subset {subset}"),
+                (None, true) => "all".to_string(),
+                (None, false) => "structure".to_string(),
+            }
+            .into(),
         );
+        doc.insert("snapshots".into(), r.snapshots.into());
+        doc.insert("errors".into(), r.errors.clone().into());
+        doc.insert("warnings".into(), warnings.clone().into());
+        doc.insert("unreferenced_packs".into(), unreferenced.len().into());
+        doc.insert("marked_packs".into(), marked.len().into());
+        doc.insert("temporary_files".into(), temporaries.len().into());
+        listing::print(doc);
+    } else {
+        for w in &warnings {
+            println!("warning: {w}");
+        }
+        for e in &r.errors {
+            println!("error: {e}");
+        }
+    }
+    if r.errors.is_empty() {
+        if !json {
+            println!(
+                "Checked {what}: no errors, {} warning(s), {} snapshot(s)",
+                warnings.len(),
+                r.snapshots
+            );
+        }
         Ok(())
     } else {
         Err(Error::failed(format!(

@@ -52,7 +52,7 @@ pub enum SchemaCommand {
         json: bool,
     },
     /// Show what apply would do, touching nothing.
-    Plan(PermissionArgs),
+    Plan(PlanArgs),
     /// Drop and recreate views and stored procedures, keeping their grants.
     Refresh,
     /// Adopt a database made without these scripts as being at a version: record
@@ -94,6 +94,17 @@ pub struct PermissionArgs {
     /// Accept the new content of an applied script that changed (repeatable).
     #[arg(long, value_name = "VERSION")]
     pub accept_changed: Vec<String>,
+}
+
+/// `holdfast schema plan`.
+#[derive(clap::Args, Debug)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub permissions: PermissionArgs,
+    /// Print one JSON document (version, fresh, current_version, base,
+    /// rebuild, steps with their action, ...) instead of the lines.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Where the database is. The password comes from --passfile, the
@@ -225,8 +236,12 @@ pub fn run(args: SchemaArgs) -> Result<()> {
         }
         SchemaCommand::Plan(p) => {
             let tree = schema::Tree::load(&args.dir, &layouts)?;
-            let plan = schema::plan(&params, &args.dir, &layouts, &p.permissions()?)?;
-            print_plan(&params, &tree, &plan);
+            let plan = schema::plan(&params, &args.dir, &layouts, &p.permissions.permissions()?)?;
+            if p.json {
+                println!("{}", plan.to_json());
+            } else {
+                print_plan(&params, &tree, &plan);
+            }
         }
         SchemaCommand::Baseline { version } => {
             let version = parse_version("--version", &version)?;
@@ -533,7 +548,7 @@ mod tests {
             panic!()
         };
         assert_eq!(
-            p.permissions().unwrap_err().to_string(),
+            p.permissions.permissions().unwrap_err().to_string(),
             "--accept-changed 4.5: not a version; give it as 04050330 or 04_05_0330"
         );
     }
@@ -576,6 +591,7 @@ mod tests {
         );
         for cmd in [
             &["plan"][..],
+            &["plan", "--json"],
             &["apply", "--dry-run"],
             &["apply"],
             &["status", "--json"],

@@ -49,6 +49,52 @@ pub struct Changed {
     pub now: String,
 }
 
+impl Plan {
+    /// The plan as one JSON document (`holdfast schema plan --json`): what
+    /// the text lists, in apply's order.
+    pub fn to_json(&self) -> String {
+        let steps: Vec<serde_json::Value> = self
+            .steps
+            .iter()
+            .map(|s| {
+                let (action, alone) = match &s.action {
+                    Action::Run { alone } => ("run", alone.clone()),
+                    Action::Skip(_) => ("skip", None),
+                };
+                serde_json::json!({
+                    "version": s.version.to_string(),
+                    "script": s.script,
+                    "action": action,
+                    "alone": alone,
+                    "installed_as": match &s.action {
+                        Action::Skip(v) => Some(v.to_string()),
+                        Action::Run { .. } => None,
+                    },
+                })
+            })
+            .collect();
+        serde_json::json!({
+            "version": 1,
+            "fresh": self.fresh,
+            "current_version": self.current.map(|v| v.to_string()),
+            "base": self.base,
+            "accepted_changes": self.accepted.iter().map(|c| serde_json::json!({
+                "version": c.version.to_string(),
+                "script": c.script,
+                "recorded": c.recorded,
+                "now": c.now,
+            })).collect::<Vec<_>>(),
+            "rebuild": self.rebuild,
+            "rebuild_reason": self.rebuild_reason,
+            "pre_upgrade": self.pre_upgrade,
+            "steps": steps,
+            "post_upgrade": self.post_upgrade,
+            "digest": self.digest,
+        })
+        .to_string()
+    }
+}
+
 /// What `apply` will do, in order.
 #[derive(Debug, Clone)]
 pub struct Plan {

@@ -102,7 +102,15 @@ pub(super) fn deep_verify(
         let target = throwaway.restorer(&name);
         let settings = archive.config().get(&db.archive_config_prefix);
         let path = archive.member_path(&member).expect("listed member");
-        restore_member(&path, settings, &target, &tools, manifest.is_some(), work)?;
+        restore_member(
+            &path,
+            settings,
+            &target,
+            &tools,
+            manifest.is_some(),
+            work,
+            log,
+        )?;
         compare(&target, &db.scope, recorded, &mut tally, log)?;
     }
     verdict(&tally, log)
@@ -212,20 +220,24 @@ fn restore_member(
     tools: &PgTools,
     restore_permissions: bool,
     work: &Path,
+    log: &Log,
 ) -> Result<()> {
     match settings.format {
         DumpFormat::Custom => {
             let dump = settings.compressor.seekable_copy(path, work)?;
-            pg::restore::restore_custom(
-                target,
-                tools,
-                &dump,
-                &pg::restore::RestoreOptions {
-                    jobs: crate::ops::request::Jobs::DEFAULT.get(),
-                    restore_permissions,
-                    restore_owners: true,
-                },
-            )?;
+            let options = pg::restore::RestoreOptions {
+                jobs: crate::ops::request::Jobs::DEFAULT.get(),
+                restore_permissions,
+                restore_owners: true,
+            };
+            if log.shows_progress() {
+                let label = format!("deep verify '{}'", target.database);
+                pg::restore::restore_custom_with_progress(target, tools, &dump, &options, &|n| {
+                    log.progress_entries(&label, n)
+                })?;
+            } else {
+                pg::restore::restore_custom(target, tools, &dump, &options)?;
+            }
         }
         DumpFormat::Plain => {
             let mut sql = settings.compressor.open_decoded(path)?;
