@@ -45,6 +45,15 @@ fn backup_verify_and_a_refusal_end_with_one_json_document() {
     let tables: usize = manifest.databases.iter().map(|d| d.tables.len()).sum();
     assert!(tables > 0);
     assert_eq!(doc["tables_compared"], tables);
+    let report = doc["tables"].as_array().unwrap();
+    assert_eq!(report.len(), tables, "{doc}");
+    assert!(report.iter().all(|t| t["verdict"] == "same"), "{doc}");
+    assert!(
+        report
+            .iter()
+            .any(|t| t["table"] == "public.hosts" && t["rows_restored"] == 40),
+        "{doc}"
+    );
 
     // A refused run: the document says why, and the exit status agrees.
     let again = s.holdfast(&["backup", "--file", "b.backup", "--json"]);

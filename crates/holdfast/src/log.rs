@@ -26,6 +26,8 @@ pub struct Log {
     console_on_stderr: bool,
     /// Where long steps report their progress, if anywhere.
     progress: Option<Arc<dyn ProgressSink>>,
+    /// Items an operation reports for a machine reader (`--json`), by kind.
+    records: Mutex<serde_json::Map<String, serde_json::Value>>,
     /// Warnings given so far: a run that gave any did not do everything asked.
     warnings: AtomicUsize,
 }
@@ -48,6 +50,7 @@ impl Log {
             quiet: false,
             console_on_stderr: false,
             progress: None,
+            records: Mutex::new(serde_json::Map::new()),
             warnings: AtomicUsize::new(0),
         })
     }
@@ -61,6 +64,7 @@ impl Log {
             quiet: false,
             console_on_stderr: false,
             progress: None,
+            records: Mutex::new(serde_json::Map::new()),
             warnings: AtomicUsize::new(0),
         }
     }
@@ -98,6 +102,27 @@ impl Log {
     /// it (pg_restore --verbose) only do so then.
     pub fn shows_progress(&self) -> bool {
         self.progress.is_some()
+    }
+
+    /// Add `item` to the list `kind` of what this run reports for a
+    /// machine reader (deep verify's per-table verdicts under `tables`).
+    pub fn record(&self, kind: &str, item: serde_json::Value) {
+        let mut records = self.records.lock().unwrap_or_else(|p| p.into_inner());
+        match records
+            .entry(kind.to_string())
+            .or_insert_with(|| serde_json::Value::Array(Vec::new()))
+        {
+            serde_json::Value::Array(list) => list.push(item),
+            other => *other = serde_json::Value::Array(vec![item]),
+        }
+    }
+
+    /// Everything [`Log::record`] was given, by kind.
+    pub fn records(&self) -> serde_json::Map<String, serde_json::Value> {
+        self.records
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// The log file's path, if there is one.

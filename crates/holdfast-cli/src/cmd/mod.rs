@@ -324,7 +324,13 @@ pub fn run(cli: Cli) -> ExitCode {
     let event = report.end(&outcome, &log);
     log.line(&outcome.line(describe));
     if let Some(event) = event.filter(|_| json) {
-        match serde_json::to_string_pretty(&event) {
+        // The outcome, and what the operation recorded for a machine
+        // reader (deep verify's per-table verdicts).
+        let mut doc = serde_json::to_value(&event).unwrap_or_default();
+        if let Some(fields) = doc.as_object_mut() {
+            fields.extend(log.records());
+        }
+        match serde_json::to_string_pretty(&doc) {
             Ok(text) => println!("{text}"),
             Err(e) => eprintln!("holdfast: error: cannot write the JSON document: {e}"),
         }

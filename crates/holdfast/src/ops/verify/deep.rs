@@ -283,6 +283,16 @@ fn compare(
             "  {:<12} {:<36} {:>9} {:>9}  {verdict}",
             scope, qualified, rows, t.rows
         ));
+        log.record(
+            "tables",
+            serde_json::json!({
+                "scope": scope,
+                "table": qualified,
+                "rows_recorded": rows.parse::<u64>().ok(),
+                "rows_restored": t.rows,
+                "verdict": verdict,
+            }),
+        );
     }
     if let Some(e) = expected {
         for x in e.tables.iter().filter(|x| {
@@ -291,13 +301,21 @@ fn compare(
                 .any(|t| t.schema == x.schema && t.name == x.name)
         }) {
             tally.mismatches += 1;
+            let qualified = format!("{}.{}", x.schema, x.name);
             log.output(&format!(
                 "  {:<12} {:<36} {:>9} {:>9}  MISSING",
-                scope,
-                format!("{}.{}", x.schema, x.name),
-                x.row_count,
-                "-"
+                scope, qualified, x.row_count, "-"
             ));
+            log.record(
+                "tables",
+                serde_json::json!({
+                    "scope": scope,
+                    "table": qualified,
+                    "rows_recorded": x.row_count,
+                    "rows_restored": null,
+                    "verdict": "MISSING",
+                }),
+            );
         }
     }
     Ok(())
