@@ -41,6 +41,13 @@ impl ProgressSink for TerminalBars {
                 .expect("a valid template")
                 .progress_chars("=> "),
             ),
+            (Some(total), Unit::Items) => indicatif::ProgressBar::new(total).with_style(
+                ProgressStyle::with_template(
+                    "{msg:24!} [{bar:30}] {pos:>6} of {len:<6} {elapsed:>5}  {eta} left",
+                )
+                .expect("a valid template")
+                .progress_chars("=> "),
+            ),
             (Some(total), Unit::Bytes) => indicatif::ProgressBar::new(total).with_style(
                 ProgressStyle::with_template(
                     "{msg:24!} [{bar:30}] {bytes:>10} of ~{total_bytes:<10} {bytes_per_sec:>12}  {eta} left",
@@ -75,6 +82,10 @@ struct Bar(indicatif::ProgressBar);
 impl ProgressBar for Bar {
     fn advance(&self, n: u64) {
         self.0.inc(n);
+    }
+
+    fn set_length(&self, total: u64) {
+        self.0.set_length(total);
     }
 
     fn finish(&self) {

@@ -130,6 +130,42 @@ fn a_large_backup_draws_a_moving_bar_on_a_terminal_and_none_elsewhere() {
         .get(0);
     assert_eq!(rows, 1_100_000);
 
+    // A repository backup: the dump's bar, then the upload's.
+    std::fs::write(dir.path().join("repo-pw"), "progress test\n").unwrap();
+    let repo = dir.path().join("repo");
+    let repo_args = format!(
+        "--repo {} --password-file {}",
+        repo.display(),
+        dir.path().join("repo-pw").display()
+    );
+    let init = Command::new("sh")
+        .args(["-c", &format!("{holdfast} repo init {repo_args}")])
+        .output()
+        .unwrap();
+    assert!(
+        init.status.success(),
+        "{}",
+        String::from_utf8_lossy(&init.stderr)
+    );
+    let upload = format!(
+        "{holdfast} repo backup {repo_args} --profile redmine --scope db --install-root {}",
+        root.display()
+    );
+    let out = Command::new("script")
+        .args(["-q", "-e", "-c", &upload, "/dev/null"])
+        .env("TERM", "xterm")
+        .env("HOLDFAST_STATE_DIR", dir.path().join("state"))
+        .output()
+        .unwrap();
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{screen}");
+    assert!(
+        screen
+            .split(['\r', '\n'])
+            .any(|l| l.contains("backing up...")),
+        "no bar of the upload:\n{screen}"
+    );
+
     // Deep verify's throwaway restore draws its bar of entries too.
     let verify = format!(
         "{holdfast} verify --deep {}",

@@ -98,6 +98,12 @@ impl Log {
         Progress::begin(self.progress.as_ref(), label, Some(total), Unit::Entries)
     }
 
+    /// Where progress is drawn, for engines that take their own bars (the
+    /// repository's).
+    pub fn progress_sink(&self) -> Option<Arc<dyn ProgressSink>> {
+        self.progress.clone()
+    }
+
     /// Whether progress is drawn: steps that must run differently to report
     /// it (pg_restore --verbose) only do so then.
     pub fn shows_progress(&self) -> bool {

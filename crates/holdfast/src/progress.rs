@@ -14,6 +14,8 @@ pub enum Unit {
     Bytes,
     /// Entries of a dump's table of contents, as pg_restore works through them.
     Entries,
+    /// Things counted (files, snapshots) by the repository engine.
+    Items,
 }
 
 /// Where progress goes: one bar per step.
@@ -27,6 +29,8 @@ pub trait ProgressSink: Send + Sync {
 /// One step's bar.
 pub trait ProgressBar: Send + Sync {
     fn advance(&self, n: u64);
+    /// The total became known (or changed).
+    fn set_length(&self, total: u64);
     /// The step ended (done or not): the bar stops being drawn.
     fn finish(&self);
 }

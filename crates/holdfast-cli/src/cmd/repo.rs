@@ -405,7 +405,7 @@ pub fn run(a: RepoArgs, log: &Log) -> holdfast::Result<()> {
             println!("Keep the password safe: without it the repository cannot be read.");
             Ok(())
         }
-        RepoCommand::Backup(b) => backup(&mut open(&location, password_file)?, b, log),
+        RepoCommand::Backup(b) => backup(&mut open_drawn(&location, password_file, log)?, b, log),
         RepoCommand::Snapshots(s) => {
             let list = open(&location, password_file)?.snapshots()?;
             if s.json {
@@ -420,7 +420,7 @@ pub fn run(a: RepoArgs, log: &Log) -> holdfast::Result<()> {
             }
             Ok(())
         }
-        RepoCommand::Restore(r) => restore(&mut open(&location, password_file)?, r, log),
+        RepoCommand::Restore(r) => restore(&mut open_drawn(&location, password_file, log)?, r, log),
         RepoCommand::Export(e) => export(&mut open(&location, password_file)?, e),
         RepoCommand::Forget(f) => forget(&open(&location, password_file)?, f),
         RepoCommand::Prune(p) => {
@@ -495,6 +495,20 @@ pub(super) fn open(
 ) -> holdfast::Result<Repo> {
     Repo::check_location(location)?;
     Repo::open(location, &password(password_file, false)?)
+}
+
+/// [`open`], the repository's long steps drawn as the log's progress bars.
+fn open_drawn(
+    location: &RepoLocation,
+    password_file: Option<&Path>,
+    log: &Log,
+) -> holdfast::Result<Repo> {
+    Repo::check_location(location)?;
+    Repo::open_with_progress(
+        location,
+        &password(password_file, false)?,
+        log.progress_sink(),
+    )
 }
 
 /// The first line of a secret file, not empty.

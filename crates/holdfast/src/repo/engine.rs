@@ -416,9 +416,27 @@ impl Repo {
 
     /// Open the repository at `location`.
     pub fn open(location: &RepoLocation, password: &Password) -> Result<Repo> {
+        Repo::open_with_progress(location, password, None)
+    }
+
+    /// Open the repository at `location`, its long steps (uploads,
+    /// downloads, reading the index) drawn on `progress` when given.
+    pub fn open_with_progress(
+        location: &RepoLocation,
+        password: &Password,
+        progress: Option<Arc<dyn crate::progress::ProgressSink>>,
+    ) -> Result<Repo> {
         Repo::check_location(location)?;
         let backends = backends(location)?;
-        let repo = Repository::new(&options(), &backends)
+        let created = match progress {
+            Some(sink) => Repository::new_with_progress(
+                &options(),
+                &backends,
+                super::progress::SinkBars(sink),
+            ),
+            None => Repository::new(&options(), &backends),
+        };
+        let repo = created
             .and_then(|r| r.open(&Credentials::password(password.expose())))
             .map_err(|e| {
                 if e.is_incorrect_password() {
