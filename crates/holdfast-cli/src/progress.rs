@@ -1,7 +1,8 @@
 //! Progress bars on stderr (indicatif) for the native face: one bar per long
 //! step the library reports ([`holdfast::progress`]), with bytes, rate and
-//! time left. Drawn only when stderr is a terminal (and `TERM` is not
-//! `dumb`), unless `--no-progress`; never in the engine-backup face.
+//! time left. Drawn when stderr is a terminal (and `TERM` is not `dumb`),
+//! or always with `--progress` (as ANSI lines to whatever stderr is);
+//! never with `--no-progress`, nor in the engine-backup face.
 
 use std::io::IsTerminal;
 use std::sync::Arc;
@@ -10,10 +11,10 @@ use std::time::Duration;
 use holdfast::progress::{ProgressBar, ProgressSink, Unit};
 use indicatif::{MultiProgress, ProgressDrawTarget, ProgressStyle};
 
-/// Whether bars are drawn: stderr is a terminal and `--no-progress` was
-/// not given.
-pub fn wanted(no_progress: bool) -> bool {
-    !no_progress && std::io::stderr().is_terminal()
+/// Whether bars are drawn: `--progress`, or stderr is a terminal and
+/// `--no-progress` was not given.
+pub fn wanted(progress: bool, no_progress: bool) -> bool {
+    progress || (!no_progress && std::io::stderr().is_terminal())
 }
 
 /// The bars of one run.
@@ -23,11 +24,60 @@ pub struct TerminalBars {
 
 impl TerminalBars {
     pub fn new() -> Arc<TerminalBars> {
-        // Redrawn at most 5 times a second.
-        let target = ProgressDrawTarget::stderr_with_hz(5);
+        // Redrawn at most 5 times a second; on a stderr that is no terminal
+        // (--progress) as the same ANSI lines, 80 columns wide.
+        let target = if std::io::stderr().is_terminal() {
+            ProgressDrawTarget::stderr_with_hz(5)
+        } else {
+            ProgressDrawTarget::term_like_with_hz(Box::new(AnsiStderr), 5)
+        };
         Arc::new(TerminalBars {
             multi: MultiProgress::with_draw_target(target),
         })
+    }
+}
+
+/// stderr as an 80-column ANSI terminal, whatever it is.
+#[derive(Debug)]
+struct AnsiStderr;
+
+impl indicatif::TermLike for AnsiStderr {
+    fn width(&self) -> u16 {
+        80
+    }
+
+    fn move_cursor_up(&self, n: usize) -> std::io::Result<()> {
+        self.write_str(&format!("\x1b[{n}A"))
+    }
+
+    fn move_cursor_down(&self, n: usize) -> std::io::Result<()> {
+        self.write_str(&format!("\x1b[{n}B"))
+    }
+
+    fn move_cursor_right(&self, n: usize) -> std::io::Result<()> {
+        self.write_str(&format!("\x1b[{n}C"))
+    }
+
+    fn move_cursor_left(&self, n: usize) -> std::io::Result<()> {
+        self.write_str(&format!("\x1b[{n}D"))
+    }
+
+    fn write_line(&self, s: &str) -> std::io::Result<()> {
+        self.write_str(&format!("{s}\n"))
+    }
+
+    fn write_str(&self, s: &str) -> std::io::Result<()> {
+        use std::io::Write;
+        std::io::stderr().write_all(s.as_bytes())
+    }
+
+    fn clear_line(&self) -> std::io::Result<()> {
+        self.write_str("\r\x1b[2K")
+    }
+
+    fn flush(&self) -> std::io::Result<()> {
+        use std::io::Write;
+        std::io::stderr().flush()
     }
 }
 

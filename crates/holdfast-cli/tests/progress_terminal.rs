@@ -98,6 +98,20 @@ fn a_large_backup_draws_a_moving_bar_on_a_terminal_and_none_elsewhere() {
     assert_eq!(last_lines[0], "Done.");
     assert!(last_lines[1].starts_with("Backed up db into "), "{stdout}");
 
+    // --progress draws them on a stderr that is no terminal too.
+    let out = Command::new("sh")
+        .args(["-c", &format!("{} --progress", command("forced.backup"))])
+        .env("TERM", "xterm")
+        .env("HOLDFAST_STATE_DIR", dir.path().join("state"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("database 'redmine'") && stderr.contains(" of ~"),
+        "{stderr}"
+    );
+
     // The restore of that archive, on a terminal: a bar of the dump's
     // entries as pg_restore works through them, and the summary.
     c.execute("postgres", "DROP DATABASE redmine WITH (FORCE)")
@@ -164,6 +178,29 @@ fn a_large_backup_draws_a_moving_bar_on_a_terminal_and_none_elsewhere() {
             .split(['\r', '\n'])
             .any(|l| l.contains("backing up...")),
         "no bar of the upload:\n{screen}"
+    );
+
+    // Reading the snapshot back for a restore draws its bar too.
+    c.execute("postgres", "DROP DATABASE redmine WITH (FORCE)")
+        .unwrap();
+    c.create_database("redmine", "redmine").unwrap();
+    let download = format!(
+        "{holdfast} repo restore latest {repo_args} --profile redmine --scope db --restore-permissions --install-root {}",
+        root.display()
+    );
+    let out = Command::new("script")
+        .args(["-q", "-e", "-c", &download, "/dev/null"])
+        .env("TERM", "xterm")
+        .env("HOLDFAST_STATE_DIR", dir.path().join("state"))
+        .output()
+        .unwrap();
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{screen}");
+    assert!(
+        screen
+            .split(['\r', '\n'])
+            .any(|l| l.contains("reading snapshot") && l.contains(" of ~")),
+        "no bar of the download:\n{screen}"
     );
 
     // Deep verify's throwaway restore draws its bar of entries too.

@@ -63,3 +63,27 @@ impl Drop for Progress {
         }
     }
 }
+
+/// A writer that advances a [`Progress`] by the bytes written through it.
+pub struct Counted<'p, W> {
+    inner: W,
+    progress: &'p Progress,
+}
+
+impl<'p, W> Counted<'p, W> {
+    pub fn new(inner: W, progress: &'p Progress) -> Counted<'p, W> {
+        Counted { inner, progress }
+    }
+}
+
+impl<W: std::io::Write> std::io::Write for Counted<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.progress.advance(n as u64);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}

@@ -109,7 +109,11 @@ pub struct EnvArgs {
     /// times, archive, size, scopes); the console's lines go to stderr.
     #[arg(long)]
     pub json: bool,
-    /// Draw no progress bars (they are drawn on stderr when it is a terminal).
+    /// Draw progress bars on stderr even when it is not a terminal (they
+    /// are drawn when it is one).
+    #[arg(long, conflicts_with = "no_progress")]
+    pub progress: bool,
+    /// Draw no progress bars.
     #[arg(long)]
     pub no_progress: bool,
     #[command(flatten)]
@@ -292,7 +296,7 @@ pub fn run(cli: Cli) -> ExitCode {
     let bars = cli
         .command
         .env()
-        .is_some_and(|e| crate::progress::wanted(e.no_progress));
+        .is_some_and(|e| crate::progress::wanted(e.progress, e.no_progress));
     let log = match cli.command.log_path() {
         None => Log::console_only(),
         Some(path) => match Log::create(path) {

@@ -71,6 +71,8 @@ pub struct Repo {
     repo: Option<Repository<OpenStatus>>,
     /// The storage under the repository, to list pack files with their sizes.
     storage: Arc<dyn WriteBackend>,
+    /// Where long steps draw their progress, if anywhere.
+    progress: Option<Arc<dyn crate::progress::ProgressSink>>,
 }
 
 /// A snapshot as holdfast shows it.
@@ -372,6 +374,7 @@ impl Repo {
             location: location.clone(),
             repo: Some(repo),
             storage: backends.repository(),
+            progress: None,
         })
     }
 
@@ -428,7 +431,7 @@ impl Repo {
     ) -> Result<Repo> {
         Repo::check_location(location)?;
         let backends = backends(location)?;
-        let created = match progress {
+        let created = match progress.clone() {
             Some(sink) => Repository::new_with_progress(
                 &options(),
                 &backends,
@@ -449,6 +452,7 @@ impl Repo {
             location: location.clone(),
             repo: Some(repo),
             storage: backends.repository(),
+            progress,
         })
     }
 
@@ -540,7 +544,7 @@ impl Repo {
             .take_repo()?
             .to_indexed()
             .map_err(|e| engine_error("read the repository index", &e))?;
-        let written = dump_files(&full, &snap, dest);
+        let written = dump_files(&full, &snap, dest, self.progress.as_ref());
         self.give_back(full);
         Ok((SnapshotInfo::from_file(&snap), written?))
     }
@@ -1318,9 +1322,18 @@ fn dump_files<S: rustic_core::IndexedFull>(
     full: &Repository<S>,
     snap: &SnapshotFile,
     dest: &Path,
+    progress: Option<&Arc<dyn crate::progress::ProgressSink>>,
 ) -> Result<Vec<PathBuf>> {
     let mut written = Vec::new();
-    for (rel, node) in snapshot_files(full, snap)? {
+    let files = snapshot_files(full, snap)?;
+    let total = files.iter().map(|(_, node)| node.meta.size).sum();
+    let bar = crate::progress::Progress::begin(
+        progress,
+        "reading snapshot",
+        Some(total),
+        crate::progress::Unit::Bytes,
+    );
+    for (rel, node) in files {
         let path = dest.join(&rel);
         if let Some(parent) = path.parent() {
             std::fs::DirBuilder::new()
@@ -1335,7 +1348,7 @@ fn dump_files<S: rustic_core::IndexedFull>(
             .mode(0o600)
             .open(&path)
             .context(|| format!("create {}", path.display()))?;
-        let mut out = BufWriter::with_capacity(1 << 20, file);
+        let mut out = crate::progress::Counted::new(BufWriter::with_capacity(1 << 20, file), &bar);
         full.dump(&node, &mut out)
             .map_err(|e| engine_error(&format!("read {} from the snapshot", rel.display()), &e))?;
         out.flush()
