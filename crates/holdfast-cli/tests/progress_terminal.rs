@@ -10,6 +10,20 @@ use std::process::Command;
 
 use support::*;
 
+/// What a terminal shows while `command` runs under `script(1)` (a
+/// pseudo-terminal), which must succeed.
+fn on_terminal(command: &str, state: &std::path::Path) -> String {
+    let out = Command::new("script")
+        .args(["-q", "-e", "-c", command, "/dev/null"])
+        .env("TERM", "xterm")
+        .env("HOLDFAST_STATE_DIR", state)
+        .output()
+        .expect("run script (util-linux)");
+    let screen = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{screen}");
+    screen
+}
+
 #[test]
 fn a_large_backup_draws_a_moving_bar_on_a_terminal_and_none_elsewhere() {
     let c = pgsandbox::Cluster::start().unwrap();
@@ -57,14 +71,7 @@ fn a_large_backup_draws_a_moving_bar_on_a_terminal_and_none_elsewhere() {
     };
 
     // On a terminal.
-    let out = Command::new("script")
-        .args(["-q", "-e", "-c", &command("tty.backup"), "/dev/null"])
-        .env("TERM", "xterm")
-        .env("HOLDFAST_STATE_DIR", dir.path().join("state"))
-        .output()
-        .expect("run script (util-linux)");
-    let screen = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{screen}");
+    let screen = on_terminal(&command("tty.backup"), &dir.path().join("state"));
     // Every redraw shows the bytes dumped so far: the bar moved when it
     // showed several different amounts.
     let amounts: BTreeSet<&str> = screen
@@ -122,14 +129,7 @@ fn a_large_backup_draws_a_moving_bar_on_a_terminal_and_none_elsewhere() {
         root.display(),
         dir.path().join("tty.backup").display()
     );
-    let out = Command::new("script")
-        .args(["-q", "-e", "-c", &restore, "/dev/null"])
-        .env("TERM", "xterm")
-        .env("HOLDFAST_STATE_DIR", dir.path().join("state"))
-        .output()
-        .unwrap();
-    let screen = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{screen}");
+    let screen = on_terminal(&restore, &dir.path().join("state"));
     assert!(
         screen
             .split(['\r', '\n'])
@@ -165,14 +165,7 @@ fn a_large_backup_draws_a_moving_bar_on_a_terminal_and_none_elsewhere() {
         "{holdfast} repo backup {repo_args} --profile redmine --scope db --install-root {}",
         root.display()
     );
-    let out = Command::new("script")
-        .args(["-q", "-e", "-c", &upload, "/dev/null"])
-        .env("TERM", "xterm")
-        .env("HOLDFAST_STATE_DIR", dir.path().join("state"))
-        .output()
-        .unwrap();
-    let screen = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{screen}");
+    let screen = on_terminal(&upload, &dir.path().join("state"));
     assert!(
         screen
             .split(['\r', '\n'])
@@ -188,14 +181,7 @@ fn a_large_backup_draws_a_moving_bar_on_a_terminal_and_none_elsewhere() {
         "{holdfast} repo restore latest {repo_args} --profile redmine --scope db --restore-permissions --install-root {}",
         root.display()
     );
-    let out = Command::new("script")
-        .args(["-q", "-e", "-c", &download, "/dev/null"])
-        .env("TERM", "xterm")
-        .env("HOLDFAST_STATE_DIR", dir.path().join("state"))
-        .output()
-        .unwrap();
-    let screen = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{screen}");
+    let screen = on_terminal(&download, &dir.path().join("state"));
     assert!(
         screen
             .split(['\r', '\n'])
@@ -208,14 +194,7 @@ fn a_large_backup_draws_a_moving_bar_on_a_terminal_and_none_elsewhere() {
         "{holdfast} verify --deep {}",
         dir.path().join("tty.backup").display()
     );
-    let out = Command::new("script")
-        .args(["-q", "-e", "-c", &verify, "/dev/null"])
-        .env("TERM", "xterm")
-        .env("HOLDFAST_STATE_DIR", dir.path().join("state"))
-        .output()
-        .unwrap();
-    let screen = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{screen}");
+    let screen = on_terminal(&verify, &dir.path().join("state"));
     assert!(
         screen
             .split(['\r', '\n'])
