@@ -858,7 +858,9 @@ pub fn dump_size_estimate(client: &mut postgres::Client) -> Result<u64> {
     let err = |e: postgres::Error| {
         Error::postgres(format!("estimate the dump's size: {}", error_text(&e)))
     };
+    // Every user table and materialized view, with its TOAST table.
     const USER_RELATIONS: &str = "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         LEFT JOIN pg_class t ON t.oid = c.reltoastrelid \
          WHERE c.relkind IN ('r', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema')";
     client
         .batch_execute("SET lock_timeout = '200ms'")
@@ -868,24 +870,18 @@ pub fn dump_size_estimate(client: &mut postgres::Client) -> Result<u64> {
         &[],
     );
     let size = match exact {
-        Ok(row) => row.get::<_, i64>(0),
+        Ok(row) => Ok(row.get::<_, i64>(0)),
         Err(_) => client
             .query_one(
                 &format!(
                     "SELECT (coalesce(sum(c.relpages + coalesce(t.relpages, 0)), 0) \
-                     * current_setting('block_size')::bigint)::bigint \
-                     {} ",
-                    USER_RELATIONS.replacen(
-                        "FROM pg_class c",
-                        "FROM pg_class c LEFT JOIN pg_class t ON t.oid = c.reltoastrelid",
-                        1
-                    )
+                     * current_setting('block_size')::bigint)::bigint {USER_RELATIONS}"
                 ),
                 &[],
             )
-            .map_err(err)?
-            .get::<_, i64>(0),
+            .map(|row| row.get::<_, i64>(0)),
     };
+    // Reset whichever way the estimate went: the session may be used on.
     client.batch_execute("RESET lock_timeout").map_err(err)?;
-    Ok(size.max(0) as u64)
+    Ok(size.map_err(err)?.max(0) as u64)
 }

@@ -94,7 +94,7 @@ pub(super) fn pack(
 fn encrypt_into_place(plain: &Path, recipients: &Recipients, file: &Path, log: &Log) -> Result<()> {
     log.line(&format!(
         "Encrypting to {} into {}",
-        holdfast_count(recipients),
+        crate::log::count(recipients.len(), "age recipient", "age recipients"),
         file.display()
     ));
     let mut digest = String::new();
@@ -109,10 +109,6 @@ fn encrypt_into_place(plain: &Path, recipients: &Recipients, file: &Path, log: &
         0o600,
         None,
     )
-}
-
-fn holdfast_count(recipients: &Recipients) -> String {
-    crate::log::count(recipients.len(), "age recipient", "age recipients")
 }
 
 /// The `config` member: how each database the profile backs up is dumped
