@@ -1,6 +1,7 @@
 //! The repository commands restic users reach for (issue 21), end to end on a
-//! real local repository, with restic itself as the judge: `repo unlock`,
-//! `stats`, `ls`, `diff`, `key`, `copy` and `check --read-data-subset`.
+//! real repository, local and through `holdfast serve` (restic's REST
+//! protocol), with restic itself as the judge: `repo unlock`, `stats`, `ls`,
+//! `diff`, `key`, `copy`, `repair` and `check --read-data-subset`.
 
 mod support;
 
@@ -12,8 +13,13 @@ use std::time::{Duration, Instant};
 const PASSWORD: &str = "correct horse battery staple";
 
 struct Repository {
-    _dir: tempfile::TempDir,
+    /// The password files.
+    dir: tempfile::TempDir,
+    /// Where the repository's files are: restic reads them directly.
     path: PathBuf,
+    /// What holdfast is given: the path, or a `rest:` URL of a server
+    /// serving `path`.
+    location: String,
     password_file: PathBuf,
 }
 
@@ -25,11 +31,25 @@ impl Repository {
     fn init_at(name: &str) -> Repository {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(name);
+        let location = path.display().to_string();
+        Repository::init_with(dir, path, location)
+    }
+
+    /// A new repository `name` of `server`, reached through it.
+    fn init_served(server: &Server, name: &str) -> Repository {
+        let dir = tempfile::tempdir().unwrap();
+        let path = server.root.join(name);
+        let location = format!("rest:{}/{name}/", server.url);
+        Repository::init_with(dir, path, location)
+    }
+
+    fn init_with(dir: tempfile::TempDir, path: PathBuf, location: String) -> Repository {
         let password_file = dir.path().join("password");
         std::fs::write(&password_file, format!("{PASSWORD}\n")).unwrap();
         let r = Repository {
-            _dir: dir,
+            dir,
             path,
+            location,
             password_file,
         };
         let (ok, out) = r.holdfast("init", &[]);
@@ -47,7 +67,7 @@ impl Repository {
             .arg("repo")
             .args(verb.split(' '))
             .arg("--repo")
-            .arg(&self.path)
+            .arg(&self.location)
             .arg("--password-file")
             .arg(password_file)
             .args(args)
@@ -106,6 +126,56 @@ impl Repository {
                     .collect()
             })
             .unwrap_or_default()
+    }
+}
+
+/// A `holdfast serve` child on a loopback port (no users: loopback needs
+/// none), killed when dropped.
+struct Server {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    url: String,
+    child: Child,
+}
+
+impl Server {
+    fn start() -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("served");
+        std::fs::create_dir(&root).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_holdfast"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--repo-root"])
+            .arg(&root)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start holdfast serve");
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        let url = line
+            .trim()
+            .strip_prefix("holdfast serve: listening on ")
+            .unwrap_or_else(|| panic!("holdfast serve did not start: {line:?}"))
+            .trim_end_matches('/')
+            .to_string();
+        Server {
+            _dir: dir,
+            root,
+            url,
+            child,
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -180,6 +250,12 @@ fn unlock_removes_stale_restic_locks_and_keeps_live_ones() {
 /// The sample environment backed up on two nights, 1 % of a table's rows
 /// changed between them.
 fn two_nights() -> (support::Sample, Repository) {
+    let r = Repository::init();
+    (two_nights_into(&r), r)
+}
+
+/// [`two_nights`] into `r`.
+fn two_nights_into(r: &Repository) -> support::Sample {
     let s = support::Sample::start();
     s.cluster
         .execute(
@@ -190,13 +266,12 @@ fn two_nights() -> (support::Sample, Repository) {
                SELECT g, md5(g::text) || md5((g * 7)::text) FROM generate_series(1, 100000) g;",
         )
         .unwrap();
-    let r = Repository::init();
     let backup = |s: &support::Sample| {
         s.holdfast(&[
             "repo",
             "backup",
             "--repo",
-            r.path.to_str().unwrap(),
+            &r.location,
             "--password-file",
             r.password_file.to_str().unwrap(),
         ])
@@ -210,7 +285,7 @@ fn two_nights() -> (support::Sample, Repository) {
         )
         .unwrap();
     backup(&s);
-    (s, r)
+    s
 }
 
 fn snapshot_ids(r: &Repository) -> Vec<String> {
@@ -257,7 +332,13 @@ fn human(n: u64) -> String {
 #[test]
 fn stats_ls_diff_and_partial_reads_agree_with_restic() {
     let (_s, r) = two_nights();
-    let ids = snapshot_ids(&r);
+    stats_ls_and_diff_agree_with_restic(&r);
+    partial_reads_find_a_damaged_pack(&r);
+}
+
+/// `repo stats`, `ls` and `diff` of [`two_nights`] say what restic says.
+fn stats_ls_and_diff_agree_with_restic(r: &Repository) {
+    let ids = snapshot_ids(r);
     assert_eq!(ids.len(), 2);
 
     // stats: the restore size is restic's, snapshot by snapshot; the
@@ -265,12 +346,12 @@ fn stats_ls_diff_and_partial_reads_agree_with_restic() {
     let restore: u64 = ids
         .iter()
         .map(|id| {
-            restic_json(&r, &["stats", "--json", "--mode", "restore-size", id])["total_size"]
+            restic_json(r, &["stats", "--json", "--mode", "restore-size", id])["total_size"]
                 .as_u64()
                 .unwrap()
         })
         .sum();
-    let raw = restic_json(&r, &["stats", "--json", "--mode", "raw-data"]);
+    let raw = restic_json(r, &["stats", "--json", "--mode", "raw-data"]);
     let (ok, out) = r.holdfast("stats", &[]);
     assert!(ok, "{out}");
     assert!(
@@ -363,9 +444,11 @@ fn stats_ls_diff_and_partial_reads_agree_with_restic() {
         !out.contains("table dwhdb"),
         "the dwh database did not change: {out}"
     );
+}
 
-    // check --read-data-subset: a damaged pack is found by exactly one part of
-    // a split in three, and by a full read.
+/// `repo check --read-data-subset`: a damaged pack is found by exactly one
+/// part of a split in three, and by a full read.
+fn partial_reads_find_a_damaged_pack(r: &Repository) {
     for n in 1..=3 {
         let (ok, out) = r.holdfast("check", &["--read-data-subset", &format!("{n}/3")]);
         assert!(ok, "{out}");
@@ -407,10 +490,15 @@ fn largest_pack(repo: &Path) -> PathBuf {
 #[test]
 fn keys_rotate_and_copies_go_off_site_and_restic_checks_both() {
     let (_s, r) = two_nights();
-    let ids = snapshot_ids(&r);
+    keys_rotate(&r);
+    copies_go_off_site(&r, &Repository::init_at("off-site"));
+}
 
+/// A second admin key, the first removed with it, then a new password
+/// (`repo key add|list|remove|passwd`); restic reads the result.
+fn keys_rotate(r: &Repository) {
     // A second admin key; restic opens the repository with it.
-    let second = r.path.parent().unwrap().join("second-password");
+    let second = r.dir.path().join("second-password");
     std::fs::write(&second, "a second admin's password\n").unwrap();
     let (ok, out) = r.holdfast(
         "key add",
@@ -450,7 +538,7 @@ fn keys_rotate_and_copies_go_off_site_and_restic_checks_both() {
     );
 
     // passwd: the new password opens it, the old one no longer does.
-    let third = r.path.parent().unwrap().join("third-password");
+    let third = r.dir.path().join("third-password");
     std::fs::write(&third, "rotated at midnight\n").unwrap();
     let (ok, out) = r.holdfast_with(
         &second,
@@ -464,10 +552,13 @@ fn keys_rotate_and_copies_go_off_site_and_restic_checks_both() {
     std::fs::copy(&third, &r.password_file).unwrap();
     let (ok, out) = r.restic_output(&["check", "--read-data"]);
     assert!(ok && out.contains("no errors were found"), "{out}");
+}
 
-    // copy: every snapshot into a second repository, then only what is new.
-    let off_site = Repository::init_at("off-site");
-    let to = off_site.path.to_str().unwrap();
+/// `repo copy` of one snapshot, then of every one (only what is new); restic
+/// reads the copies, which hold the same files byte for byte.
+fn copies_go_off_site(r: &Repository, off_site: &Repository) {
+    let ids = snapshot_ids(r);
+    let to = off_site.location.as_str();
     let to_pw = off_site.password_file.to_str().unwrap();
     let (ok, out) = r.holdfast(
         "copy",
@@ -495,4 +586,52 @@ fn keys_rotate_and_copies_go_off_site_and_restic_checks_both() {
             assert!(a.stdout == b.stdout, "{member} differs in the copy");
         }
     }
+}
+
+/// The same commands through `holdfast serve`: holdfast reaches the
+/// repositories over restic's REST protocol, restic checks their files.
+/// `repo unlock` removes a killed restic's lock, and `repo repair index`
+/// rebuilds an index deleted on the server.
+#[test]
+fn repository_commands_work_through_holdfast_serve() {
+    let server = Server::start();
+    let r = Repository::init_served(&server, "nightly");
+    let _s = two_nights_into(&r);
+    stats_ls_and_diff_agree_with_restic(&r);
+    for n in 1..=2 {
+        let (ok, out) = r.holdfast("check", &["--read-data-subset", &format!("{n}/2")]);
+        assert!(
+            ok && out.contains(&format!("pack subset {n}/2: no errors")),
+            "{out}"
+        );
+    }
+
+    let mut killed = r.restic_holding_a_lock();
+    killed.kill().unwrap();
+    killed.wait().unwrap();
+    wait_gone(killed.id());
+    assert_eq!(r.locks().len(), 1, "SIGKILL leaves restic's lock");
+    let (ok, out) = r.holdfast("unlock", &[]);
+    assert!(ok && out.contains("1 lock(s) removed, 0 kept"), "{out}");
+    assert!(r.locks().is_empty());
+
+    let ids = snapshot_ids(&r);
+    for index in std::fs::read_dir(r.path.join("index")).unwrap().flatten() {
+        std::fs::remove_file(index.path()).unwrap();
+    }
+    assert!(!r.restic_output(&["check"]).0, "the index is gone");
+    let (ok, out) = r.holdfast("repair index", &[]);
+    assert!(ok, "{out}");
+    let (ok, out) = r.restic_output(&["check", "--read-data"]);
+    assert!(ok && out.contains("no errors were found"), "{out}");
+    assert_eq!(snapshot_ids(&r), ids);
+    let (ok, out) = r.holdfast("repair snapshots", &[]);
+    assert!(ok, "{out}");
+
+    keys_rotate(&r);
+    // Off site both ways: from the server to a local repository, and from
+    // there to a second repository of the server.
+    let local = Repository::init_at("local-copy");
+    copies_go_off_site(&r, &local);
+    copies_go_off_site(&local, &Repository::init_served(&server, "second-site"));
 }

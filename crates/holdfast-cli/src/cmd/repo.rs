@@ -1100,7 +1100,7 @@ fn unlock(repo: &Repo, remove_all: bool) -> holdfast::Result<()> {
     };
     let (gone, kept): (Vec<_>, Vec<_>) =
         locks.iter().partition(|l| remove_all || l.stale.is_some());
-    holdfast::repo::locks::remove(&gone)?;
+    repo.remove_locks(&gone)?;
     for l in &gone {
         let why = l.stale.as_deref().unwrap_or("--remove-all");
         println!("removed {} ({why})", describe(l));

@@ -950,17 +950,16 @@ impl Repo {
 
     /// restic's locks in the repository, with restic's verdict on each.
     pub fn locks(&self) -> Result<Vec<super::locks::Lock>> {
-        let dir = self.location.local_dir().ok_or_else(|| {
-            Error::usage(format!(
-                "{} is not a local repository: 'holdfast repo unlock' reads the lock files of a repository in a directory; run it on the machine that holds the repository",
-                self.location
-            ))
-        })?;
         super::locks::list(
-            dir,
+            &super::locks::LockFiles::of(&self.location)?,
             &self.open_repo()?.key(),
             rustic_core::jiff::Timestamp::now(),
         )
+    }
+
+    /// Remove these locks; returns how many.
+    pub fn remove_locks(&self, locks: &[&super::locks::Lock]) -> Result<usize> {
+        super::locks::remove(&super::locks::LockFiles::of(&self.location)?, locks)
     }
 
     /// Temporary files of interrupted writes (local repositories only).

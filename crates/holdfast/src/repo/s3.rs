@@ -104,6 +104,33 @@ impl S3Backend {
     }
 }
 
+/// restic's lock files (`locks/`), which rustic_core's file types leave out
+/// (see [`super::locks`]).
+impl S3Backend {
+    pub(crate) fn lock_names(&self) -> Result<Vec<String>, opendal::Error> {
+        Ok(self
+            .operator
+            .list("locks/")?
+            .into_iter()
+            .filter(|e| e.metadata().is_file())
+            .map(|e| e.name().to_string())
+            .collect())
+    }
+
+    /// `None` when it is gone.
+    pub(crate) fn read_lock(&self, name: &str) -> Result<Option<Vec<u8>>, opendal::Error> {
+        match self.operator.read(&format!("locks/{name}")) {
+            Ok(bytes) => Ok(Some(bytes.to_vec())),
+            Err(e) if e.kind() == opendal::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub(crate) fn remove_lock(&self, name: &str) -> Result<(), opendal::Error> {
+        self.operator.delete(&format!("locks/{name}"))
+    }
+}
+
 impl ReadBackend for S3Backend {
     fn location(&self) -> String {
         let info = self.operator.info();
