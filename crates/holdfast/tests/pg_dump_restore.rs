@@ -82,6 +82,25 @@ fn fixture_databases_dump_and_restore_into_another_cluster() {
         assert!(!report.command.contains(ENGINE_PW) && !report.command.contains(DWH_PW));
         assert!(std::fs::read(&custom).unwrap().starts_with(b"PGDMP"));
         let toc = list_toc(&tools, &custom).unwrap();
+        // Read as a stream of its compressed copy, of which pg_restore reads
+        // only the head, the table of contents and the roles are the same.
+        let compressed = zstd::encode_all(File::open(&custom).unwrap(), 1).unwrap();
+        let stream = |bytes: &[u8]| pg::restore::DumpSource::Stream {
+            name: &custom,
+            input: Box::new(zstd::Decoder::new(std::io::Cursor::new(bytes.to_vec())).unwrap()),
+        };
+        assert_eq!(pg::list_toc_of(&tools, stream(&compressed)).unwrap(), toc);
+        assert_eq!(
+            pg::roles::roles_in_dump(&tools, stream(&compressed)).unwrap(),
+            pg::roles::roles_in_dump(&tools, pg::restore::DumpSource::File(&custom)).unwrap()
+        );
+        // A stream that breaks off inside the table of contents is an error.
+        let head: Vec<u8> = std::fs::read(&custom).unwrap()[..200].to_vec();
+        let cut = pg::restore::DumpSource::Stream {
+            name: &custom,
+            input: Box::new(std::io::Cursor::new(head)),
+        };
+        assert!(pg::list_toc_of(&tools, cut).is_err());
         for table in &before.checksums {
             assert!(
                 toc.iter().any(|e| e.desc.ends_with("DATA")

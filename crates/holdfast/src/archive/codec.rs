@@ -212,17 +212,44 @@ impl Codec {
             "{}.uncompressed",
             path.file_name().and_then(|n| n.to_str()).unwrap_or("dump")
         ));
-        let mut decoder = self.open_decoded(path)?;
-        let mut out =
-            std::fs::File::create(&out_path).map_err(|e| Error::io_path("create", &out_path, e))?;
-        io::copy(&mut decoder, &mut out).map_err(|e| {
-            Error::invalid(format!(
-                "{} does not decompress with {}: {e}",
-                path.display(),
-                self.option_name()
-            ))
-        })?;
+        self.decompress_into(path, &out_path, &|| false)?;
         Ok(out_path)
+    }
+
+    /// Decompress the file at `path` into a new file `out_path`, checking
+    /// `stop` between blocks: a `true` ends the copy with an error (and the
+    /// partial file removed), for work that is no longer wanted.
+    pub fn decompress_into(
+        self,
+        path: &Path,
+        out_path: &Path,
+        stop: &(dyn Fn() -> bool + Sync),
+    ) -> Result<()> {
+        let mut decoder = self.open_decoded(path)?;
+        let file =
+            std::fs::File::create(out_path).map_err(|e| Error::io_path("create", out_path, e))?;
+        let mut out = Stoppable { inner: file, stop };
+        let copied = io::copy(&mut decoder, &mut out);
+        match copied {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let _ = std::fs::remove_file(out_path);
+                if stop() {
+                    return Err(Error::failed(format!(
+                        "decompressing {} was stopped",
+                        path.display()
+                    )));
+                }
+                if e.kind() == io::ErrorKind::StorageFull {
+                    return Err(Error::io_path("write", out_path, e));
+                }
+                Err(Error::invalid(format!(
+                    "{} does not decompress with {}: {e}",
+                    path.display(),
+                    self.option_name()
+                )))
+            }
+        }
     }
 
     /// Detect the codec of `inner` from its first bytes and return it with a
@@ -361,5 +388,24 @@ mod tests {
             err.to_string(),
             "invalid compression level 12 for gzip: use 0 to 9"
         );
+    }
+}
+
+/// A writer that fails once `stop` says so.
+struct Stoppable<'s, W> {
+    inner: W,
+    stop: &'s (dyn Fn() -> bool + Sync),
+}
+
+impl<W: Write> Write for Stoppable<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if (self.stop)() {
+            return Err(io::Error::other("stopped"));
+        }
+        self.inner.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
     }
 }

@@ -21,10 +21,12 @@
 mod checks;
 mod databases;
 mod files;
+mod prefetch;
 mod selection;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
 
 use crate::archive::{ArchiveReader, DumpFormat, FilesPlan};
 use crate::log::Log;
@@ -70,7 +72,7 @@ fn run_uninterrupted(req: &RestoreRequest, log: &Log) -> Result<RestoreOutcome> 
     let future_env = files::future_environment(req, &selection, files_plan.as_ref(), &work)?;
     warn_plain_dumps_carry_no_permissions(&archive, &selection, log);
     let (mut plan, restore_permissions) =
-        provisioning_plan(req, &future_env, &selection, &archive, work.path(), log)?;
+        provisioning_plan(req, &future_env, &selection, &archive, log)?;
     let mut targets = checks::targets(
         req,
         &archive,
@@ -78,7 +80,6 @@ fn run_uninterrupted(req: &RestoreRequest, log: &Log) -> Result<RestoreOutcome> 
         &plan,
         &future_env,
         restore_permissions,
-        work.path(),
         log,
     )?;
     let credentials: BTreeMap<String, DatabaseCredentials> = req
@@ -140,7 +141,6 @@ fn provisioning_plan(
     future_env: &Environment,
     selection: &Selection,
     archive: &ArchiveReader,
-    work: &Path,
     log: &Log,
 ) -> Result<(provisioning::Plan, bool)> {
     let chosen = provisioning::choose(req, future_env, &selection.databases, log)?;
@@ -157,15 +157,7 @@ fn provisioning_plan(
         return Ok((provisioning::Plan::default(), restore_permissions));
     }
     log.line("Checking what to provision");
-    let plan = provisioning::plan(
-        req,
-        future_env,
-        &chosen,
-        archive,
-        restore_permissions,
-        work,
-        log,
-    )?;
+    let plan = provisioning::plan(req, future_env, &chosen, archive, restore_permissions, log)?;
     Ok((plan, restore_permissions))
 }
 
@@ -252,22 +244,34 @@ fn restore_all(
     if !provision.is_empty() {
         provisioning::apply(provision, &mut |u| journal.server_step(&u), log)?;
     }
-    checks::provisioned_targets(targets, steps.restore_permissions, steps.work, log)?;
-    if let Some(plan) = steps.files_plan {
-        files::restore(req, plan, journal, log)?;
-        outcome.files_restored = true;
-    }
-    for t in targets.iter() {
-        databases::restore(
-            req,
-            steps.archive,
-            steps.restore_permissions,
-            t,
-            journal,
-            log,
-        )?;
-        outcome.databases.push(t.component.scope.clone());
-    }
+    checks::provisioned_targets(targets, steps.restore_permissions, log)?;
+    let queue = prefetch::DumpQueue::of(targets, steps.work);
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let (sender, prefetched) = prefetch::channel(&stop);
+        s.spawn({
+            let stop = &stop;
+            move || queue.run(sender, stop)
+        });
+        if let Some(plan) = steps.files_plan {
+            files::restore(req, plan, journal, log)?;
+            outcome.files_restored = true;
+        }
+        for (i, t) in targets.iter().enumerate() {
+            prefetched.supply(i, t)?;
+            databases::restore(
+                req,
+                steps.archive,
+                steps.restore_permissions,
+                t,
+                journal,
+                log,
+            )?;
+            t.discard_seekable_dump();
+            outcome.databases.push(t.component.scope.clone());
+        }
+        Ok::<(), Error>(())
+    })?;
     files::restore_sqlite(req, steps.archive, journal, log)?;
     outcome.rewritten = files::rewrite_conf(steps.rewrites, journal, log)?;
     Ok(outcome)

@@ -1,12 +1,14 @@
 //! The phase verify and restore begin with: the archive unpacked into the
 //! operation's work directory (every member's checksum verified as it is
-//! read) and its version checked against the installed application's.
+//! read) and its version checked against the installed application's; and
+//! how the unpacked dumps are read for their table of contents.
 
 use std::path::Path;
 
-use crate::archive::{ArchiveReader, ReadLimits};
+use crate::archive::{ArchiveReader, Codec, ReadLimits};
 use crate::log::Log;
 use crate::ops::WorkDir;
+use crate::pg::restore::DumpSource;
 use crate::profile::Profile;
 use crate::Result;
 
@@ -40,4 +42,18 @@ pub fn unpack(
         )),
     }
     Ok(archive)
+}
+
+/// An unpacked custom dump member for the programs that read only its table
+/// of contents: the file itself, or, when the member is compressed, a
+/// stream of it decoded as pg_restore reads its head (nothing is
+/// decompressed to disk for that).
+pub fn dump_head(member: &Path, codec: Codec) -> Result<DumpSource<'_>> {
+    Ok(match codec {
+        Codec::None => DumpSource::File(member),
+        codec => DumpSource::Stream {
+            name: member,
+            input: codec.open_decoded(member)?,
+        },
+    })
 }

@@ -216,6 +216,41 @@ impl ClientCommand {
         })
     }
 
+    /// Run to completion with `input` on stdin, capturing stdout and
+    /// stderr. A program that stops reading before the end (`pg_restore -l`
+    /// of a dump stream reads only its head) is not an error: the rest of
+    /// `input` is not read.
+    pub fn output_fed(&self, input: &mut dyn Read) -> Result<(Finished, Vec<u8>)> {
+        let mut running = self.spawn(Stdio::piped(), Stdio::piped())?;
+        let mut stdin = running
+            .take_stdin()
+            .ok_or_else(|| Error::failed(format!("{} started without an input pipe", self.name)))?;
+        let stdout = running.take_stdout();
+        let reader = std::thread::spawn(move || {
+            let mut out = Vec::new();
+            let read = stdout.map_or(Ok(0), |mut pipe| pipe.read_to_end(&mut out));
+            read.map(|_| out)
+        });
+        let fed = match std::io::copy(input, &mut stdin) {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+            other => other.map(drop),
+        };
+        drop(stdin);
+        let stdout = reader
+            .join()
+            .unwrap_or_else(|_| Err(std::io::Error::other("the output reader panicked")))
+            .context(|| format!("read the output of {}", self.name))?;
+        let finished = running.wait()?;
+        // A read error of the input is only ours when the program did not
+        // finish on its own: it may have stopped reading first.
+        if let Err(e) = fed {
+            if !finished.success() {
+                return Err(Error::io(format!("feed {}", self.name), e));
+            }
+        }
+        Ok((finished, stdout))
+    }
+
     /// Run to completion with stdin closed, capturing stdout and stderr.
     pub fn output(&self) -> Result<(Finished, Vec<u8>)> {
         let mut running = self.spawn(Stdio::null(), Stdio::piped())?;

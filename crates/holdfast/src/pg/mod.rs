@@ -35,8 +35,8 @@ pub use inspect::{
 };
 pub use pgpass::PgPass;
 pub use restore::{
-    list_toc, parse_toc, parse_toc_header, read_toc, restore_custom, restore_plain, RestoreOptions,
-    RestoreReport, TocEntry, TocHeader,
+    list_toc, list_toc_of, parse_toc, parse_toc_header, read_toc, restore_custom, restore_plain,
+    RestoreOptions, RestoreReport, TocEntry, TocHeader,
 };
 pub use roles::{roles_needed, RoleDef};
 pub use tools::PgTools;

@@ -17,7 +17,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
 use std::process::Stdio;
 
-use crate::pg::{ClientCommand, ConnParams, PgTools};
+use crate::pg::{ClientCommand, ConnParams, Finished, PgTools};
 use crate::progress::Progress;
 use crate::{Error, IoContext, Result};
 
@@ -121,7 +121,50 @@ fn parse_toc_line(line: &str) -> Option<TocEntry> {
 
 /// The table of contents of a custom-format dump (`pg_restore -l`).
 pub fn list_toc(tools: &PgTools, dump: &Path) -> Result<Vec<TocEntry>> {
+    parse_toc(&toc_listing(tools, DumpSource::File(dump))?)
+}
+
+/// [`list_toc`] of any [`DumpSource`]: of a stream, pg_restore reads only
+/// the head.
+pub fn list_toc_of(tools: &PgTools, dump: DumpSource) -> Result<Vec<TocEntry>> {
     parse_toc(&toc_listing(tools, dump)?)
+}
+
+/// A custom-format dump for the programs that read only its table of
+/// contents (`pg_restore -l`, `pg_restore -s`).
+pub enum DumpSource<'a> {
+    /// A file (or a directory-format dump) pg_restore opens itself.
+    File(&'a Path),
+    /// The dump as a stream (a compressed archive member decoded as it is
+    /// read), named by `name` in messages. pg_restore reads its head and
+    /// stops: nothing is decompressed to disk.
+    Stream {
+        name: &'a Path,
+        input: Box<dyn Read + Send + 'a>,
+    },
+}
+
+impl DumpSource<'_> {
+    /// The file, or the member the stream is read from.
+    pub fn name(&self) -> &Path {
+        match self {
+            DumpSource::File(path) => path,
+            DumpSource::Stream { name, .. } => name,
+        }
+    }
+
+    /// Run `pg_restore ARGS` on the dump; returns how it ended and its stdout.
+    pub(crate) fn pg_restore(self, tools: &PgTools, args: &[&str]) -> Result<(Finished, Vec<u8>)> {
+        let mut cmd = ClientCommand::offline(tools, "pg_restore");
+        cmd.args(args);
+        match self {
+            DumpSource::File(path) => {
+                cmd.arg(path);
+                cmd.output()
+            }
+            DumpSource::Stream { mut input, .. } => cmd.output_fed(&mut input),
+        }
+    }
 }
 
 /// The header `pg_restore -l` prints before the entries: what made the dump.
@@ -168,21 +211,20 @@ pub fn parse_toc_header(listing: &str) -> TocHeader {
 
 /// The header and the entries of a custom-format dump's table of contents.
 pub fn read_toc(tools: &PgTools, dump: &Path) -> Result<(TocHeader, Vec<TocEntry>)> {
-    let listing = toc_listing(tools, dump)?;
+    let listing = toc_listing(tools, DumpSource::File(dump))?;
     Ok((parse_toc_header(&listing), parse_toc(&listing)?))
 }
 
-fn toc_listing(tools: &PgTools, dump: &Path) -> Result<String> {
+fn toc_listing(tools: &PgTools, source: DumpSource) -> Result<String> {
+    let dump = source.name().to_path_buf();
     // A custom-format file, or a directory-format dump (its toc.dat inside).
-    if !dump.is_file() && !dump.join("toc.dat").is_file() {
+    if matches!(source, DumpSource::File(_)) && !dump.is_file() && !dump.join("toc.dat").is_file() {
         return Err(Error::usage(format!(
             "{} is neither a custom-format dump nor a directory-format dump",
             dump.display()
         )));
     }
-    let mut cmd = ClientCommand::offline(tools, "pg_restore");
-    cmd.arg("-l").arg(dump);
-    let (finished, stdout) = cmd.output()?;
+    let (finished, stdout) = source.pg_restore(tools, &["-l"])?;
     if !finished.success() {
         if finished.stderr.contains("unsupported version") {
             return Err(Error::usage(format!(
@@ -450,7 +492,7 @@ fn run_pg_restore_observed(
     selected: Option<&BTreeSet<i32>>,
     progress: Option<&dyn Fn(u64) -> Progress>,
 ) -> Result<RestoreReport> {
-    let listing = toc_listing(tools, dump)?;
+    let listing = toc_listing(tools, DumpSource::File(dump))?;
     let target = target_state(conn, tools)?;
 
     let mut list = String::new();

@@ -8,10 +8,10 @@
 //! password hashes are read from `pg_authid` only where it is readable.
 
 use std::collections::BTreeSet;
-use std::path::Path;
 
+use crate::pg::restore::DumpSource;
 use crate::pg::sql::{quote_ident, quote_literal};
-use crate::pg::{error_text, ClientCommand, PgTools};
+use crate::pg::{error_text, PgTools};
 use crate::{Error, Result};
 
 /// A role's definition, enough to create it again.
@@ -173,10 +173,8 @@ pub fn missing_roles(
 
 /// Owners and grantees named by a custom dump (as engine-backup's extra-user
 /// scan does, from the schema's SQL), without PUBLIC and the superuser.
-pub fn roles_in_dump(tools: &PgTools, dump: &Path) -> Result<BTreeSet<String>> {
-    let mut cmd = ClientCommand::offline(tools, "pg_restore");
-    cmd.args(["-s", "-f", "-"]).arg(dump);
-    let (finished, stdout) = cmd.output()?;
+pub fn roles_in_dump(tools: &PgTools, dump: DumpSource) -> Result<BTreeSet<String>> {
+    let (finished, stdout) = dump.pg_restore(tools, &["-s", "-f", "-"])?;
     if !finished.success() {
         return Err(finished.failure("reading the dump's schema"));
     }

@@ -6,6 +6,7 @@
 //! the highest installed major that is at least the server's.
 
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use crate::{Error, Result};
 
@@ -125,7 +126,14 @@ impl PgTools {
 }
 
 /// Every directory of client tools on this machine, in no particular order.
+/// Looked for once per process: finding them runs `pg_config` and each
+/// `pg_dump --version`, which a restore would otherwise pay per database.
 fn installed() -> Vec<PgTools> {
+    static INSTALLED: OnceLock<Vec<PgTools>> = OnceLock::new();
+    INSTALLED.get_or_init(find_installed).clone()
+}
+
+fn find_installed() -> Vec<PgTools> {
     let mut dirs: Vec<PathBuf> = Vec::new();
     for (root, pattern) in VERSIONED_LAYOUTS {
         dirs.extend(versioned_bindirs(Path::new(root), pattern));
@@ -133,16 +141,17 @@ fn installed() -> Vec<PgTools> {
     if let Some(dir) = pg_config_bindir() {
         dirs.push(dir);
     }
+    // The same directory under two names (pg_config's is usually one of the
+    // versioned ones) is probed once.
+    let mut seen: Vec<PathBuf> = Vec::new();
     let mut found: Vec<PgTools> = Vec::new();
     for dir in dirs {
-        let Ok(tools) = PgTools::in_dir(&dir) else {
+        let canonical = dir.canonicalize().unwrap_or_else(|_| dir.clone());
+        if seen.contains(&canonical) {
             continue;
-        };
-        let canonical = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
-        if !found
-            .iter()
-            .any(|t| canonical(&t.bindir) == canonical(&tools.bindir))
-        {
+        }
+        seen.push(canonical);
+        if let Ok(tools) = PgTools::in_dir(&dir) {
             found.push(tools);
         }
     }

@@ -162,7 +162,7 @@ fn dump_to_file(
             .encoder(BufWriter::with_capacity(1 << 20, file), level, threads)?;
     std::thread::scope(|s| {
         let (copies, stream) = if fingerprint {
-            let (sender, receiver) = std::sync::mpsc::sync_channel(16);
+            let (sender, receiver) = std::sync::mpsc::sync_channel(4);
             let reader = ChannelReader::new(receiver);
             let sums = s.spawn(move || {
                 custom_format::table_row_sums(BufReader::with_capacity(1 << 20, reader))
@@ -174,9 +174,11 @@ fn dump_to_file(
         let mut tee = Tee {
             inner: encoder,
             copies,
+            pending: Vec::new(),
             progress,
         };
         let dumped = pg::dump::dump_database(&job.params, &job.tools, options, &mut tee);
+        tee.send_pending();
         // Dropping the sender ends the fingerprinter's stream.
         let Tee {
             inner: encoder,
@@ -207,22 +209,47 @@ fn dump_to_file(
 }
 
 /// Passes everything to `inner`, and a copy to the row fingerprinter's
-/// thread. Once that thread stops reading (a stream it cannot parse), the
-/// copies stop and the dump goes on.
+/// thread, in blocks of [`COPY_BLOCK`]. Once that thread stops reading (a
+/// stream it cannot parse), the copies stop and the dump goes on.
 struct Tee<'p, W> {
     inner: W,
     copies: Option<SyncSender<Vec<u8>>>,
+    /// Bytes not yet sent to the fingerprinter.
+    pending: Vec<u8>,
     /// The dump's bar: bytes as pg_dump writes them.
     progress: &'p Progress,
+}
+
+/// The fingerprinter's bytes go over in blocks this large: one wake-up per
+/// MiB rather than per pipe read.
+const COPY_BLOCK: usize = 1 << 20;
+
+impl<W> Tee<'_, W> {
+    /// Hand what is pending to the fingerprinter.
+    fn send_pending(&mut self) {
+        let block = std::mem::take(&mut self.pending);
+        if block.is_empty() {
+            return;
+        }
+        if let Some(copies) = &self.copies {
+            if copies.send(block).is_err() {
+                self.copies = None;
+            }
+        }
+    }
 }
 
 impl<W: Write> Write for Tee<'_, W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let n = self.inner.write(buf)?;
         self.progress.advance(n as u64);
-        if let Some(copies) = &self.copies {
-            if copies.send(buf[..n].to_vec()).is_err() {
-                self.copies = None;
+        if self.copies.is_some() {
+            if self.pending.capacity() == 0 {
+                self.pending.reserve(COPY_BLOCK);
+            }
+            self.pending.extend_from_slice(&buf[..n]);
+            if self.pending.len() >= COPY_BLOCK {
+                self.send_pending();
             }
         }
         Ok(n)

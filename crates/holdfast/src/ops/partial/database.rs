@@ -38,14 +38,13 @@ pub(super) fn restore(
         &source.member,
         source.format,
         source.codec,
-        work.path(),
     )?;
     let dump = match source.format {
         DumpFormat::Plain => None,
         _ => Some(source.codec.seekable_copy(&source.member, work.path())?),
     };
     if let (Some(dump), true) = (&dump, restore_permissions) {
-        let roles = pg::roles::roles_in_dump(&live.tools, dump)?;
+        let roles = pg::roles::roles_in_dump(&live.tools, pg::restore::DumpSource::File(dump))?;
         super::check_roles(live, roles.into_iter().collect())?;
     }
     scratch::sweep(&admin, log)?;

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use crate::archive::manifest::RoleAttributes;
 use crate::archive::{ArchiveReader, Codec, DumpFormat};
 use crate::log::Log;
+use crate::ops::unpack::dump_head;
 use crate::ops::RestoreRequest;
 use crate::pg::provision::{self, Admin, ClusterInit, Locale, ServerFacts};
 use crate::pg::{self, ConnParams, PgTools};
@@ -63,7 +64,6 @@ pub fn plan(
     chosen: &[(&DatabaseComponent, PathBuf)],
     archive: &ArchiveReader,
     restore_permissions: bool,
-    work: &Path,
     log: &Log,
 ) -> Result<Plan> {
     let mut plan = Plan::default();
@@ -94,7 +94,6 @@ pub fn plan(
                 settings.format,
                 settings.compressor,
                 restore_permissions,
-                work,
             )?,
         };
         let mut needs = needs;
@@ -240,9 +239,8 @@ pub(crate) fn dump_extensions(
     member: &Path,
     format: DumpFormat,
     codec: Codec,
-    work: &Path,
 ) -> Result<Vec<String>> {
-    Ok(dump_needs(tools, member, format, codec, false, work)?.extensions)
+    Ok(dump_needs(tools, member, format, codec, false)?.extensions)
 }
 
 /// What a dump needs on the server: extensions, and roles named in grants.
@@ -257,23 +255,18 @@ fn dump_needs(
     format: DumpFormat,
     codec: Codec,
     restore_permissions: bool,
-    work: &Path,
 ) -> Result<DumpNeeds> {
     match format {
         DumpFormat::Custom => {
-            let dump = codec.seekable_copy(member, work)?;
-            let toc = pg::list_toc(tools, &dump);
+            let toc = pg::list_toc_of(tools, dump_head(member, codec)?)?;
             let roles = if restore_permissions {
-                pg::roles::roles_in_dump(tools, &dump)
+                pg::roles::roles_in_dump(tools, dump_head(member, codec)?)?
             } else {
-                Ok(BTreeSet::new())
+                BTreeSet::new()
             };
-            if dump != member {
-                let _ = std::fs::remove_file(&dump);
-            }
             Ok(DumpNeeds {
-                extensions: provision::extensions_in_toc(&toc?),
-                roles: roles?,
+                extensions: provision::extensions_in_toc(&toc),
+                roles,
             })
         }
         DumpFormat::Plain => {

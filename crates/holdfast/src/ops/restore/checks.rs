@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use crate::archive::{ArchiveReader, Codec, DumpFormat};
 use crate::log::Log;
+use crate::ops::unpack::dump_head;
 use crate::ops::{provisioning, RestoreRequest};
 use crate::pg::{self, ConnParams, PgTools};
 use crate::profile::{DatabaseComponent, Environment};
@@ -34,8 +35,7 @@ pub(super) struct DbTarget<'a> {
     /// The role the restored configuration names, when new credentials
     /// replace it: the dump's owners are not restored.
     pub replaced_owner: Option<String>,
-    /// The dump decompressed for pg_restore, once: the role check and the
-    /// restore read the same file.
+    /// The dump decompressed for pg_restore, once.
     seekable: OnceCell<PathBuf>,
 }
 
@@ -46,6 +46,19 @@ impl DbTarget<'_> {
         }
         let path = self.codec.seekable_copy(&self.member, work)?;
         Ok(self.seekable.get_or_init(|| path).clone())
+    }
+
+    /// The dump decompressed ahead ([`super::prefetch`]) is the one to read.
+    pub fn use_seekable_dump(&self, path: PathBuf) {
+        let _ = self.seekable.set(path);
+    }
+
+    /// The database is loaded: its decompressed copy is no longer needed
+    /// (the member itself is kept).
+    pub fn discard_seekable_dump(&self) {
+        if let Some(path) = self.seekable.get().filter(|p| **p != self.member) {
+            let _ = std::fs::remove_file(path);
+        }
     }
 }
 
@@ -68,7 +81,6 @@ pub(super) fn targets<'a>(
     plan: &provisioning::Plan,
     future_env: &Environment,
     restore_permissions: bool,
-    work: &Path,
     log: &Log,
 ) -> Result<Vec<DbTarget<'a>>> {
     log.line("Verifying connection");
@@ -113,7 +125,7 @@ pub(super) fn targets<'a>(
         };
         // Provisioned databases are checked once they exist.
         if provisioned.is_none() {
-            target.tools = Some(check_target(&target, restore_permissions, work, log)?);
+            target.tools = Some(check_target(&target, restore_permissions, log)?);
         }
         targets.push(target);
     }
@@ -124,11 +136,10 @@ pub(super) fn targets<'a>(
 pub(super) fn provisioned_targets(
     targets: &mut [DbTarget],
     restore_permissions: bool,
-    work: &Path,
     log: &Log,
 ) -> Result<()> {
     for t in targets.iter_mut().filter(|t| t.tools.is_none()) {
-        let tools = check_target(t, restore_permissions, work, log).map_err(|e| {
+        let tools = check_target(t, restore_permissions, log).map_err(|e| {
             Error::failed(format!(
                 "the provisioned database '{}' is not usable as {}: {e}; check pg_hba.conf allows it ({})",
                 t.params.database,
@@ -144,12 +155,7 @@ pub(super) fn provisioned_targets(
 /// Connect with the credentials the restore will use, check the database is
 /// empty, holds the roles the dump needs and can get its extensions; returns
 /// the client programs to use.
-fn check_target(
-    t: &DbTarget,
-    restore_permissions: bool,
-    work: &Path,
-    log: &Log,
-) -> Result<PgTools> {
+fn check_target(t: &DbTarget, restore_permissions: bool, log: &Log) -> Result<PgTools> {
     let (params, db, member) = (&t.params, t.component, t.member.as_path());
     let mut client = pg::connect(params).map_err(|e| {
         Error::postgres(format!(
@@ -171,12 +177,12 @@ fn check_target(
     let tools = PgTools::for_server(info.server_version_num)?;
     let extensions = match &t.recorded_extensions {
         Some(list) => list.clone(),
-        None => provisioning::dump_extensions(&tools, member, t.format, t.codec, work)?,
+        None => provisioning::dump_extensions(&tools, member, t.format, t.codec)?,
     };
     check_extensions(&mut client, params, &extensions)?;
     if t.format == DumpFormat::Custom && restore_permissions {
         // Restored under another role, the dump's owner is not needed.
-        let names: Vec<String> = pg::roles::roles_in_dump(&tools, &t.seekable_dump(work)?)?
+        let names: Vec<String> = pg::roles::roles_in_dump(&tools, dump_head(member, t.codec)?)?
             .into_iter()
             .filter(|r| Some(r) != t.replaced_owner.as_ref())
             .collect();
