@@ -82,6 +82,7 @@ pub fn run(workdir: &Path, log: &Log) -> Result<DemoOutcome> {
             ..Default::default()
         }),
         encrypt_to: None,
+        output: holdfast::ops::BackupOutput::Archive,
     };
     let b = Instant::now();
     log.output("");

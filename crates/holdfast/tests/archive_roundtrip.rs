@@ -292,7 +292,7 @@ fn unfinished_writer_leaves_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let dest = dir.path().join("backup");
     let mut w = ArchiveWriter::create(&dest, WriterOptions::default()).unwrap();
-    let temp = w.temp_path().to_path_buf();
+    let temp = w.temp_path().unwrap().to_path_buf();
     assert_eq!(temp.parent(), Some(dir.path()));
     assert_eq!(std::fs::metadata(&temp).unwrap().mode() & 0o777, 0o600);
     w.add_bytes("version", "4.5.7\n").unwrap();

@@ -1,6 +1,7 @@
 //! Writing an archive: members are registered (and hashed) first, then packed
 //! in engine-backup's order into a temporary file next to the destination,
-//! which replaces the destination only once it is complete and synced.
+//! which replaces the destination only once it is complete and synced; or
+//! written as the files of a directory, for a repository snapshot.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
@@ -44,7 +45,8 @@ impl Default for WriterOptions {
 
 enum Source {
     Bytes(Vec<u8>),
-    File(PathBuf),
+    /// A file, as it was when it was hashed (its modification time).
+    File(PathBuf, SystemTime),
 }
 
 struct Member {
@@ -58,13 +60,24 @@ struct Member {
 /// An archive being written. Dropping it before [`ArchiveWriter::finish`]
 /// removes the temporary file and leaves the destination untouched.
 pub struct ArchiveWriter {
-    dest: PathBuf,
-    temp: NamedTempFile,
-    // Locked while we write, so that a later backup can tell it from a killed one's.
-    _held: std::fs::File,
+    target: Target,
     options: WriterOptions,
     members: Vec<Member>,
     now: u64,
+}
+
+/// What [`ArchiveWriter::finish`] writes.
+enum Target {
+    /// A tar at `dest`, through `temp` beside it.
+    Tar {
+        dest: PathBuf,
+        temp: NamedTempFile,
+        // Locked while we write, so that a later backup can tell it from a killed one's.
+        _held: std::fs::File,
+    },
+    /// The members as files in a directory, for a repository snapshot: no
+    /// tar is packed only to be unpacked again.
+    Directory(PathBuf),
 }
 
 impl ArchiveWriter {
@@ -101,23 +114,40 @@ impl ArchiveWriter {
             .context(|| format!("lock {}", temp.path().display()))?;
         // Validate the codec settings now rather than after the dumps were taken.
         options.codec.encoder(io::sink(), options.level, 1)?;
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
         Ok(ArchiveWriter {
-            dest: dest.to_path_buf(),
-            temp,
-            _held: held,
+            target: Target::Tar {
+                dest: dest.to_path_buf(),
+                temp,
+                _held: held,
+            },
             options,
             members: Vec::new(),
-            now,
+            now: now_seconds(),
         })
     }
 
-    /// The temporary file being written.
-    pub fn temp_path(&self) -> &Path {
-        self.temp.path()
+    /// The temporary file being written (`None` for a directory).
+    pub fn temp_path(&self) -> Option<&Path> {
+        match &self.target {
+            Target::Tar { temp, .. } => Some(temp.path()),
+            Target::Directory(_) => None,
+        }
+    }
+
+    /// Members written as files into `dir` (which holds the file members
+    /// already, at their member names) instead of a tar: what a repository
+    /// snapshot stores. Nothing there is synced: the repository syncs what
+    /// it stores.
+    pub fn create_directory(dir: &Path) -> ArchiveWriter {
+        ArchiveWriter {
+            target: Target::Directory(dir.to_path_buf()),
+            options: WriterOptions {
+                codec: Codec::None,
+                ..WriterOptions::default()
+            },
+            members: Vec::new(),
+            now: now_seconds(),
+        }
     }
 
     /// Add a member with the given content (`config`, `version`, ...).
@@ -150,7 +180,7 @@ impl ArchiveWriter {
         let sha256 = HashKind::Sha256.digest_file(path)?;
         self.members.push(Member {
             name: name.to_string(),
-            source: Source::File(path.to_path_buf()),
+            source: Source::File(path.to_path_buf(), modified(&meta, path)?),
             size: meta.len(),
             sha256,
             mtime: meta.mtime().max(0) as u64,
@@ -161,7 +191,7 @@ impl ArchiveWriter {
     /// Size and SHA-256 of every member added so far except the manifest, for
     /// the manifest's `members`.
     pub fn member_records(&self) -> Vec<MemberRecord> {
-        self.ordered()
+        ordered(&self.members)
             .into_iter()
             .filter(|m| m.name != MANIFEST_MEMBER)
             .map(|m| MemberRecord {
@@ -184,36 +214,17 @@ impl ArchiveWriter {
         Ok(())
     }
 
-    /// Members in engine-backup's order: top-level ones as in [`TOP_MEMBERS`],
-    /// then the dumps sorted by name.
-    fn ordered(&self) -> Vec<&Member> {
-        let rank = |m: &Member| match TOP_MEMBERS.iter().position(|t| *t == m.name) {
-            Some(i) => (0, i, String::new()),
-            None => (1, 0, m.name.clone()),
-        };
-        let mut members: Vec<&Member> = self.members.iter().collect();
-        members.sort_by_key(|m| rank(m));
-        members
-    }
-
     /// Write `sha256sum` and pack everything, sync, and move the archive to its
-    /// destination. Returns the destination.
+    /// destination. Returns the destination (the directory, for
+    /// [`ArchiveWriter::create_directory`]).
     pub fn finish(self) -> Result<PathBuf> {
-        let temp_path = self.temp.path().to_path_buf();
-        let file = self
-            .temp
-            .as_file()
-            .try_clone()
-            .context(|| format!("open {}", temp_path.display()))?;
-        let encoder = self.options.codec.encoder(
-            BufWriter::with_capacity(1 << 20, file),
-            self.options.level,
-            self.options.threads,
-        )?;
-        let mut tar = tar::Builder::new(encoder);
-        let write_err = |e: io::Error| Error::io_path("write archive", &temp_path, e);
-
-        let ordered = self.ordered();
+        let ArchiveWriter {
+            target,
+            options,
+            members,
+            now,
+        } = self;
+        let ordered = ordered(&members);
         let hash_lines: Vec<HashLine> = ordered
             .iter()
             .map(|m| HashLine {
@@ -222,16 +233,94 @@ impl ArchiveWriter {
             })
             .collect();
         let hash_text = checksum::render(&hash_lines);
+        match target {
+            Target::Tar { dest, temp, _held } => {
+                pack_tar(&dest, temp, &options, ordered, &hash_text, now)?;
+                Ok(dest)
+            }
+            Target::Directory(dir) => {
+                write_directory(&dir, ordered, &hash_text)?;
+                Ok(dir)
+            }
+        }
+    }
+}
 
-        append_dir(&mut tar, "./", self.now).map_err(write_err)?;
+fn now_seconds() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Members in engine-backup's order: top-level ones as in [`TOP_MEMBERS`],
+/// then the dumps sorted by name.
+fn ordered(members: &[Member]) -> Vec<&Member> {
+    let rank = |m: &Member| match TOP_MEMBERS.iter().position(|t| *t == m.name) {
+        Some(i) => (0, i, String::new()),
+        None => (1, 0, m.name.clone()),
+    };
+    let mut members: Vec<&Member> = members.iter().collect();
+    members.sort_by_key(|m| rank(m));
+    members
+}
+
+/// Every member as a file of `dir`, `sha256sum` included; a file member
+/// staged elsewhere is copied in.
+fn write_directory(dir: &Path, members: Vec<&Member>, hash_text: &str) -> Result<()> {
+    let write = |name: &str, data: &[u8]| {
+        let path = dir.join(name);
+        std::fs::write(&path, data).context(|| format!("write {}", path.display()))
+    };
+    for member in members {
+        let path = dir.join(&member.name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).context(|| format!("create {}", parent.display()))?;
+        }
+        match &member.source {
+            Source::Bytes(data) => write(&member.name, data)?,
+            Source::File(staged, _) if *staged == path => {}
+            Source::File(staged, _) => {
+                std::fs::copy(staged, &path)
+                    .context(|| format!("copy {} to {}", staged.display(), path.display()))?;
+            }
+        }
+    }
+    write("sha256sum", hash_text.as_bytes())
+}
+
+/// Pack `members` into the tar at `temp`, sync it and rename it to `dest`.
+fn pack_tar(
+    dest: &Path,
+    temp: NamedTempFile,
+    options: &WriterOptions,
+    ordered: Vec<&Member>,
+    hash_text: &str,
+    now: u64,
+) -> Result<()> {
+    {
+        let temp_path = temp.path().to_path_buf();
+        let file = temp
+            .as_file()
+            .try_clone()
+            .context(|| format!("open {}", temp_path.display()))?;
+        let encoder = options.codec.encoder(
+            BufWriter::with_capacity(1 << 20, file),
+            options.level,
+            options.threads,
+        )?;
+        let mut tar = tar::Builder::new(encoder);
+        let write_err = |e: io::Error| Error::io_path("write archive", &temp_path, e);
+
+        append_dir(&mut tar, "./", now).map_err(write_err)?;
         let (top, dumps): (Vec<&Member>, Vec<&Member>) = ordered
             .into_iter()
             .partition(|m| !m.name.starts_with("db/"));
         for member in top {
             append_member(&mut tar, member)?;
         }
-        append_bytes(&mut tar, "./sha256sum", hash_text.as_bytes(), self.now).map_err(write_err)?;
-        append_dir(&mut tar, &format!("./{DB_DIR}/"), self.now).map_err(write_err)?;
+        append_bytes(&mut tar, "./sha256sum", hash_text.as_bytes(), now).map_err(write_err)?;
+        append_dir(&mut tar, &format!("./{DB_DIR}/"), now).map_err(write_err)?;
         for member in dumps {
             append_member(&mut tar, member)?;
         }
@@ -242,29 +331,27 @@ impl ArchiveWriter {
             .into_inner()
             .map_err(|e| write_err(e.into_error()))?;
         file.sync_all().map_err(write_err)?;
-        drop(file);
-
-        let persisted = if self.options.overwrite {
-            self.temp.persist(&self.dest)
-        } else {
-            self.temp.persist_noclobber(&self.dest)
-        };
-        persisted.map_err(|e| {
-            if e.error.kind() == io::ErrorKind::AlreadyExists {
-                Error::usage(format!(
-                    "{} already exists; remove it or choose another file name",
-                    self.dest.display()
-                ))
-            } else {
-                Error::io_path("move the archive to", &self.dest, e.error)
-            }
-        })?;
-        let dir = parent_dir(&self.dest);
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .context(|| format!("sync directory {}", dir.display()))?;
-        Ok(self.dest)
     }
+    let persisted = if options.overwrite {
+        temp.persist(dest)
+    } else {
+        temp.persist_noclobber(dest)
+    };
+    persisted.map_err(|e| {
+        if e.error.kind() == io::ErrorKind::AlreadyExists {
+            Error::usage(format!(
+                "{} already exists; remove it or choose another file name",
+                dest.display()
+            ))
+        } else {
+            Error::io_path("move the archive to", dest, e.error)
+        }
+    })?;
+    let dir = parent_dir(dest);
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .context(|| format!("sync directory {}", dir.display()))?;
+    Ok(())
 }
 
 fn parent_dir(path: &Path) -> &Path {
@@ -330,19 +417,29 @@ fn append_member<W: Write>(tar: &mut tar::Builder<W>, member: &Member) -> Result
     match &member.source {
         Source::Bytes(data) => append_bytes(tar, &name, data, member.mtime)
             .map_err(|e| Error::io(format!("write member {}", member.name), e)),
-        Source::File(path) => {
+        Source::File(path, hashed_at) => {
+            // Hashed when it was added; packing it checks it is the same
+            // file (size, modification time) rather than hashing it again,
+            // which cost a second pass over every dump.
             let file = File::open(path).context(|| format!("open {}", path.display()))?;
-            let mut hashing = HashingReader {
+            let meta = file
+                .metadata()
+                .context(|| format!("stat {}", path.display()))?;
+            if meta.len() != member.size || modified(&meta, path)? != *hashed_at {
+                return Err(Error::failed(format!(
+                    "{} changed while it was being archived",
+                    path.display()
+                )));
+            }
+            let mut counting = CountingReader {
                 inner: file,
-                hasher: Sha256::new(),
                 count: 0,
             };
             let mut h = header(tar::EntryType::Regular, 0o644, member.size, member.mtime);
             set_raw_name(&mut h, &name)
-                .and_then(|()| tar.append(&h, (&mut hashing).take(member.size)))
+                .and_then(|()| tar.append(&h, (&mut counting).take(member.size)))
                 .map_err(|e| Error::io(format!("write member {}", member.name), e))?;
-            let digest = hex::encode(hashing.hasher.finalize());
-            if hashing.count != member.size || digest != member.sha256 {
+            if counting.count != member.size {
                 return Err(Error::failed(format!(
                     "{} changed while it was being archived",
                     path.display()
@@ -353,18 +450,21 @@ fn append_member<W: Write>(tar: &mut tar::Builder<W>, member: &Member) -> Result
     }
 }
 
-/// Hashes and counts what passes through, to catch a file that changed
-/// between hashing and packing.
-struct HashingReader<R> {
+fn modified(meta: &std::fs::Metadata, path: &Path) -> Result<SystemTime> {
+    meta.modified()
+        .context(|| format!("read the modification time of {}", path.display()))
+}
+
+/// Counts what passes through, to catch a file that shrank between hashing
+/// and packing.
+struct CountingReader<R> {
     inner: R,
-    hasher: Sha256,
     count: u64,
 }
 
-impl<R: Read> Read for HashingReader<R> {
+impl<R: Read> Read for CountingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
         self.count += n as u64;
         Ok(n)
     }

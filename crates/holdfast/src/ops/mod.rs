@@ -20,7 +20,7 @@ pub mod workdir;
 use crate::profile::Environment;
 
 pub use request::{
-    default_threads, installed_version, AdminOptions, BackupRequest, DumpPlan, Jobs,
+    default_threads, installed_version, AdminOptions, BackupOutput, BackupRequest, DumpPlan, Jobs,
     MigrateRequest, PartialRequest, PartialTarget, ProvisionRequest, RepoBackupRequest,
     RestoreRequest, VerifyRequest,
 };

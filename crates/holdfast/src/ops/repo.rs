@@ -2,10 +2,11 @@
 //! snapshot back into an archive (to restore it, or to hand it to engine-backup).
 //!
 //! A snapshot holds the members of an uncompressed holdfast archive. Backup
-//! therefore runs the archive backup unchanged (same checks, roles, manifest,
-//! notification) into a private staging directory, with every dump an
-//! uncompressed custom-format `pg_dump -Z0` (one contiguous byte range per
-//! table, so an unchanged table dedups), then stores the verified members.
+//! therefore runs the archive backup (same checks, roles, manifest,
+//! notification) with its members written as files of a private staging
+//! directory instead of a tar ([`BackupOutput::Directory`]), with every dump
+//! an uncompressed custom-format `pg_dump -Z0` (one contiguous byte range
+//! per table, so an unchanged table dedups), then stores that directory.
 //! Restore materialises the archive again and hands it to the archive restore,
 //! which has every pre-write check and the rollback journal.
 
@@ -13,13 +14,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::archive::manifest::MANIFEST_MEMBER;
-use crate::archive::{
-    is_member_name, ArchiveReader, ArchiveWriter, Codec, DumpFormat, Manifest, ReadLimits,
-    WriterOptions,
-};
+use crate::archive::{is_member_name, ArchiveWriter, Codec, DumpFormat, Manifest, WriterOptions};
 use crate::log::Log;
 pub use crate::ops::request::RepoBackupRequest;
-use crate::ops::{BackupRequest, DumpPlan, WorkDir};
+use crate::ops::{BackupOutput, BackupRequest, DumpPlan, WorkDir};
 use crate::repo::engine::SnapshotLabels;
 use crate::repo::{FileChange, Repo, SnapshotInfo};
 use crate::{Error, Result};
@@ -44,7 +42,8 @@ pub fn repository_dump_plan() -> DumpPlan {
 /// Back the environment up into one snapshot of `repo`.
 pub fn backup(repo: &mut Repo, req: &RepoBackupRequest, log: &Log) -> Result<RepoBackupOutcome> {
     let work = WorkDir::new(&req.tmpdir)?;
-    let staged_archive = work.join("staged.tar");
+    // The members as files, never packed into a tar: the snapshot stores them.
+    let staged = work.join("staged");
     let dumps: BTreeMap<String, DumpPlan> = req
         .env
         .profile
@@ -55,7 +54,7 @@ pub fn backup(repo: &mut Repo, req: &RepoBackupRequest, log: &Log) -> Result<Rep
     let archive_req = BackupRequest {
         env: req.env.clone(),
         scopes: req.scopes.clone(),
-        file: staged_archive.clone(),
+        file: staged.clone(),
         tmpdir: work.path().to_path_buf(),
         archive_codec: Codec::None,
         files_codec: Codec::None,
@@ -67,12 +66,9 @@ pub fn backup(repo: &mut Repo, req: &RepoBackupRequest, log: &Log) -> Result<Rep
         role_passwords: req.role_passwords.clone(),
         // The repository encrypts what it stores.
         encrypt_to: None,
+        output: BackupOutput::Directory,
     };
     let outcome = crate::ops::backup::run(&archive_req, log)?;
-    // Reading it back verifies every member against sha256sum and the manifest.
-    let staged = ArchiveReader::open_in(&staged_archive, work.path(), ReadLimits::default())?;
-    std::fs::remove_file(&staged_archive)
-        .map_err(|e| Error::io_path("remove", &staged_archive, e))?;
     log.output(&format!(
         "Storing the backup in repository '{}'",
         repo.location()
@@ -83,7 +79,7 @@ pub fn backup(repo: &mut Repo, req: &RepoBackupRequest, log: &Log) -> Result<Rep
         scopes: outcome.scopes.clone(),
         time: None,
     };
-    let snapshot = repo.backup_dir(staged.dir(), &labels)?;
+    let snapshot = repo.backup_dir(&staged, &labels)?;
     log.line(&format!(
         "Snapshot {} stored: {} bytes read, {} bytes new ({} stored)",
         snapshot.id, snapshot.source_bytes, snapshot.added_bytes, snapshot.added_stored_bytes

@@ -128,6 +128,18 @@ pub struct BackupRequest {
     /// Encrypt the archive file to these age recipients (with a checksum
     /// file beside it).
     pub encrypt_to: Option<crate::archive::encryption::Recipients>,
+    /// What `file` becomes.
+    pub output: BackupOutput,
+}
+
+/// What a backup writes at its `file`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackupOutput {
+    /// An archive (a tar, engine-backup's format).
+    Archive,
+    /// A directory of the archive's members as files, for a repository
+    /// snapshot: no tar packed only to be unpacked again.
+    Directory,
 }
 
 /// Where a backup reads the password verifiers of the roles its databases
@@ -174,6 +186,7 @@ impl BackupRequest {
             threads: default_threads(),
             role_passwords: RolePasswords::default(),
             encrypt_to: None,
+            output: BackupOutput::Archive,
         })
     }
 

@@ -1,6 +1,7 @@
 //! Writing the archive from the staged members: `config`, `os_version`,
 //! `files`, `version`, the dumps and the manifest, to a temporary name that
-//! is synced and renamed into place.
+//! is synced and renamed into place; or, for a repository snapshot, the same
+//! members as files of a directory.
 
 use std::path::Path;
 
@@ -8,8 +9,8 @@ use crate::archive::encryption::{self, Recipients};
 use crate::archive::manifest::{DatabaseRecord, ToolInfo};
 use crate::archive::{ArchiveConfig, ArchiveWriter, DumpSettings, Manifest, WriterOptions};
 use crate::log::Log;
-use crate::ops::{BackupRequest, DumpPlan};
-use crate::Result;
+use crate::ops::{BackupOutput, BackupRequest, DumpPlan};
+use crate::{IoContext, Result};
 
 use super::plan::Plan;
 
@@ -33,15 +34,18 @@ pub(super) fn pack(
         Some(_) => plain.as_path(),
         None => req.file.as_path(),
     };
-    let mut writer = ArchiveWriter::create(
-        dest,
-        WriterOptions {
-            codec: req.archive_codec,
-            level: None,
-            threads,
-            overwrite: req.overwrite,
-        },
-    )?;
+    let mut writer = match req.output {
+        BackupOutput::Archive => ArchiveWriter::create(
+            dest,
+            WriterOptions {
+                codec: req.archive_codec,
+                level: None,
+                threads,
+                overwrite: req.overwrite,
+            },
+        )?,
+        BackupOutput::Directory => ArchiveWriter::create_directory(tar),
+    };
     writer.add_bytes("config", config.render())?;
     writer.add_bytes("os_version", format!("{}\n", os_version()))?;
     if plan.files {
@@ -77,9 +81,15 @@ pub(super) fn pack(
         "Creating sha256sum at {}",
         tar.join("sha256sum").display()
     ));
+    crate::interrupt::check()?;
+    if req.output == BackupOutput::Directory {
+        let staged = writer.finish()?;
+        std::fs::rename(&staged, &req.file)
+            .context(|| format!("move {} to {}", staged.display(), req.file.display()))?;
+        return crate::ops::workdir::tree_size(&req.file);
+    }
     log.output(&format!("Packing into file '{}'", req.file.display()));
     log.line(&format!("Creating tarball {}", dest.display()));
-    crate::interrupt::check()?;
     let written = writer.finish()?;
     if let Some(recipients) = &req.encrypt_to {
         encrypt_into_place(&written, recipients, &req.file, log)?;
