@@ -2,9 +2,10 @@
 //! sha256sum(1) writes them), and the legacy `md5sum` of archives made before
 //! 2019, which is only verified.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, Read};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use md5::Md5;
 use sha2::{Digest, Sha256};
@@ -116,7 +117,59 @@ pub fn parse(text: &str, kind: HashKind, origin: &str) -> Result<Vec<HashLine>> 
 
 /// Check every line of a hash file against the files under `root`. A missing
 /// or different file is an Invalid error naming the member.
-pub fn verify(root: &Path, lines: &[HashLine], kind: HashKind) -> Result<()> {
+/// SHA-256 digests already taken of files, by path: an archive's members
+/// are hashed as they are unpacked, so the checks against `sha256sum` and
+/// the manifest need not read them again.
+#[derive(Debug, Default, Clone)]
+pub struct KnownDigests(BTreeMap<PathBuf, String>);
+
+impl KnownDigests {
+    pub fn insert(&mut self, path: PathBuf, sha256: String) {
+        self.0.insert(path, sha256);
+    }
+
+    /// The file's digest of `kind`: the one taken already, or read now.
+    pub fn digest(&self, kind: HashKind, path: &Path) -> Result<String> {
+        match (kind, self.0.get(path)) {
+            (HashKind::Sha256, Some(known)) => Ok(known.clone()),
+            _ => kind.digest_file(path),
+        }
+    }
+}
+
+/// A writer that hashes (SHA-256) what passes through to `inner`.
+pub struct Sha256Writer<W> {
+    pub inner: W,
+    hasher: Sha256,
+}
+
+impl<W: io::Write> Sha256Writer<W> {
+    pub fn new(inner: W) -> Sha256Writer<W> {
+        Sha256Writer {
+            inner,
+            hasher: Sha256::new(),
+        }
+    }
+
+    /// The hex digest of everything written.
+    pub fn hex_digest(self) -> String {
+        hex::encode(self.hasher.finalize())
+    }
+}
+
+impl<W: io::Write> io::Write for Sha256Writer<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+pub fn verify(root: &Path, lines: &[HashLine], kind: HashKind, known: &KnownDigests) -> Result<()> {
     for line in lines {
         let relative = Path::new(&line.path);
         let safe = relative.components().all(|c| {
@@ -140,7 +193,7 @@ pub fn verify(root: &Path, lines: &[HashLine], kind: HashKind) -> Result<()> {
                 kind.file_name()
             )));
         }
-        let actual = kind.digest_file(&path)?;
+        let actual = known.digest(kind, &path)?;
         if actual != line.digest {
             return Err(Error::invalid(format!(
                 "Checksum verification failed: member '{}' has {} {actual}, {} says {}",
@@ -214,13 +267,13 @@ mod tests {
             digest: good,
             path: "version".into(),
         }];
-        verify(dir.path(), &ok, HashKind::Md5).unwrap();
+        verify(dir.path(), &ok, HashKind::Md5, &KnownDigests::default()).unwrap();
 
         let bad = vec![HashLine {
             digest: "0".repeat(32),
             path: "version".into(),
         }];
-        let err = verify(dir.path(), &bad, HashKind::Md5)
+        let err = verify(dir.path(), &bad, HashKind::Md5, &KnownDigests::default())
             .unwrap_err()
             .to_string();
         assert!(err.contains("member 'version'"), "{err}");
@@ -229,9 +282,14 @@ mod tests {
             digest: "0".repeat(32),
             path: "db/x.db".into(),
         }];
-        let err = verify(dir.path(), &missing, HashKind::Md5)
-            .unwrap_err()
-            .to_string();
+        let err = verify(
+            dir.path(),
+            &missing,
+            HashKind::Md5,
+            &KnownDigests::default(),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(
             err.contains("'db/x.db'") && err.contains("missing"),
             "{err}"
@@ -241,6 +299,12 @@ mod tests {
             digest: "0".repeat(32),
             path: "../etc/passwd".into(),
         }];
-        assert!(verify(dir.path(), &outside, HashKind::Md5).is_err());
+        assert!(verify(
+            dir.path(),
+            &outside,
+            HashKind::Md5,
+            &KnownDigests::default()
+        )
+        .is_err());
     }
 }

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::checksum::HashKind;
+use super::checksum::{HashKind, KnownDigests};
 use super::codec::Codec;
 use super::config::DumpFormat;
 use crate::error::{Error, Result};
@@ -202,7 +202,7 @@ impl Manifest {
 
     /// Check every member record against the extracted files under `root`:
     /// present, same size, same SHA-256.
-    pub fn verify_members(&self, root: &Path) -> Result<()> {
+    pub fn verify_members(&self, root: &Path, known: &KnownDigests) -> Result<()> {
         for member in &self.members {
             let path = root.join(&member.name);
             let meta = match std::fs::metadata(&path) {
@@ -222,7 +222,7 @@ impl Manifest {
                     member.size
                 )));
             }
-            let digest = HashKind::Sha256.digest_file(&path)?;
+            let digest = known.digest(HashKind::Sha256, &path)?;
             if digest != member.sha256 {
                 return Err(Error::invalid(format!(
                     "member '{}' has sha256 {digest}, the manifest says {}",
@@ -332,17 +332,23 @@ mod tests {
             size: 6,
             sha256: "5186e88612feecac695acd0f27bd3b758213febb46a6fa4a105164a68d07c3c8".into(),
         }];
-        m.verify_members(dir.path()).unwrap();
+        m.verify_members(dir.path(), &KnownDigests::default())
+            .unwrap();
         m.members[0].sha256 = "0".repeat(64);
-        let err = m.verify_members(dir.path()).unwrap_err().to_string();
+        let err = m
+            .verify_members(dir.path(), &KnownDigests::default())
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("member 'version' has sha256"), "{err}");
         m.members[0].size = 7;
         assert!(m
-            .verify_members(dir.path())
+            .verify_members(dir.path(), &KnownDigests::default())
             .unwrap_err()
             .to_string()
             .contains("is 6 bytes"));
         m.members[0].name = "../version".into();
-        assert!(m.verify_members(dir.path()).is_err());
+        assert!(m
+            .verify_members(dir.path(), &KnownDigests::default())
+            .is_err());
     }
 }

@@ -15,7 +15,7 @@ pub mod owner;
 pub mod reader;
 pub mod writer;
 
-pub use checksum::{HashKind, HashLine};
+pub use checksum::{HashKind, HashLine, KnownDigests};
 pub use codec::{Codec, Encoder};
 pub use config::{ArchiveConfig, DumpFormat, DumpSettings};
 pub use files::{pack_files, FileSet, FilesPlan, PackedFiles, PlannedEntry, PlannedKind};

@@ -16,7 +16,7 @@ use std::rc::Rc;
 
 use tempfile::TempDir;
 
-use super::checksum::{self, HashKind};
+use super::checksum::{self, HashKind, KnownDigests, Sha256Writer};
 use super::codec::Codec;
 use super::config::ArchiveConfig;
 use super::manifest::{Manifest, MANIFEST_MEMBER};
@@ -67,6 +67,8 @@ pub struct ArchiveReader {
     os_version: String,
     config: ArchiveConfig,
     manifest: Option<Manifest>,
+    /// Each member's SHA-256, taken as it was unpacked.
+    digests: KnownDigests,
 }
 
 impl ArchiveReader {
@@ -96,7 +98,7 @@ impl ArchiveReader {
                 archive.display()
             )));
         }
-        let (codec, members) = extract(file, dir.path(), &limits).map_err(|what| {
+        let (codec, members, digests) = extract(file, dir.path(), &limits).map_err(|what| {
             Error::invalid(format!("{}: {}", archive.display(), printable(&what)))
         })?;
         let mut reader = ArchiveReader {
@@ -109,6 +111,7 @@ impl ArchiveReader {
             os_version: String::new(),
             config: ArchiveConfig::default(),
             manifest: None,
+            digests,
         };
         reader.verify_hashes()?;
         reader.read_metadata()?;
@@ -130,7 +133,7 @@ impl ArchiveReader {
             .ok_or_else(|| self.fail("No supported hash file found"))?;
         let text = self.read_text(kind.file_name())?;
         let lines = checksum::parse(&text, kind, kind.file_name()).map_err(|e| self.fail(e))?;
-        checksum::verify(self.dir.path(), &lines, kind).map_err(|e| self.fail(e))?;
+        checksum::verify(self.dir.path(), &lines, kind, &self.digests).map_err(|e| self.fail(e))?;
         for name in self.members.keys() {
             let is_hash_file = name == "sha256sum" || name == "md5sum";
             if !is_hash_file && !lines.iter().any(|l| &l.path == name) {
@@ -164,7 +167,7 @@ impl ArchiveReader {
                 .context(|| format!("read {MANIFEST_MEMBER}"))?;
             let manifest = Manifest::parse(&bytes, MANIFEST_MEMBER).map_err(|e| self.fail(e))?;
             manifest
-                .verify_members(self.dir.path())
+                .verify_members(self.dir.path(), &self.digests)
                 .map_err(|e| self.fail(e))?;
             self.manifest = Some(manifest);
         }
@@ -262,7 +265,7 @@ fn extract(
     file: File,
     dir: &Path,
     limits: &ReadLimits,
-) -> std::result::Result<(Codec, BTreeMap<String, MemberInfo>), String> {
+) -> std::result::Result<(Codec, BTreeMap<String, MemberInfo>, KnownDigests), String> {
     let (codec, decoder) =
         Codec::detect_decoder(file).map_err(|e| format!("cannot read the archive: {e}"))?;
     let consumed = Rc::new(Cell::new(0u64));
@@ -272,6 +275,7 @@ fn extract(
     };
     let stream_err = |e: io::Error| stream_error(codec, e);
     let mut members = BTreeMap::new();
+    let mut digests = KnownDigests::default();
     let mut dirs_seen: Vec<String> = Vec::new();
     let mut total: u64 = 0;
     let mut entries_seen = 0usize;
@@ -349,7 +353,8 @@ fn extract(
                 .mode(0o600)
                 .open(&target)
                 .map_err(|e| format!("cannot create {}: {e}", target.display()))?;
-            let copied = copy_capped(&mut entry, &mut out, size).map_err(|e| {
+            let mut hashed = Sha256Writer::new(&mut out);
+            let copied = copy_capped(&mut entry, &mut hashed, size).map_err(|e| {
                 if is_storage_full(&e) {
                     format!(
                         "cannot unpack into {}: {e}; free some space there or pass another --tmpdir",
@@ -364,6 +369,7 @@ fn extract(
                     "member '{name}' is truncated ({copied} of {size} bytes): the archive is incomplete"
                 ));
             }
+            digests.insert(target, hashed.hex_digest());
             members.insert(name.clone(), MemberInfo { name, size, mtime });
         }
     }
@@ -388,7 +394,7 @@ fn extract(
             return Err("unexpected data after the end of the tar archive".to_string());
         }
     }
-    Ok((codec, members))
+    Ok((codec, members, digests))
 }
 
 /// A write that failed for lack of room, not a damaged archive.

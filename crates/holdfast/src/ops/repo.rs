@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::archive::manifest::MANIFEST_MEMBER;
+use crate::archive::KnownDigests;
 use crate::archive::{is_member_name, ArchiveWriter, Codec, DumpFormat, Manifest, WriterOptions};
 use crate::log::Log;
 pub use crate::ops::request::RepoBackupRequest;
@@ -128,12 +129,14 @@ pub fn export(
     let manifest_bytes =
         std::fs::read(&manifest_path).map_err(|_| not_ours(format!("has no {MANIFEST_MEMBER}")))?;
     let manifest = Manifest::parse(&manifest_bytes, MANIFEST_MEMBER)?;
-    manifest.verify_members(&members_dir).map_err(|e| {
-        Error::invalid(format!(
+    manifest
+        .verify_members(&members_dir, &KnownDigests::default())
+        .map_err(|e| {
+            Error::invalid(format!(
             "snapshot {} does not match its manifest ({e}); run 'holdfast repo check --read-data'",
             info.short_id()
         ))
-    })?;
+        })?;
     let mut writer = ArchiveWriter::create(dest, options)?;
     for name in &members {
         writer.add_file(name, &members_dir.join(name))?;
