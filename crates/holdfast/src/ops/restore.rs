@@ -68,15 +68,38 @@ fn run_uninterrupted(req: &RestoreRequest, log: &Log) -> Result<RestoreOutcome> 
     let archive =
         crate::ops::unpack::unpack(&req.file, &work, profile, Some(&req.installed_version), log)?;
     let selection = Selection::of(req, &archive, log);
-    let files_plan = files::plan(req, &selection)?;
-    let future_env = files::future_environment(req, &selection, files_plan.as_ref(), &work)?;
-    warn_plain_dumps_carry_no_permissions(&archive, &selection, log);
+    // The dumps start decompressing now, in the work directory only, while
+    // everything is checked; a refused restore stops them.
+    let queue = prefetch::DumpQueue::of(&selection, &archive, work.path());
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let (sender, prefetched) = prefetch::channel(&stop);
+        s.spawn({
+            let stop = &stop;
+            move || queue.run(sender, stop)
+        });
+        check_and_restore(req, &work, &archive, &selection, prefetched, log)
+    })
+}
+
+/// Everything after unpacking: the checks, then the writing part.
+fn check_and_restore(
+    req: &RestoreRequest,
+    work: &WorkDir,
+    archive: &ArchiveReader,
+    selection: &Selection,
+    prefetched: prefetch::Prefetched,
+    log: &Log,
+) -> Result<RestoreOutcome> {
+    let files_plan = files::plan(req, selection)?;
+    let future_env = files::future_environment(req, selection, files_plan.as_ref(), work)?;
+    warn_plain_dumps_carry_no_permissions(archive, selection, log);
     let (mut plan, restore_permissions) =
-        provisioning_plan(req, &future_env, &selection, &archive, log)?;
+        provisioning_plan(req, &future_env, selection, archive, log)?;
     let mut targets = checks::targets(
         req,
-        &archive,
-        &selection,
+        archive,
+        selection,
         &plan,
         &future_env,
         restore_permissions,
@@ -97,13 +120,22 @@ fn run_uninterrupted(req: &RestoreRequest, log: &Log) -> Result<RestoreOutcome> 
     crate::ops::journal::forget_completed(&req.env)?;
     let mut journal = Journal::begin(&req.env, &req.file)?;
     let steps = Steps {
-        archive: &archive,
+        archive,
         files_plan: files_plan.as_ref(),
         rewrites: &rewrites,
         restore_permissions,
-        work: work.path(),
     };
-    let result = restore_all(req, &steps, &mut plan, &mut targets, &mut journal, log);
+    let result = restore_all(
+        req,
+        &steps,
+        &mut plan,
+        &mut targets,
+        &prefetched,
+        &mut journal,
+        log,
+    );
+    // A failed restore rolls back without decompressing on beside it.
+    drop(prefetched);
     finish(req, result, journal, log)
 }
 
@@ -227,7 +259,6 @@ struct Steps<'a> {
     files_plan: Option<&'a FilesPlan>,
     rewrites: &'a [ConfRewrite],
     restore_permissions: bool,
-    work: &'a Path,
 }
 
 /// The writing part, each change journaled before it is made.
@@ -236,6 +267,7 @@ fn restore_all(
     steps: &Steps,
     provision: &mut provisioning::Plan,
     targets: &mut [DbTarget],
+    prefetched: &prefetch::Prefetched,
     journal: &mut Journal,
     log: &Log,
 ) -> Result<RestoreOutcome> {
@@ -245,33 +277,23 @@ fn restore_all(
         provisioning::apply(provision, &mut |u| journal.server_step(&u), log)?;
     }
     checks::provisioned_targets(targets, steps.restore_permissions, log)?;
-    let queue = prefetch::DumpQueue::of(targets, steps.work);
-    let stop = AtomicBool::new(false);
-    std::thread::scope(|s| {
-        let (sender, prefetched) = prefetch::channel(&stop);
-        s.spawn({
-            let stop = &stop;
-            move || queue.run(sender, stop)
-        });
-        if let Some(plan) = steps.files_plan {
-            files::restore(req, plan, journal, log)?;
-            outcome.files_restored = true;
-        }
-        for (i, t) in targets.iter().enumerate() {
-            prefetched.supply(i, t)?;
-            databases::restore(
-                req,
-                steps.archive,
-                steps.restore_permissions,
-                t,
-                journal,
-                log,
-            )?;
-            t.discard_seekable_dump();
-            outcome.databases.push(t.component.scope.clone());
-        }
-        Ok::<(), Error>(())
-    })?;
+    if let Some(plan) = steps.files_plan {
+        files::restore(req, plan, journal, log)?;
+        outcome.files_restored = true;
+    }
+    for (i, t) in targets.iter().enumerate() {
+        prefetched.supply(i, t)?;
+        databases::restore(
+            req,
+            steps.archive,
+            steps.restore_permissions,
+            t,
+            journal,
+            log,
+        )?;
+        t.discard_seekable_dump();
+        outcome.databases.push(t.component.scope.clone());
+    }
     files::restore_sqlite(req, steps.archive, journal, log)?;
     outcome.rewritten = files::rewrite_conf(steps.rewrites, journal, log)?;
     Ok(outcome)

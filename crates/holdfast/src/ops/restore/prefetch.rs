@@ -1,18 +1,19 @@
 //! The compressed custom dumps decompressed ahead of their load: pg_restore
-//! `-j` needs a file it can seek in, and while one database loads (and the
-//! files are restored before the first) the next dump is decompressed on a
-//! thread of its own, so that the decompression hides behind the load
-//! instead of adding to it. At most one dump waits decompressed beside the
+//! `-j` needs a file it can seek in, and while the restore is checked, the
+//! files restored and one database loads, the next dump is decompressed on a
+//! thread of its own, so that the decompression hides behind that work
+//! instead of adding to it. Only the work directory is written to. At most one dump waits decompressed beside the
 //! one loading, and each is removed once loaded.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender};
 
-use crate::archive::{Codec, DumpFormat};
+use crate::archive::{ArchiveReader, Codec, DumpFormat};
 use crate::Result;
 
 use super::checks::DbTarget;
+use super::selection::Selection;
 
 /// What the decompressing thread works through, in load order.
 pub(super) struct DumpQueue {
@@ -28,14 +29,18 @@ pub(super) struct Prefetched<'s> {
 }
 
 impl DumpQueue {
-    /// The targets whose dump pg_restore reads from a decompressed copy,
-    /// decompressed into `dir`.
-    pub fn of(targets: &[DbTarget], dir: &Path) -> DumpQueue {
-        let jobs = targets
+    /// The selected databases whose dump pg_restore reads from a
+    /// decompressed copy (in the order they load), decompressed into `dir`.
+    pub fn of(selection: &Selection, archive: &ArchiveReader, dir: &Path) -> DumpQueue {
+        let jobs = selection
+            .databases
             .iter()
             .enumerate()
-            .filter(|(_, t)| t.format == DumpFormat::Custom && t.codec != Codec::None)
-            .map(|(i, t)| (i, t.member.clone(), t.codec))
+            .filter_map(|(i, (db, member))| {
+                let settings = archive.config().get(&db.archive_config_prefix);
+                (settings.format == DumpFormat::Custom && settings.compressor != Codec::None)
+                    .then(|| (i, member.clone(), settings.compressor))
+            })
             .collect();
         DumpQueue {
             jobs,
