@@ -32,6 +32,9 @@ use super::{HOLDFAST_TAG, SNAPSHOT_ROOT};
 use crate::secret::Redactor;
 use crate::{Error, IoContext, Password, Result};
 
+// Snapshots of other roots than a profile's (WAL, base backups), in a file of their own.
+mod tagged;
+
 /// zstd level of new repositories: restic's `auto` and rustic's default.
 const COMPRESSION_LEVEL: i32 = 3;
 

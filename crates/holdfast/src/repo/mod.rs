@@ -32,6 +32,7 @@ pub mod retention;
 #[cfg(feature = "s3")]
 mod s3;
 pub mod source;
+pub mod wal;
 
 pub use engine::{
     Change, CheckReport, Chunking, FileChange, ForgetReport, KeyInfo, PackAccount, PruneMode,
