@@ -10,6 +10,7 @@ mod man;
 mod migrate;
 mod notify;
 mod partial;
+mod physical;
 mod profile;
 mod prune_archives;
 mod repo;

@@ -226,14 +226,16 @@ pub struct BackupArgs {
     /// socket, when it answers].
     #[command(flatten)]
     pub roles: super::admin::RolePasswordArgs,
+    #[command(flatten)]
+    pub physical: super::physical::PhysicalBackupArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct RestoreArgs {
     /// Snapshot id (or a unique prefix of it), or `latest` (with a profile
     /// given: the newest snapshot of that profile).
-    #[arg(value_name = "SNAPSHOT")]
-    pub snapshot: String,
+    #[arg(value_name = "SNAPSHOT", required_unless_present = "physical")]
+    pub snapshot: Option<String>,
     #[command(flatten)]
     pub env: EnvArgs,
     #[command(flatten)]
@@ -242,6 +244,8 @@ pub struct RestoreArgs {
     pub provision: ProvisionArgs,
     #[command(flatten)]
     pub partial: PartialArgs,
+    #[command(flatten)]
+    pub physical: super::physical::PhysicalRestoreArgs,
 }
 
 #[derive(Debug, Args)]
@@ -427,6 +431,12 @@ pub fn run(a: RepoArgs, log: &Log) -> holdfast::Result<()> {
             }
             Ok(())
         }
+        RepoCommand::Restore(r) if r.physical.physical => {
+            // The restored server's restore_command reads the password from a 0600 file.
+            let password = password(password_file, false)?;
+            let mut repo = Repo::open_with_progress(&location, &password, log.progress_sink())?;
+            super::physical::restore(&mut repo, &r.physical, password, log)
+        }
         RepoCommand::Restore(r) => restore(&mut open_drawn(&location, password_file, log)?, r, log),
         RepoCommand::Export(e) => export(&mut open(&location, password_file)?, e),
         RepoCommand::Forget(f) => forget(&open(&location, password_file)?, f),
@@ -561,6 +571,9 @@ fn non_empty(p: Password, origin: &str) -> holdfast::Result<Password> {
 }
 
 fn backup(repo: &mut Repo, a: BackupArgs, log: &Log) -> holdfast::Result<()> {
+    if a.physical.physical {
+        return super::physical::backup(repo, &a.physical, &a.env, log);
+    }
     let env = a.env.environment()?;
     let scopes = ops::expand_scopes(&env, &a.scopes)?;
     let mut req = RepoBackupRequest::new(
@@ -608,7 +621,7 @@ fn newest_of_profile(repo: &Repo, snapshot: &str, env: &EnvArgs) -> holdfast::Re
 
 fn restore(repo: &mut Repo, a: RestoreArgs, log: &Log) -> holdfast::Result<()> {
     let tmpdir = a.env.tmpdir()?;
-    let snapshot = newest_of_profile(repo, &a.snapshot, &a.env)?;
+    let snapshot = newest_of_profile(repo, a.snapshot.as_deref().unwrap_or("latest"), &a.env)?;
     log.output(&format!("Reading snapshot '{snapshot}'"));
     let archive = ops::repo::materialise(repo, &snapshot, &tmpdir)?;
     let what = format!("snapshot {}", archive.snapshot.short_id());

@@ -8,6 +8,7 @@ pub mod journal;
 pub mod lock;
 pub mod migrate;
 pub mod partial;
+pub mod physical;
 pub mod provisioning;
 pub mod repo;
 pub mod request;

@@ -27,6 +27,7 @@ pub mod atomic;
 pub mod engine;
 pub mod location;
 pub mod locks;
+pub mod physical;
 pub mod progress;
 pub mod retention;
 #[cfg(feature = "s3")]
