@@ -329,6 +329,7 @@ fn archive_base_backups_and_point_in_time_recovery() {
     env.switch_and_wait_archived();
 
     let (at_time, said) = restore(&env, "to-time", &["--to-time", &between_1_and_2]);
+    eprintln!("{said}");
     assert!(said.contains("Recovered to"), "{said}");
     assert_eq!(at_time.marks(&env), vec![1], "{said}");
     drop(at_time);
@@ -457,4 +458,61 @@ fn archive_base_backups_and_point_in_time_recovery() {
         .output()
         .expect("run restic (scripts/ensure-restic installs it)");
     assert!(out.status.success(), "restic check: {}", text(&out));
+
+    // The archive is continuous from both base backups ...
+    let out = env.holdfast(&["wal", "check"]);
+    assert!(out.status.success(), "wal check: {}", text(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout)
+            .matches("continuous from")
+            .count(),
+        2,
+        "{}",
+        text(&out)
+    );
+    // ... until a WAL snapshot after the second goes: its segments are named.
+    let second_start = physical[1]["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|t| t.as_str()?.strip_prefix("start-wal:"))
+        .unwrap()
+        .to_string();
+    let later_wal = snapshots_json(&env).into_iter().find_map(|s| {
+        let tags: Vec<String> = s["tags"]
+            .as_array()?
+            .iter()
+            .filter_map(|t| Some(t.as_str()?.to_string()))
+            .collect();
+        let segment = tags.iter().find_map(|t| {
+            let name = t.strip_prefix("wal:")?.split('@').next()?;
+            (name.len() == 24 && name > second_start.as_str()).then(|| name.to_string())
+        })?;
+        Some((s["id"].as_str()?.to_string(), segment))
+    });
+    let (id, segment) = later_wal.expect("a WAL snapshot after the second base backup");
+    let out = env
+        .as_server("restic")
+        .arg("--repo")
+        .arg(env.repo())
+        .arg("--password-file")
+        .arg(env.password_file())
+        .args(["--no-cache", "forget", &id])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "restic forget: {}", text(&out));
+    let out = env.holdfast(&["wal", "check"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&segment),
+        "{}",
+        text(&out)
+    );
+}
+
+fn snapshots_json(env: &Env) -> Vec<serde_json::Value> {
+    let out = env.holdfast(&["repo", "snapshots", "--json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    doc["snapshots"].as_array().unwrap().clone()
 }

@@ -39,6 +39,9 @@ pub enum WalCommand {
     /// restore_command: write the archived file NAME (%f) at DEST (%p), whole
     /// or not at all; exit 1 when the archive does not hold it.
     Fetch(FetchArgs),
+    /// The archive is continuous from each base backup to the newest segment
+    /// (timelines followed through their history files); gaps are named.
+    Check,
 }
 
 #[derive(Debug, Args)]
@@ -68,6 +71,7 @@ pub fn run(a: WalArgs) -> ExitCode {
     let verb = match a.command {
         WalCommand::Push(_) => "push",
         WalCommand::Fetch(_) => "fetch",
+        WalCommand::Check => "check",
     };
     let result = (|| -> holdfast::Result<Option<String>> {
         let spool = spool_dir(a.spool.as_ref())?;
@@ -108,6 +112,7 @@ pub fn run(a: WalArgs) -> ExitCode {
                     }
                 }
             }
+            WalCommand::Check => check(&mut open()?).map(|()| None),
         }
     })();
     match result {
@@ -121,6 +126,56 @@ pub fn run(a: WalArgs) -> ExitCode {
             eprintln!("holdfast wal {verb}: {}", super::describe(&e));
             exit::code(Outcome::Failed(e).code())
         }
+    }
+}
+
+/// Print each base backup's continuity; fail when any has a gap.
+fn check(repo: &mut holdfast::repo::Repo) -> holdfast::Result<()> {
+    let report = holdfast::ops::wal::check::check(repo)?;
+    let Some(newest) = &report.newest else {
+        return Err(Error::failed(if report.backups.is_empty() {
+            "the repository holds no base backup and no WAL"
+        } else {
+            "the repository holds no WAL segment: is archive_command 'holdfast wal push %p'?"
+        }));
+    };
+    if report.backups.is_empty() {
+        println!("No base backup; the newest archived segment is {newest}");
+    }
+    for b in &report.backups {
+        let id = &b.snapshot[..8.min(b.snapshot.len())];
+        if b.off_lineage {
+            println!(
+                "Base backup {id} (from {}): on a timeline the newest segment {newest} does not descend from",
+                b.start_segment
+            );
+        } else if b.missing.is_empty() {
+            println!(
+                "Base backup {id}: continuous from {} to {newest}",
+                b.start_segment
+            );
+        } else {
+            const SHOWN: usize = 20;
+            let more = b.missing.len().saturating_sub(SHOWN);
+            println!(
+                "Base backup {id}: {} missing between {} and {newest}: {}{}",
+                holdfast::log::count(b.missing.len(), "segment", "segments"),
+                b.start_segment,
+                b.missing[..b.missing.len().min(SHOWN)].join(" "),
+                if more > 0 {
+                    format!(" and {more} more")
+                } else {
+                    String::new()
+                }
+            );
+        }
+    }
+    if report.is_continuous() {
+        Ok(())
+    } else {
+        Err(Error::failed(
+            "the archive has gaps: a point in time after a gap cannot be recovered from the base backups before it",
+        ))
     }
 }
 

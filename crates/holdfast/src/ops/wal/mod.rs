@@ -1,11 +1,12 @@
 //! `holdfast wal`: PostgreSQL's archive_command ([`push`]) and restore_command
-//! ([`fetch`]) over the repository.
+//! ([`fetch`]) over the repository, and the archive's continuity ([`check`]).
 //!
 //! Opening the repository costs a key derivation, so neither opens it for a
 //! file the local spool can answer: push stores every file PostgreSQL has
 //! marked ready in one snapshot and records them, fetch reads the following
 //! segments ahead.
 
+pub mod check;
 pub mod fetch;
 pub mod push;
 
