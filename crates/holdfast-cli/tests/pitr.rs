@@ -447,6 +447,55 @@ fn archive_base_backups_and_point_in_time_recovery() {
     assert_eq!(String::from_utf8_lossy(&out.stderr).lines().count(), 1);
     assert!(!missing.exists());
 
+    // The archive is continuous from both base backups ...
+    let out = env.holdfast(&["wal", "check"]);
+    assert!(out.status.success(), "wal check: {}", text(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout)
+            .matches("continuous from")
+            .count(),
+        2,
+        "{}",
+        text(&out)
+    );
+    // Retention: --keep-pitr-within keeps the base backup the window needs ...
+    let out = env.holdfast(&[
+        "repo",
+        "forget",
+        "--keep-last",
+        "1",
+        "--keep-pitr-within",
+        "1h",
+        "--dry-run",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("(pitr-within)"), "{}", text(&out));
+    assert!(
+        text(&out).contains("2 kept, 0 would remove"),
+        "{}",
+        text(&out)
+    );
+    // ... and without it the older base backup and the WAL only it needed go.
+    let wal_before = snapshots_json(&env).len();
+    let out = env.holdfast(&["repo", "forget", "--keep-last", "1", "--prune"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("WAL: removed"), "{}", text(&out));
+    assert!(snapshots_json(&env).len() < wal_before - 1);
+    let out = env.holdfast(&["wal", "check"]);
+    assert!(
+        out.status.success(),
+        "wal check after forget: {}",
+        text(&out)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout)
+            .matches("continuous from")
+            .count(),
+        1,
+        "{}",
+        text(&out)
+    );
+
     // restic reads and checks every pack.
     let out = env
         .as_server("restic")
@@ -459,17 +508,6 @@ fn archive_base_backups_and_point_in_time_recovery() {
         .expect("run restic (scripts/ensure-restic installs it)");
     assert!(out.status.success(), "restic check: {}", text(&out));
 
-    // The archive is continuous from both base backups ...
-    let out = env.holdfast(&["wal", "check"]);
-    assert!(out.status.success(), "wal check: {}", text(&out));
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout)
-            .matches("continuous from")
-            .count(),
-        2,
-        "{}",
-        text(&out)
-    );
     // ... until a WAL snapshot after the second goes: its segments are named.
     let second_start = physical[1]["tags"]
         .as_array()

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Subcommand};
 use holdfast::archive::{Codec, WriterOptions};
 use holdfast::log::Log;
+use holdfast::ops::wal::retention as wal_retention;
 use holdfast::ops::{self, RepoBackupRequest};
 use holdfast::repo::jiff::Zoned;
 use holdfast::repo::retention::Verdict;
@@ -332,6 +333,10 @@ impl KeepArgs {
 pub struct ForgetArgs {
     #[command(flatten)]
     pub keep: KeepArgs,
+    /// Keep what point-in-time recovery to any time within this duration
+    /// needs (e.g. 7d): the base backup before its start and the WAL since.
+    #[arg(long, value_name = "DURATION")]
+    pub keep_pitr_within: Option<String>,
     /// Prune afterwards (two-phase).
     #[arg(long)]
     pub prune: bool,
@@ -683,7 +688,40 @@ fn export(repo: &mut Repo, a: ExportArgs) -> holdfast::Result<()> {
 
 fn forget(repo: &Repo, a: ForgetArgs) -> holdfast::Result<()> {
     let policy = a.keep.retention();
-    let report = repo.forget(&policy, &Zoned::now(), a.keep.dry_run)?;
+    let now = Zoned::now();
+    // Decided first, removed after: the continuous archive's needs
+    // (--keep-pitr-within, the WAL of the kept base backups) amend the policy's verdicts.
+    let mut report = repo.forget(&policy, &now, true)?;
+    let within = a
+        .keep_pitr_within
+        .as_deref()
+        .map(holdfast::repo::retention::parse_restic_duration)
+        .transpose()?;
+    wal_retention::keep_window_base(&mut report.verdicts, within.as_ref(), &now)?;
+    let all = repo.snapshots()?;
+    let wal_going = wal_retention::removable_wal(&all, &report.verdicts);
+    if !a.keep.dry_run {
+        let ids: Vec<String> = report
+            .verdicts
+            .iter()
+            .filter(|v| !v.keep)
+            .map(|v| v.item.id.clone())
+            .chain(wal_going.iter().map(|w| w.snapshot.id.clone()))
+            .collect();
+        repo.remove_snapshots(&ids)?;
+    }
+    if !wal_going.is_empty() && !a.keep.json {
+        let would = if a.keep.dry_run {
+            "would remove"
+        } else {
+            "removed"
+        };
+        let files: usize = wal_going.iter().map(|w| w.files).sum();
+        println!(
+            "WAL: {would} {} ({files} files) that no kept base backup needs",
+            holdfast::log::count(wal_going.len(), "snapshot", "snapshots")
+        );
+    }
     if a.keep.json {
         let mut doc = serde_json::Map::new();
         doc.insert("dry_run".into(), a.keep.dry_run.into());

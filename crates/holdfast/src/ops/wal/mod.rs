@@ -9,6 +9,7 @@
 pub mod check;
 pub mod fetch;
 pub mod push;
+pub mod retention;
 
 use crate::repo::Repo;
 use crate::Result;

@@ -124,3 +124,22 @@ impl Repo {
         done
     }
 }
+
+impl Repo {
+    /// Remove the snapshots `ids` (full ids). Frees no space: prune does that.
+    pub fn remove_snapshots(&self, ids: &[String]) -> Result<()> {
+        let repo = self.open_repo()?;
+        let mut found = Vec::new();
+        for id in ids {
+            let snap = repo
+                .get_snapshot_from_str(id, |_| true)
+                .map_err(|e| engine_error(&format!("find snapshot {id}"), &e))?;
+            found.push(snap.id);
+        }
+        if found.is_empty() {
+            return Ok(());
+        }
+        repo.delete_snapshots(&found)
+            .map_err(|e| engine_error("remove snapshots", &e))
+    }
+}
