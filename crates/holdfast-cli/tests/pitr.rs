@@ -516,18 +516,27 @@ fn archive_base_backups_and_point_in_time_recovery() {
         .find_map(|t| t.as_str()?.strip_prefix("start-wal:"))
         .unwrap()
         .to_string();
-    let later_wal = snapshots_json(&env).into_iter().find_map(|s| {
-        let tags: Vec<String> = s["tags"]
-            .as_array()?
-            .iter()
-            .filter_map(|t| Some(t.as_str()?.to_string()))
-            .collect();
-        let segment = tags.iter().find_map(|t| {
-            let name = t.strip_prefix("wal:")?.split('@').next()?;
-            (name.len() == 24 && name > second_start.as_str()).then(|| name.to_string())
-        })?;
-        Some((s["id"].as_str()?.to_string(), segment))
-    });
+    // A newer segment in a snapshot of its own, so that the gap is inside the archive.
+    env.cluster
+        .execute("postgres", "INSERT INTO marks (id) VALUES (4)")
+        .unwrap();
+    env.switch_and_wait_archived();
+    let newest = env.sql("SELECT last_archived_wal FROM pg_stat_archiver");
+    let later_wal = snapshots_json(&env)
+        .into_iter()
+        .filter(|s| !s["tags"].to_string().contains(&newest))
+        .find_map(|s| {
+            let tags: Vec<String> = s["tags"]
+                .as_array()?
+                .iter()
+                .filter_map(|t| Some(t.as_str()?.to_string()))
+                .collect();
+            let segment = tags.iter().find_map(|t| {
+                let name = t.strip_prefix("wal:")?.split('@').next()?;
+                (name.len() == 24 && name > second_start.as_str()).then(|| name.to_string())
+            })?;
+            Some((s["id"].as_str()?.to_string(), segment))
+        });
     let (id, segment) = later_wal.expect("a WAL snapshot after the second base backup");
     let out = env
         .as_server("restic")

@@ -13,6 +13,7 @@ use holdfast::log::Log;
 use holdfast::ops::wal::retention as wal_retention;
 use holdfast::ops::{self, RepoBackupRequest};
 use holdfast::repo::jiff::Zoned;
+use holdfast::repo::physical::is_environment;
 use holdfast::repo::retention::Verdict;
 use holdfast::repo::{
     Chunking, LocationSource, PruneMode, RemoteOptions, Repo, RepoLocation, Retention, SnapshotInfo,
@@ -606,14 +607,24 @@ fn backup(repo: &mut Repo, a: BackupArgs, log: &Log) -> holdfast::Result<()> {
 
 /// `latest` with a profile given (--profile or HOLDFAST_PROFILE) is the
 /// newest snapshot of that profile: one repository holds several
-/// applications' nights. Any other name is taken as it is.
+/// applications' nights. Any other name is taken as it is. WAL and base
+/// backup snapshots are never `latest` here: they are no environment's night.
 fn newest_of_profile(repo: &Repo, snapshot: &str, env: &EnvArgs) -> holdfast::Result<String> {
-    let Some(given) = env.given_profile().filter(|_| snapshot == "latest") else {
+    if snapshot != "latest" {
         return Ok(snapshot.to_string());
+    }
+    let Some(given) = env.given_profile() else {
+        return Ok(repo
+            .snapshots()?
+            .into_iter()
+            .filter(is_environment)
+            .max_by(|a, b| a.time.cmp(&b.time))
+            .map_or_else(|| snapshot.to_string(), |s| s.id));
     };
     let name = holdfast::profile::Profile::load(&given)?.name;
     repo.snapshots()?
         .into_iter()
+        .filter(is_environment)
         .filter(|s| s.tag("profile") == Some(name.as_str()))
         .max_by(|a, b| a.time.cmp(&b.time))
         .map(|s| s.id)

@@ -73,11 +73,21 @@ pub fn store(
     repo.backup_dir_tagged(staged, Path::new(PHYSICAL_ROOT), host, &tags, Some(end))
 }
 
+/// Whether a snapshot is a base backup.
+pub fn is_physical(s: &SnapshotInfo) -> bool {
+    s.tags.iter().any(|t| t == PHYSICAL_TAG)
+}
+
+/// Whether a snapshot is an environment's (logical) backup: neither WAL nor a base backup.
+pub fn is_environment(s: &SnapshotInfo) -> bool {
+    !is_physical(s) && !super::wal::is_wal(s)
+}
+
 /// Every base backup, oldest first.
 pub fn list(snapshots: &[SnapshotInfo]) -> Vec<BaseBackup> {
     snapshots
         .iter()
-        .filter(|s| s.tags.iter().any(|t| t == PHYSICAL_TAG))
+        .filter(|s| is_physical(s))
         .filter_map(|s| {
             let lsn = |k: &str| s.tag(k).and_then(|v| crate::wal::parse_lsn(v).ok());
             Some(BaseBackup {
