@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
 # WAL archiving and point-in-time recovery, holdfast beside pgBackRest, one
 # after the other on identical clusters with the same workload:
-#   - WAL push throughput under pgbench at full speed (segments per second,
-#     the .ready backlog and pg_wal's size while it runs, the time to drain);
-#   - base backup time and repository growth, first and second (after the load);
+#   - WAL push throughput under pgbench at full speed, with a WAL-heavy script
+#     (4 clients, each transaction inserting 1,000 rows of ~300 bytes into a
+#     filler table): segments per second, the .ready backlog and pg_wal's size
+#     while it runs, the time to drain;
+#   - base backup time and repository growth, first and second: the cluster is
+#     pgbench's tables plus a frozen 1,000,000-row table that does not change;
+#     the filler table is truncated after the load, so the second base backup
+#     differs from the first by what the load left behind;
 #   - restore-to-time wall time (restore, start, replay to the target, promote).
 # pgBackRest: archive-async=y, process-max=2, compress-type=zst (level 3, as
 # holdfast's repository), aes-256-cbc encryption (holdfast's repository is
@@ -64,7 +69,7 @@ push_throughput() { # name dir port
     local before; before=$(sql "$port" "SELECT archived_count FROM pg_stat_archiver")
     local lsn0; lsn0=$(sql "$port" "SELECT pg_current_wal_lsn()")
     local t0; t0=$(now)
-    as_pg "$PGBIN/pgbench" -h "$WORK" -p "$port" -U postgres -c 4 -j 2 -T "$LOAD" -n postgres >"$dir/pgbench.log" 2>&1 &
+    as_pg "$PGBIN/pgbench" -h "$WORK" -p "$port" -U postgres -c 4 -j 2 -T "$LOAD" -n -f "$WORK/heavy.sql" postgres >"$dir/pgbench.log" 2>&1 &
     local bench=$! max_ready=0 max_wal=0
     while kill -0 "$bench" 2>/dev/null; do
         local ready; ready=$(ls "$dir/data/pg_wal/archive_status" | grep -c '\.ready$' || true)
@@ -82,7 +87,8 @@ push_throughput() { # name dir port
     until [ "$(sql "$port" "SELECT coalesce(last_archived_wal >= '$target', false) FROM pg_stat_archiver")" = t ]; do sleep 0.2; done
     local drain_s; drain_s=$(elapsed "$t1")
     local after; after=$(sql "$port" "SELECT archived_count FROM pg_stat_archiver")
-    local tps; tps=$(grep -o 'tps = [0-9.]*' "$dir/pgbench.log" | head -1 | cut -d' ' -f3)
+    local tps; tps=$(grep -o 'tps = [0-9.]*' "$dir/pgbench.log" | head -1 | cut -d' ' -f3 | cut -d. -f1)
+    sql "$port" "TRUNCATE filler; CHECKPOINT" >/dev/null
     local total_s; total_s=$(echo "$load_s + $drain_s" | bc)
     printf '| %s | %s | %s | %s | %.1f | %s | %s MB | %.1f |\n' "$name" "$tps" "$generated" "$((after - before))" \
         "$(echo "($after - $before) / $total_s" | bc -l)" "$max_ready" "$(mb "$max_wal")" "$drain_s" >>"$WORK/push.md"
@@ -114,6 +120,16 @@ marked_target() { # port -> prints a time between two marked rows, after a littl
 }
 
 echo "# work dir $WORK, scale $SCALE, load ${LOAD}s, $(nproc) cores" >&2
+cat > "$WORK/heavy.sql" <<'SQL'
+INSERT INTO filler SELECT repeat(md5(random()::text), 9) FROM generate_series(1, 1000);
+SQL
+chmod 644 "$WORK/heavy.sql"
+prepare_data() { # port
+    as_pg "$PGBIN/pgbench" -h "$WORK" -p "$1" -U postgres -i -s "$SCALE" -q postgres >/dev/null 2>&1
+    sql "$1" "CREATE TABLE archive_rows AS SELECT g AS id, md5(g::text) AS a, md5((-g)::text) AS b FROM generate_series(1, 1000000) g" >/dev/null
+    sql "$1" "CREATE TABLE filler (t text)" >/dev/null
+    sql "$1" "VACUUM FREEZE" >/dev/null
+}
 echo 'pitr-bench-password' > "$WORK/password"; chown postgres: "$WORK/password"; chmod 600 "$WORK/password"
 
 # --- holdfast
@@ -122,7 +138,7 @@ as_pg mkdir -p "$H"
 as_pg "$HOLDFAST" repo init --repo "$H/repo" --password-file "$WORK/password" >/dev/null
 hf_args="--repo $H/repo --password-file $WORK/password"
 start_cluster "$H" "$HP" "$HOLDFAST wal push %p $hf_args --spool $H/spool"
-as_pg "$PGBIN/pgbench" -h "$WORK" -p "$HP" -U postgres -i -s "$SCALE" -q postgres >/dev/null 2>&1
+prepare_data "$HP"
 hf_backup() { as_pg "$HOLDFAST" repo backup --physical --host "$WORK" --port "$HP" --user postgres $hf_args; }
 base_backup holdfast first "$H/repo" hf_backup
 push_throughput holdfast "$H" "$HP"
@@ -131,7 +147,7 @@ T=$(marked_target "$HP")
 t0=$(now)
 as_pg "$HOLDFAST" repo restore --physical --to-time "$T" --pgdata "$H/restored" --port $((HP + 1)) $hf_args >"$H/restore.log" 2>&1
 hf_restore=$(elapsed "$t0")
-hf_marks=$(as_pg "$PGBIN/psql" -h /var/run/postgresql -p $((HP + 1)) -U postgres -Atq -d postgres -c "SELECT string_agg(id::text, ',') FROM marks")
+hf_marks=$(sql $((HP + 1)) "SELECT string_agg(id::text, ',') FROM marks")
 as_pg "$PGBIN/pg_ctl" -D "$H/restored" -m immediate stop >/dev/null 2>&1 || true
 as_pg "$PGBIN/pg_ctl" -D "$H/data" -m fast stop >/dev/null
 
@@ -163,7 +179,7 @@ chown postgres: "$P/pgbackrest.conf"
 pbr="pgbackrest --config=$P/pgbackrest.conf --stanza=bench"
 start_cluster "$P" "$PP" "$pbr archive-push %p"
 as_pg $pbr stanza-create >/dev/null
-as_pg "$PGBIN/pgbench" -h "$WORK" -p "$PP" -U postgres -i -s "$SCALE" -q postgres >/dev/null 2>&1
+prepare_data "$PP"
 pbr_backup() { as_pg $pbr --type=full backup; }
 base_backup pgBackRest "first (full)" "$P/repo" pbr_backup
 push_throughput pgBackRest "$P" "$PP"
@@ -179,7 +195,7 @@ pbr_restore=$(elapsed "$t0")
 pbr_marks=$(sql $((PP + 1)) "SELECT string_agg(id::text, ',') FROM marks")
 
 echo
-echo "WAL push under pgbench -c 4 -j 2 -T $LOAD at full speed (scale $SCALE):"
+echo "WAL push under pgbench -c 4 -j 2 -T $LOAD -f heavy.sql at full speed (scale $SCALE):"
 echo
 echo '| tool | pgbench tps | segments written | segments archived | segments/s (load + drain) | max .ready backlog | max pg_wal | drain after load (s) |'
 echo '|---|---|---|---|---|---|---|---|'
