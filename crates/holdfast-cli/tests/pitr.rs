@@ -342,6 +342,30 @@ fn archive_base_backups_and_point_in_time_recovery() {
     assert_eq!(at_lsn.marks(&env), vec![1, 2], "{said}");
     drop(at_lsn);
 
+    // --no-start leaves it configured and stopped; the password is in no setting.
+    let stopped = env.dir.join("no-start");
+    let out = env.holdfast(&[
+        "repo",
+        "restore",
+        "--physical",
+        "--pgdata",
+        &stopped.to_string_lossy(),
+        "--to-name",
+        "after-2",
+        "--no-start",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let settings = std::fs::read_to_string(stopped.join("postgresql.auto.conf")).unwrap();
+    assert!(settings.contains("wal fetch %f %p"), "{settings}");
+    assert!(settings.contains("--password-file"), "{settings}");
+    assert!(
+        settings.contains("recovery_target_name = 'after-2'"),
+        "{settings}"
+    );
+    assert!(!settings.contains("pitr-test-password"), "{settings}");
+    assert!(stopped.join("recovery.signal").is_file());
+    assert!(!stopped.join("postmaster.pid").exists());
+
     // Refusals write nothing.
     let busy = owned_dir(&env.dir, "busy", env.user.as_ref());
     std::fs::write(busy.join("keep"), "mine").unwrap();
