@@ -118,6 +118,7 @@ pub mod schedule;
 pub mod schema;
 pub mod secret;
 pub mod status;
+pub mod wal;
 
 pub use error::{Error, IoContext, Remedy, Result};
 pub use secret::Password;

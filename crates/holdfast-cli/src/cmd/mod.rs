@@ -10,6 +10,7 @@ mod man;
 mod migrate;
 mod notify;
 mod partial;
+mod physical;
 mod profile;
 mod prune_archives;
 mod repo;
@@ -20,6 +21,7 @@ pub mod schema;
 mod serve;
 mod status;
 mod verify;
+mod wal;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -40,6 +42,8 @@ pub struct Cli {
     pub command: Command,
 }
 
+// Parsed once per run: the size of the largest verb's options costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Back up the environment (databases, roles, files) into one archive.
@@ -59,6 +63,8 @@ pub enum Command {
     Schema(schema::SchemaArgs),
     /// The deduplicating repository (restic's format): init, backup, snapshots, restore, export, forget, prune, check.
     Repo(repo::RepoArgs),
+    /// Continuous archiving: PostgreSQL's archive_command (push) and restore_command (fetch) over the repository.
+    Wal(wal::WalArgs),
     /// Apply a keep policy (--keep-daily 7 ...) to a directory of archives, by the backup time each records.
     PruneArchives(prune_archives::PruneArchivesArgs),
     /// Backup server: restic's REST protocol over a directory of repositories (append-only, htpasswd, TLS).
@@ -243,6 +249,7 @@ impl Command {
             Command::PruneArchives(_) => "prune-archives",
             Command::Serve(_) => "serve",
             Command::Status(_) => "status",
+            Command::Wal(_) => "wal",
             Command::Schedule(_) => "schedule",
             Command::Notify(_) => "notify",
             Command::Completions(_) => "completions",
@@ -289,6 +296,8 @@ pub fn run(cli: Cli) -> ExitCode {
     // A monitoring plugin: its own exit statuses and no log.
     let cli = match cli.command {
         Command::Status(a) => return status::run(a),
+        // PostgreSQL's archive and restore commands: their own statuses, one line, no log.
+        Command::Wal(a) => return wal::run(a),
         command => Cli { command },
     };
     let verb = cli.command.name();
@@ -399,7 +408,9 @@ fn run_command(command: Command, log: &Log) -> holdfast::Result<()> {
         Command::Repo(a) => repo::run(a, log),
         Command::PruneArchives(a) => prune_archives::run(a),
         Command::Serve(a) => serve::run(a),
-        Command::Status(_) => unreachable!("status returns before the log is opened"),
+        Command::Status(_) | Command::Wal(_) => {
+            unreachable!("status and wal return before the log is opened")
+        }
         Command::Schedule(a) => schedule::run(a),
         Command::Notify(a) => notify::run(a),
         Command::Completions(a) => completions::run(a),

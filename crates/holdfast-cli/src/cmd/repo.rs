@@ -10,8 +10,10 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Subcommand};
 use holdfast::archive::{Codec, WriterOptions};
 use holdfast::log::Log;
+use holdfast::ops::wal::retention as wal_retention;
 use holdfast::ops::{self, RepoBackupRequest};
 use holdfast::repo::jiff::Zoned;
+use holdfast::repo::physical::is_environment;
 use holdfast::repo::retention::Verdict;
 use holdfast::repo::{
     Chunking, LocationSource, PruneMode, RemoteOptions, Repo, RepoLocation, Retention, SnapshotInfo,
@@ -33,6 +35,15 @@ pub const REPOSITORY_ENVS: [&str; 3] =
 
 #[derive(Debug, Args)]
 pub struct RepoArgs {
+    #[command(flatten)]
+    pub options: RepoOptions,
+    #[command(subcommand)]
+    pub command: RepoCommand,
+}
+
+/// Where the repository is and how to open it: shared by `holdfast repo` and `holdfast wal`.
+#[derive(Debug, Clone, Args)]
+pub struct RepoOptions {
     /// The repository: a directory, rest:https://user@host:port/path/ or
     /// s3:https://host[:port]/bucket/path (else HOLDFAST_REPOSITORY, RESTIC_REPOSITORY).
     #[arg(long, global = true, value_name = "LOCATION")]
@@ -52,8 +63,6 @@ pub struct RepoArgs {
     /// (waiting 1, 2, 4, ... seconds).
     #[arg(long, global = true, value_name = "N", default_value_t = holdfast::repo::location::DEFAULT_RETRIES)]
     pub retries: u32,
-    #[command(subcommand)]
-    pub command: RepoCommand,
 }
 
 // Parsed once per run: the size of the largest verb's options costs nothing.
@@ -219,14 +228,16 @@ pub struct BackupArgs {
     /// socket, when it answers].
     #[command(flatten)]
     pub roles: super::admin::RolePasswordArgs,
+    #[command(flatten)]
+    pub physical: super::physical::PhysicalBackupArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct RestoreArgs {
     /// Snapshot id (or a unique prefix of it), or `latest` (with a profile
     /// given: the newest snapshot of that profile).
-    #[arg(value_name = "SNAPSHOT")]
-    pub snapshot: String,
+    #[arg(value_name = "SNAPSHOT", required_unless_present = "physical")]
+    pub snapshot: Option<String>,
     #[command(flatten)]
     pub env: EnvArgs,
     #[command(flatten)]
@@ -235,6 +246,8 @@ pub struct RestoreArgs {
     pub provision: ProvisionArgs,
     #[command(flatten)]
     pub partial: PartialArgs,
+    #[command(flatten)]
+    pub physical: super::physical::PhysicalRestoreArgs,
 }
 
 #[derive(Debug, Args)]
@@ -321,6 +334,10 @@ impl KeepArgs {
 pub struct ForgetArgs {
     #[command(flatten)]
     pub keep: KeepArgs,
+    /// Keep what point-in-time recovery to any time within this duration
+    /// needs (e.g. 7d): the base backup before its start and the WAL since.
+    #[arg(long, value_name = "DURATION")]
+    pub keep_pitr_within: Option<String>,
     /// Prune afterwards (two-phase).
     #[arg(long)]
     pub prune: bool,
@@ -395,8 +412,8 @@ impl RepoCommand {
 }
 
 pub fn run(a: RepoArgs, log: &Log) -> holdfast::Result<()> {
-    let location = location(&a)?;
-    let password_file = a.password_file.as_deref();
+    let location = location(&a.options)?;
+    let password_file = a.options.password_file.as_deref();
     match a.command {
         RepoCommand::Init(i) => {
             let password = password(password_file, true)?;
@@ -419,6 +436,12 @@ pub fn run(a: RepoArgs, log: &Log) -> holdfast::Result<()> {
                 print_snapshots(&list);
             }
             Ok(())
+        }
+        RepoCommand::Restore(r) if r.physical.physical => {
+            // The restored server's restore_command reads the password from a 0600 file.
+            let password = password(password_file, false)?;
+            let mut repo = Repo::open_with_progress(&location, &password, log.progress_sink())?;
+            super::physical::restore(&mut repo, &r.physical, password, log)
         }
         RepoCommand::Restore(r) => restore(&mut open_drawn(&location, password_file, log)?, r, log),
         RepoCommand::Export(e) => export(&mut open(&location, password_file)?, e),
@@ -453,7 +476,7 @@ pub fn run(a: RepoArgs, log: &Log) -> holdfast::Result<()> {
         }
         RepoCommand::Copy(c) => copy(
             &mut open(&location, password_file)?,
-            &a.rest_password_file,
+            &a.options.rest_password_file,
             c,
         ),
         RepoCommand::Key(k) => key(&location, password_file, k),
@@ -466,7 +489,7 @@ pub fn run(a: RepoArgs, log: &Log) -> holdfast::Result<()> {
 
 /// The repository location: --repo, else the first of [`REPOSITORY_ENVS`]
 /// that is set, with credentials from the environment and the options.
-fn location(a: &RepoArgs) -> holdfast::Result<RepoLocation> {
+pub(super) fn location(a: &RepoOptions) -> holdfast::Result<RepoLocation> {
     let (text, source) = match &a.repo {
         Some(text) => (text.clone(), LocationSource::CommandLine),
         None => REPOSITORY_ENVS
@@ -554,6 +577,9 @@ fn non_empty(p: Password, origin: &str) -> holdfast::Result<Password> {
 }
 
 fn backup(repo: &mut Repo, a: BackupArgs, log: &Log) -> holdfast::Result<()> {
+    if a.physical.physical {
+        return super::physical::backup(repo, &a.physical, &a.env, log);
+    }
     let env = a.env.environment()?;
     let scopes = ops::expand_scopes(&env, &a.scopes)?;
     let mut req = RepoBackupRequest::new(
@@ -581,14 +607,24 @@ fn backup(repo: &mut Repo, a: BackupArgs, log: &Log) -> holdfast::Result<()> {
 
 /// `latest` with a profile given (--profile or HOLDFAST_PROFILE) is the
 /// newest snapshot of that profile: one repository holds several
-/// applications' nights. Any other name is taken as it is.
+/// applications' nights. Any other name is taken as it is. WAL and base
+/// backup snapshots are never `latest` here: they are no environment's night.
 fn newest_of_profile(repo: &Repo, snapshot: &str, env: &EnvArgs) -> holdfast::Result<String> {
-    let Some(given) = env.given_profile().filter(|_| snapshot == "latest") else {
+    if snapshot != "latest" {
         return Ok(snapshot.to_string());
+    }
+    let Some(given) = env.given_profile() else {
+        return Ok(repo
+            .snapshots()?
+            .into_iter()
+            .filter(is_environment)
+            .max_by(|a, b| a.time.cmp(&b.time))
+            .map_or_else(|| snapshot.to_string(), |s| s.id));
     };
     let name = holdfast::profile::Profile::load(&given)?.name;
     repo.snapshots()?
         .into_iter()
+        .filter(is_environment)
         .filter(|s| s.tag("profile") == Some(name.as_str()))
         .max_by(|a, b| a.time.cmp(&b.time))
         .map(|s| s.id)
@@ -601,7 +637,7 @@ fn newest_of_profile(repo: &Repo, snapshot: &str, env: &EnvArgs) -> holdfast::Re
 
 fn restore(repo: &mut Repo, a: RestoreArgs, log: &Log) -> holdfast::Result<()> {
     let tmpdir = a.env.tmpdir()?;
-    let snapshot = newest_of_profile(repo, &a.snapshot, &a.env)?;
+    let snapshot = newest_of_profile(repo, a.snapshot.as_deref().unwrap_or("latest"), &a.env)?;
     log.output(&format!("Reading snapshot '{snapshot}'"));
     let archive = ops::repo::materialise(repo, &snapshot, &tmpdir)?;
     let what = format!("snapshot {}", archive.snapshot.short_id());
@@ -663,7 +699,40 @@ fn export(repo: &mut Repo, a: ExportArgs) -> holdfast::Result<()> {
 
 fn forget(repo: &Repo, a: ForgetArgs) -> holdfast::Result<()> {
     let policy = a.keep.retention();
-    let report = repo.forget(&policy, &Zoned::now(), a.keep.dry_run)?;
+    let now = Zoned::now();
+    // Decided first, removed after: the continuous archive's needs
+    // (--keep-pitr-within, the WAL of the kept base backups) amend the policy's verdicts.
+    let mut report = repo.forget(&policy, &now, true)?;
+    let within = a
+        .keep_pitr_within
+        .as_deref()
+        .map(holdfast::repo::retention::parse_restic_duration)
+        .transpose()?;
+    wal_retention::keep_window_base(&mut report.verdicts, within.as_ref(), &now)?;
+    let all = repo.snapshots()?;
+    let wal_going = wal_retention::removable_wal(&all, &report.verdicts);
+    if !a.keep.dry_run {
+        let ids: Vec<String> = report
+            .verdicts
+            .iter()
+            .filter(|v| !v.keep)
+            .map(|v| v.item.id.clone())
+            .chain(wal_going.iter().map(|w| w.snapshot.id.clone()))
+            .collect();
+        repo.remove_snapshots(&ids)?;
+    }
+    if !wal_going.is_empty() && !a.keep.json {
+        let would = if a.keep.dry_run {
+            "would remove"
+        } else {
+            "removed"
+        };
+        let files: usize = wal_going.iter().map(|w| w.files).sum();
+        println!(
+            "WAL: {would} {} ({files} files) that no kept base backup needs",
+            holdfast::log::count(wal_going.len(), "snapshot", "snapshots")
+        );
+    }
     if a.keep.json {
         let mut doc = serde_json::Map::new();
         doc.insert("dry_run".into(), a.keep.dry_run.into());

@@ -140,7 +140,13 @@ fn gather(a: &StatusArgs) -> holdfast::Result<Facts> {
             LocationSource::CommandLine,
         )?;
         let repo = super::repo::open(&location, a.password_file.as_deref())?;
-        let newest = status::newest_snapshot(&repo.snapshots()?);
+        // WAL arrives every minute: it says nothing about the nightly backups.
+        let backups: Vec<_> = repo
+            .snapshots()?
+            .into_iter()
+            .filter(|s| !holdfast::repo::wal::is_wal(s))
+            .collect();
+        let newest = status::newest_snapshot(&backups);
         let target = super::report::repo_target(Some(text)).unwrap_or_else(|| text.clone());
         return Ok(Facts::gather(Kind::Repository, &target, newest, &state_dir));
     }

@@ -12,7 +12,7 @@ mod dump;
 mod notify;
 mod pack;
 mod plan;
-mod stage;
+pub(crate) mod stage;
 
 use std::path::PathBuf;
 

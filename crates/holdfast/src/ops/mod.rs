@@ -8,12 +8,14 @@ pub mod journal;
 pub mod lock;
 pub mod migrate;
 pub mod partial;
+pub mod physical;
 pub mod provisioning;
 pub mod repo;
 pub mod request;
 pub mod restore;
 mod unpack;
 pub mod verify;
+pub mod wal;
 
 pub mod workdir;
 

@@ -32,6 +32,8 @@ enum DatabaseArg {
     Positional,
     /// `pg_restore … -d db`.
     Flag,
+    /// `pg_basebackup`: a replication connection names no database.
+    Omitted,
 }
 
 /// A client program invocation, built up before it runs.
@@ -47,10 +49,10 @@ impl ClientCommand {
     /// `program` (`pg_dump`, `pg_restore`, `psql`) of `tools`, connecting with `conn`.
     pub fn connected(tools: &PgTools, program: &str, conn: &ConnParams) -> Result<ClientCommand> {
         check_conn(conn)?;
-        let style = if program == "pg_restore" {
-            DatabaseArg::Flag
-        } else {
-            DatabaseArg::Positional
+        let style = match program {
+            "pg_restore" => DatabaseArg::Flag,
+            "pg_basebackup" => DatabaseArg::Omitted,
+            _ => DatabaseArg::Positional,
         };
         Ok(ClientCommand {
             name: program.to_string(),
@@ -109,10 +111,11 @@ impl ClientCommand {
                 ]
                 .map(OsString::from),
             );
-            if *style == DatabaseArg::Flag {
-                argv.push("-d".into());
+            match style {
+                DatabaseArg::Flag => argv.extend(["-d".into(), conn.database.clone().into()]),
+                DatabaseArg::Positional => argv.push(conn.database.clone().into()),
+                DatabaseArg::Omitted => {}
             }
-            argv.push(conn.database.clone().into());
         }
         argv.extend(self.args.iter().cloned());
         argv

@@ -1,6 +1,7 @@
 //! PostgreSQL: connections, client tools chosen by server version, dump, restore,
 //! roles, and inspection of what a database holds.
 //!
+//! - [`basebackup`]: a whole cluster's base backup (pg_basebackup) and what it is;
 //! - [`conn`]: connection parameters and in-process connections;
 //! - [`tools`]: which installed `pg_dump`/`pg_restore`/`psql` to run;
 //! - [`pgpass`]: the 0600 password file the client programs read;
@@ -13,6 +14,7 @@
 //! - [`provision`]: roles, databases, extensions and clusters created as superuser;
 //! - [`sql`]: identifier and literal quoting.
 
+pub mod basebackup;
 pub mod command;
 pub mod conn;
 pub mod custom_format;

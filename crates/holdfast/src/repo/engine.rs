@@ -32,6 +32,9 @@ use super::{HOLDFAST_TAG, SNAPSHOT_ROOT};
 use crate::secret::Redactor;
 use crate::{Error, IoContext, Password, Result};
 
+// Snapshots of other roots than a profile's (WAL, base backups), in a file of their own.
+mod tagged;
+
 /// zstd level of new repositories: restic's `auto` and rustic's default.
 const COMPRESSION_LEVEL: i32 = 3;
 
@@ -572,10 +575,12 @@ impl Repo {
     /// does not keep. Removing snapshots frees no space: prune does that.
     pub fn forget(&self, policy: &Retention, now: &Zoned, dry_run: bool) -> Result<ForgetReport> {
         let keep = policy.keep_options()?;
-        let all = self
+        let mut all = self
             .open_repo()?
             .get_all_snapshots()
             .map_err(|e| engine_error("list snapshots", &e))?;
+        // WAL snapshots go by what the kept base backups need, not by a keep policy.
+        all.retain(|s| !s.tags.iter().any(|t| t == super::wal::WAL_TAG));
         let groups = Grouped::from_items(all, SnapshotGroupCriterion::default());
         let decided = ForgetGroups::from_grouped_snapshots_with_retention(groups, &keep, now)
             .map_err(|e| Error::usage(e.display_log()))?;

@@ -27,11 +27,13 @@ pub mod atomic;
 pub mod engine;
 pub mod location;
 pub mod locks;
+pub mod physical;
 pub mod progress;
 pub mod retention;
 #[cfg(feature = "s3")]
 mod s3;
 pub mod source;
+pub mod wal;
 
 pub use engine::{
     Change, CheckReport, Chunking, FileChange, ForgetReport, KeyInfo, PackAccount, PruneMode,

@@ -82,7 +82,7 @@ fn joined<T>(h: std::thread::ScopedJoinHandle<'_, Result<T>>) -> Result<T> {
         .unwrap_or_else(|_| Err(Error::failed("a backup thread panicked")))
 }
 
-fn pack_files_member(
+pub(crate) fn pack_files_member(
     env: &Environment,
     codec: Codec,
     level: Option<i32>,

@@ -1,0 +1,589 @@
+//! Continuous archiving and point-in-time recovery (issue 19), end to end on
+//! a real cluster: `archive_command` is `holdfast wal push` with the
+//! repository and a password file given as a user would; base backups with
+//! `holdfast repo backup --physical`; restores to a time, a named restore
+//! point and an LSN, each checked row by row against marked transactions; the
+//! refusals change nothing; restic reads every pack afterwards.
+//!
+//! Every holdfast and PostgreSQL program runs as the server's user (the
+//! repository is that user's), as archive_command itself does.
+
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use pgsandbox::{Cluster, ServerUser};
+
+const HOLDFAST: &str = env!("CARGO_BIN_EXE_holdfast");
+
+fn server_user() -> Option<ServerUser> {
+    use std::os::unix::fs::MetadataExt;
+    if std::fs::metadata("/proc/self")
+        .map(|m| m.uid())
+        .unwrap_or(1)
+        == 0
+    {
+        Some(pgsandbox::lookup_user("postgres").expect("a postgres user"))
+    } else {
+        None
+    }
+}
+
+/// A directory the server's user owns.
+fn owned_dir(parent: &Path, name: &str, user: Option<&ServerUser>) -> PathBuf {
+    let dir = parent.join(name);
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    if let Some(u) = user {
+        std::os::unix::fs::chown(&dir, Some(u.uid), Some(u.gid)).unwrap();
+    }
+    dir
+}
+
+struct Env {
+    cluster: Cluster,
+    _tmp: tempfile::TempDir,
+    dir: PathBuf,
+    user: Option<ServerUser>,
+}
+
+impl Env {
+    fn repo(&self) -> PathBuf {
+        self.dir.join("repo")
+    }
+    fn password_file(&self) -> PathBuf {
+        self.dir.join("repo-password")
+    }
+
+    /// A program run as the server's user, with nothing of our environment.
+    fn as_server(&self, program: &str) -> Command {
+        let mut cmd = Command::new(program);
+        cmd.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("LANG", "C")
+            .current_dir(&self.dir)
+            .stdin(Stdio::null());
+        if let Some(u) = &self.user {
+            cmd.uid(u.uid).gid(u.gid).env("HOME", "/");
+        }
+        cmd
+    }
+
+    /// `holdfast ARGS --repo R --password-file F`, as the server's user.
+    fn holdfast(&self, args: &[&str]) -> Output {
+        self.as_server(HOLDFAST)
+            .args(args)
+            .arg("--repo")
+            .arg(self.repo())
+            .arg("--password-file")
+            .arg(self.password_file())
+            .output()
+            .unwrap()
+    }
+
+    fn sql(&self, sql: &str) -> String {
+        self.cluster
+            .query_text("postgres", sql)
+            .unwrap()
+            .unwrap_or_default()
+    }
+
+    fn pgbench(&self, args: &[&str]) {
+        let out = self
+            .as_server(&self.cluster.bindir().join("pgbench").to_string_lossy())
+            .args(["-h", &self.cluster.socket_dir().to_string_lossy()])
+            .args(["-p", &self.cluster.port().to_string(), "-U", "postgres"])
+            .args(args)
+            .arg("postgres")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "pgbench: {}", text(&out));
+    }
+
+    fn base_backup(&self) -> String {
+        let out = self.holdfast(&[
+            "repo",
+            "backup",
+            "--physical",
+            "--host",
+            &self.cluster.socket_dir().to_string_lossy(),
+            "--port",
+            &self.cluster.port().to_string(),
+            "--user",
+            "postgres",
+        ]);
+        assert!(out.status.success(), "base backup: {}", text(&out));
+        text(&out)
+    }
+
+    /// Switch to a new segment and wait until the archiver has pushed it.
+    fn switch_and_wait_archived(&self) {
+        let segment = self.sql("SELECT pg_walfile_name(pg_switch_wal())");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let last = self.sql("SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver");
+            if last.as_str() >= segment.as_str() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{segment} was not archived within 60 s (last {last}): {}",
+                self.cluster.server_log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn start() -> Env {
+    let user = server_user();
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let dir = owned_dir(tmp.path(), "work", user.as_ref());
+    let password_file = dir.join("repo-password");
+    std::fs::write(&password_file, "pitr-test-password\n").unwrap();
+    std::fs::set_permissions(&password_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    if let Some(u) = &user {
+        std::os::unix::fs::chown(&password_file, Some(u.uid), Some(u.gid)).unwrap();
+    }
+    let q = |p: &Path| format!("'{}'", p.display());
+    let archive_command = format!(
+        "{} wal push %p --repo {} --password-file {} --spool {}",
+        q(Path::new(HOLDFAST)),
+        q(&dir.join("repo")),
+        q(&password_file),
+        q(&dir.join("spool"))
+    );
+    let cluster = Cluster::builder()
+        .durable()
+        .setting("fsync", "off")
+        .setting("wal_level", "replica")
+        .setting("archive_mode", "on")
+        .setting("archive_command", &archive_command)
+        .setting("max_wal_senders", "4")
+        .start()
+        .expect("start cluster");
+    // pg_basebackup's replication connection, as an administrator allows it.
+    let hba = cluster.data_dir().join("pg_hba.conf");
+    let mut rules = std::fs::read_to_string(&hba).unwrap();
+    rules.push_str("\nlocal replication all trust\n");
+    std::fs::write(&hba, rules).unwrap();
+    cluster
+        .execute("postgres", "SELECT pg_reload_conf()")
+        .unwrap();
+    let env = Env {
+        cluster,
+        _tmp: tmp,
+        dir,
+        user,
+    };
+    let out = env.holdfast(&["repo", "init"]);
+    assert!(out.status.success(), "repo init: {}", text(&out));
+    env
+}
+
+/// A restored server, stopped when dropped.
+struct Restored {
+    pgdata: PathBuf,
+    port: u16,
+    bindir: PathBuf,
+    user: Option<ServerUser>,
+}
+
+impl Restored {
+    /// The marked rows the restored server has.
+    fn marks(&self, env: &Env) -> Vec<i32> {
+        let out = env
+            .as_server(&self.bindir.join("psql").to_string_lossy())
+            .args(["-h", "/var/run/postgresql", "-p", &self.port.to_string()])
+            .args(["-U", "postgres", "-At", "-d", "postgres"])
+            .args(["-c", "SELECT id FROM marks ORDER BY id"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "psql: {}", text(&out));
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| l.trim().parse().unwrap())
+            .collect()
+    }
+}
+
+impl Drop for Restored {
+    fn drop(&mut self) {
+        let mut cmd = Command::new(self.bindir.join("pg_ctl"));
+        cmd.arg("-D")
+            .arg(&self.pgdata)
+            .args(["-m", "immediate", "stop"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if let Some(u) = &self.user {
+            cmd.uid(u.uid).gid(u.gid);
+        }
+        let _ = cmd.status();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn restore(env: &Env, name: &str, target: &[&str]) -> (Restored, String) {
+    let pgdata = env.dir.join(name);
+    let port = free_port();
+    let mut args = vec!["repo", "restore", "--physical", "--pgdata"];
+    let pgdata_text = pgdata.to_string_lossy().into_owned();
+    let port_text = port.to_string();
+    args.push(&pgdata_text);
+    args.extend(["--port", &port_text]);
+    args.extend(target);
+    let out = env.holdfast(&args);
+    let restored = Restored {
+        pgdata,
+        port,
+        bindir: env.cluster.bindir().to_path_buf(),
+        user: env.user.clone(),
+    };
+    assert!(out.status.success(), "restore {target:?}: {}", text(&out));
+    (restored, text(&out))
+}
+
+#[test]
+fn archive_base_backups_and_point_in_time_recovery() {
+    let env = start();
+    env.pgbench(&["-i", "-s", "1", "-q"]);
+    env.cluster
+        .execute(
+            "postgres",
+            "CREATE TABLE marks (id int PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp())",
+        )
+        .unwrap();
+
+    // Data that does not change between base backups (frozen, so that no
+    // hint bit is set later), as most of a real cluster's.
+    env.cluster
+        .execute(
+            "postgres",
+            "CREATE TABLE archive_rows AS SELECT g AS id, md5(g::text) AS a, md5((-g)::text) AS b \
+             FROM generate_series(1, 300000) g",
+        )
+        .unwrap();
+    env.cluster.execute("postgres", "VACUUM FREEZE").unwrap();
+
+    // Two base backups around some work: the second stores far less.
+    env.base_backup();
+    env.pgbench(&["-t", "200", "-c", "1"]);
+    let second = env.base_backup();
+    let snapshots: serde_json::Value =
+        serde_json::from_slice(&env.holdfast(&["repo", "snapshots", "--json"]).stdout).unwrap();
+    let physical: Vec<&serde_json::Value> = snapshots["snapshots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s.to_string().contains("\"physical\""))
+        .collect();
+    assert_eq!(physical.len(), 2, "{second}");
+    let figure = |s: &serde_json::Value, k: &str| s[k].as_u64().unwrap();
+    eprintln!(
+        "base backups: first read {} added {}, second read {} added {}",
+        figure(physical[0], "source_bytes"),
+        figure(physical[0], "added_bytes"),
+        figure(physical[1], "source_bytes"),
+        figure(physical[1], "added_bytes"),
+    );
+    assert!(
+        figure(physical[1], "added_bytes") * 3 < figure(physical[1], "source_bytes"),
+        "the second base backup should dedup most of its data: {second}"
+    );
+
+    // Marked transactions with known times, a restore point and an LSN between them.
+    env.cluster
+        .execute("postgres", "INSERT INTO marks (id) VALUES (1)")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let between_1_and_2 = env.sql("SELECT clock_timestamp()::text");
+    std::thread::sleep(Duration::from_millis(300));
+    env.cluster
+        .execute("postgres", "INSERT INTO marks (id) VALUES (2)")
+        .unwrap();
+    env.sql("SELECT pg_create_restore_point('after-2')::text");
+    let lsn_after_2 = env.sql("SELECT pg_current_wal_insert_lsn()::text");
+    std::thread::sleep(Duration::from_millis(300));
+    env.cluster
+        .execute("postgres", "INSERT INTO marks (id) VALUES (3)")
+        .unwrap();
+    env.pgbench(&["-T", "2", "-c", "2"]);
+    env.switch_and_wait_archived();
+
+    let (at_time, said) = restore(&env, "to-time", &["--to-time", &between_1_and_2]);
+    eprintln!("{said}");
+    assert!(said.contains("Recovered to"), "{said}");
+    assert_eq!(at_time.marks(&env), vec![1], "{said}");
+    drop(at_time);
+
+    let (at_name, said) = restore(&env, "to-name", &["--to-name", "after-2"]);
+    assert_eq!(at_name.marks(&env), vec![1, 2], "{said}");
+    drop(at_name);
+
+    let (at_lsn, said) = restore(&env, "to-lsn", &["--to-lsn", &lsn_after_2]);
+    assert_eq!(at_lsn.marks(&env), vec![1, 2], "{said}");
+    drop(at_lsn);
+
+    // --no-start leaves it configured and stopped; the password is in no setting.
+    let stopped = env.dir.join("no-start");
+    let out = env.holdfast(&[
+        "repo",
+        "restore",
+        "--physical",
+        "--pgdata",
+        &stopped.to_string_lossy(),
+        "--to-name",
+        "after-2",
+        "--no-start",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let settings = std::fs::read_to_string(stopped.join("postgresql.auto.conf")).unwrap();
+    assert!(settings.contains("wal fetch %f %p"), "{settings}");
+    assert!(settings.contains("--password-file"), "{settings}");
+    assert!(
+        settings.contains("recovery_target_name = 'after-2'"),
+        "{settings}"
+    );
+    assert!(!settings.contains("pitr-test-password"), "{settings}");
+    assert!(stopped.join("recovery.signal").is_file());
+    assert!(!stopped.join("postmaster.pid").exists());
+
+    // Refusals write nothing.
+    let busy = owned_dir(&env.dir, "busy", env.user.as_ref());
+    std::fs::write(busy.join("keep"), "mine").unwrap();
+    let out = env.holdfast(&[
+        "repo",
+        "restore",
+        "--physical",
+        "--pgdata",
+        &busy.to_string_lossy(),
+        "--no-start",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("not empty"), "{}", text(&out));
+    assert_eq!(std::fs::read_dir(&busy).unwrap().count(), 1);
+    let early = env.dir.join("too-early");
+    let out = env.holdfast(&[
+        "repo",
+        "restore",
+        "--physical",
+        "--pgdata",
+        &early.to_string_lossy(),
+        "--to-time",
+        "2001-01-01 00:00:00+00",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("recoverable window is"),
+        "{}",
+        text(&out)
+    );
+    assert!(!early.exists());
+    let late = env.dir.join("too-late");
+    let out = env.holdfast(&[
+        "repo",
+        "restore",
+        "--physical",
+        "--pgdata",
+        &late.to_string_lossy(),
+        "--to-time",
+        "2999-01-01 00:00:00+00",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("after the newest archived WAL"),
+        "{}",
+        text(&out)
+    );
+    assert!(!late.exists());
+
+    // Push: the same content again succeeds, other content fails loudly.
+    let segment = env.sql("SELECT pg_walfile_name(pg_current_wal_lsn() - 16777216)");
+    let fake = owned_dir(&env.dir, "fake", env.user.as_ref());
+    let wal_dir = owned_dir(&fake, "pg_wal", env.user.as_ref());
+    let copy = wal_dir.join(&segment);
+    let read_ahead = fake.join("read-ahead").to_string_lossy().into_owned();
+    let out = env.holdfast(&[
+        "wal",
+        "fetch",
+        &segment,
+        &copy.to_string_lossy(),
+        "--spool",
+        &read_ahead,
+    ]);
+    assert!(out.status.success(), "fetch {segment}: {}", text(&out));
+    let fresh_spool = fake.join("spool");
+    let fresh = fresh_spool.to_string_lossy().into_owned();
+    let out = env.holdfast(&["wal", "push", &copy.to_string_lossy(), "--spool", &fresh]);
+    assert!(out.status.success(), "re-push: {}", text(&out));
+    let out = env.holdfast(&["wal", "push", &copy.to_string_lossy(), "--spool", &fresh]);
+    assert!(
+        out.status.success(),
+        "re-push from the record: {}",
+        text(&out)
+    );
+    let mut bytes = std::fs::read(&copy).unwrap();
+    bytes[100] ^= 0xff;
+    std::fs::write(&copy, &bytes).unwrap();
+    for spool in [
+        fresh.clone(),
+        fake.join("other-spool").to_string_lossy().into_owned(),
+    ] {
+        let out = env.holdfast(&["wal", "push", &copy.to_string_lossy(), "--spool", &spool]);
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+        let said = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(said.lines().count(), 1, "{said}");
+        assert!(
+            said.contains("already archived with different content"),
+            "{said}"
+        );
+    }
+
+    // A segment the archive does not hold: exit 1, one line, nothing written.
+    let missing = fake.join("missing");
+    let out = env.holdfast(&[
+        "wal",
+        "fetch",
+        "0000000100000000000000FE",
+        &missing.to_string_lossy(),
+        "--spool",
+        &read_ahead,
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stderr).lines().count(), 1);
+    assert!(!missing.exists());
+
+    // The archive is continuous from both base backups ...
+    let out = env.holdfast(&["wal", "check"]);
+    assert!(out.status.success(), "wal check: {}", text(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout)
+            .matches("continuous from")
+            .count(),
+        2,
+        "{}",
+        text(&out)
+    );
+    // Retention: --keep-pitr-within keeps the base backup the window needs ...
+    let out = env.holdfast(&[
+        "repo",
+        "forget",
+        "--keep-last",
+        "1",
+        "--keep-pitr-within",
+        "1h",
+        "--dry-run",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("(pitr-within)"), "{}", text(&out));
+    assert!(
+        text(&out).contains("2 kept, 0 would remove"),
+        "{}",
+        text(&out)
+    );
+    // ... and without it the older base backup and the WAL only it needed go.
+    let wal_before = snapshots_json(&env).len();
+    let out = env.holdfast(&["repo", "forget", "--keep-last", "1", "--prune"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("WAL: removed"), "{}", text(&out));
+    assert!(snapshots_json(&env).len() < wal_before - 1);
+    let out = env.holdfast(&["wal", "check"]);
+    assert!(
+        out.status.success(),
+        "wal check after forget: {}",
+        text(&out)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout)
+            .matches("continuous from")
+            .count(),
+        1,
+        "{}",
+        text(&out)
+    );
+
+    // restic reads and checks every pack.
+    let out = env
+        .as_server("restic")
+        .arg("--repo")
+        .arg(env.repo())
+        .arg("--password-file")
+        .arg(env.password_file())
+        .args(["--no-cache", "check", "--read-data"])
+        .output()
+        .expect("run restic (scripts/ensure-restic installs it)");
+    assert!(out.status.success(), "restic check: {}", text(&out));
+
+    // ... until a WAL snapshot after the second goes: its segments are named.
+    let second_start = physical[1]["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|t| t.as_str()?.strip_prefix("start-wal:"))
+        .unwrap()
+        .to_string();
+    // A newer segment in a snapshot of its own, so that the gap is inside the archive.
+    env.cluster
+        .execute("postgres", "INSERT INTO marks (id) VALUES (4)")
+        .unwrap();
+    env.switch_and_wait_archived();
+    let newest = env.sql("SELECT last_archived_wal FROM pg_stat_archiver");
+    let later_wal = snapshots_json(&env)
+        .into_iter()
+        .filter(|s| !s["tags"].to_string().contains(&newest))
+        .find_map(|s| {
+            let tags: Vec<String> = s["tags"]
+                .as_array()?
+                .iter()
+                .filter_map(|t| Some(t.as_str()?.to_string()))
+                .collect();
+            let segment = tags.iter().find_map(|t| {
+                let name = t.strip_prefix("wal:")?.split('@').next()?;
+                (name.len() == 24 && name > second_start.as_str()).then(|| name.to_string())
+            })?;
+            Some((s["id"].as_str()?.to_string(), segment))
+        });
+    let (id, segment) = later_wal.expect("a WAL snapshot after the second base backup");
+    let out = env
+        .as_server("restic")
+        .arg("--repo")
+        .arg(env.repo())
+        .arg("--password-file")
+        .arg(env.password_file())
+        .args(["--no-cache", "forget", &id])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "restic forget: {}", text(&out));
+    let out = env.holdfast(&["wal", "check"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&segment),
+        "{}",
+        text(&out)
+    );
+}
+
+fn snapshots_json(env: &Env) -> Vec<serde_json::Value> {
+    let out = env.holdfast(&["repo", "snapshots", "--json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    doc["snapshots"].as_array().unwrap().clone()
+}

@@ -1,0 +1,270 @@
+//! `holdfast repo restore --physical`: every check before the first write
+//! (empty data directory, a target inside the window, the WAL the backup
+//! needs, server binaries of the backup's major, free space), then the files,
+//! the recovery settings and the ownership, then the data directory appears
+//! at once (a rename of the restored tree).
+
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use super::target::{self, Target};
+use crate::log::Log;
+use crate::pg::basebackup::BaseBackupInfo;
+use crate::repo::physical::{self, BaseBackup, INFO_MEMBER, PGDATA_MEMBER};
+use crate::repo::{wal as stored_wal, Repo};
+use crate::{Error, IoContext, Password, Result};
+
+/// What to restore, where, and how the restored server reaches the archive.
+#[derive(Debug, Clone)]
+pub struct PhysicalRestoreRequest {
+    pub target: Target,
+    pub pgdata: PathBuf,
+    /// The port the server starts on (the data directory's own otherwise).
+    pub port: Option<u16>,
+    /// Stop at the target and stay paused instead of promoting.
+    pub pause: bool,
+    /// This program, for restore_command.
+    pub holdfast: PathBuf,
+    /// The repository as restore_command names it (no secret in it).
+    pub location: String,
+    /// Written 0600 for the server's user: restore_command reads it from there.
+    pub password: Password,
+}
+
+/// A restored data directory, configured for recovery and not yet started.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub backup: BaseBackup,
+    pub info: BaseBackupInfo,
+    pub pgdata: PathBuf,
+    /// The spool beside the data directory: read-ahead, password file, server log.
+    pub spool: PathBuf,
+    pub bindir: PathBuf,
+    pub owner: (u32, u32),
+}
+
+/// Check everything, then restore the base backup for `req.target` into
+/// `req.pgdata` with the recovery settings written.
+pub fn prepare(repo: &mut Repo, req: &PhysicalRestoreRequest, log: &Log) -> Result<Prepared> {
+    refuse_non_empty(&req.pgdata)?;
+    let snapshots = repo.snapshots()?;
+    let backups = physical::list(&snapshots);
+    let wal = stored_wal::stored(&snapshots);
+    let backup = target::choose(&backups, &wal, &req.target)?.clone();
+    let missing = target::missing_for_consistency(&backup, &wal);
+    if !missing.is_empty() {
+        return Err(Error::usage(format!(
+            "base backup {} cannot be recovered: the archive lacks {} (run 'holdfast wal check'); nothing was written",
+            backup.snapshot.short_id(),
+            missing.join(", ")
+        )));
+    }
+    let install = pgsandbox::installation(Some(backup.pg_major)).map_err(|_| {
+        Error::usage(format!(
+            "base backup {} is of PostgreSQL {}, and no PostgreSQL {} server is installed \
+             (the server must be of the backup's major version); nothing was written",
+            backup.snapshot.short_id(),
+            backup.pg_major,
+            backup.pg_major
+        ))
+    })?;
+    let parent = parent_of(&req.pgdata)?;
+    let needed = backup.snapshot.source_bytes + (64 << 20);
+    crate::ops::workdir::require_free_space(&parent, needed, |free| {
+        format!(
+            "not enough free space for {}: the base backup needs about {} MiB and {} MiB are free; nothing was written",
+            req.pgdata.display(),
+            needed >> 20,
+            free >> 20
+        )
+    })?;
+    let owner = server_owner(&req.pgdata, &parent)?;
+    log.output(&format!(
+        "Restoring base backup {} (ended {}, WAL from {}) into {}",
+        backup.snapshot.short_id(),
+        backup.end.timestamp().strftime("%Y-%m-%d %H:%M:%S+00"),
+        backup.start_segment,
+        req.pgdata.display()
+    ));
+    // Everything is restored beside the target and renamed into place at the end.
+    let work = tempfile::Builder::new()
+        .prefix(".holdfast-restore.")
+        .tempdir_in(&parent)
+        .context(|| format!("create a directory in {}", parent.display()))?;
+    repo.restore_files(&backup.snapshot.id, work.path())?;
+    let info: BaseBackupInfo = serde_json::from_slice(
+        &std::fs::read(work.path().join(INFO_MEMBER))
+            .context(|| format!("read {INFO_MEMBER} of the base backup"))?,
+    )
+    .map_err(|e| Error::invalid(format!("{INFO_MEMBER}: {e}")))?;
+    let data = work.path().join(PGDATA_MEMBER);
+    for dir in &info.directories {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(data.join(dir))
+            .context(|| format!("create {dir}"))?;
+    }
+    for stale in ["postmaster.pid", "postmaster.opts", "standby.signal"] {
+        let _ = std::fs::remove_file(data.join(stale));
+    }
+    let spool = spool_of(&req.pgdata);
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&spool)
+        .context(|| format!("create {}", spool.display()))?;
+    let password_file = spool.join("repository-password");
+    crate::durable::replace(
+        &password_file,
+        format!("{}\n", req.password.expose()).as_bytes(),
+        0o600,
+        Some(owner),
+    )?;
+    write_recovery_settings(&data, req, &spool, &password_file)?;
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o700))
+        .context(|| format!("chmod {}", data.display()))?;
+    chown_tree(&data, owner)?;
+    chown_tree(&spool, owner)?;
+    if req.pgdata.exists() {
+        // Empty (checked above): rename(2) replaces an empty directory.
+        std::fs::remove_dir(&req.pgdata).context(|| format!("replace {}", req.pgdata.display()))?;
+    }
+    std::fs::rename(&data, &req.pgdata)
+        .context(|| format!("move the restored files to {}", req.pgdata.display()))?;
+    std::fs::File::open(&parent)
+        .and_then(|d| d.sync_all())
+        .context(|| format!("sync {}", parent.display()))?;
+    Ok(Prepared {
+        backup,
+        info,
+        pgdata: req.pgdata.clone(),
+        spool,
+        bindir: install.bindir,
+        owner,
+    })
+}
+
+/// The spool of a restored data directory (fetch's read-ahead and the
+/// password file): `<pgdata>.holdfast-wal`, as `holdfast wal` defaults to.
+pub fn spool_of(pgdata: &Path) -> PathBuf {
+    let name = pgdata
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    pgdata.with_file_name(format!("{name}.holdfast-wal"))
+}
+
+fn refuse_non_empty(pgdata: &Path) -> Result<()> {
+    match std::fs::read_dir(pgdata) {
+        Ok(mut list) => {
+            if list.next().is_some() {
+                return Err(Error::usage(format!(
+                    "{} is not empty; restore into a new or empty directory; nothing was written",
+                    pgdata.display()
+                )));
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io_path("read", pgdata, e)),
+    }
+}
+
+fn parent_of(pgdata: &Path) -> Result<PathBuf> {
+    let parent = pgdata
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if !parent.is_dir() {
+        return Err(Error::usage(format!(
+            "{} does not exist; create the parent of --pgdata first",
+            parent.display()
+        )));
+    }
+    Ok(parent.to_path_buf())
+}
+
+/// Who runs the restored server: the owner of the (empty) data directory,
+/// else of its parent; `postgres` instead of root, which the server refuses.
+fn server_owner(pgdata: &Path, parent: &Path) -> Result<(u32, u32)> {
+    let meta = std::fs::metadata(pgdata)
+        .or_else(|_| std::fs::metadata(parent))
+        .context(|| format!("stat {}", parent.display()))?;
+    if meta.uid() != 0 {
+        return Ok((meta.uid(), meta.gid()));
+    }
+    let user = pgsandbox::lookup_user("postgres").ok_or_else(|| {
+        Error::usage(
+            "the data directory would belong to root, which PostgreSQL refuses, and there is no \
+             'postgres' user: create the data directory owned by the server's user",
+        )
+    })?;
+    Ok((user.uid, user.gid))
+}
+
+fn chown_tree(root: &Path, (uid, gid): (u32, u32)) -> Result<()> {
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        std::os::unix::fs::lchown(&p, Some(uid), Some(gid))
+            .context(|| format!("chown {}", p.display()))?;
+        if p.is_dir() && !p.is_symlink() {
+            for e in std::fs::read_dir(&p).context(|| format!("list {}", p.display()))? {
+                stack.push(e.context(|| format!("list {}", p.display()))?.path());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A word for /bin/sh, in single quotes.
+fn shell_word(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// A value for postgresql.conf, in single quotes.
+fn conf_value(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// Append the recovery settings to postgresql.auto.conf (the last setting
+/// wins) and create recovery.signal.
+fn write_recovery_settings(
+    data: &Path,
+    req: &PhysicalRestoreRequest,
+    spool: &Path,
+    password_file: &Path,
+) -> Result<()> {
+    let restore_command = format!(
+        "{} wal fetch %f %p --repo {} --password-file {} --spool {}",
+        shell_word(&req.holdfast.to_string_lossy()),
+        shell_word(&req.location),
+        shell_word(&password_file.to_string_lossy()),
+        shell_word(&spool.to_string_lossy()),
+    );
+    let mut text = String::from("\n# Written by holdfast repo restore --physical\n");
+    text.push_str(&format!(
+        "restore_command = {}\n",
+        conf_value(&restore_command)
+    ));
+    if let Some((name, value)) = req.target.setting() {
+        text.push_str(&format!("{name} = {}\n", conf_value(&value)));
+    }
+    text.push_str("recovery_target_timeline = 'latest'\n");
+    if let Some(port) = req.port {
+        text.push_str(&format!("port = {port}\n"));
+    }
+    let action = if req.pause { "pause" } else { "promote" };
+    text.push_str(&format!("recovery_target_action = '{action}'\n"));
+    let auto = data.join("postgresql.auto.conf");
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&auto)
+        .context(|| format!("open {}", auto.display()))?;
+    file.write_all(text.as_bytes())
+        .and_then(|()| file.sync_all())
+        .context(|| format!("write {}", auto.display()))?;
+    crate::durable::replace(&data.join("recovery.signal"), b"", 0o600, None)
+}
