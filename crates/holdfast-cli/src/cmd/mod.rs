@@ -20,6 +20,7 @@ pub mod schema;
 mod serve;
 mod status;
 mod verify;
+mod vm;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -59,6 +60,8 @@ pub enum Command {
     Schema(schema::SchemaArgs),
     /// The deduplicating repository (restic's format): init, backup, snapshots, restore, export, forget, prune, check.
     Repo(repo::RepoArgs),
+    /// oVirt VM disks through the engine's Backup and Restore API into the repository and back.
+    Vm(vm::VmArgs),
     /// Apply a keep policy (--keep-daily 7 ...) to a directory of archives, by the backup time each records.
     PruneArchives(prune_archives::PruneArchivesArgs),
     /// Backup server: restic's REST protocol over a directory of repositories (append-only, htpasswd, TLS).
@@ -242,6 +245,10 @@ impl Command {
             Command::Repo(r) => return format!("repo {}", r.command.name()),
             Command::PruneArchives(_) => "prune-archives",
             Command::Serve(_) => "serve",
+            Command::Vm(v) => match v.command {
+                vm::VmCommand::Backup(_) => "vm backup",
+                vm::VmCommand::Restore(_) => "vm restore",
+            },
             Command::Status(_) => "status",
             Command::Schedule(_) => "schedule",
             Command::Notify(_) => "notify",
@@ -399,6 +406,7 @@ fn run_command(command: Command, log: &Log) -> holdfast::Result<()> {
         Command::Repo(a) => repo::run(a, log),
         Command::PruneArchives(a) => prune_archives::run(a),
         Command::Serve(a) => serve::run(a),
+        Command::Vm(a) => vm::run(a, log),
         Command::Status(_) => unreachable!("status returns before the log is opened"),
         Command::Schedule(a) => schedule::run(a),
         Command::Notify(a) => notify::run(a),

@@ -33,6 +33,16 @@ pub const REPOSITORY_ENVS: [&str; 3] =
 
 #[derive(Debug, Args)]
 pub struct RepoArgs {
+    #[command(flatten)]
+    pub options: RepoOptions,
+    #[command(subcommand)]
+    pub command: RepoCommand,
+}
+
+/// Where the repository is and how it opens: shared by every verb that
+/// writes to or reads from one (`repo`, `vm`).
+#[derive(Debug, Args)]
+pub struct RepoOptions {
     /// The repository: a directory, rest:https://user@host:port/path/ or
     /// s3:https://host[:port]/bucket/path (else HOLDFAST_REPOSITORY, RESTIC_REPOSITORY).
     #[arg(long, global = true, value_name = "LOCATION")]
@@ -52,8 +62,6 @@ pub struct RepoArgs {
     /// (waiting 1, 2, 4, ... seconds).
     #[arg(long, global = true, value_name = "N", default_value_t = holdfast::repo::location::DEFAULT_RETRIES)]
     pub retries: u32,
-    #[command(subcommand)]
-    pub command: RepoCommand,
 }
 
 // Parsed once per run: the size of the largest verb's options costs nothing.
@@ -395,8 +403,8 @@ impl RepoCommand {
 }
 
 pub fn run(a: RepoArgs, log: &Log) -> holdfast::Result<()> {
-    let location = location(&a)?;
-    let password_file = a.password_file.as_deref();
+    let location = location(&a.options)?;
+    let password_file = a.options.password_file.as_deref();
     match a.command {
         RepoCommand::Init(i) => {
             let password = password(password_file, true)?;
@@ -453,7 +461,7 @@ pub fn run(a: RepoArgs, log: &Log) -> holdfast::Result<()> {
         }
         RepoCommand::Copy(c) => copy(
             &mut open(&location, password_file)?,
-            &a.rest_password_file,
+            &a.options.rest_password_file,
             c,
         ),
         RepoCommand::Key(k) => key(&location, password_file, k),
@@ -466,7 +474,7 @@ pub fn run(a: RepoArgs, log: &Log) -> holdfast::Result<()> {
 
 /// The repository location: --repo, else the first of [`REPOSITORY_ENVS`]
 /// that is set, with credentials from the environment and the options.
-fn location(a: &RepoArgs) -> holdfast::Result<RepoLocation> {
+pub(super) fn location(a: &RepoOptions) -> holdfast::Result<RepoLocation> {
     let (text, source) = match &a.repo {
         Some(text) => (text.clone(), LocationSource::CommandLine),
         None => REPOSITORY_ENVS
@@ -498,7 +506,7 @@ pub(super) fn open(
 }
 
 /// [`open`], the repository's long steps drawn as the log's progress bars.
-fn open_drawn(
+pub(super) fn open_drawn(
     location: &RepoLocation,
     password_file: Option<&Path>,
     log: &Log,
@@ -520,7 +528,7 @@ fn first_line_secret(path: &Path, option: &str) -> holdfast::Result<Password> {
 
 /// The password: from a file, the environment, or the terminal (twice when
 /// creating a repository). Never from the command line.
-fn password(file: Option<&Path>, new: bool) -> holdfast::Result<Password> {
+pub(super) fn password(file: Option<&Path>, new: bool) -> holdfast::Result<Password> {
     if let Some(path) = file {
         return first_line_secret(path, "--password-file");
     }

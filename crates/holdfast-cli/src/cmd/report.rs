@@ -213,7 +213,7 @@ impl RunReport {
                 Some(&a.env.notify)
             }
             Command::Repo(r) => {
-                let repo = repo_target(r.repo.as_deref());
+                let repo = repo_target(r.options.repo.as_deref());
                 match &r.command {
                     RepoCommand::Backup(b) => {
                         self.verb = "repo backup".into();

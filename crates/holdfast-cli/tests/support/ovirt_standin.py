@@ -24,7 +24,8 @@ Writes STATE_DIR/ports.json ({"api": PORT}) when ready. Not for production.
 
 Test hooks (no authentication): GET /standin/state (JSON),
 POST /standin/faults (JSON, merged): backup_never_ready, transfer_fails,
-cut_after_bytes (one relay connection is cut after that many bytes),
+cut_after_bytes (one relay connection is cut once that many bytes went down
+in all), cut_each_connection_after (every connection is cut after that many),
 token_expires_after (requests per token before 401).
 """
 
@@ -74,6 +75,33 @@ def die_with_parent():
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, 15)  # PR_SET_PDEATHSIG, SIGTERM
 
 
+# PR_SET_PDEATHSIG fires when the *thread* that forked exits: every child is
+# started by this one long-lived thread, not by a request's thread.
+import queue
+SPAWN_QUEUE = queue.Queue()
+
+
+def spawner():
+    while True:
+        args, reply = SPAWN_QUEUE.get()
+        try:
+            reply.put(subprocess.Popen(args, stdin=subprocess.DEVNULL, preexec_fn=die_with_parent))
+        except Exception as e:  # handed to the caller
+            reply.put(e)
+
+
+threading.Thread(target=spawner, daemon=True).start()
+
+
+def spawn(args):
+    reply = queue.Queue()
+    SPAWN_QUEUE.put((args, reply))
+    proc = reply.get()
+    if isinstance(proc, Exception):
+        raise proc
+    return proc
+
+
 def free_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
@@ -120,8 +148,7 @@ keys = stderr
 level = WARNING
 handlers = stderr
 """)
-IMAGEIO_PROC = subprocess.Popen([IMAGEIO, "-c", CONF_DIR], stdin=subprocess.DEVNULL,
-                                preexec_fn=die_with_parent)
+IMAGEIO_PROC = spawn([IMAGEIO, "-c", CONF_DIR])
 
 
 class UnixHTTPConnection(http.client.HTTPConnection):
@@ -161,19 +188,25 @@ def relay_connection(client):
     done = threading.Event()
 
     def pump(src, dst, key):
+        moved = 0
         try:
             while True:
                 data = src.recv(1 << 20)
                 if not data:
                     break
+                moved += len(data)
                 cut = False
                 with LOCK:
                     STATE["relay"][key] += len(data)
-                    limit = STATE["faults"].get("cut_after_bytes")
-                    if key == "bytes_down" and limit is not None and STATE["relay"][key] > limit:
+                    once = STATE["faults"].get("cut_after_bytes")
+                    each = STATE["faults"].get("cut_each_connection_after")
+                    if key == "bytes_down" and once is not None and STATE["relay"][key] > once:
                         STATE["faults"].pop("cut_after_bytes")
-                        STATE["relay"]["cuts"] += 1
                         cut = True
+                    if key == "bytes_down" and each is not None and moved > each:
+                        cut = True
+                    if cut:
+                        STATE["relay"]["cuts"] += 1
                 if cut:
                     dst.sendall(data[: len(data) // 2])
                     break
@@ -218,7 +251,7 @@ def start_nbd(transfer, path, fmt, read_only, bitmap):
     if bitmap:
         args.append(f"--bitmap={bitmap}")
     args.append(path)
-    proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)
+    proc = spawn(args)
     for _ in range(200):
         if os.path.exists(sock):
             break
@@ -316,7 +349,7 @@ def xml_text(text, tag):
     if not m:
         return None
     from xml.sax.saxutils import unescape
-    return unescape(m.group(1))
+    return unescape(m.group(1), {"&quot;": "\"", "&apos;": "'"})
 
 
 # --- state machines, moved on by each GET ---------------------------------------

@@ -14,6 +14,7 @@ pub mod request;
 pub mod restore;
 mod unpack;
 pub mod verify;
+pub mod vm;
 
 pub mod workdir;
 
