@@ -403,9 +403,23 @@ fn failures_leave_no_backup_transfer_or_snapshot_behind() {
         Some(cuts + 1)
     );
     let snapshot = snapshot_id(&out);
+    let checkpoint = out.split_whitespace().last().unwrap().to_string();
     let raw = site.path("after-cut.raw");
     site.vm_ok(&["restore", &snapshot, "--to-file", raw.to_str().unwrap()]);
     assert_eq!(guest_sha256(&raw, &site.path("s")), sha);
+
+    // A checkpoint the engine no longer has: a full backup instead.
+    sh(
+        "qemu-img",
+        &["bitmap", "--remove", disk.to_str().unwrap(), &checkpoint],
+    );
+    let out = site.vm_ok(&["backup", "--vm", "web"]);
+    assert!(out.contains("full backup"), "{out}");
+    assert!(
+        site.engine.dangling().is_empty(),
+        "{:?}",
+        site.engine.dangling()
+    );
 
     // An upload whose transfer fails leaves no new disk.
     let disks_before = site.engine.state()["disks"].as_object().unwrap().len();

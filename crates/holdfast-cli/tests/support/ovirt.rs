@@ -226,7 +226,9 @@ impl Standin {
             })).collect::<Vec<_>>(),
         });
         std::fs::write(state.join("config.json"), config.to_string()).unwrap();
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/ovirt_standin.py");
+        // Embedded, so that the benchmark (bench/vm_disk.rs) runs it too.
+        let script = dir.join("ovirt_standin.py");
+        std::fs::write(&script, include_str!("ovirt_standin.py")).unwrap();
         let child = Command::new("python3")
             .arg(&script)
             .arg(&state)

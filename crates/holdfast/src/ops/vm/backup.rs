@@ -84,26 +84,38 @@ pub fn backup(
         )));
     }
     let root = snapshot_root(&vm.id)?;
-    let base = match req.full || !incremental_capable {
+    let mut base = match req.full || !incremental_capable {
         true => None,
         false => incremental_base(repo, &vm.id, &root, &disks)?,
     };
+
+    // 2. Start the backup; from here on it is finalized whatever happens.
+    let ids: Vec<String> = disks.iter().map(|d| d.id.clone()).collect();
+    let from = base.as_ref().map(|b| b.checkpoint.clone());
+    let started = match engine.start_backup(&vm.id, &ids, from.as_deref()) {
+        Ok(started) => started,
+        Err(e) if base.is_some() => {
+            // The checkpoint is gone (removed, or invalid after an unclean
+            // shutdown): the engine's remedy is a full backup.
+            log.line(&format!(
+                "an incremental backup was refused ({e}); taking a full one"
+            ));
+            base = None;
+            engine.start_backup(&vm.id, &ids, None)?
+        }
+        Err(e) => return Err(e),
+    };
     log.line(&format!(
-        "VM {vm_name} ({}): {} backup of {}",
+        "VM {vm_name} ({}): {} backup {} of {} started on the engine",
         vm.id,
         if base.is_some() {
             "incremental"
         } else {
             "full"
         },
+        started.id,
         crate::log::count(disks.len(), "disk", "disks")
     ));
-
-    // 2. Start the backup; from here on it is finalized whatever happens.
-    let ids: Vec<String> = disks.iter().map(|d| d.id.clone()).collect();
-    let started =
-        engine.start_backup(&vm.id, &ids, base.as_ref().map(|b| b.checkpoint.as_str()))?;
-    log.line(&format!("backup {} started on the engine", started.id));
     let open_transfers: Arc<Mutex<Vec<String>>> = Arc::default();
     let stored = store(
         engine,
