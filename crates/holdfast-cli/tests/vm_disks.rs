@@ -292,6 +292,9 @@ fn restore_to_the_engine_sends_zeros_as_requests_and_the_stored_configuration() 
     assert!(out.contains("full backup"), "{out}");
     let snapshot = snapshot_id(&out);
 
+    // An expired token (401) logs in again, once, and the run goes on.
+    site.engine
+        .faults(serde_json::json!({"token_expires_after": 3}));
     let up_before = site.engine.bytes_up();
     let out = site.vm_ok(&[
         "restore",
@@ -308,6 +311,10 @@ fn restore_to_the_engine_sends_zeros_as_requests_and_the_stored_configuration() 
         "5 MiB of data and 507 MiB of zeros uploaded {up} bytes"
     );
     let state = site.engine.state();
+    assert!(
+        state["faults"].get("token_expires_after").is_none(),
+        "the token never expired"
+    );
     let created = &state["created_vms"][0];
     assert_eq!(created["name"], "db-copy");
     assert_eq!(created["ovf"], OVF);
