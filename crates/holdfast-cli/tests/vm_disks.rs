@@ -445,6 +445,88 @@ fn failures_leave_no_backup_transfer_or_snapshot_behind() {
     );
 }
 
+#[test]
+fn the_snapshot_flow_reads_the_attached_device_and_undoes_every_step() {
+    let site = site(|dir| {
+        let mut vms = web(dir);
+        vms.push(VmSpec {
+            id: "6f0c1a54-agent-4d2c-9a59-000000000003",
+            name: "backup-agent",
+            disks: vec![],
+        });
+        vms
+    });
+    let sha = guest_sha256(&site.path("web.qcow2"), &site.path("orig"));
+    let devices = site.engine.device_dir();
+    let devices = devices.to_str().unwrap();
+    let flow = [
+        "backup",
+        "--vm",
+        "web",
+        "--via-snapshot",
+        "--agent-vm",
+        "backup-agent",
+        "--device-dir",
+        devices,
+    ];
+
+    // Failures undo what was done: no VM snapshot, no attachment, no repository snapshot.
+    site.engine
+        .faults(serde_json::json!({"attach_fails": true}));
+    site.vm_fails(&flow, "Cannot attach the disk");
+    site.engine
+        .faults(serde_json::json!({"attach_fails": false}));
+    let mut never_ok = flow.to_vec();
+    never_ok.extend(["--step-timeout", "1"]);
+    site.engine
+        .faults(serde_json::json!({"snapshot_never_ok": true}));
+    site.vm_fails(&never_ok, "did not become ok");
+    site.engine
+        .faults(serde_json::json!({"snapshot_never_ok": false}));
+    assert!(
+        site.engine.dangling().is_empty(),
+        "{:?}",
+        site.engine.dangling()
+    );
+    assert_eq!(
+        site.engine.state()["deleted_snapshots"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    assert!(site.snapshots().is_empty());
+
+    let out = site.vm_ok(&flow);
+    assert!(out.contains("snapshot backup of 1 disk"), "{out}");
+    let snapshot = snapshot_id(&out);
+    assert!(
+        site.engine.dangling().is_empty(),
+        "{:?}",
+        site.engine.dangling()
+    );
+    assert_eq!(
+        std::fs::read_dir(devices).unwrap().count(),
+        0,
+        "a device stayed attached"
+    );
+    let raw = site.path("flow.raw");
+    site.vm_ok(&["restore", &snapshot, "--to-file", raw.to_str().unwrap()]);
+    assert_eq!(guest_sha256(&raw, &site.path("s")), sha);
+    for (name, data) in files() {
+        assert!(ext4_file(&raw, name) == data, "{name} differs");
+    }
+
+    let mut keep = flow.to_vec();
+    keep.push("--keep-snapshot");
+    site.vm_ok(&keep);
+    let state = site.engine.state();
+    let kept: Vec<&serde_json::Value> = state["snapshots"].as_object().unwrap().values().collect();
+    assert_eq!(kept.len(), 1, "--keep-snapshot keeps the VM snapshot");
+    assert_eq!(kept[0]["persist_memorystate"], "false");
+    assert!(state["agent_attachments"].as_object().unwrap().is_empty());
+}
+
 /// Bytes of the files under `dir`.
 fn dir_size(dir: &Path) -> u64 {
     let mut total = 0;

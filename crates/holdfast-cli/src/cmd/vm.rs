@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand, ValueEnum};
 use holdfast::log::Log;
-use holdfast::ops::vm::{self, VmBackupRequest, VmRestoreTarget};
+use holdfast::ops::vm::{self, SnapshotFlowRequest, VmBackupRequest, VmRestoreTarget};
 use holdfast::vm::api::Patience;
 use holdfast::vm::{Engine, EngineAccess};
 use holdfast::{Error, Password};
@@ -75,6 +75,24 @@ pub struct BackupArgs {
     /// Ranges read at the same time per disk (each holds up to 4 MiB twice).
     #[arg(long, value_name = "N", default_value_t = 4)]
     pub jobs: usize,
+    /// Older engines and any storage: snapshot the VM, attach the snapshot's
+    /// disks to --agent-vm (where holdfast runs) and read their block devices.
+    #[arg(long, requires = "agent_vm", conflicts_with = "full")]
+    pub via_snapshot: bool,
+    /// The VM holdfast runs in (with --via-snapshot).
+    #[arg(long, value_name = "NAME|ID", requires = "via_snapshot")]
+    pub agent_vm: Option<String>,
+    /// Keep the VM snapshot after a --via-snapshot backup.
+    #[arg(long, requires = "via_snapshot")]
+    pub keep_snapshot: bool,
+    /// Where attached disks appear, named by their ids.
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "/dev/disk/by-id",
+        hide = true
+    )]
+    pub device_dir: PathBuf,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -154,22 +172,36 @@ pub fn run(a: VmArgs, log: &Log) -> holdfast::Result<()> {
         VmCommand::Backup(b) => {
             let engine = b.engine.connect()?;
             let mut repo = holdfast::repo::Repo::open(&location, &repo_password)?;
-            let req = VmBackupRequest {
-                vm: b.vm.clone(),
-                full: b.full,
-                workers: b.jobs.clamp(1, 16),
-                patience: b.engine.patience(),
-                repo_password,
+            let out = match &b.agent_vm {
+                Some(agent) if b.via_snapshot => {
+                    let req = SnapshotFlowRequest {
+                        vm: b.vm.clone(),
+                        agent_vm: agent.clone(),
+                        keep_snapshot: b.keep_snapshot,
+                        device_dir: b.device_dir.clone(),
+                        patience: b.engine.patience(),
+                    };
+                    vm::snapshot_flow::backup_via_snapshot(&engine, &mut repo, &req, log)?
+                }
+                _ => {
+                    let req = VmBackupRequest {
+                        vm: b.vm.clone(),
+                        full: b.full,
+                        workers: b.jobs.clamp(1, 16),
+                        patience: b.engine.patience(),
+                        repo_password,
+                    };
+                    vm::backup::backup(&engine, &mut repo, &req, log)?
+                }
             };
-            let out = vm::backup::backup(&engine, &mut repo, &req, log)?;
             log.output(&format!(
-                "snapshot {} of VM {}: {} backup of {} ({} virtual), {} read from the engine{}",
+                "snapshot {} of VM {}: {} backup of {} ({} virtual), {} read{}",
                 out.snapshot.short_id(),
                 b.vm,
-                if out.incremental {
-                    "incremental"
-                } else {
-                    "full"
+                match (out.incremental, b.via_snapshot) {
+                    (true, _) => "incremental",
+                    (false, false) => "full",
+                    (false, true) => "snapshot",
                 },
                 holdfast::log::count(out.disks, "disk", "disks"),
                 bytes(out.disk_bytes),

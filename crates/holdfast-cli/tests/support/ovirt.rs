@@ -213,7 +213,9 @@ impl Standin {
     pub fn start(dir: &Path, vms: &[VmSpec]) -> Standin {
         let state = dir.join("engine");
         std::fs::create_dir_all(&state).unwrap();
+        std::fs::create_dir_all(state.join("by-id")).unwrap();
         let config = serde_json::json!({
+            "device_dir": state.join("by-id"),
             "user": ENGINE_USER,
             "password": ENGINE_PASSWORD,
             "vms": vms.iter().map(|vm| serde_json::json!({
@@ -257,6 +259,11 @@ impl Standin {
         }
     }
 
+    /// Where the snapshot flow's attached disks appear (its /dev/disk/by-id).
+    pub fn device_dir(&self) -> PathBuf {
+        self.dir.join("by-id")
+    }
+
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.api)
     }
@@ -294,6 +301,14 @@ impl Standin {
             let phase = b["phase"].as_str().unwrap();
             if phase != "succeeded" && phase != "failed" {
                 out.push(format!("backup {id} {phase}"));
+            }
+        }
+        for (kind, key) in [
+            ("VM snapshot", "snapshots"),
+            ("agent attachment", "agent_attachments"),
+        ] {
+            for id in s[key].as_object().unwrap().keys() {
+                out.push(format!("{kind} {id}"));
             }
         }
         for (id, t) in s["transfers"].as_object().unwrap() {

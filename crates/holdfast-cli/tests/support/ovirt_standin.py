@@ -26,7 +26,9 @@ Test hooks (no authentication): GET /standin/state (JSON),
 POST /standin/faults (JSON, merged): backup_never_ready, transfer_fails,
 cut_after_bytes (one relay connection is cut once that many bytes went down
 in all), cut_each_connection_after (every connection is cut after that many),
-token_expires_after (requests per token before 401).
+token_expires_after (requests per token before 401), snapshot_never_ok,
+attach_fails. The snapshot flow's attached disks appear as symlinks to a raw
+copy of the disk under config["device_dir"], named virtio-<disk id[:20]>.
 """
 
 import http.client
@@ -60,6 +62,9 @@ STATE = {
     "events": [],
     "relay": {"bytes_down": 0, "bytes_up": 0, "connections": 0, "cuts": 0},
     "faults": {},
+    "snapshots": {},         # VM snapshots: id -> dict (the seed's snapshot flow)
+    "agent_attachments": {},  # snapshot disks attached to the agent VM: id -> dict
+    "deleted_snapshots": [],
 }
 
 for vm in CONFIG["vms"]:
@@ -315,6 +320,14 @@ def disk_xml(d):
             + '<storage_domains><storage_domain id="sd-1"/></storage_domains></disk>')
 
 
+def snapshot_xml(snap, all_content):
+    body = el("description", snap["description"] or "") + el("snapshot_status", snap["status"])
+    if all_content:
+        body += ("<initialization><configuration><type>ovf</type>" + el("data", snap["ovf"])
+                 + "</configuration></initialization>")
+    return f'<snapshot href="{API}/vms/{snap["vm"]}/snapshots/{snap["id"]}" id="{snap["id"]}">{body}</snapshot>'
+
+
 def backup_xml(b):
     body = el("phase", b["phase"]) + el("to_checkpoint_id", b["to_checkpoint_id"])
     if b.get("from_checkpoint_id"):
@@ -498,9 +511,64 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 return 200, f"<disk_attachments>{atts}</disk_attachments>", X
             disk_id = xml_id(body, "disk")
             STATE["disks"][disk_id]  # 404 for an unknown disk
+            snapshot_id = xml_id(body, "snapshot")
+            if snapshot_id is not None:
+                # A snapshot's disk on the agent VM: its device appears under
+                # device_dir, named by the disk id as udev names virtio disks.
+                if STATE["faults"].get("attach_fails"):
+                    return 409, fault("Operation Failed", "Cannot attach the disk"), X
+                snap = STATE["snapshots"][snapshot_id]
+                att_id = str(uuid.uuid4())
+                link = os.path.join(CONFIG["device_dir"], "virtio-" + disk_id[:20])
+                os.symlink(snap["copies"][disk_id], link)
+                STATE["agent_attachments"][att_id] = {"agent": vm["id"], "disk": disk_id,
+                                                      "snapshot": snapshot_id, "link": link,
+                                                      "active": xml_text(body, "active")}
+                return 201, (f'<disk_attachment id="{att_id}"><active>true</active>'
+                             f'<disk id="{disk_id}"/></disk_attachment>'), X
             vm["disks"].append(disk_id)
             STATE["attachments"].append([vm["id"], disk_id, xml_text(body, "interface"), xml_text(body, "bootable")])
             return 201, f'<disk_attachment id="{disk_id}"><disk id="{disk_id}"/></disk_attachment>', X
+        if len(parts) == 3 and parts[0] == "vms" and parts[2] == "snapshots" and method == "POST":
+            vm = STATE["vms"][parts[1]]
+            sid = str(uuid.uuid4())
+            copies = {}
+            for d in vm["disks"]:
+                copy = os.path.join(STATE_DIR, f"snap-{sid}-{d}.raw")
+                subprocess.run(["qemu-img", "convert", "-q", "-U", "-O", "raw",
+                                STATE["disks"][d]["path"], copy], check=True)
+                copies[d] = copy
+            snap = {"id": sid, "vm": vm["id"], "description": xml_text(body, "description"),
+                    "persist_memorystate": xml_text(body, "persist_memorystate"),
+                    "status": "locked", "copies": copies, "ovf": vm["ovf"]}
+            STATE["snapshots"][sid] = snap
+            return 201, snapshot_xml(snap, False), X
+        if len(parts) == 4 and parts[0] == "vms" and parts[2] == "snapshots":
+            snap = STATE["snapshots"][parts[3]]
+            if method == "GET":
+                if snap["status"] == "locked" and not STATE["faults"].get("snapshot_never_ok"):
+                    snap["status"] = "ok"
+                return 200, snapshot_xml(snap, all_content), X
+            if method == "DELETE":
+                for copy in snap["copies"].values():
+                    if os.path.exists(copy):
+                        os.unlink(copy)
+                STATE["snapshots"].pop(parts[3])
+                STATE["deleted_snapshots"].append(parts[3])
+                return 200, "", X
+        if len(parts) == 5 and parts[2] == "snapshots" and parts[4] == "disks" and method == "GET":
+            snap = STATE["snapshots"][parts[3]]
+            docs = "".join(
+                f'<disk id="{d}">' + el("name", STATE["disks"][d].get("name", d))
+                + el("provisioned_size", image_info(copy)["virtual-size"])
+                + el("format", STATE["disks"][d]["format"]) + f'<snapshot id="{snap["id"]}"/></disk>'
+                for d, copy in snap["copies"].items())
+            return 200, f"<disks>{docs}</disks>", X
+        if len(parts) == 4 and parts[0] == "vms" and parts[2] == "diskattachments" and method == "DELETE":
+            att = STATE["agent_attachments"].pop(parts[3])
+            if os.path.lexists(att["link"]):
+                os.unlink(att["link"])
+            return 200, "", X
         if len(parts) == 3 and parts[0] == "vms" and parts[2] == "backups" and method == "POST":
             vm = STATE["vms"][parts[1]]
             from_cp = xml_text(body, "from_checkpoint_id")

@@ -1,7 +1,8 @@
 //! VM disks through oVirt's Backup and Restore API, sequenced: a backup
 //! ([`backup`]: start the engine's backup, read each disk through an image
 //! transfer into one repository snapshot, finalize everything whatever
-//! happened) and a restore ([`restore`]: a snapshot's disk into a local
+//! happened), the seed's flow through a VM snapshot attached to the agent
+//! VM ([`snapshot_flow`]), and a restore ([`restore`]: a snapshot's disk into a local
 //! image file, or into new engine disks and a new VM).
 //!
 //! A snapshot of a VM lives under `/holdfast/vm-<vm id>` and holds
@@ -13,11 +14,13 @@
 
 pub mod backup;
 pub mod restore;
+pub mod snapshot_flow;
 
 use serde::{Deserialize, Serialize};
 
 pub use backup::{VmBackupOutcome, VmBackupRequest};
 pub use restore::{VmRestoreOutcome, VmRestoreTarget};
+pub use snapshot_flow::SnapshotFlowRequest;
 
 /// `vm.json`: what a restore needs besides the disks and the OVF.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -108,6 +108,29 @@ pub struct ImageTransfer {
     pub proxy_url: Option<String>,
 }
 
+/// `<snapshot>` of a VM (the seed's snapshot flow).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Snapshot {
+    #[serde(rename = "@id")]
+    pub id: String,
+    pub snapshot_status: Option<String>,
+    pub initialization: Option<Initialization>,
+}
+
+impl Snapshot {
+    /// The VM's OVF configuration as of the snapshot (asked with All-Content).
+    pub fn ovf(&self) -> Option<&str> {
+        let c = self.initialization.as_ref()?.configuration.as_ref()?;
+        c.data.as_deref()
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct Disks {
+    #[serde(default)]
+    disk: Vec<Disk>,
+}
+
 #[derive(Debug, Deserialize)]
 struct Fault {
     reason: Option<String>,
@@ -481,6 +504,107 @@ impl Engine {
         )? {
             Ok(_) => Ok(()),
             Err(f) => Err(refused(&format!("attach disk {disk}"), f)),
+        }
+    }
+}
+
+impl Engine {
+    /// `POST /vms/{vm}/snapshots`, without memory (the VM pauses less).
+    pub fn create_snapshot(&self, vm: &str, description: &str) -> Result<Snapshot> {
+        let body = format!(
+            "<snapshot><description>{}</description><persist_memorystate>false</persist_memorystate></snapshot>",
+            escape(description)
+        );
+        self.post_doc(
+            "create a VM snapshot",
+            "snapshot",
+            &format!("/vms/{vm}/snapshots"),
+            &body,
+        )
+    }
+
+    /// A snapshot, with the VM's configuration as of it.
+    pub fn snapshot(&self, vm: &str, id: &str) -> Result<Snapshot> {
+        self.get_doc(
+            &format!("read snapshot {id}"),
+            "snapshot",
+            &format!("/vms/{vm}/snapshots/{id}"),
+            true,
+        )
+    }
+
+    /// Poll a new snapshot until `ok`.
+    pub fn wait_snapshot_ok(&self, vm: &str, id: &str, patience: Patience) -> Result<Snapshot> {
+        let start = Instant::now();
+        loop {
+            let snap = self.snapshot(vm, id)?;
+            match snap.snapshot_status.as_deref() {
+                Some("ok") => return Ok(snap),
+                status if start.elapsed() > patience.budget => {
+                    return Err(Error::failed(format!(
+                        "snapshot {id} did not become ok within {}s (still {})",
+                        patience.budget.as_secs(),
+                        status.unwrap_or("unknown")
+                    )))
+                }
+                _ => std::thread::sleep(patience.poll),
+            }
+        }
+    }
+
+    /// The disks of a snapshot.
+    pub fn snapshot_disks(&self, vm: &str, id: &str) -> Result<Vec<Disk>> {
+        let disks: Disks = self.get_doc(
+            &format!("list the disks of snapshot {id}"),
+            "disks",
+            &format!("/vms/{vm}/snapshots/{id}/disks"),
+            false,
+        )?;
+        Ok(disks.disk)
+    }
+
+    pub fn delete_snapshot(&self, vm: &str, id: &str) -> Result<()> {
+        match self.call(
+            Method::Delete,
+            &format!("/vms/{vm}/snapshots/{id}"),
+            None,
+            false,
+        )? {
+            Ok(_) => Ok(()),
+            Err(f) if f.status == 404 => Ok(()),
+            Err(f) => Err(refused(&format!("delete snapshot {id}"), f)),
+        }
+    }
+
+    /// Attach a snapshot's disk to the agent VM (where holdfast runs); the
+    /// attachment's id.
+    pub fn attach_snapshot_disk(&self, agent: &str, disk: &str, snapshot: &str) -> Result<String> {
+        let body = format!(
+            "<disk_attachment><disk id=\"{}\"><snapshot id=\"{}\"/></disk><active>true</active>\
+             <bootable>false</bootable><interface>virtio</interface></disk_attachment>",
+            escape(disk),
+            escape(snapshot)
+        );
+        let att: DiskAttachment = self.post_doc(
+            &format!("attach disk {disk} of snapshot {snapshot}"),
+            "disk_attachment",
+            &format!("/vms/{agent}/diskattachments"),
+            &body,
+        )?;
+        Ok(att.id)
+    }
+
+    /// Detach (the disk itself stays).
+    pub fn detach_disk(&self, vm: &str, attachment: &str) -> Result<()> {
+        match self.call(
+            Method::Delete,
+            &format!("/vms/{vm}/diskattachments/{attachment}"),
+            None,
+            false,
+        )? {
+            Ok(_) => Ok(()),
+            Err(f) if f.status == 404 => Ok(()),
+            Err(f) => Err(refused(&format!("detach disk attachment {attachment}"), f)),
         }
     }
 }
