@@ -340,6 +340,32 @@ fn restore_to_the_engine_sends_zeros_as_requests_and_the_stored_configuration() 
         "{:?}",
         site.engine.dangling()
     );
+
+    // One disk into an existing VM: attached there, not bootable, no new VM.
+    site.vm_ok(&["restore", &snapshot, "--into-vm", "db-copy"]);
+    let state = site.engine.state();
+    assert_eq!(state["created_vms"].as_array().unwrap().len(), 1);
+    let second = state["attachments"][1].clone();
+    assert_eq!(second[0], created["id"]);
+    assert_eq!(second[3], "false");
+
+    // Attaching fails after the VM was created: the VM and its disks go again.
+    let disks_before = state["disks"].as_object().unwrap().len();
+    site.engine
+        .faults(serde_json::json!({"vm_attach_fails": true}));
+    site.vm_fails(
+        &["restore", &snapshot, "--new-name", "db-third"],
+        "Cannot attach",
+    );
+    let state = site.engine.state();
+    assert_eq!(state["disks"].as_object().unwrap().len(), disks_before);
+    assert_eq!(state["created_vms"].as_array().unwrap().len(), 1);
+    assert_eq!(state["deleted_vms"].as_array().unwrap().len(), 1);
+    assert!(
+        site.engine.dangling().is_empty(),
+        "{:?}",
+        site.engine.dangling()
+    );
 }
 
 #[test]

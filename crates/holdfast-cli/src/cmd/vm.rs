@@ -108,9 +108,12 @@ pub struct RestoreArgs {
     /// Write one disk into this new local image file instead of the engine.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["new_name", "storage_domain"])]
     pub to_file: Option<PathBuf>,
-    /// The disk (id or name) when the VM has several (with --to-file).
-    #[arg(long, value_name = "ID", requires = "to_file")]
+    /// Only this disk (id or name); with --to-file, needed when the VM has several.
+    #[arg(long, value_name = "ID")]
     pub disk: Option<String>,
+    /// Give the new disks to this existing VM instead of creating a VM.
+    #[arg(long, value_name = "NAME|ID", conflicts_with_all = ["to_file", "new_name"])]
+    pub into_vm: Option<String>,
     /// Image format of the file, or of the engine's new disks (default: as they were).
     #[arg(long, value_enum, value_name = "FORMAT")]
     pub format: Option<ImageFormat>,
@@ -239,6 +242,8 @@ pub fn run(a: VmArgs, log: &Log) -> holdfast::Result<()> {
                     Some(r.engine.connect()?),
                     VmRestoreTarget::Engine {
                         new_name: r.new_name.clone(),
+                        into_vm: r.into_vm.clone(),
+                        disk: r.disk.clone(),
                         cluster: r.cluster.clone(),
                         storage_domain: r.storage_domain.clone(),
                         qcow2,

@@ -27,7 +27,7 @@ POST /standin/faults (JSON, merged): backup_never_ready, transfer_fails,
 cut_after_bytes (one relay connection is cut once that many bytes went down
 in all), cut_each_connection_after (every connection is cut after that many),
 token_expires_after (requests per token before 401), snapshot_never_ok,
-attach_fails. The snapshot flow's attached disks appear as symlinks to a raw
+attach_fails, vm_attach_fails. The snapshot flow's attached disks appear as symlinks to a raw
 copy of the disk under config["device_dir"], named virtio-<disk id[:20]>.
 """
 
@@ -65,6 +65,7 @@ STATE = {
     "snapshots": {},         # VM snapshots: id -> dict (the seed's snapshot flow)
     "agent_attachments": {},  # snapshot disks attached to the agent VM: id -> dict
     "deleted_snapshots": [],
+    "deleted_vms": [],
 }
 
 for vm in CONFIG["vms"]:
@@ -501,6 +502,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return 201, vm_xml(STATE["vms"][vm_id], False), X
         if len(parts) == 2 and parts[0] == "vms" and method == "GET":
             return 200, vm_xml(STATE["vms"][parts[1]], all_content), X
+        if len(parts) == 2 and parts[0] == "vms" and method == "DELETE":
+            STATE["vms"].pop(parts[1])
+            STATE["created_vms"] = [v for v in STATE["created_vms"] if v["id"] != parts[1]]
+            STATE["deleted_vms"].append(parts[1])
+            return 200, "", X
         if len(parts) == 3 and parts[0] == "vms" and parts[2] == "diskattachments":
             vm = STATE["vms"][parts[1]]
             if method == "GET":
@@ -526,6 +532,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                                                       "active": xml_text(body, "active")}
                 return 201, (f'<disk_attachment id="{att_id}"><active>true</active>'
                              f'<disk id="{disk_id}"/></disk_attachment>'), X
+            if STATE["faults"].get("vm_attach_fails"):
+                return 409, fault("Operation Failed", "Cannot attach the disk to the VM"), X
             vm["disks"].append(disk_id)
             STATE["attachments"].append([vm["id"], disk_id, xml_text(body, "interface"), xml_text(body, "bootable")])
             return 201, f'<disk_attachment id="{disk_id}"><disk id="{disk_id}"/></disk_attachment>', X

@@ -488,6 +488,15 @@ impl Engine {
         self.post_doc("create the VM", "vm", "/vms", &body)
     }
 
+    /// Remove a VM (one this run created, when attaching its disks failed).
+    pub fn delete_vm(&self, id: &str) -> Result<()> {
+        match self.call(Method::Delete, &format!("/vms/{id}"), None, false)? {
+            Ok(_) => Ok(()),
+            Err(f) if f.status == 404 => Ok(()),
+            Err(f) => Err(refused(&format!("remove VM {id}"), f)),
+        }
+    }
+
     /// Attach a disk to a VM, active.
     pub fn attach_disk(&self, vm: &str, disk: &str, bootable: bool, interface: &str) -> Result<()> {
         let body = format!(

@@ -30,10 +30,14 @@ pub enum VmRestoreTarget {
         disk: Option<String>,
         qcow2: bool,
     },
-    /// New disks and a new VM on the engine.
+    /// New disks and a new VM on the engine, or new disks for an existing VM.
     Engine {
         /// The new VM's name (default: the stored name with `-restored`).
         new_name: Option<String>,
+        /// Attach the new disks to this existing VM instead of creating one.
+        into_vm: Option<String>,
+        /// Only this disk (id or name).
+        disk: Option<String>,
         cluster: String,
         storage_domain: Option<String>,
         /// Create the disks as qcow2 (`cow`), else as they were.
@@ -125,6 +129,8 @@ pub fn restore(
         }
         VmRestoreTarget::Engine {
             new_name,
+            into_vm,
+            disk,
             cluster,
             storage_domain,
             qcow2,
@@ -132,12 +138,24 @@ pub fn restore(
         } => {
             let engine =
                 engine.ok_or_else(|| Error::usage("restoring to the engine needs --engine"))?;
+            let disks: Vec<&VmDisk> = match (disk, into_vm) {
+                (Some(_), _) => vec![choose_disk(&manifest, disk.as_deref())?],
+                (None, _) => manifest.disks.iter().collect(),
+            };
+            let existing = into_vm.as_deref().map(|v| engine.find_vm(v)).transpose()?;
+            let name = match (&existing, new_name) {
+                (Some(vm), _) => vm.name.clone().unwrap_or_else(|| vm.id.clone()),
+                (None, Some(n)) => n.clone(),
+                (None, None) => format!("{}-restored", manifest.vm_name),
+            };
             let traffic = Arc::new(Traffic::default());
-            let name = new_name
-                .clone()
-                .unwrap_or_else(|| format!("{}-restored", manifest.vm_name));
             let mut created: Vec<(&VmDisk, String)> = Vec::new();
-            for disk in &manifest.disks {
+            let delete_disks = |created: &[(&VmDisk, String)]| {
+                for (_, id) in created {
+                    let _ = engine.delete_disk(id);
+                }
+            };
+            for disk in disks {
                 let new = NewDisk {
                     name: format!("{name}-{}", disk.name.as_deref().unwrap_or(&disk.id)),
                     size: disk.size,
@@ -151,29 +169,40 @@ pub fn restore(
                     }
                     Err(e) => {
                         // The disks uploaded before are of no use without their VM.
-                        for (_, id) in &created {
-                            let _ = engine.delete_disk(id);
-                        }
+                        delete_disks(&created);
                         return Err(e);
                     }
                 }
             }
-            let vm = engine.create_vm(&name, cluster, &ovf);
-            let vm = match vm {
-                Ok(vm) => vm,
-                Err(e) => {
-                    for (_, id) in &created {
-                        let _ = engine.delete_disk(id);
+            let vm = match &existing {
+                Some(vm) => vm.clone(),
+                None => match engine.create_vm(&name, cluster, &ovf) {
+                    Ok(vm) => vm,
+                    Err(e) => {
+                        delete_disks(&created);
+                        return Err(e);
                     }
-                    return Err(e);
-                }
+                },
             };
             for (disk, id) in &created {
-                engine.attach_disk(&vm.id, id, disk.bootable, &disk.interface)?;
+                // Into an existing VM a disk never takes over booting.
+                let bootable = disk.bootable && existing.is_none();
+                if let Err(e) = engine.attach_disk(&vm.id, id, bootable, &disk.interface) {
+                    if existing.is_none() {
+                        let _ = engine.delete_vm(&vm.id);
+                    }
+                    delete_disks(&created);
+                    return Err(e);
+                }
             }
             log.line(&format!(
-                "VM {name} ({}) created from the stored configuration",
-                vm.id
+                "VM {name} ({}) {} from the stored configuration",
+                vm.id,
+                if existing.is_some() {
+                    "given the disks"
+                } else {
+                    "created"
+                }
             ));
             Ok(VmRestoreOutcome {
                 snapshot: info,
