@@ -473,8 +473,14 @@ fn failures_leave_no_backup_transfer_or_snapshot_behind() {
 
 #[test]
 fn the_snapshot_flow_reads_the_attached_device_and_undoes_every_step() {
+    // 512 MiB: a block device is read whole, zeros included.
     let site = site(|dir| {
-        let mut vms = web(dir);
+        let disk = ext4_qcow2(dir, "web", 512 * MIB, &files());
+        let mut vms = vec![VmSpec {
+            id: "6f0c1a54-web0-4d2c-9a59-000000000001",
+            name: "web",
+            disks: vec![("d1e2f3a4-0000-4000-8000-00000000d001", disk, "cow")],
+        }];
         vms.push(VmSpec {
             id: "6f0c1a54-agent-4d2c-9a59-000000000003",
             name: "backup-agent",
@@ -524,7 +530,10 @@ fn the_snapshot_flow_reads_the_attached_device_and_undoes_every_step() {
     assert!(site.snapshots().is_empty());
 
     let out = site.vm_ok(&flow);
-    assert!(out.contains("snapshot backup of 1 disk"), "{out}");
+    assert!(
+        out.contains("snapshot backup of 1 disk (512.0 MiB"),
+        "{out}"
+    );
     let snapshot = snapshot_id(&out);
     assert!(
         site.engine.dangling().is_empty(),
