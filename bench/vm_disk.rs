@@ -132,9 +132,14 @@ fn main() {
         }],
     );
     let repo = dir.join("repo");
+    // Peak memory of each holdfast run, by GNU time.
+    let rss = dir.join("rss");
     let vm = |args: &[&str]| {
-        let mut cmd = Command::new(&holdfast);
-        cmd.arg("vm")
+        let mut cmd = Command::new("/usr/bin/time");
+        cmd.args(["-f", "%M", "-o"])
+            .arg(&rss)
+            .arg(&holdfast)
+            .arg("vm")
             .arg("--repo")
             .arg(&repo)
             .arg("--password-file")
@@ -183,9 +188,16 @@ fn main() {
     std::fs::remove_file(&back).unwrap();
     std::fs::remove_file(&copy).unwrap();
 
+    let peak = || -> u64 {
+        std::fs::read_to_string(&rss)
+            .ok()
+            .and_then(|t| t.trim().parse::<u64>().ok())
+            .map_or(0, |kib| kib / 1024)
+    };
     let full = timed("holdfast vm backup (full)", || {
         ok(&mut vm(&["backup", "--vm", "bench"]));
     });
+    let full_rss = peak();
     let changed: Vec<(u64, u8, u64)> = writes
         .iter()
         .step_by(100)
@@ -196,6 +208,7 @@ fn main() {
     let incremental = timed("holdfast vm backup (incremental, 1 % changed)", || {
         ok(&mut vm(&["backup", "--vm", "bench"]));
     });
+    let incremental_rss = peak();
     let restored = dir.join("restored.raw");
     let to_file = timed("holdfast vm restore --to-file (raw)", || {
         ok(&mut vm(&[
@@ -205,6 +218,7 @@ fn main() {
             restored.to_str().unwrap(),
         ]));
     });
+    let to_file_rss = peak();
     assert_eq!(
         guest_sha256(&restored, &dir.join("sha")),
         sha_changed,
@@ -214,14 +228,16 @@ fn main() {
     let upload = timed("holdfast vm restore (upload through imageio)", || {
         ok(&mut vm(&["restore", "latest", "--new-name", "bench-copy"]));
     });
+    let upload_rss = peak();
     assert_ne!(sha, sha_changed);
 
     let data = o.data_mib as f64;
-    let row = |name: &str, secs: f64, moved: f64| {
+    let row = |name: &str, secs: f64, moved: f64, rss: Option<u64>| {
         println!(
-            "| {name:<52} | {secs:>8.2} | {:>10.1} | {:>10.1} |",
+            "| {name:<52} | {secs:>8.2} | {:>10.1} | {:>10.1} | {:>8} |",
             moved / secs,
-            (size / MIB) as f64 / secs
+            (size / MIB) as f64 / secs,
+            rss.map_or("-".to_string(), |r| r.to_string())
         );
     };
     println!(
@@ -231,26 +247,47 @@ fn main() {
         holdfast.display()
     );
     println!(
-        "| {:<52} | {:>8} | {:>10} | {:>10} |",
-        "case", "wall s", "data MiB/s", "virt MiB/s"
+        "| {:<52} | {:>8} | {:>10} | {:>10} | {:>8} |",
+        "case", "wall s", "data MiB/s", "virt MiB/s", "RSS MiB"
     );
-    println!("|{:-<54}|{:->10}|{:->12}|{:->12}|", "", "", "", "");
+    println!(
+        "|{:-<54}|{:->10}|{:->12}|{:->12}|{:->10}|",
+        "", "", "", "", ""
+    );
     row(
         "qemu-img convert qcow2 -> raw (backup floor)",
         floor_out,
         data,
+        None,
     );
-    row("holdfast vm backup, full, through imageio", full, data);
+    row(
+        "holdfast vm backup, full, through imageio",
+        full,
+        data,
+        Some(full_rss),
+    );
     row(
         "holdfast vm backup, incremental (1 % dirty)",
         incremental,
         data / 100.0,
+        Some(incremental_rss),
     );
     row(
         "qemu-img convert raw -> qcow2 (restore floor)",
         floor_in,
         data,
+        None,
     );
-    row("holdfast vm restore --to-file raw", to_file, data);
-    row("holdfast vm restore, upload through imageio", upload, data);
+    row(
+        "holdfast vm restore --to-file raw",
+        to_file,
+        data,
+        Some(to_file_rss),
+    );
+    row(
+        "holdfast vm restore, upload through imageio",
+        upload,
+        data,
+        Some(upload_rss),
+    );
 }

@@ -59,28 +59,38 @@ pub struct VmRestoreOutcome {
     pub zeroed: u64,
 }
 
-/// The snapshot's manifest and OVF.
+/// The snapshot (an id, a unique prefix of one, or `latest`: the newest
+/// VM snapshot), its manifest and OVF.
 fn stored_vm(
     repo: &mut Repo,
     snapshot: &str,
 ) -> Result<(SnapshotInfo, PathBuf, VmManifest, String)> {
-    let info = repo
-        .snapshots()?
-        .into_iter()
-        .find(|s| s.id.starts_with(snapshot.trim()) || snapshot.trim() == "latest")
-        .ok_or_else(|| {
-            Error::usage(format!(
-                "no snapshot '{snapshot}'; list them with 'holdfast repo snapshots'"
-            ))
-        })?;
-    let info = if snapshot.trim() == "latest" {
-        repo.snapshots()?
-            .into_iter()
+    let wanted = snapshot.trim();
+    let all = repo.snapshots()?;
+    let matching: Vec<&SnapshotInfo> = if wanted == "latest" {
+        all.iter()
             .rev()
-            .find(|s| s.tag("vm-id").is_some())
-            .unwrap_or(info)
+            .filter(|s| s.tag("vm-id").is_some())
+            .take(1)
+            .collect()
     } else {
-        info
+        all.iter()
+            .filter(|s| !wanted.is_empty() && s.id.starts_with(wanted))
+            .collect()
+    };
+    let info = match matching.as_slice() {
+        [one] => (*one).clone(),
+        [] => {
+            return Err(Error::usage(format!(
+                "no VM snapshot '{wanted}'; list them with 'holdfast repo snapshots'"
+            )))
+        }
+        _ => {
+            return Err(Error::usage(format!(
+                "'{wanted}' names {} snapshots; give more of the id",
+                matching.len()
+            )))
+        }
     };
     let vm_id = info.tag("vm-id").ok_or_else(|| {
         Error::usage(format!(
@@ -291,7 +301,7 @@ fn to_file(
             )));
         }
         if qcow2 {
-            let status = std::process::Command::new("qemu-img")
+            let status = crate::child::command("qemu-img")
                 .args(["convert", "-q", "-f", "raw", "-O", "qcow2"])
                 .arg(&raw_path)
                 .arg(path)
