@@ -105,6 +105,12 @@ impl Site {
 
 /// A site: the images, the stand-in, an initialised repository.
 fn site(vms: impl FnOnce(&Path) -> Vec<VmSpec>) -> Site {
+    site_with(vms, false)
+}
+
+/// With `tls`: the engine stand-in and imageio speak https with a
+/// certificate of a private CA (`ca.pem` in the site).
+fn site_with(vms: impl FnOnce(&Path) -> Vec<VmSpec>, tls: bool) -> Site {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("engine-password"),
@@ -117,7 +123,12 @@ fn site(vms: impl FnOnce(&Path) -> Vec<VmSpec>) -> Site {
     )
     .unwrap();
     let specs = vms(dir.path());
-    let engine = Standin::start(dir.path(), &specs);
+    let engine = if tls {
+        let (_, cert, key) = tls_files(dir.path());
+        Standin::start_with_tls(dir.path(), &specs, Some((&cert, &key)))
+    } else {
+        Standin::start(dir.path(), &specs)
+    };
     let repo = dir.path().join("repo");
     let out = Command::new(env!("CARGO_BIN_EXE_holdfast"))
         .args(["repo", "--repo"])
@@ -560,6 +571,58 @@ fn the_snapshot_flow_reads_the_attached_device_and_undoes_every_step() {
     assert_eq!(kept.len(), 1, "--keep-snapshot keeps the VM snapshot");
     assert_eq!(kept[0]["persist_memorystate"], "false");
     assert!(state["agent_attachments"].as_object().unwrap().is_empty());
+}
+
+#[test]
+fn tls_to_the_engine_and_imageio_trusts_the_ca_file() {
+    let site = site_with(
+        |dir| {
+            let disk = patterned_raw(dir, "tls", 256 * MIB, &[(MIB, 0x5a, 2 * MIB)]);
+            vec![VmSpec {
+                id: "6f0c1a54-tls0-4d2c-9a59-000000000004",
+                name: "tls",
+                disks: vec![("d1e2f3a4-0000-4000-8000-00000000d004", disk, "raw")],
+            }]
+        },
+        true,
+    );
+    let sha = guest_sha256(&site.path("tls.raw"), &site.path("orig"));
+    let ca = site.path("ca.pem");
+    let ca = ca.to_str().unwrap();
+    // Without the engine's CA the certificate is not trusted: nothing starts.
+    site.vm_fails(&["backup", "--vm", "tls"], "certificate");
+    assert!(site.engine.state()["backups"]
+        .as_object()
+        .unwrap()
+        .is_empty());
+    // With it, the engine and the real imageio daemon (TLS on) are trusted.
+    let out = site.vm_ok(&["backup", "--vm", "tls", "--ca-file", ca]);
+    let snapshot = snapshot_id(&out);
+    let raw = site.path("back.raw");
+    site.vm_ok(&["restore", &snapshot, "--to-file", raw.to_str().unwrap()]);
+    assert_eq!(guest_sha256(&raw, &site.path("s1")), sha);
+    site.vm_ok(&[
+        "restore",
+        &snapshot,
+        "--ca-file",
+        ca,
+        "--new-name",
+        "tls-copy",
+    ]);
+    let state = site.engine.state();
+    let new_disk = state["disks"]
+        .as_object()
+        .unwrap()
+        .values()
+        .find(|d| d["name"] == "tls-copy-tls-disk")
+        .expect("the new disk");
+    let uploaded = PathBuf::from(new_disk["path"].as_str().unwrap());
+    assert_eq!(guest_sha256(&uploaded, &site.path("s2")), sha);
+    assert!(
+        site.engine.dangling().is_empty(),
+        "{:?}",
+        site.engine.dangling()
+    );
 }
 
 /// Bytes of the files under `dir`.

@@ -202,15 +202,88 @@ pub struct VmSpec {
     pub disks: Vec<(&'static str, PathBuf, &'static str)>,
 }
 
+/// A private CA and a certificate for 127.0.0.1 signed by it, made with
+/// openssl: (CA, certificate, key), PEM files in `dir`.
+pub fn tls_files(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let p = |n: &str| dir.join(n).to_str().unwrap().to_string();
+    sh(
+        "openssl",
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=holdfast test engine CA",
+            "-keyout",
+            &p("ca.key"),
+            "-out",
+            &p("ca.pem"),
+        ],
+    );
+    sh(
+        "openssl",
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            &p("server.key"),
+            "-out",
+            &p("server.csr"),
+        ],
+    );
+    std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    sh(
+        "openssl",
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &p("server.csr"),
+            "-CA",
+            &p("ca.pem"),
+            "-CAkey",
+            &p("ca.key"),
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            &p("san.ext"),
+            "-out",
+            &p("server.pem"),
+        ],
+    );
+    (
+        dir.join("ca.pem"),
+        dir.join("server.pem"),
+        dir.join("server.key"),
+    )
+}
+
 /// The stand-in engine with its imageio daemon.
 pub struct Standin {
     child: Child,
     pub dir: PathBuf,
     pub api: u16,
+    /// The plain-HTTP port of the test hooks (/standin/...).
+    pub hooks: u16,
+    pub tls: bool,
 }
 
 impl Standin {
     pub fn start(dir: &Path, vms: &[VmSpec]) -> Standin {
+        Standin::start_with_tls(dir, vms, None)
+    }
+
+    /// With `tls` = (certificate, key), the API and imageio speak https.
+    pub fn start_with_tls(dir: &Path, vms: &[VmSpec], tls: Option<(&Path, &Path)>) -> Standin {
         let state = dir.join("engine");
         std::fs::create_dir_all(&state).unwrap();
         std::fs::create_dir_all(state.join("by-id")).unwrap();
@@ -227,6 +300,10 @@ impl Standin {
                 })).collect::<Vec<_>>(),
             })).collect::<Vec<_>>(),
         });
+        let mut config = config;
+        if let Some((cert, key)) = tls {
+            config["tls"] = serde_json::json!({"cert": cert, "key": key});
+        }
         std::fs::write(state.join("config.json"), config.to_string()).unwrap();
         // Embedded, so that the benchmark (bench/vm_disk.rs) runs it too.
         let script = dir.join("ovirt_standin.py");
@@ -256,7 +333,13 @@ impl Standin {
             child,
             dir: state,
             api: ports["api"].as_u64().unwrap() as u16,
+            hooks: ports["hooks"].as_u64().unwrap() as u16,
+            tls: tls.is_some(),
         }
+    }
+
+    fn hooks_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.hooks)
     }
 
     /// Where the snapshot flow's attached disks appear (its /dev/disk/by-id).
@@ -265,12 +348,13 @@ impl Standin {
     }
 
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.api)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.api)
     }
 
     /// The stand-in's whole state (backups, transfers, disks, created VMs, relay counters).
     pub fn state(&self) -> serde_json::Value {
-        ureq::get(&format!("{}/standin/state", self.url()))
+        ureq::get(&format!("{}/standin/state", self.hooks_url()))
             .call()
             .unwrap()
             .into_json()
@@ -279,7 +363,7 @@ impl Standin {
 
     /// Inject failures (merged into the current ones).
     pub fn faults(&self, faults: serde_json::Value) {
-        ureq::post(&format!("{}/standin/faults", self.url()))
+        ureq::post(&format!("{}/standin/faults", self.hooks_url()))
             .send_string(&faults.to_string())
             .unwrap();
     }

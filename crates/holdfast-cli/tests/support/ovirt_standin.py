@@ -131,6 +131,12 @@ def bitmaps(path):
 # --- ovirt-imageio ---------------------------------------------------------
 
 IMAGEIO_PORT = free_port()
+# With config["tls"] = {"cert", "key"}: the API and imageio speak https with
+# that certificate (signed by the test's CA, as the engine's CA signs both).
+TLS = CONFIG.get("tls")
+TLS_CONF = (f"enable = true\nkey_file = {TLS['key']}\ncert_file = {TLS['cert']}"
+            if TLS else "enable = false")
+SCHEME = "https" if TLS else "http"
 CONF_DIR = os.path.join(STATE_DIR, "imageio")
 os.makedirs(os.path.join(CONF_DIR, "conf.d"), exist_ok=True)
 CONTROL_SOCKET = os.path.join(CONF_DIR, "ctl.sock")
@@ -139,7 +145,7 @@ with open(os.path.join(CONF_DIR, "conf.d", "daemon.conf"), "w") as f:
 systemd_enable = false
 drop_privileges = false
 [tls]
-enable = false
+{TLS_CONF}
 [control]
 transport = unix
 socket = {CONTROL_SOCKET}
@@ -341,7 +347,7 @@ def backup_xml(b):
 def transfer_xml(t):
     body = el("phase", t["phase"]) + el("direction", t["direction"]) + el("format", "raw")
     if t["phase"] == "transferring":
-        url = f"http://127.0.0.1:{RELAY_PORT}/images/{t['id']}"
+        url = f"{SCHEME}://127.0.0.1:{RELAY_PORT}/images/{t['id']}"
         body += el("transfer_url", url) + el("proxy_url", url)
     body += f'<disk id="{t["disk"]}"/>'
     if t.get("backup"):
@@ -679,7 +685,16 @@ def main():
             sys.exit("ovirt-imageio exited")
         time.sleep(0.05)
     server = Server(("127.0.0.1", 0), Handler)
-    ports = {"api": server.server_address[1], "imageio": IMAGEIO_PORT, "relay": RELAY_PORT}
+    if TLS:
+        import ssl
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(TLS["cert"], TLS["key"])
+        server.socket = ctx.wrap_socket(server.socket, server_side=True)
+    # The test hooks (/standin/...) also answer on plain HTTP.
+    hooks = Server(("127.0.0.1", 0), Handler)
+    threading.Thread(target=hooks.serve_forever, daemon=True).start()
+    ports = {"api": server.server_address[1], "hooks": hooks.server_address[1],
+             "imageio": IMAGEIO_PORT, "relay": RELAY_PORT}
     tmp = os.path.join(STATE_DIR, "ports.json.tmp")
     with open(tmp, "w") as f:
         json.dump(ports, f)
