@@ -288,16 +288,21 @@ fn restore_to_the_engine_sends_zeros_as_requests_and_the_stored_configuration() 
                 (511 * MIB, 0x33, MIB),
             ],
         );
+        let logs = patterned_raw(dir, "logs", 64 * MIB, &[(10 * MIB, 0x44, MIB)]);
         vec![VmSpec {
             id: "6f0c1a54-db00-4d2c-9a59-000000000002",
             name: "db",
-            disks: vec![("d1e2f3a4-0000-4000-8000-00000000d002", disk, "raw")],
+            disks: vec![
+                ("d1e2f3a4-0000-4000-8000-00000000d002", disk, "raw"),
+                ("d1e2f3a4-0000-4000-8000-00000000d003", logs, "raw"),
+            ],
         }]
     });
     let disk = site.path("db.raw");
     let sha = guest_sha256(&disk, &site.path("orig"));
+    let logs_sha = guest_sha256(&site.path("logs.raw"), &site.path("orig2"));
     let out = site.vm_ok(&["backup", "--vm", "db"]);
-    assert!(out.contains("full backup"), "{out}");
+    assert!(out.contains("full backup of 2 disks"), "{out}");
     // A raw disk is never incremental.
     let out = site.vm_ok(&["backup", "--vm", "db"]);
     assert!(out.contains("full backup"), "{out}");
@@ -318,8 +323,8 @@ fn restore_to_the_engine_sends_zeros_as_requests_and_the_stored_configuration() 
     assert!(out.contains("VM db-copy"), "{out}");
     let up = site.engine.bytes_up() - up_before;
     assert!(
-        (5 * MIB..6 * MIB).contains(&up),
-        "5 MiB of data and 507 MiB of zeros uploaded {up} bytes"
+        (6 * MIB..7 * MIB).contains(&up),
+        "6 MiB of data and 570 MiB of zeros uploaded {up} bytes"
     );
     let state = site.engine.state();
     assert!(
@@ -346,17 +351,49 @@ fn restore_to_the_engine_sends_zeros_as_requests_and_the_stored_configuration() 
     assert_eq!(attached[1], new_disk["id"]);
     let uploaded = PathBuf::from(new_disk["path"].as_str().unwrap());
     assert_eq!(guest_sha256(&uploaded, &site.path("up")), sha);
+    let logs_disk = state["disks"]
+        .as_object()
+        .unwrap()
+        .values()
+        .find(|d| d["name"] == "db-copy-db-disk2")
+        .expect("the second new disk");
+    let uploaded = PathBuf::from(logs_disk["path"].as_str().unwrap());
+    assert_eq!(guest_sha256(&uploaded, &site.path("up2")), logs_sha);
+    assert_eq!(state["attachments"][1][0], created["id"]);
+    assert_eq!(state["attachments"][1][1], logs_disk["id"]);
     assert!(
         site.engine.dangling().is_empty(),
         "{:?}",
         site.engine.dangling()
     );
 
+    // Several disks: --to-file needs --disk.
+    let file = site.path("logs-back.raw");
+    let file = file.to_str().unwrap();
+    site.vm_fails(&["restore", &snapshot, "--to-file", file], "--disk");
+    site.vm_ok(&[
+        "restore",
+        &snapshot,
+        "--to-file",
+        file,
+        "--disk",
+        "d1e2f3a4-0000-4000-8000-00000000d003",
+    ]);
+    assert_eq!(guest_sha256(Path::new(file), &site.path("s3")), logs_sha);
+
     // One disk into an existing VM: attached there, not bootable, no new VM.
-    site.vm_ok(&["restore", &snapshot, "--into-vm", "db-copy"]);
+    site.vm_ok(&[
+        "restore",
+        &snapshot,
+        "--into-vm",
+        "db-copy",
+        "--disk",
+        "db-disk2",
+    ]);
     let state = site.engine.state();
     assert_eq!(state["created_vms"].as_array().unwrap().len(), 1);
-    let second = state["attachments"][1].clone();
+    assert_eq!(state["attachments"].as_array().unwrap().len(), 3);
+    let second = state["attachments"][2].clone();
     assert_eq!(second[0], created["id"]);
     assert_eq!(second[3], "false");
 

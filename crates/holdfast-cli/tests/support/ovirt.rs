@@ -295,8 +295,11 @@ impl Standin {
                 "id": vm.id,
                 "name": vm.name,
                 "ovf": OVF,
-                "disks": vm.disks.iter().map(|(id, path, format)| serde_json::json!({
-                    "id": id, "name": format!("{}-disk", vm.name), "path": path, "format": format,
+                "disks": vm.disks.iter().enumerate().map(|(i, (id, path, format))| serde_json::json!({
+                    "id": id,
+                    "name": if i == 0 { format!("{}-disk", vm.name) } else { format!("{}-disk{}", vm.name, i + 1) },
+                    "path": path,
+                    "format": format,
                 })).collect::<Vec<_>>(),
             })).collect::<Vec<_>>(),
         });
