@@ -303,6 +303,11 @@ fn restore_to_the_engine_sends_zeros_as_requests_and_the_stored_configuration() 
     let logs_sha = guest_sha256(&site.path("logs.raw"), &site.path("orig2"));
     let out = site.vm_ok(&["backup", "--vm", "db"]);
     assert!(out.contains("full backup of 2 disks"), "{out}");
+    // The repository engine archives files in parallel (a thread per CPU):
+    // both disks were read at the same time, each through its own transfer.
+    if std::thread::available_parallelism().map_or(1, |n| n.get()) >= 2 {
+        assert_eq!(site.engine.state()["max_transferring"], 2);
+    }
     // A raw disk is never incremental.
     let out = site.vm_ok(&["backup", "--vm", "db"]);
     assert!(out.contains("full backup"), "{out}");

@@ -66,6 +66,7 @@ STATE = {
     "agent_attachments": {},  # snapshot disks attached to the agent VM: id -> dict
     "deleted_snapshots": [],
     "deleted_vms": [],
+    "max_transferring": 0,  # transfers in the transferring phase at once
 }
 
 for vm in CONFIG["vms"]:
@@ -393,6 +394,8 @@ def advance_transfer(t):
             return
         open_transfer(t)
         t["phase"] = "transferring"
+        now = sum(1 for x in STATE["transfers"].values() if x["phase"] == "transferring")
+        STATE["max_transferring"] = max(STATE["max_transferring"], now)
     elif t["phase"] == "finalizing_success":
         close_transfer(t)
         t["phase"] = "finished_success"
