@@ -179,7 +179,29 @@ fn full_then_incremental_backup_restore_byte_identical_images() {
     let allocated = allocated_data(&disk);
 
     // Full: only the allocated data crosses the wire, and about that much is stored.
-    let out = site.vm_ok(&["backup", "--vm", "web"]);
+    let log = site.path("backup.log");
+    let run = site.vm(&[
+        "backup",
+        "--vm",
+        "web",
+        "--log",
+        log.to_str().unwrap(),
+        "--progress",
+    ]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(String::from_utf8_lossy(&run.stderr).contains("reading VM disks"));
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(logged.contains("Start of holdfast vm backup"), "{logged}");
+    assert!(
+        logged.lines().last().unwrap().contains("Outcome"),
+        "{logged}"
+    );
+    assert!(!logged.contains(ENGINE_PASSWORD) && !logged.contains(REPO_PASSWORD));
+    let out = String::from_utf8_lossy(&run.stdout).into_owned();
     assert!(out.contains("full backup of 1 disk"), "{out}");
     let full = snapshot_id(&out);
     let down = site.engine.bytes_down();

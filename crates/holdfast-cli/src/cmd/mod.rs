@@ -278,6 +278,7 @@ impl Command {
             Command::Restore(a) => a.env.log.as_deref(),
             Command::Migrate(a) => a.env.log.as_deref(),
             Command::Repo(r) => r.command.log_path(),
+            Command::Vm(v) => v.log.as_deref(),
             _ => None,
         }
     }
@@ -300,10 +301,12 @@ pub fn run(cli: Cli) -> ExitCode {
     };
     let verb = cli.command.name();
     let json = cli.command.env().is_some_and(|e| e.json);
-    let bars = cli
-        .command
-        .env()
-        .is_some_and(|e| crate::progress::wanted(e.progress, e.no_progress));
+    let bars = match &cli.command {
+        Command::Vm(v) => crate::progress::wanted(v.progress, v.no_progress),
+        command => command
+            .env()
+            .is_some_and(|e| crate::progress::wanted(e.progress, e.no_progress)),
+    };
     let log = match cli.command.log_path() {
         None => Log::console_only(),
         Some(path) => match Log::create(path) {

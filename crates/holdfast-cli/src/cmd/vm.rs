@@ -24,6 +24,15 @@ pub const ENGINE_PASSWORD_ENV: &str = "HOLDFAST_ENGINE_PASSWORD";
 pub struct VmArgs {
     #[command(flatten)]
     pub repo: RepoOptions,
+    /// Log file (created 0600); its last line is the outcome, the exit status and the reason.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub log: Option<PathBuf>,
+    /// Draw progress bars on stderr even when it is not a terminal.
+    #[arg(long, global = true, conflicts_with = "no_progress")]
+    pub progress: bool,
+    /// Draw no progress bars.
+    #[arg(long, global = true)]
+    pub no_progress: bool,
     #[command(subcommand)]
     pub command: VmCommand,
 }

@@ -18,6 +18,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use crate::log::Log;
+use crate::progress::Progress;
 use crate::repo::stream::{StreamFile, StreamSource};
 use crate::repo::{Repo, SnapshotFileReader, SnapshotInfo};
 use crate::vm::api::{Direction, Patience};
@@ -132,6 +133,7 @@ pub fn backup(
             open_transfers: &open_transfers,
         },
         started.to_checkpoint_id.clone(),
+        log,
     );
 
     // 4. Finalize what is still open, then the backup.
@@ -257,6 +259,7 @@ fn store(
     req: &VmBackupRequest,
     s: Stored<'_>,
     checkpoint: Option<String>,
+    log: &Log,
 ) -> Result<VmBackupOutcome> {
     let ready = engine.wait_backup(s.vm_id, s.backup_id, "ready", req.patience)?;
     let checkpoint = ready.to_checkpoint_id.or(checkpoint);
@@ -278,6 +281,10 @@ fn store(
     };
     let traffic = Arc::new(Traffic::default());
     let failure: FailureSlot = Arc::default();
+    let progress = Arc::new(log.progress(
+        "reading VM disks",
+        Some(s.disks.iter().map(|d| d.size).sum()),
+    ));
     let mut files: Vec<StreamFile> = s
         .disks
         .iter()
@@ -294,6 +301,7 @@ fn store(
                 traffic: traffic.clone(),
                 failure: failure.clone(),
                 open_transfers: s.open_transfers.clone(),
+                progress: progress.clone(),
             };
             StreamFile::new(disk.file_name(), disk.size, Arc::new(move || reader.open()))
         })
@@ -373,6 +381,7 @@ struct DiskReader {
     traffic: Arc<Traffic>,
     failure: FailureSlot,
     open_transfers: Arc<Mutex<Vec<String>>>,
+    progress: Arc<Progress>,
 }
 
 impl DiskReader {
@@ -432,6 +441,7 @@ impl DiskReader {
             patience: self.patience,
             open_transfers: self.open_transfers.clone(),
             failure: self.failure.clone(),
+            progress: self.progress.clone(),
             done: false,
         }))
     }
@@ -446,6 +456,7 @@ struct TransferStream {
     patience: Patience,
     open_transfers: Arc<Mutex<Vec<String>>>,
     failure: FailureSlot,
+    progress: Arc<Progress>,
     done: bool,
 }
 
@@ -469,6 +480,7 @@ impl TransferStream {
 impl Read for TransferStream {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.stream.read(buf)?;
+        self.progress.advance(n as u64);
         if n == 0 && !buf.is_empty() && !self.done {
             self.done = true;
             if let Err(e) = self.finalize() {

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::log::Log;
+use crate::progress::{Counted, Progress};
 use crate::repo::{Repo, SnapshotInfo};
 use crate::vm::api::{Direction, NewDisk, Patience};
 use crate::vm::image::{ImageSink, SparseFileTarget, UploadTarget};
@@ -121,7 +122,8 @@ pub fn restore(
     match target {
         VmRestoreTarget::File { path, disk, qcow2 } => {
             let disk = choose_disk(&manifest, disk.as_deref())?;
-            to_file(repo, &info, &root, disk, path, *qcow2)?;
+            let progress = log.progress("writing the disk image", Some(disk.size));
+            to_file(repo, &info, &root, disk, path, *qcow2, &progress)?;
             log.line(&format!(
                 "disk {} of VM {} written to {}",
                 disk.id,
@@ -172,7 +174,11 @@ pub fn restore(
                     qcow2: qcow2.unwrap_or(disk.format == "cow"),
                     storage_domain: storage_domain.clone(),
                 };
-                match upload_disk(engine, repo, &info, &root, disk, &new, *patience, &traffic) {
+                let progress = log.progress("uploading the disk", Some(disk.size));
+                let uploaded = upload_disk(
+                    engine, repo, &info, &root, disk, &new, *patience, &traffic, &progress,
+                );
+                match uploaded {
                     Ok(id) => {
                         log.line(&format!("disk {} uploaded as new disk {id}", disk.id));
                         created.push((disk, id));
@@ -262,6 +268,7 @@ fn to_file(
     disk: &VmDisk,
     path: &Path,
     qcow2: bool,
+    progress: &Progress,
 ) -> Result<()> {
     let raw_path = if qcow2 {
         path.with_extension("raw-partial")
@@ -284,7 +291,7 @@ fn to_file(
         let found = repo.dump_file(
             &info.id,
             &format!("{}/{}", root.display(), disk.file_name()),
-            &mut sink,
+            &mut Counted::new(&mut sink, progress),
         )?;
         if !found {
             return Err(Error::invalid(format!(
@@ -333,6 +340,7 @@ fn upload_disk(
     new: &NewDisk,
     patience: Patience,
     traffic: &Arc<Traffic>,
+    progress: &Progress,
 ) -> Result<String> {
     let created = engine.create_disk(new)?;
     let id = created.id.clone();
@@ -353,7 +361,7 @@ fn upload_disk(
             repo.dump_file(
                 &info.id,
                 &format!("{}/{}", root.display(), disk.file_name()),
-                &mut sink,
+                &mut Counted::new(&mut sink, progress),
             )?;
             let (size, _) = sink.finish()?;
             if size != disk.size {

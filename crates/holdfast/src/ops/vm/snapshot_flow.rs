@@ -22,6 +22,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::log::Log;
+use crate::progress::Progress;
 use crate::repo::stream::{StreamFile, StreamSource};
 use crate::repo::Repo;
 use crate::vm::api::Patience;
@@ -124,6 +125,10 @@ fn read_through_snapshot(
     })?;
     // 3. Its disks, 4. attached to the agent, 5. found by id.
     let disks = engine.snapshot_disks(&vm.id, &snap.id)?;
+    let progress = Arc::new(log.progress(
+        "reading VM disks",
+        Some(disks.iter().filter_map(|d| d.provisioned_size).sum()),
+    ));
     let mut stored_disks = Vec::new();
     let mut files = Vec::new();
     for disk in disks {
@@ -149,15 +154,16 @@ fn read_through_snapshot(
             bootable: false,
             interface: "virtio_scsi".into(),
         };
+        let progress = progress.clone();
         files.push(StreamFile::new(
             stored.file_name(),
             size,
             Arc::new(move || {
                 let file = std::fs::File::open(&device)?;
-                Ok(
-                    Box::new(std::io::BufReader::with_capacity(4 << 20, file).take(size))
-                        as Box<dyn Read + Send>,
-                )
+                Ok(Box::new(CountedRead {
+                    inner: std::io::BufReader::with_capacity(4 << 20, file).take(size),
+                    progress: progress.clone(),
+                }) as Box<dyn Read + Send>)
             }),
         ));
         stored_disks.push(stored);
@@ -205,6 +211,20 @@ fn read_through_snapshot(
         downloaded: disk_bytes,
         retried: 0,
     })
+}
+
+/// A device's bytes, counted on the progress bar as the repository reads them.
+struct CountedRead<R> {
+    inner: R,
+    progress: Arc<Progress>,
+}
+
+impl<R: Read> Read for CountedRead<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.progress.advance(n as u64);
+        Ok(n)
+    }
 }
 
 /// The device of an attached disk, by its id: udev names virtio-blk disks
