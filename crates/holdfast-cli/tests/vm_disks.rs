@@ -472,6 +472,45 @@ fn failures_leave_no_backup_transfer_or_snapshot_behind() {
     );
     assert!(site.snapshots().is_empty());
 
+    // SIGTERM while the backup starts: the run ends (143), the backup is finalized.
+    site.engine
+        .faults(serde_json::json!({"backup_never_ready": true}));
+    let child = Command::new(env!("CARGO_BIN_EXE_holdfast"))
+        .args(["vm", "--repo"])
+        .arg(&site.repo)
+        .arg("--password-file")
+        .arg(site.path("repo-password"))
+        .args(["backup", "--vm", "web", "--engine", &site.engine.url()])
+        .arg("--engine-password-file")
+        .arg(site.path("engine-password"))
+        .args(["--poll-interval", "0.05"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while site.engine.state()["backups"].as_object().unwrap().len() < 2 {
+        assert!(started.elapsed().as_secs() < 20, "the backup did not start");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    sh("kill", &["-TERM", &child.id().to_string()]);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(143),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("interrupted by SIGTERM"));
+    site.engine
+        .faults(serde_json::json!({"backup_never_ready": false}));
+    assert!(
+        site.engine.dangling().is_empty(),
+        "{:?}",
+        site.engine.dangling()
+    );
+    assert!(site.snapshots().is_empty());
+
     // A transfer that fails: the backup is finalized, no snapshot stays.
     site.engine
         .faults(serde_json::json!({"transfer_fails": true}));

@@ -307,6 +307,11 @@ impl Engine {
     ) -> Result<Backup> {
         let start = Instant::now();
         loop {
+            // A termination request ends the wait for a backup to start, not
+            // the clean-up's wait for it to finish.
+            if want == "ready" {
+                crate::interrupt::check()?;
+            }
             let backup = self.backup(vm, id)?;
             let phase = backup.phase.clone().unwrap_or_default();
             if phase == want {
@@ -364,6 +369,7 @@ impl Engine {
     pub fn wait_transferring(&self, id: &str, patience: Patience) -> Result<ImageTransfer> {
         let start = Instant::now();
         loop {
+            crate::interrupt::check()?;
             let Some(t) = self.transfer(id)? else {
                 return Err(Error::failed(format!(
                     "image transfer {id} was removed by the engine"
@@ -452,6 +458,7 @@ impl Engine {
     pub fn wait_disk_ok(&self, id: &str, patience: Patience) -> Result<Disk> {
         let start = Instant::now();
         loop {
+            crate::interrupt::check()?;
             let disk = self.disk(id)?;
             match disk.status.as_deref() {
                 Some("ok") => return Ok(disk),
@@ -546,6 +553,7 @@ impl Engine {
     pub fn wait_snapshot_ok(&self, vm: &str, id: &str, patience: Patience) -> Result<Snapshot> {
         let start = Instant::now();
         loop {
+            crate::interrupt::check()?;
             let snap = self.snapshot(vm, id)?;
             match snap.snapshot_status.as_deref() {
                 Some("ok") => return Ok(snap),

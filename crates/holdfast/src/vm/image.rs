@@ -30,6 +30,9 @@ pub struct PieceSources {
 
 impl PieceSources {
     fn fetch(&self, piece: &Piece) -> Result<Vec<u8>> {
+        // A termination request fails the stream at its next piece; the
+        // backup then cleans up as after any failure.
+        crate::interrupt::check()?;
         let length = piece.length as usize;
         match piece.source {
             Source::Zero => Ok(vec![0; length]),
@@ -310,6 +313,7 @@ impl<T: BlockTarget> ImageSink<T> {
     /// Hand the block to the target in granules of [`GRANULE`]: runs of
     /// data as writes, runs of zeros added to the pending zero run.
     fn put_block(&mut self) -> Result<()> {
+        crate::interrupt::check()?;
         let block = std::mem::take(&mut self.block);
         let mut at = 0;
         while at < block.len() {

@@ -221,6 +221,9 @@ struct CountedRead<R> {
 
 impl<R: Read> Read for CountedRead<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if let Some(signal) = crate::interrupt::requested() {
+            return Err(std::io::Error::other(format!("interrupted by {signal}")));
+        }
         let n = self.inner.read(buf)?;
         self.progress.advance(n as u64);
         Ok(n)
