@@ -31,6 +31,9 @@
 //!   encrypted repository of restic's format ([`repo::Repo`] at a
 //!   [`repo::RepoLocation`], thinned by a [`repo::Retention`]); a snapshot
 //!   holds an archive's members, so it becomes an archive again.
+//! - [`vm`] talks to an oVirt engine's REST API and its imageio daemons
+//!   (virtual machine disks through the Backup and Restore API); it knows
+//!   no database.
 //! - [`ops`] is the only place that sequences these: each operation takes a
 //!   validated request ([`ops::BackupRequest`], [`ops::VerifyRequest`],
 //!   [`ops::RestoreRequest`] with its [`ops::ProvisionRequest`],
@@ -118,6 +121,7 @@ pub mod schedule;
 pub mod schema;
 pub mod secret;
 pub mod status;
+pub mod vm;
 pub mod wal;
 
 pub use error::{Error, IoContext, Remedy, Result};

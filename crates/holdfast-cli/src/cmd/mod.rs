@@ -21,6 +21,7 @@ pub mod schema;
 mod serve;
 mod status;
 mod verify;
+mod vm;
 mod wal;
 
 use std::path::PathBuf;
@@ -63,6 +64,8 @@ pub enum Command {
     Schema(schema::SchemaArgs),
     /// The deduplicating repository (restic's format): init, backup, snapshots, restore, export, forget, prune, check.
     Repo(repo::RepoArgs),
+    /// oVirt VM disks through the engine's Backup and Restore API into the repository and back.
+    Vm(vm::VmArgs),
     /// Continuous archiving: PostgreSQL's archive_command (push) and restore_command (fetch) over the repository.
     Wal(wal::WalArgs),
     /// Apply a keep policy (--keep-daily 7 ...) to a directory of archives, by the backup time each records.
@@ -248,6 +251,10 @@ impl Command {
             Command::Repo(r) => return format!("repo {}", r.command.name()),
             Command::PruneArchives(_) => "prune-archives",
             Command::Serve(_) => "serve",
+            Command::Vm(v) => match v.command {
+                vm::VmCommand::Backup(_) => "vm backup",
+                vm::VmCommand::Restore(_) => "vm restore",
+            },
             Command::Status(_) => "status",
             Command::Wal(_) => "wal",
             Command::Schedule(_) => "schedule",
@@ -278,6 +285,7 @@ impl Command {
             Command::Restore(a) => a.env.log.as_deref(),
             Command::Migrate(a) => a.env.log.as_deref(),
             Command::Repo(r) => r.command.log_path(),
+            Command::Vm(v) => v.log.as_deref(),
             _ => None,
         }
     }
@@ -302,10 +310,12 @@ pub fn run(cli: Cli) -> ExitCode {
     };
     let verb = cli.command.name();
     let json = cli.command.env().is_some_and(|e| e.json);
-    let bars = cli
-        .command
-        .env()
-        .is_some_and(|e| crate::progress::wanted(e.progress, e.no_progress));
+    let bars = match &cli.command {
+        Command::Vm(v) => crate::progress::wanted(v.progress, v.no_progress),
+        command => command
+            .env()
+            .is_some_and(|e| crate::progress::wanted(e.progress, e.no_progress)),
+    };
     let log = match cli.command.log_path() {
         None => Log::console_only(),
         Some(path) => match Log::create(path) {
@@ -408,6 +418,7 @@ fn run_command(command: Command, log: &Log) -> holdfast::Result<()> {
         Command::Repo(a) => repo::run(a, log),
         Command::PruneArchives(a) => prune_archives::run(a),
         Command::Serve(a) => serve::run(a),
+        Command::Vm(a) => vm::run(a, log),
         Command::Status(_) | Command::Wal(_) => {
             unreachable!("status and wal return before the log is opened")
         }

@@ -41,7 +41,8 @@ pub struct RepoArgs {
     pub command: RepoCommand,
 }
 
-/// Where the repository is and how to open it: shared by `holdfast repo` and `holdfast wal`.
+/// Where the repository is and how it opens: shared by every verb that
+/// writes to or reads from one (`repo`, `wal`, `vm`).
 #[derive(Debug, Clone, Args)]
 pub struct RepoOptions {
     /// The repository: a directory, rest:https://user@host:port/path/ or
@@ -521,7 +522,7 @@ pub(super) fn open(
 }
 
 /// [`open`], the repository's long steps drawn as the log's progress bars.
-fn open_drawn(
+pub(super) fn open_drawn(
     location: &RepoLocation,
     password_file: Option<&Path>,
     log: &Log,
@@ -543,7 +544,7 @@ fn first_line_secret(path: &Path, option: &str) -> holdfast::Result<Password> {
 
 /// The password: from a file, the environment, or the terminal (twice when
 /// creating a repository). Never from the command line.
-fn password(file: Option<&Path>, new: bool) -> holdfast::Result<Password> {
+pub(super) fn password(file: Option<&Path>, new: bool) -> holdfast::Result<Password> {
     if let Some(path) = file {
         return first_line_secret(path, "--password-file");
     }

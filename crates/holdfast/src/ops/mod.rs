@@ -15,6 +15,7 @@ pub mod request;
 pub mod restore;
 mod unpack;
 pub mod verify;
+pub mod vm;
 pub mod wal;
 
 pub mod workdir;

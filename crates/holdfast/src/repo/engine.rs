@@ -812,6 +812,124 @@ impl Repo {
         read
     }
 
+    /// Store a source of ours (see [`super::stream`]) as one snapshot under
+    /// `root` with exactly `tags`. The snapshot must hold `files` (paths
+    /// relative to `root`, sizes) and `source_ok` must pass after the last
+    /// byte was read (a stream that failed half-way is not a backup); else
+    /// the snapshot is removed again and the error returned.
+    pub fn backup_source<R>(
+        &mut self,
+        source: &R,
+        root: &Path,
+        host: &str,
+        tags: &[String],
+        files: &[(PathBuf, u64)],
+        source_ok: impl FnOnce() -> Result<()>,
+    ) -> Result<SnapshotInfo>
+    where
+        R: rustic_core::ReadSource + 'static,
+        <R as rustic_core::ReadSource>::Open: Send,
+        <R as rustic_core::ReadSource>::Iter: Send,
+    {
+        self.remove_stale_temporaries();
+        let snap = SnapshotOptions::default()
+            .host(host.to_string())
+            .add_tags(&tags.join(","))
+            .and_then(|o| o.to_snapshot())
+            .map_err(|e| Error::usage(format!("snapshot labels: {}", e.display_log())))?;
+        let opts = BackupOptions::default().parent_opts(ParentOptions::default().force(true));
+        let indexed = self
+            .take_repo()?
+            .to_indexed_ids()
+            .map_err(|e| engine_error("read the repository index", &e))?;
+        let written = indexed
+            .archive(&opts, source, snap, &[root.to_path_buf()])
+            .map_err(|e| engine_error("write the snapshot", &e));
+        let snap = match written {
+            Ok(snap) => snap,
+            Err(e) => {
+                self.give_back(indexed);
+                // The archiver stops at the stream's own error: report that one.
+                return Err(source_ok().err().unwrap_or(e));
+            }
+        };
+        if let Err(e) = source_ok() {
+            let removed = indexed.delete_snapshots(&[snap.id]);
+            self.give_back(indexed);
+            return Err(match removed {
+                Ok(()) => e,
+                Err(r) => Error::failed(format!(
+                    "{e}; removing the partial snapshot failed too ({}): remove it with 'holdfast repo forget'",
+                    r.display_log()
+                )),
+            });
+        }
+        self.give_back(indexed);
+        let indexed = self
+            .take_repo()?
+            .to_indexed_ids()
+            .map_err(|e| engine_error("read the repository index", &e))?;
+        let checked = check_complete(&indexed, &snap, files);
+        self.give_back(indexed);
+        checked
+    }
+
+    /// Write one file of a snapshot into `out` as it streams out of the
+    /// repository (bounded memory); false when the snapshot has no such file.
+    pub fn dump_file(&mut self, snapshot: &str, path: &str, out: &mut impl Write) -> Result<bool> {
+        let snap = self.find_snapshot(snapshot)?;
+        let full = self
+            .take_repo()?
+            .to_indexed()
+            .map_err(|e| engine_error("read the repository index", &e))?;
+        let dumped = (|| {
+            let Ok(node) = full.node_from_snapshot_and_path(&snap, path) else {
+                return Ok(false);
+            };
+            if !node.is_file() {
+                return Ok(false);
+            }
+            full.dump(&node, out)
+                .map_err(|e| engine_error(&format!("read {path} from the snapshot"), &e))?;
+            Ok(true)
+        })();
+        self.give_back(full);
+        dumped
+    }
+
+    /// Random access to files of a snapshot, for as long as the readers
+    /// live (they share this handle's full index: open a second handle to
+    /// write meanwhile).
+    pub fn into_file_readers(
+        mut self,
+        snapshot: &str,
+        paths: &[String],
+    ) -> Result<Vec<SnapshotFileReader>> {
+        let snap = self.find_snapshot(snapshot)?;
+        let full = Arc::new(
+            self.take_repo()?
+                .to_indexed()
+                .map_err(|e| engine_error("read the repository index", &e))?,
+        );
+        paths
+            .iter()
+            .map(|path| {
+                let node = full
+                    .node_from_snapshot_and_path(&snap, path)
+                    .map_err(|e| engine_error(&format!("find {path} in the snapshot"), &e))?;
+                let file = full
+                    .open_file(&node)
+                    .map_err(|e| engine_error(&format!("open {path} in the snapshot"), &e))?;
+                Ok(SnapshotFileReader {
+                    repo: full.clone(),
+                    file,
+                    size: node.meta.size,
+                    path: path.clone(),
+                })
+            })
+            .collect()
+    }
+
     /// Every key of the repository.
     pub fn keys(&self) -> Result<Vec<KeyInfo>> {
         let repo = self.open_repo()?;
@@ -1430,3 +1548,26 @@ fn engine_error(doing: &str, e: &RusticError) -> Error {
 
 /// What a 401 from a REST server means.
 const REST_REFUSED: &str = "the REST server refused the user or password";
+
+/// One file of a snapshot, read at any offset (see [`Repo::into_file_readers`]).
+pub struct SnapshotFileReader {
+    repo: Arc<Repository<rustic_core::IndexedFullStatus>>,
+    file: rustic_core::vfs::OpenFile,
+    size: u64,
+    path: String,
+}
+
+impl SnapshotFileReader {
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// `length` bytes at `offset` (fewer only at the end of the file).
+    pub fn read_at(&self, offset: u64, length: usize) -> Result<Vec<u8>> {
+        let bytes = self
+            .repo
+            .read_file_at(&self.file, offset as usize, length)
+            .map_err(|e| engine_error(&format!("read {} from the snapshot", self.path), &e))?;
+        Ok(bytes.to_vec())
+    }
+}

@@ -12,6 +12,8 @@
 //! - `s3` (feature `s3`) is the backend of an S3 location, over opendal's S3
 //!   service alone;
 //! - [`locks`] reads and removes restic's lock files (`repo unlock`);
+//! - [`stream`] feeds files produced while they are read (VM disks), with
+//!   no staging;
 //! - [`source`] feeds a staged directory to the engine through a buffered
 //!   source of ours, under the snapshot path `/holdfast/<profile>`;
 //! - [`retention`] is restic's keep policy, for snapshots and for a directory
@@ -34,10 +36,11 @@ pub mod retention;
 mod s3;
 pub mod source;
 pub mod wal;
+pub mod stream;
 
 pub use engine::{
     Change, CheckReport, Chunking, FileChange, ForgetReport, KeyInfo, PackAccount, PruneMode,
-    PruneReport, RepairReport, Repo, RepoStats, SnapshotEntry, SnapshotInfo,
+    PruneReport, RepairReport, Repo, RepoStats, SnapshotEntry, SnapshotFileReader, SnapshotInfo,
 };
 pub use location::{LocationSource, RemoteOptions, RepoLocation};
 pub use retention::Retention;
