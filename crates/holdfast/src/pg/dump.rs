@@ -229,7 +229,7 @@ fn widen_pipe(pipe: &impl std::os::fd::AsRawFd) {
 
 /// `io::copy`, telling a failing reader from a failing writer.
 fn copy_stream(from: &mut dyn Read, to: &mut dyn Write) -> Result<u64, CopyError> {
-    let mut buf = vec![0u8; 1 << 20];
+    let mut buf = vec![0u8; 256 * 1024];
     let mut total = 0u64;
     loop {
         let n = match from.read(&mut buf) {

@@ -35,8 +35,8 @@ pub mod retention;
 #[cfg(feature = "s3")]
 mod s3;
 pub mod source;
-pub mod wal;
 pub mod stream;
+pub mod wal;
 
 pub use engine::{
     Change, CheckReport, Chunking, FileChange, ForgetReport, KeyInfo, PackAccount, PruneMode,

@@ -221,8 +221,8 @@ struct Tee<'p, W> {
 }
 
 /// The fingerprinter's bytes go over in blocks this large: one wake-up per
-/// MiB rather than per pipe read.
-const COPY_BLOCK: usize = 1 << 20;
+/// 256 KiB rather than per pipe read, with little memory in flight.
+const COPY_BLOCK: usize = 256 << 10;
 
 impl<W> Tee<'_, W> {
     /// Hand what is pending to the fingerprinter.
