@@ -575,7 +575,7 @@ fn copies_go_off_site(r: &Repository, off_site: &Repository) {
     let (ok, out) = off_site.restic_output(&["check", "--read-data"]);
     assert!(ok && out.contains("no errors were found"), "{out}");
     // The copies hold the same files, byte for byte.
-    let copies = snapshot_ids(&off_site);
+    let copies = snapshot_ids(off_site);
     assert_eq!(copies.len(), 2);
     for (orig, copy) in ids.iter().zip(&copies) {
         for member in ["manifest.json", "db/engine_backup.db", "files"] {

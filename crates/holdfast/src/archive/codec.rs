@@ -328,6 +328,25 @@ impl<W: Write> Write for Encoder<W> {
     }
 }
 
+/// A writer that fails once `stop` says so.
+struct Stoppable<'s, W> {
+    inner: W,
+    stop: &'s (dyn Fn() -> bool + Sync),
+}
+
+impl<W: Write> Write for Stoppable<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if (self.stop)() {
+            return Err(io::Error::other("stopped"));
+        }
+        self.inner.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -388,24 +407,5 @@ mod tests {
             err.to_string(),
             "invalid compression level 12 for gzip: use 0 to 9"
         );
-    }
-}
-
-/// A writer that fails once `stop` says so.
-struct Stoppable<'s, W> {
-    inner: W,
-    stop: &'s (dyn Fn() -> bool + Sync),
-}
-
-impl<W: Write> Write for Stoppable<'_, W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        if (self.stop)() {
-            return Err(io::Error::other("stopped"));
-        }
-        self.inner.write(buf)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
     }
 }
