@@ -39,7 +39,7 @@ impl Repository {
     fn init_served(server: &Server, name: &str) -> Repository {
         let dir = tempfile::tempdir().unwrap();
         let path = server.root.join(name);
-        let location = format!("rest:{}/{name}/", server.url);
+        let location = format!("rest:{}/{name}/", server.rest.url);
         Repository::init_with(dir, path, location)
     }
 
@@ -129,53 +129,24 @@ impl Repository {
     }
 }
 
-/// A `holdfast serve` child on a loopback port (no users: loopback needs
-/// none), killed when dropped.
+/// `holdfast serve` of a temporary directory, without users (loopback needs
+/// none), deletes allowed.
 struct Server {
     _dir: tempfile::TempDir,
     root: PathBuf,
-    url: String,
-    child: Child,
+    rest: support::RestServer,
 }
 
 impl Server {
     fn start() -> Server {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("served");
-        std::fs::create_dir(&root).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_holdfast"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--repo-root"])
-            .arg(&root)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start holdfast serve");
-        let mut line = String::new();
-        std::io::BufRead::read_line(
-            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
-            &mut line,
-        )
-        .unwrap();
-        let url = line
-            .trim()
-            .strip_prefix("holdfast serve: listening on ")
-            .unwrap_or_else(|| panic!("holdfast serve did not start: {line:?}"))
-            .trim_end_matches('/')
-            .to_string();
+        let rest = support::RestServer::open(&root);
         Server {
             _dir: dir,
             root,
-            url,
-            child,
+            rest,
         }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -329,64 +329,6 @@ fn rest_locations_keep_the_password_hidden_and_fail_fast_without_a_server() {
     .fails_with(&format!("reach {shown}"));
 }
 
-/// A `holdfast serve` child (append-only, private repositories, one user),
-/// killed when dropped.
-struct RestServer {
-    child: Child,
-    url: String,
-}
-
-impl RestServer {
-    fn start(dir: &Path, user: &str, password: &str) -> RestServer {
-        let root = dir.join("served");
-        std::fs::create_dir_all(&root).unwrap();
-        let htpasswd = dir.join("htpasswd");
-        std::fs::write(
-            &htpasswd,
-            format!("{user}:{}\n", bcrypt::hash(password, 4).unwrap()),
-        )
-        .unwrap();
-        let log = std::fs::File::create(dir.join("serve.log")).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_holdfast"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--append-only"])
-            .args(["--private-repos", "--repo-root"])
-            .arg(&root)
-            .arg("--htpasswd")
-            .arg(&htpasswd)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .expect("start holdfast serve");
-        let mut line = String::new();
-        std::io::BufRead::read_line(
-            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
-            &mut line,
-        )
-        .unwrap();
-        let url = line
-            .trim()
-            .strip_prefix("holdfast serve: listening on ")
-            .unwrap_or_else(|| panic!("holdfast serve did not start: {line:?}"))
-            .trim_end_matches('/')
-            .to_string();
-        RestServer { child, url }
-    }
-
-    /// `rest:http://USER@127.0.0.1:PORT/REPO/`: the password stays out of the URL.
-    fn location(&self, user: &str, repo: &str) -> String {
-        let (scheme, hostport) = self.url.split_once("://").unwrap();
-        format!("rest:{scheme}://{user}@{hostport}/{repo}/")
-    }
-}
-
-impl Drop for RestServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn rest_repository_through_holdfast_serve_backs_up_restores_and_stays_append_only() {
     const WEB_PW: &str = "nightly-web-password";

@@ -317,3 +317,75 @@ pub fn java_properties(path: &Path) -> BTreeMap<String, String> {
         })
         .collect()
 }
+
+/// A `holdfast serve` child on a loopback port, killed when dropped.
+pub struct RestServer {
+    child: std::process::Child,
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+}
+
+impl RestServer {
+    /// An append-only server of private repositories under `dir/served`,
+    /// with one user (`dir/htpasswd`); its log in `dir/serve.log`.
+    pub fn start(dir: &Path, user: &str, password: &str) -> RestServer {
+        let htpasswd = dir.join("htpasswd");
+        std::fs::write(
+            &htpasswd,
+            format!("{user}:{}\n", bcrypt::hash(password, 4).unwrap()),
+        )
+        .unwrap();
+        let log = std::fs::File::create(dir.join("serve.log")).unwrap();
+        let htpasswd = htpasswd.display().to_string();
+        RestServer::spawn(
+            &dir.join("served"),
+            &["--append-only", "--private-repos", "--htpasswd", &htpasswd],
+            log.into(),
+        )
+    }
+
+    /// A server of the repositories under `root` without users (loopback
+    /// needs none) and with deletes allowed.
+    pub fn open(root: &Path) -> RestServer {
+        RestServer::spawn(root, &[], std::process::Stdio::null())
+    }
+
+    fn spawn(root: &Path, extra: &[&str], log: std::process::Stdio) -> RestServer {
+        std::fs::create_dir_all(root).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_holdfast"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--repo-root"])
+            .arg(root)
+            .args(extra)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .expect("start holdfast serve");
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        let url = line
+            .trim()
+            .strip_prefix("holdfast serve: listening on ")
+            .unwrap_or_else(|| panic!("holdfast serve did not start: {line:?}"))
+            .trim_end_matches('/')
+            .to_string();
+        RestServer { child, url }
+    }
+
+    /// `rest:http://USER@127.0.0.1:PORT/REPO/`: the password stays out of the URL.
+    pub fn location(&self, user: &str, repo: &str) -> String {
+        let (scheme, hostport) = self.url.split_once("://").unwrap();
+        format!("rest:{scheme}://{user}@{hostport}/{repo}/")
+    }
+}
+
+impl Drop for RestServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -512,7 +512,19 @@ impl Repo {
             .add_tags(&tags.join(","))
             .and_then(|o| o.to_snapshot())
             .map_err(|e| Error::usage(format!("snapshot labels: {}", e.display_log())))?;
-        // Every file is read in full: no parent's metadata is trusted.
+        self.archive_staged(&source, snap, root)
+    }
+
+    /// Store `source` (staged under the snapshot path `root`) as `snap`, and
+    /// check the snapshot holds every staged file. Every file is read in
+    /// full: no parent's metadata is trusted (unchanged content still
+    /// dedups).
+    pub(super) fn archive_staged(
+        &mut self,
+        source: &StagedSource,
+        snap: rustic_core::repofile::SnapshotFile,
+        root: PathBuf,
+    ) -> Result<SnapshotInfo> {
         let opts = BackupOptions::default().parent_opts(ParentOptions::default().force(true));
         let staged_files = source.files(&root);
         let indexed = self
@@ -520,7 +532,7 @@ impl Repo {
             .to_indexed_ids()
             .map_err(|e| engine_error("read the repository index", &e))?;
         let written = indexed
-            .archive(&opts, &source, snap, std::slice::from_ref(&root))
+            .archive(&opts, source, snap, std::slice::from_ref(&root))
             .map_err(|e| engine_error("write the snapshot", &e));
         self.give_back(indexed);
         let snap = written?;

@@ -7,9 +7,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use rustic_core::jiff::Zoned;
-use rustic_core::{BackupOptions, ParentOptions, SnapshotOptions};
+use rustic_core::SnapshotOptions;
 
-use super::{check_complete, engine_error, Repo, SnapshotInfo};
+use super::{engine_error, Repo, SnapshotInfo};
 use crate::repo::source::StagedSource;
 use crate::repo::HOLDFAST_TAG;
 use crate::{Error, IoContext, Result};
@@ -38,27 +38,7 @@ impl Repo {
             .add_tags(&all.join(","))
             .and_then(|o| o.to_snapshot())
             .map_err(|e| Error::usage(format!("snapshot labels: {}", e.display_log())))?;
-        // Unchanged files of a base backup dedup by content; no parent's
-        // metadata is trusted.
-        let opts = BackupOptions::default().parent_opts(ParentOptions::default().force(true));
-        let staged_files = source.files(root);
-        let root = root.to_path_buf();
-        let indexed = self
-            .take_repo()?
-            .to_indexed_ids()
-            .map_err(|e| engine_error("read the repository index", &e))?;
-        let written = indexed
-            .archive(&opts, &source, snap, std::slice::from_ref(&root))
-            .map_err(|e| engine_error("write the snapshot", &e));
-        self.give_back(indexed);
-        let snap = written?;
-        let indexed = self
-            .take_repo()?
-            .to_indexed_ids()
-            .map_err(|e| engine_error("read the repository index", &e))?;
-        let checked = check_complete(&indexed, &snap, &staged_files);
-        self.give_back(indexed);
-        checked
+        self.archive_staged(&source, snap, root.to_path_buf())
     }
 
     /// Write the files `wanted` (snapshot id, absolute path in it) into
