@@ -15,7 +15,6 @@ use holdfast::pg::ConnParams;
 use holdfast::repo::Repo;
 use holdfast::{Error, IoContext, Password};
 
-use super::repo::bytes;
 use super::EnvArgs;
 use crate::shared::absolute;
 
@@ -128,13 +127,7 @@ pub fn backup(
         env: environment,
     };
     let s = backup::backup(repo, &req, log)?;
-    log.output(&format!(
-        "Base backup snapshot {} saved: {} read, {} new data ({} stored)",
-        s.short_id(),
-        bytes(s.source_bytes),
-        bytes(s.added_bytes),
-        bytes(s.added_stored_bytes)
-    ));
+    log.output(&super::repo::snapshot_saved("Base backup snapshot", &s));
     log.output("Done.");
     Ok(())
 }

@@ -594,16 +594,20 @@ fn backup(repo: &mut Repo, a: BackupArgs, log: &Log) -> holdfast::Result<()> {
     }
     req.role_passwords = a.roles.role_passwords()?;
     let outcome = ops::repo::backup(repo, &req, log)?;
-    let s = &outcome.snapshot;
-    log.output(&format!(
-        "Snapshot {} saved: {} read, {} new data ({} stored)",
+    log.output(&snapshot_saved("Snapshot", &outcome.snapshot));
+    log.output("Done.");
+    Ok(())
+}
+
+/// The console line of a stored snapshot: what was read, new and stored.
+pub(super) fn snapshot_saved(what: &str, s: &SnapshotInfo) -> String {
+    format!(
+        "{what} {} saved: {} read, {} new data ({} stored)",
         s.short_id(),
         bytes(s.source_bytes),
         bytes(s.added_bytes),
         bytes(s.added_stored_bytes)
-    ));
-    log.output("Done.");
-    Ok(())
+    )
 }
 
 /// `latest` with a profile given (--profile or HOLDFAST_PROFILE) is the
