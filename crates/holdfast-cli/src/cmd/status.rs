@@ -15,7 +15,7 @@ use holdfast::profile::{InstallRoot, Profile};
 use holdfast::repo::jiff::Timestamp;
 use holdfast::repo::{LocationSource, RemoteOptions, RepoLocation};
 use holdfast::status::verdict::{self, State, Thresholds, Verdict};
-use holdfast::status::{self, Facts, Kind};
+use holdfast::status::{self, ContinuousArchive, Facts, Kind, ServerWal};
 use serde::Serialize;
 
 use crate::shared::absolute;
@@ -49,6 +49,17 @@ pub struct StatusArgs {
     /// CRITICAL when the newest backup is older than this.
     #[arg(long, value_name = "AGE", value_parser = parse_age)]
     pub crit_age: Option<std::time::Duration>,
+    /// WARNING when the repository's newest archived WAL is older than this
+    /// (point-in-time recovery would lose what came since).
+    #[arg(long, value_name = "AGE", value_parser = parse_age, requires = "repo")]
+    pub warn_wal_age: Option<std::time::Duration>,
+    /// CRITICAL when the repository's newest archived WAL is older than this.
+    #[arg(long, value_name = "AGE", value_parser = parse_age, requires = "repo")]
+    pub crit_wal_age: Option<std::time::Duration>,
+    /// The archived cluster's data directory: report the WAL it has not
+    /// archived yet (ready segments, the size of pg_wal). Read as its owner or root.
+    #[arg(long, value_name = "DIR", requires = "repo")]
+    pub pgdata: Option<PathBuf>,
     /// Print one JSON document (see docs/scheduling.md) instead of the plugin line.
     #[arg(long)]
     pub json: bool,
@@ -71,6 +82,8 @@ struct Document<'a> {
     age_seconds: Option<i64>,
     warn_age_seconds: Option<u64>,
     crit_age_seconds: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    wal_age_seconds: Option<i64>,
     #[serde(flatten)]
     facts: &'a Facts,
 }
@@ -79,6 +92,8 @@ pub fn run(a: StatusArgs) -> ExitCode {
     let limits = Thresholds {
         warn: a.warn_age,
         crit: a.crit_age,
+        wal_warn: a.warn_wal_age,
+        wal_crit: a.crit_wal_age,
     };
     let facts = match gather(&a) {
         Ok(f) => f,
@@ -119,6 +134,7 @@ fn print(a: &StatusArgs, facts: &Facts, verdict: &Verdict, limits: &Thresholds) 
             age_seconds: verdict.age_seconds,
             warn_age_seconds: limits.warn.map(|d| d.as_secs()),
             crit_age_seconds: limits.crit.map(|d| d.as_secs()),
+            wal_age_seconds: verdict.wal_age_seconds,
             facts,
         };
         println!(
@@ -139,7 +155,7 @@ fn gather(a: &StatusArgs) -> holdfast::Result<Facts> {
             &RemoteOptions::from_env(),
             LocationSource::CommandLine,
         )?;
-        let repo = super::repo::open(&location, a.password_file.as_deref())?;
+        let mut repo = super::repo::open(&location, a.password_file.as_deref())?;
         // WAL arrives every minute: it says nothing about the nightly backups.
         let backups: Vec<_> = repo
             .snapshots()?
@@ -148,7 +164,22 @@ fn gather(a: &StatusArgs) -> holdfast::Result<Facts> {
             .collect();
         let newest = status::newest_snapshot(&backups);
         let target = super::report::repo_target(Some(text)).unwrap_or_else(|| text.clone());
-        return Ok(Facts::gather(Kind::Repository, &target, newest, &state_dir));
+        let mut facts = Facts::gather(Kind::Repository, &target, newest, &state_dir);
+        facts.continuous_archive = ContinuousArchive::gather(&mut repo)?;
+        if let Some(pgdata) = &a.pgdata {
+            let server = ServerWal::read(&absolute(pgdata))?;
+            match facts.continuous_archive.as_mut() {
+                Some(archive) => archive.server = Some(server),
+                None => {
+                    return Err(holdfast::Error::usage(format!(
+                        "--pgdata {}: the repository holds no base backup and no WAL; \
+                         is archive_command 'holdfast wal push %p'?",
+                        pgdata.display()
+                    )))
+                }
+            }
+        }
+        return Ok(facts);
     }
     let dir = match (&a.archives, &a.profile) {
         (Some(dir), _) => absolute(dir),

@@ -2,7 +2,10 @@
 //! the newest backup, read from the archives' manifests or the repository's
 //! snapshots themselves (true even when the state directory is lost), and
 //! from the run records ([`crate::runlog`]) the last failed backup, the last
-//! verify and the last deep verify, and the notifications that failed.
+//! verify and the last deep verify, and the notifications that failed; for a
+//! repository with a continuous archive, the recoverable window, its gaps,
+//! and (given the data directory) the WAL the server still waits to archive
+//! ([`ContinuousArchive`]).
 //!
 //! [`verdict`] judges the facts (OK, WARNING, CRITICAL, UNKNOWN, as a
 //! Nagios/Icinga plugin) and [`prometheus`] writes them as node_exporter
@@ -16,9 +19,9 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::repo::jiff::Timestamp;
-use crate::repo::SnapshotInfo;
+use crate::repo::{Repo, SnapshotInfo};
 use crate::runlog::{self, RunEntry};
-use crate::Result;
+use crate::{IoContext, Result};
 
 /// The status document's format version (`holdfast status --json`).
 pub const STATUS_VERSION: u32 = 1;
@@ -110,6 +113,101 @@ pub struct Facts {
     pub last_deep_verify: Option<Run>,
     /// Notifications that could not be delivered, over every recorded run.
     pub notify_failures_total: u64,
+    /// The repository's continuous archive, when it has base backups or WAL.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub continuous_archive: Option<ContinuousArchive>,
+}
+
+/// A repository's continuous archive (base backups and WAL), as status shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ContinuousArchive {
+    pub base_backups: usize,
+    /// RFC 3339, UTC: the recoverable window runs from the end of the oldest
+    /// base backup to the newest archived WAL.
+    pub recoverable_from: Option<String>,
+    pub recoverable_to: Option<String>,
+    #[serde(skip)]
+    pub newest_wal: Option<Timestamp>,
+    pub newest_segment: Option<String>,
+    /// Segments missing between a kept base backup and the newest segment
+    /// (what `holdfast wal check` names), plus base backups off the newest
+    /// segment's timeline.
+    pub missing_segments: usize,
+    /// The server's side, read from its data directory.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server: Option<ServerWal>,
+}
+
+/// What the server has not archived yet: `pg_wal` grows while the archive
+/// is unreachable.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ServerWal {
+    pub data_directory: String,
+    /// Segments marked ready (`pg_wal/archive_status/*.ready`).
+    pub ready_segments: u64,
+    pub pg_wal_bytes: u64,
+}
+
+impl ContinuousArchive {
+    /// The continuous archive of `repo`, or `None` when it holds no base backup and no WAL.
+    pub fn gather(repo: &mut Repo) -> Result<Option<ContinuousArchive>> {
+        let snapshots = repo.snapshots()?;
+        let backups = crate::repo::physical::list(&snapshots);
+        let wal = crate::repo::wal::stored(&snapshots);
+        if backups.is_empty() && wal.is_empty() {
+            return Ok(None);
+        }
+        let report = crate::ops::wal::check::check(repo)?;
+        let newest_wal = wal.values().map(|w| w.time.timestamp()).max();
+        let recoverable_from = backups.iter().map(|b| b.end.timestamp()).min();
+        let missing = report
+            .backups
+            .iter()
+            .map(|b| b.missing.len() + usize::from(b.off_lineage))
+            .sum();
+        Ok(Some(ContinuousArchive {
+            base_backups: backups.len(),
+            recoverable_from: recoverable_from.map(|t| t.to_string()),
+            recoverable_to: recoverable_from.and(newest_wal).map(|t| t.to_string()),
+            newest_wal,
+            newest_segment: report.newest,
+            missing_segments: missing,
+            server: None,
+        }))
+    }
+}
+
+impl ServerWal {
+    /// Read the data directory `pgdata` (as its owner or root).
+    pub fn read(pgdata: &Path) -> Result<ServerWal> {
+        let wal_dir = pgdata.join("pg_wal");
+        let mut pg_wal_bytes = 0;
+        for entry in
+            std::fs::read_dir(&wal_dir).context(|| format!("list {}", wal_dir.display()))?
+        {
+            let meta = entry
+                .and_then(|e| e.metadata())
+                .context(|| format!("list {}", wal_dir.display()))?;
+            if meta.is_file() {
+                pg_wal_bytes += meta.len();
+            }
+        }
+        let status_dir = wal_dir.join("archive_status");
+        let mut ready_segments = 0;
+        for entry in
+            std::fs::read_dir(&status_dir).context(|| format!("list {}", status_dir.display()))?
+        {
+            let entry = entry.context(|| format!("list {}", status_dir.display()))?;
+            if entry.file_name().to_string_lossy().ends_with(".ready") {
+                ready_segments += 1;
+            }
+        }
+        Ok(ServerWal {
+            data_directory: pgdata.display().to_string(),
+            ready_segments,
+            pg_wal_bytes,
+        })
+    }
 }
 
 impl Facts {
@@ -142,6 +240,7 @@ impl Facts {
             last_verify: latest(runlog::read(state_dir, verify, target)),
             last_deep_verify: latest(runlog::read(state_dir, deep, target)),
             notify_failures_total: records.iter().map(|r| r.notify_failures_total).sum(),
+            continuous_archive: None,
         }
     }
 

@@ -84,6 +84,40 @@ pub fn render(facts: &Facts, verdict: &Verdict) -> String {
             u8::from(run.is_some_and(|r| r.succeeded())).to_string(),
         );
     }
+    if let Some(a) = &facts.continuous_archive {
+        metric(
+            "holdfast_wal_newest_timestamp_seconds",
+            "gauge",
+            "When the newest archived WAL was stored (Unix time; 0: none).",
+            a.newest_wal.map_or(0, |t| t.as_second()).to_string(),
+        );
+        metric(
+            "holdfast_pitr_window_start_timestamp_seconds",
+            "gauge",
+            "Start of the recoverable window: the end of the oldest base backup (Unix time; 0: none).",
+            secs(a.recoverable_from.as_deref()).to_string(),
+        );
+        metric(
+            "holdfast_wal_missing_segments",
+            "gauge",
+            "WAL segments missing after a kept base backup.",
+            a.missing_segments.to_string(),
+        );
+        if let Some(s) = &a.server {
+            metric(
+                "holdfast_wal_ready_segments",
+                "gauge",
+                "WAL segments the server has marked ready and not yet archived.",
+                s.ready_segments.to_string(),
+            );
+            metric(
+                "holdfast_pg_wal_bytes",
+                "gauge",
+                "Size of the server's pg_wal directory.",
+                s.pg_wal_bytes.to_string(),
+            );
+        }
+    }
     metric(
         "holdfast_notify_failures_total",
         "counter",

@@ -8,6 +8,8 @@
 //! - a verify or deep verify whose last run failed, after the newest backup
 //!   started: CRITICAL, with its reason;
 //! - the newest backup older than `--crit-age`: CRITICAL; than `--warn-age`: WARNING;
+//! - a continuous archive with missing segments: CRITICAL; its newest WAL
+//!   older than `--crit-wal-age`: CRITICAL; than `--warn-wal-age`: WARNING;
 //! - else OK.
 
 use std::time::Duration;
@@ -49,11 +51,26 @@ impl State {
     }
 }
 
-/// Age limits of the newest backup.
+/// Age limits of the newest backup, and of the newest archived WAL.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Thresholds {
     pub warn: Option<Duration>,
     pub crit: Option<Duration>,
+    pub wal_warn: Option<Duration>,
+    pub wal_crit: Option<Duration>,
+}
+
+impl Thresholds {
+    /// The state an age earns against a warning and a critical limit.
+    fn state_of(age: Duration, warn: Option<Duration>, crit: Option<Duration>) -> State {
+        if crit.is_some_and(|c| age > c) {
+            State::Critical
+        } else if warn.is_some_and(|w| age > w) {
+            State::Warning
+        } else {
+            State::Ok
+        }
+    }
 }
 
 /// The state, its message and the performance data.
@@ -63,6 +80,8 @@ pub struct Verdict {
     pub message: String,
     /// Seconds since the newest backup started.
     pub age_seconds: Option<i64>,
+    /// Seconds since the newest WAL was archived (a continuous archive).
+    pub wal_age_seconds: Option<i64>,
 }
 
 impl Verdict {
@@ -80,6 +99,21 @@ impl Verdict {
         if let Some(b) = &facts.newest_backup {
             perf.push(format!("size={}B", b.size_bytes));
         }
+        if let Some(age) = self.wal_age_seconds {
+            perf.push(format!(
+                "wal_age={age}s;{};{}",
+                secs(limits.wal_warn),
+                secs(limits.wal_crit)
+            ));
+        }
+        if let Some(server) = facts
+            .continuous_archive
+            .as_ref()
+            .and_then(|c| c.server.as_ref())
+        {
+            perf.push(format!("wal_ready={}", server.ready_segments));
+            perf.push(format!("pg_wal={}B", server.pg_wal_bytes));
+        }
         perf.push(format!("notify_failures={}c", facts.notify_failures_total));
         format!(
             "HOLDFAST {} - {} | {}",
@@ -94,10 +128,15 @@ impl Verdict {
 pub fn judge(facts: &Facts, now: Timestamp, limits: &Thresholds) -> Verdict {
     let newest = facts.newest_backup.as_ref();
     let age_seconds = newest.map(|b| (now.as_second() - b.timestamp.as_second()).max(0));
+    let archive = facts.continuous_archive.as_ref();
+    let wal_age_seconds = archive
+        .and_then(|a| a.newest_wal)
+        .map(|t| (now.as_second() - t.as_second()).max(0));
     let verdict = |state, message: String| Verdict {
         state,
         message,
         age_seconds,
+        wal_age_seconds,
     };
     let failed_after = |run: &super::Run| match (newest, run.timestamp) {
         (None, _) => true,
@@ -130,13 +169,7 @@ pub fn judge(facts: &Facts, now: Timestamp, limits: &Thresholds) -> Verdict {
         }
     }
     let age = Duration::from_secs(age_seconds.unwrap_or(0) as u64);
-    let state = if limits.crit.is_some_and(|c| age > c) {
-        State::Critical
-    } else if limits.warn.is_some_and(|w| age > w) {
-        State::Warning
-    } else {
-        State::Ok
-    };
+    let mut state = Thresholds::state_of(age, limits.warn, limits.crit);
     let mut what = vec![b.time.clone(), human_size(b.size_bytes)];
     if !b.scopes.is_empty() {
         what.push(b.scopes.join("+"));
@@ -144,10 +177,53 @@ pub fn judge(facts: &Facts, now: Timestamp, limits: &Thresholds) -> Verdict {
     if let Some(v) = facts.last_deep_verify.as_ref().filter(|r| r.succeeded()) {
         what.push(format!("deep-verified {}", v.time));
     }
-    verdict(
-        state,
-        format!("newest backup {} ago ({})", human_age(age), what.join(", ")),
-    )
+    let mut message = format!("newest backup {} ago ({})", human_age(age), what.join(", "));
+    if let Some(a) = archive {
+        let (wal_state, said) = judge_archive(a, wal_age_seconds, limits);
+        state = state.max(wal_state);
+        message = if wal_state == State::Critical && a.missing_segments > 0 {
+            format!("{said}; {message}")
+        } else {
+            format!("{message}; {said}")
+        };
+    }
+    verdict(state, message)
+}
+
+/// The continuous archive's state and its words: gaps, the window, the age
+/// of the newest WAL, what the server still waits to archive.
+fn judge_archive(
+    a: &super::ContinuousArchive,
+    wal_age_seconds: Option<i64>,
+    limits: &Thresholds,
+) -> (State, String) {
+    let mut words = Vec::new();
+    let mut state = State::Ok;
+    if a.missing_segments > 0 {
+        state = State::Critical;
+        words.push(format!(
+            "the WAL archive has {} missing segment(s) after a base backup; run 'holdfast wal check'",
+            a.missing_segments
+        ));
+    }
+    match (&a.recoverable_from, &a.recoverable_to) {
+        (Some(from), Some(to)) => words.push(format!("recoverable from {from} to {to}")),
+        (Some(from), None) => words.push(format!("recoverable from {from}, no WAL archived since")),
+        (None, _) => words.push("no base backup: nothing recoverable".to_string()),
+    }
+    if let Some(age) = wal_age_seconds {
+        let age = Duration::from_secs(age as u64);
+        state = state.max(Thresholds::state_of(age, limits.wal_warn, limits.wal_crit));
+        words.push(format!("newest WAL {} ago", human_age(age)));
+    }
+    if let Some(s) = &a.server {
+        words.push(format!(
+            "{} segment(s) waiting to be archived, pg_wal {}",
+            s.ready_segments,
+            human_size(s.pg_wal_bytes)
+        ));
+    }
+    (state, words.join(", "))
 }
 
 /// `26h`, `3d`, `90m`, `1d12h`, `45s` or bare seconds.
