@@ -65,14 +65,28 @@ pub struct FetchArgs {
     /// Segments of the same timeline read ahead into the spool.
     #[arg(long, value_name = "N", default_value_t = 16)]
     pub ahead: usize,
+    /// On any failure but a missing file (the repository unreachable, a
+    /// damaged segment), exit 255: PostgreSQL then aborts recovery instead
+    /// of taking the failure for the end of the archive and promoting early.
+    /// 'repo restore --physical' writes it; a standby, which retries, should not.
+    #[arg(long)]
+    pub abort_on_error: bool,
 }
 
+/// The exit status that makes PostgreSQL abort recovery (above 125, as a
+/// shell's own failures): see --abort-on-error.
+const ABORT_RECOVERY: u8 = 255;
+
 pub fn run(a: WalArgs) -> ExitCode {
+    let aborts = matches!(&a.command, WalCommand::Fetch(f) if f.abort_on_error);
     let verb = match a.command {
         WalCommand::Push(_) => "push",
         WalCommand::Fetch(_) => "fetch",
         WalCommand::Check => "check",
     };
+    // A missing file is the end of the archive; any other failure of a fetch
+    // with --abort-on-error must not look like one.
+    let mut missing = false;
     let result = (|| -> holdfast::Result<Option<String>> {
         let spool = spool_dir(a.spool.as_ref())?;
         let location = repo_cmd::location(&a.options)?;
@@ -108,6 +122,7 @@ pub fn run(a: WalArgs) -> ExitCode {
                 match fetch::fetch(&req, &mut open)? {
                     FetchOutcome::Fetched { .. } => Ok(None),
                     FetchOutcome::Missing => {
+                        missing = true;
                         Err(Error::failed(format!("{} is not in the archive", f.name)))
                     }
                 }
@@ -121,6 +136,13 @@ pub fn run(a: WalArgs) -> ExitCode {
                 eprintln!("holdfast wal {verb}: {line}");
             }
             exit::code(exit::SUCCESS)
+        }
+        Err(e) if aborts && !missing => {
+            eprintln!(
+                "holdfast wal {verb}: {} (exit {ABORT_RECOVERY}: recovery stops rather than end early)",
+                super::describe(&e)
+            );
+            ExitCode::from(ABORT_RECOVERY)
         }
         Err(e) => {
             eprintln!("holdfast wal {verb}: {}", super::describe(&e));

@@ -87,8 +87,17 @@ pub fn start_and_wait(p: &Prepared, timeout: Duration, log: &Log) -> Result<Reac
             .lines()
             .find(|l| l.contains("FATAL:") || l.contains("PANIC:"))
         {
+            // restore_command's own reason, when a fetch stopped the recovery.
+            let fetch = text
+                .lines()
+                .rev()
+                .find(|l| {
+                    l.starts_with("holdfast wal fetch: ") && !l.contains("is not in the archive")
+                })
+                .map(|l| format!("{}; ", l.trim()))
+                .unwrap_or_default();
             return Err(Error::failed(format!(
-                "recovery failed: {} (see {})",
+                "recovery failed: {fetch}{} (see {})",
                 after_level(bad),
                 server_log.display()
             )));
