@@ -3,7 +3,9 @@
 //! repository and a password file given as a user would; base backups with
 //! `holdfast repo backup --physical`; restores to a time, a named restore
 //! point and an LSN, each checked row by row against marked transactions; the
-//! refusals change nothing; restic reads every pack afterwards.
+//! refusals change nothing; restic reads every pack afterwards. A second
+//! test restores a profile's files as they were at the target time and
+//! recovers a second time along the timeline the first recovery started.
 //!
 //! Every holdfast and PostgreSQL program runs as the server's user (the
 //! repository is that user's), as archive_command itself does.
@@ -44,6 +46,8 @@ fn owned_dir(parent: &Path, name: &str, user: Option<&ServerUser>) -> PathBuf {
 
 struct Env {
     cluster: Cluster,
+    /// `holdfast wal push …` with this test's repository and spool.
+    archive_command: String,
     _tmp: tempfile::TempDir,
     dir: PathBuf,
     user: Option<ServerUser>,
@@ -65,8 +69,10 @@ impl Env {
             .env("LANG", "C")
             .current_dir(&self.dir)
             .stdin(Stdio::null());
+        // The server's user's home is the work directory (the restore journal's state lives there).
+        cmd.env("HOME", &self.dir);
         if let Some(u) = &self.user {
-            cmd.uid(u.uid).gid(u.gid).env("HOME", "/");
+            cmd.uid(u.uid).gid(u.gid);
         }
         cmd
     }
@@ -183,6 +189,7 @@ fn start() -> Env {
         .unwrap();
     let env = Env {
         cluster,
+        archive_command,
         _tmp: tmp,
         dir,
         user,
@@ -201,17 +208,22 @@ struct Restored {
 }
 
 impl Restored {
-    /// The marked rows the restored server has.
-    fn marks(&self, env: &Env) -> Vec<i32> {
+    /// What `sql` returns on the restored server, one line per row.
+    fn sql(&self, env: &Env, sql: &str) -> String {
         let out = env
             .as_server(&self.bindir.join("psql").to_string_lossy())
             .args(["-h", "/var/run/postgresql", "-p", &self.port.to_string()])
             .args(["-U", "postgres", "-At", "-d", "postgres"])
-            .args(["-c", "SELECT id FROM marks ORDER BY id"])
+            .args(["-c", sql])
             .output()
             .unwrap();
         assert!(out.status.success(), "psql: {}", text(&out));
-        String::from_utf8_lossy(&out.stdout)
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// The marked rows the restored server has.
+    fn marks(&self, env: &Env) -> Vec<i32> {
+        self.sql(env, "SELECT id FROM marks ORDER BY id")
             .lines()
             .map(|l| l.trim().parse().unwrap())
             .collect()
@@ -365,6 +377,35 @@ fn archive_base_backups_and_point_in_time_recovery() {
     assert!(!settings.contains("pitr-test-password"), "{settings}");
     assert!(stopped.join("recovery.signal").is_file());
     assert!(!stopped.join("postmaster.pid").exists());
+
+    // A fetch that cannot read the repository (here a wrong password) stops
+    // the recovery instead of passing for the end of the archive.
+    let spool_password = env.dir.join("no-start.holdfast-wal/repository-password");
+    std::fs::write(&spool_password, "not-the-password\n").unwrap();
+    let server_log = env.dir.join("no-start.log");
+    let out = env
+        .as_server(&env.cluster.bindir().join("pg_ctl").to_string_lossy())
+        .arg("-D")
+        .arg(&stopped)
+        .arg("-l")
+        .arg(&server_log)
+        .args([
+            "-o",
+            &format!("-p {}", free_port()),
+            "-w",
+            "-t",
+            "60",
+            "start",
+        ])
+        .output()
+        .unwrap();
+    let said = std::fs::read_to_string(&server_log).unwrap_or_default();
+    assert!(!out.status.success(), "{}\n{said}", text(&out));
+    assert!(said.contains("holdfast wal fetch: "), "{said}");
+    assert!(said.contains("exit 255"), "{said}");
+    assert!(said.contains("FATAL"), "{said}");
+    assert!(!said.contains("ready to accept connections"), "{said}");
+    assert!(!stopped.join("postmaster.pid").exists(), "{said}");
 
     // Refusals write nothing.
     let busy = owned_dir(&env.dir, "busy", env.user.as_ref());
@@ -579,6 +620,10 @@ fn archive_base_backups_and_point_in_time_recovery() {
         "{}",
         text(&out)
     );
+    // status is CRITICAL about the gap.
+    let out = env.holdfast(&["status"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("missing segment"), "{}", text(&out));
 }
 
 fn snapshots_json(env: &Env) -> Vec<serde_json::Value> {
@@ -586,4 +631,237 @@ fn snapshots_json(env: &Env) -> Vec<serde_json::Value> {
     assert!(out.status.success(), "{}", text(&out));
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     doc["snapshots"].as_array().unwrap().clone()
+}
+
+/// The profile of the second test: configuration files only.
+const SITE_PROFILE: &str = r#"
+name = "site"
+description = "The site's configuration files"
+[version]
+unversioned = true
+[files]
+include = ["etc/site"]
+"#;
+
+#[test]
+fn files_at_the_target_time_and_a_recovery_along_a_new_timeline() {
+    let env = start();
+    let root = owned_dir(&env.dir, "root", env.user.as_ref());
+    let etc = owned_dir(
+        &owned_dir(&root, "etc", env.user.as_ref()),
+        "site",
+        env.user.as_ref(),
+    );
+    let conf = etc.join("site.conf");
+    let write_conf = |generation: u32| {
+        std::fs::write(&conf, format!("generation = {generation}\n")).unwrap();
+        if let Some(u) = &env.user {
+            std::os::unix::fs::chown(&conf, Some(u.uid), Some(u.gid)).unwrap();
+        }
+    };
+    let profile = env.dir.join("site.toml");
+    std::fs::write(&profile, SITE_PROFILE).unwrap();
+    let profile_text = profile.to_string_lossy().into_owned();
+    let root_text = root.to_string_lossy().into_owned();
+    let with_profile = |args: &[&str]| {
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["--profile", &profile_text, "--install-root", &root_text]);
+        env.holdfast(&all)
+    };
+    let files_snapshot = || {
+        let out = with_profile(&["repo", "backup", "--scope", "files"]);
+        assert!(out.status.success(), "files snapshot: {}", text(&out));
+    };
+    env.cluster
+        .execute(
+            "postgres",
+            "CREATE TABLE marks (id int PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp())",
+        )
+        .unwrap();
+
+    // The archiving settings in the data directory, as a real cluster has
+    // them (the sandbox passes its own on the command line): a restored
+    // cluster goes on archiving into the same repository.
+    for (name, value) in [
+        ("wal_level", "replica"),
+        ("archive_mode", "on"),
+        ("archive_command", env.archive_command.as_str()),
+    ] {
+        env.cluster
+            .execute(
+                "postgres",
+                &format!("ALTER SYSTEM SET {name} = '{}'", value.replace('\'', "''")),
+            )
+            .unwrap();
+    }
+
+    // Generation 1 goes into the base backup's snapshot, 2 and 3 into
+    // snapshots of their own, with marked rows between them.
+    write_conf(1);
+    let socket = env.cluster.socket_dir().to_string_lossy().into_owned();
+    let port = env.cluster.port().to_string();
+    let out = with_profile(&[
+        "repo",
+        "backup",
+        "--physical",
+        "--host",
+        &socket,
+        "--port",
+        &port,
+        "--user",
+        "postgres",
+    ]);
+    assert!(out.status.success(), "base backup: {}", text(&out));
+    env.cluster
+        .execute("postgres", "INSERT INTO marks (id) VALUES (1)")
+        .unwrap();
+    write_conf(2);
+    files_snapshot();
+    std::thread::sleep(Duration::from_millis(300));
+    let at_generation_2 = env.sql("SELECT clock_timestamp()::text");
+    std::thread::sleep(Duration::from_millis(300));
+    env.cluster
+        .execute("postgres", "INSERT INTO marks (id) VALUES (2)")
+        .unwrap();
+    write_conf(3);
+    files_snapshot();
+    env.cluster
+        .execute("postgres", "INSERT INTO marks (id) VALUES (3)")
+        .unwrap();
+    env.switch_and_wait_archived();
+
+    // status: the window, the server's waiting WAL, the age of the newest WAL.
+    let pgdata_text = env.cluster.data_dir().to_string_lossy().into_owned();
+    let out = env.holdfast(&["status", "--json", "--pgdata", &pgdata_text]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let archive = &doc["continuous_archive"];
+    assert_eq!(archive["base_backups"], 1, "{doc}");
+    assert_eq!(archive["missing_segments"], 0, "{doc}");
+    assert!(archive["recoverable_from"].is_string(), "{doc}");
+    assert!(archive["recoverable_to"].is_string(), "{doc}");
+    assert!(archive["server"]["ready_segments"].is_u64(), "{doc}");
+    assert!(
+        archive["server"]["pg_wal_bytes"].as_u64().unwrap() >= 16 << 20,
+        "{doc}"
+    );
+    std::thread::sleep(Duration::from_millis(2100));
+    let out = env.holdfast(&["status", "--crit-wal-age", "1s"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("newest WAL"), "{}", text(&out));
+    assert!(text(&out).contains("wal_age="), "{}", text(&out));
+    let out = env.holdfast(&["status", "--warn-wal-age", "1h"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("recoverable from"), "{}", text(&out));
+
+    // --no-start without a time cannot know which files: refused, nothing written.
+    let refused = env.dir.join("refused");
+    let out = with_profile(&[
+        "repo",
+        "restore",
+        "--physical",
+        "--pgdata",
+        &refused.to_string_lossy(),
+        "--to-name",
+        "nowhere",
+        "--no-start",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("needs --to-time"), "{}", text(&out));
+    assert!(!refused.exists());
+    // Nowhere to keep the restore journal: refused before the first write.
+    let out = env
+        .as_server(HOLDFAST)
+        .env("HOLDFAST_STATE_DIR", "/proc/holdfast-state")
+        .args(["repo", "restore", "--physical", "--pgdata"])
+        .arg(&refused)
+        .args(["--to-time", &at_generation_2, "--profile", &profile_text])
+        .args(["--install-root", &root_text, "--repo"])
+        .arg(env.repo())
+        .arg("--password-file")
+        .arg(env.password_file())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("restore journal"), "{}", text(&out));
+    assert!(!refused.exists());
+    assert_eq!(std::fs::read_to_string(&conf).unwrap(), "generation = 3\n");
+
+    // Recovery to a time between generations 2 and 3: the rows and the files of then.
+    let pgdata = env.dir.join("first");
+    let port = free_port();
+    let out = with_profile(&[
+        "repo",
+        "restore",
+        "--physical",
+        "--pgdata",
+        &pgdata.to_string_lossy(),
+        "--port",
+        &port.to_string(),
+        "--to-time",
+        &at_generation_2,
+    ]);
+    let first = Restored {
+        pgdata,
+        port,
+        bindir: env.cluster.bindir().to_path_buf(),
+        user: env.user.clone(),
+    };
+    assert!(out.status.success(), "restore with files: {}", text(&out));
+    assert_eq!(first.marks(&env), vec![1], "{}", text(&out));
+    assert_eq!(
+        std::fs::read_to_string(&conf).unwrap(),
+        "generation = 2\n",
+        "{}",
+        text(&out)
+    );
+
+    // The promoted server runs on timeline 2 and archives into the same repository.
+    assert_eq!(
+        first.sql(
+            &env,
+            "SELECT substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8)"
+        ),
+        "00000002"
+    );
+    let xid = first.sql(
+        &env,
+        "WITH m AS (INSERT INTO marks (id) VALUES (10) RETURNING id) SELECT txid_current() FROM m",
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let after_10 = first.sql(&env, "SELECT clock_timestamp()::text");
+    std::thread::sleep(Duration::from_millis(300));
+    first.sql(&env, "INSERT INTO marks (id) VALUES (11)");
+    let segment = first.sql(&env, "SELECT pg_walfile_name(pg_switch_wal())");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while first.sql(
+        &env,
+        "SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver",
+    ) < segment
+    {
+        assert!(
+            Instant::now() < deadline,
+            "{segment} was not archived: {}",
+            std::fs::read_to_string(env.dir.join("first.holdfast-wal/server.log"))
+                .unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(first);
+    let out = env.holdfast(&["wal", "check"]);
+    assert!(
+        out.status.success(),
+        "wal check across timelines: {}",
+        text(&out)
+    );
+
+    // A second recovery from the same base backup follows timeline 2: the row
+    // of timeline 1 after the fork (2) is not there, the one of timeline 2 is.
+    let (paused, said) = restore(&env, "second", &["--to-time", &after_10, "--pause"]);
+    assert!(said.contains("paused at the target"), "{said}");
+    assert_eq!(paused.marks(&env), vec![1, 10], "{said}");
+    assert_eq!(paused.sql(&env, "SELECT pg_is_in_recovery()"), "t");
+    drop(paused);
+    let (by_xid, said) = restore(&env, "by-xid", &["--to-xid", &xid]);
+    assert_eq!(by_xid.marks(&env), vec![1, 10], "{said}");
 }

@@ -8,10 +8,14 @@ use std::time::Duration;
 use clap::Args;
 use holdfast::log::Log;
 use holdfast::ops::physical::backup::{self, PhysicalBackupRequest};
+use holdfast::ops::physical::environment;
 use holdfast::ops::physical::recover;
 use holdfast::ops::physical::restore::{self, PhysicalRestoreRequest};
-use holdfast::ops::physical::target::Target;
+use holdfast::ops::physical::target::{self, Target};
+use holdfast::ops::RepoBackupRequest;
 use holdfast::pg::ConnParams;
+use holdfast::profile::Environment;
+use holdfast::repo::jiff::Timestamp;
 use holdfast::repo::Repo;
 use holdfast::{Error, IoContext, Password};
 
@@ -54,7 +58,8 @@ pub struct PhysicalBackupArgs {
 #[derive(Debug, Args)]
 pub struct PhysicalRestoreArgs {
     /// Point-in-time recovery of a whole cluster from the newest base backup
-    /// before the target and the archived WAL (default target: the end of the archive).
+    /// before the target and the archived WAL (default target: the end of the
+    /// archive); with --profile, the profile's files as they were at the target.
     #[arg(long)]
     pub physical: bool,
     /// Recover up to this time, e.g. '2026-12-07 05:25:19+00'.
@@ -117,14 +122,21 @@ pub fn backup(
     env: &EnvArgs,
     log: &Log,
 ) -> holdfast::Result<()> {
+    let tmpdir = env.tmpdir()?;
+    // With a profile, its files go into the snapshot as a files-only backup.
     let environment = match env.given_profile() {
-        Some(_) => Some(env.environment()?),
+        Some(_) => Some(RepoBackupRequest::new(
+            env.environment()?,
+            vec!["files".to_string()],
+            tmpdir.clone(),
+            env.installed_version.as_deref(),
+        )?),
         None => None,
     };
     let req = PhysicalBackupRequest {
         conn: a.conn()?,
-        tmpdir: env.tmpdir()?,
-        env: environment,
+        tmpdir,
+        environment,
     };
     let s = backup::backup(repo, &req, log)?;
     log.output(&super::repo::snapshot_saved("Base backup snapshot", &s));
@@ -136,6 +148,7 @@ pub fn backup(
 pub fn restore(
     repo: &mut Repo,
     a: &PhysicalRestoreArgs,
+    env: &EnvArgs,
     password: Password,
     log: &Log,
 ) -> holdfast::Result<()> {
@@ -155,6 +168,18 @@ pub fn restore(
     } else {
         Target::Latest
     };
+    // The profile's files are restored as they were at the time recovery
+    // reaches, which only a started recovery tells unless the target is a time.
+    let files = match env.given_profile() {
+        Some(_) => Some(env.environment()?),
+        None => None,
+    };
+    if files.is_some() && a.no_start && !matches!(target, Target::Time(_)) {
+        return Err(Error::usage(
+            "--profile with --no-start needs --to-time: the files are restored as they were at the time \
+             recovery reaches, unknown until the server has recovered",
+        ));
+    }
     let holdfast = std::env::current_exe().map_err(|e| Error::io("find this program", e))?;
     let req = PhysicalRestoreRequest {
         target,
@@ -164,9 +189,13 @@ pub fn restore(
         holdfast,
         location: repo.location().to_string(),
         password,
+        environment: files,
     };
     let prepared = restore::prepare(repo, &req, log)?;
     if a.no_start {
+        if let (Some(files), Target::Time(at)) = (req.environment.clone(), &req.target) {
+            restore_files(repo, files, *at, env, log)?;
+        }
         log.output(&format!(
             "{} is restored and configured for recovery; start the server to recover",
             prepared.pgdata.display()
@@ -187,6 +216,40 @@ pub fn restore(
     } else {
         "The server is promoted and running"
     });
+    if let Some(files) = req.environment.clone() {
+        // As of the target time, else of the last transaction replayed, else of the backup.
+        let at = match (&req.target, &reached.last_transaction) {
+            (Target::Time(t), _) => *t,
+            (_, Some(t)) => target::parse_time(t)?,
+            (_, None) => prepared.backup.end.timestamp(),
+        };
+        restore_files(repo, files, at, env, log)?;
+    }
     log.output("Done.");
+    Ok(())
+}
+
+/// The profile's files as they were at `at`.
+fn restore_files(
+    repo: &mut Repo,
+    files: Environment,
+    at: Timestamp,
+    env: &EnvArgs,
+    log: &Log,
+) -> holdfast::Result<()> {
+    let profile = files.profile.name.clone();
+    let source = environment::choose(
+        &environment::candidates(&repo.snapshots()?, &profile),
+        &profile,
+        at,
+    )?;
+    environment::restore(
+        repo,
+        &source,
+        files,
+        &env.tmpdir()?,
+        env.installed_version.as_deref(),
+        log,
+    )?;
     Ok(())
 }

@@ -442,7 +442,7 @@ pub fn run(a: RepoArgs, log: &Log) -> holdfast::Result<()> {
             // The restored server's restore_command reads the password from a 0600 file.
             let password = password(password_file, false)?;
             let mut repo = Repo::open_with_progress(&location, &password, log.progress_sink())?;
-            super::physical::restore(&mut repo, &r.physical, password, log)
+            super::physical::restore(&mut repo, &r.physical, &r.env, password, log)
         }
         RepoCommand::Restore(r) => restore(&mut open_drawn(&location, password_file, log)?, r, log),
         RepoCommand::Export(e) => export(&mut open(&location, password_file)?, e),

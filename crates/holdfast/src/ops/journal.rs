@@ -65,6 +65,19 @@ pub fn state_dir() -> PathBuf {
     }
 }
 
+/// Create the state directory (0700) if missing, so that an operation whose
+/// restore of files comes late (a point-in-time restore's) learns before its
+/// first write that the journal will have a home.
+pub fn prepare_state_dir() -> Result<PathBuf> {
+    let dir = state_dir();
+    disk::create_private_dir(&dir).map_err(|e| {
+        Error::usage(format!(
+            "{e}: the restore journal lives there; set {STATE_DIR_VARIABLE} to a directory this user can write; nothing was written"
+        ))
+    })?;
+    Ok(dir)
+}
+
 /// The journal directory of `env`'s install root.
 pub fn journal_dir(env: &Environment) -> PathBuf {
     state_dir().join(format!("restore-{}", crate::ops::lock::root_key(env)))

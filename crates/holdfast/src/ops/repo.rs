@@ -45,6 +45,33 @@ pub fn backup(repo: &mut Repo, req: &RepoBackupRequest, log: &Log) -> Result<Rep
     let work = WorkDir::new(&req.tmpdir)?;
     // The members as files, never packed into a tar: the snapshot stores them.
     let staged = work.join("staged");
+    let scopes = stage(req, &staged, work.path(), log)?;
+    log.output(&format!(
+        "Storing the backup in repository '{}'",
+        repo.location()
+    ));
+    let labels = SnapshotLabels {
+        profile: req.env.profile.name.clone(),
+        host: req.env.fqdn(),
+        scopes: scopes.clone(),
+        time: None,
+    };
+    let snapshot = repo.backup_dir(&staged, &labels)?;
+    log.line(&format!(
+        "Snapshot {} stored: {} bytes read, {} bytes new ({} stored)",
+        snapshot.id, snapshot.source_bytes, snapshot.added_bytes, snapshot.added_stored_bytes
+    ));
+    Ok(RepoBackupOutcome { snapshot, scopes })
+}
+
+/// Run the archive backup of `req` with its members written as files of the
+/// new directory `staged` (what a snapshot stores); returns the scopes backed up.
+pub(crate) fn stage(
+    req: &RepoBackupRequest,
+    staged: &Path,
+    tmpdir: &Path,
+    log: &Log,
+) -> Result<Vec<String>> {
     let dumps: BTreeMap<String, DumpPlan> = req
         .env
         .profile
@@ -55,8 +82,8 @@ pub fn backup(repo: &mut Repo, req: &RepoBackupRequest, log: &Log) -> Result<Rep
     let archive_req = BackupRequest {
         env: req.env.clone(),
         scopes: req.scopes.clone(),
-        file: staged.clone(),
-        tmpdir: work.path().to_path_buf(),
+        file: staged.to_path_buf(),
+        tmpdir: tmpdir.to_path_buf(),
         archive_codec: Codec::None,
         files_codec: Codec::None,
         compress_level: None,
@@ -69,26 +96,7 @@ pub fn backup(repo: &mut Repo, req: &RepoBackupRequest, log: &Log) -> Result<Rep
         encrypt_to: None,
         output: BackupOutput::Directory,
     };
-    let outcome = crate::ops::backup::run(&archive_req, log)?;
-    log.output(&format!(
-        "Storing the backup in repository '{}'",
-        repo.location()
-    ));
-    let labels = SnapshotLabels {
-        profile: req.env.profile.name.clone(),
-        host: req.env.fqdn(),
-        scopes: outcome.scopes.clone(),
-        time: None,
-    };
-    let snapshot = repo.backup_dir(&staged, &labels)?;
-    log.line(&format!(
-        "Snapshot {} stored: {} bytes read, {} bytes new ({} stored)",
-        snapshot.id, snapshot.source_bytes, snapshot.added_bytes, snapshot.added_stored_bytes
-    ));
-    Ok(RepoBackupOutcome {
-        snapshot,
-        scopes: outcome.scopes,
-    })
+    Ok(crate::ops::backup::run(&archive_req, log)?.scopes)
 }
 
 /// Write `snapshot` as an archive at `dest` with `codec`, through the
@@ -101,9 +109,22 @@ pub fn export(
     options: WriterOptions,
     tmpdir: &Path,
 ) -> Result<SnapshotInfo> {
+    export_under(repo, snapshot, Path::new(""), dest, options, tmpdir)
+}
+
+/// As [`export`], of the archive members stored under `under` in the
+/// snapshot (a base backup keeps its environment's there).
+fn export_under(
+    repo: &mut Repo,
+    snapshot: &str,
+    under: &Path,
+    dest: &Path,
+    options: WriterOptions,
+    tmpdir: &Path,
+) -> Result<SnapshotInfo> {
     let work = WorkDir::new(tmpdir)?;
     let members_dir = work.join("members");
-    let (info, files) = repo.restore_files(snapshot, &members_dir)?;
+    let (info, files) = repo.restore_files_under(snapshot, under, &members_dir)?;
     let not_ours = |what: String| {
         Error::invalid(format!(
             "snapshot {} {what}; it was not written by 'holdfast repo backup', nothing was written",
@@ -161,6 +182,16 @@ impl MaterialisedArchive {
 /// Materialise `snapshot` as an uncompressed archive under `tmpdir`, for the
 /// archive restore.
 pub fn materialise(repo: &mut Repo, snapshot: &str, tmpdir: &Path) -> Result<MaterialisedArchive> {
+    materialise_under(repo, snapshot, Path::new(""), tmpdir)
+}
+
+/// As [`materialise`], of the archive members stored under `under`.
+pub fn materialise_under(
+    repo: &mut Repo,
+    snapshot: &str,
+    under: &Path,
+    tmpdir: &Path,
+) -> Result<MaterialisedArchive> {
     let work = WorkDir::new(tmpdir)?;
     let options = WriterOptions {
         codec: Codec::None,
@@ -168,9 +199,10 @@ pub fn materialise(repo: &mut Repo, snapshot: &str, tmpdir: &Path) -> Result<Mat
         threads: 1,
         overwrite: false,
     };
-    let snapshot = export(
+    let snapshot = export_under(
         repo,
         snapshot,
+        under,
         &work.join("snapshot.tar"),
         options,
         work.path(),

@@ -411,7 +411,7 @@ pub struct MigrateRequest {
 }
 
 /// A validated repository backup.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct RepoBackupRequest {
     pub env: Environment,
     /// Scope names (`all` expanded by the caller).

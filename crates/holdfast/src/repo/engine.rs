@@ -554,12 +554,23 @@ impl Repo {
         snapshot: &str,
         dest: &Path,
     ) -> Result<(SnapshotInfo, Vec<PathBuf>)> {
+        self.restore_files_under(snapshot, Path::new(""), dest)
+    }
+
+    /// As [`Repo::restore_files`], only the files under `under` (a path
+    /// relative to the snapshot's root), written relative to it.
+    pub fn restore_files_under(
+        &mut self,
+        snapshot: &str,
+        under: &Path,
+        dest: &Path,
+    ) -> Result<(SnapshotInfo, Vec<PathBuf>)> {
         let snap = self.find_snapshot(snapshot)?;
         let full = self
             .take_repo()?
             .to_indexed()
             .map_err(|e| engine_error("read the repository index", &e))?;
-        let written = dump_files(&full, &snap, dest, self.progress.as_ref());
+        let written = dump_files(&full, &snap, under, dest, self.progress.as_ref());
         self.give_back(full);
         Ok((SnapshotInfo::from_file(&snap), written?))
     }
@@ -1455,11 +1466,16 @@ fn snapshot_files<S: IndexedTree>(
 fn dump_files<S: rustic_core::IndexedFull>(
     full: &Repository<S>,
     snap: &SnapshotFile,
+    under: &Path,
     dest: &Path,
     progress: Option<&Arc<dyn crate::progress::ProgressSink>>,
 ) -> Result<Vec<PathBuf>> {
     let mut written = Vec::new();
-    let files = snapshot_files(full, snap)?;
+    let files: Vec<(PathBuf, Node)> = snapshot_files(full, snap)?
+        .into_iter()
+        .filter_map(|(rel, node)| Some((rel.strip_prefix(under).ok()?.to_path_buf(), node)))
+        .filter(|(rel, _)| !rel.as_os_str().is_empty())
+        .collect();
     let total = files.iter().map(|(_, node)| node.meta.size).sum();
     let bar = crate::progress::Progress::begin(
         progress,

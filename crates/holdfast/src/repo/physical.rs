@@ -1,7 +1,8 @@
 //! Base backups in the repository: one snapshot under [`PHYSICAL_ROOT`]
 //! holding `pgdata/` (the cluster's files as pg_basebackup wrote them),
 //! `physical.json` (what the backup is: [`BaseBackupInfo`]) and, with a
-//! profile, the profile's `files` member. Tagged `physical` plus the facts a
+//! profile, the environment's files as a files-only archive's members under
+//! [`ENVIRONMENT_MEMBER`]. Tagged `physical` plus the facts a
 //! restore chooses by, so choosing needs no tree read.
 
 use std::path::Path;
@@ -23,6 +24,10 @@ pub const INFO_MEMBER: &str = "physical.json";
 
 /// The data directory's name in the snapshot.
 pub const PGDATA_MEMBER: &str = "pgdata";
+
+/// Where a base backup taken with a profile keeps the environment's files: the
+/// members of a files-only archive, as a logical snapshot stores them.
+pub const ENVIRONMENT_MEMBER: &str = "environment";
 
 /// A base backup found in the repository.
 #[derive(Debug, Clone)]

@@ -1,15 +1,18 @@
 //! `holdfast repo backup --physical`: a base backup of the cluster stored as
 //! one snapshot; unchanged relation files deduplicate against the last one.
+//! With a profile, the snapshot also holds the environment's files as a
+//! files-only archive (under [`ENVIRONMENT_MEMBER`]), which a point-in-time
+//! restore puts back as they were at its target.
 
 use std::path::{Path, PathBuf};
 
 use crate::log::Log;
+use crate::ops::RepoBackupRequest;
 use crate::ops::WorkDir;
 use crate::pg::basebackup::{self, BaseBackupInfo};
 use crate::pg::{ConnParams, PgTools};
-use crate::profile::Environment;
 use crate::repo::jiff::Timestamp;
-use crate::repo::physical::{self, INFO_MEMBER, PGDATA_MEMBER};
+use crate::repo::physical::{self, ENVIRONMENT_MEMBER, INFO_MEMBER, PGDATA_MEMBER};
 use crate::repo::{Repo, SnapshotInfo};
 use crate::{Error, IoContext, Result};
 
@@ -21,8 +24,9 @@ pub struct PhysicalBackupRequest {
     pub conn: ConnParams,
     /// Parent of the private staging directory.
     pub tmpdir: PathBuf,
-    /// The profile whose files go into the same snapshot.
-    pub env: Option<Environment>,
+    /// The backup of the environment's files (scope `files`) that goes
+    /// into the same snapshot.
+    pub environment: Option<RepoBackupRequest>,
 }
 
 /// Back the cluster up into one snapshot of `repo`.
@@ -52,15 +56,8 @@ pub fn backup(repo: &mut Repo, req: &PhysicalBackupRequest, log: &Log) -> Result
         0o600,
         None,
     )?;
-    if let Some(env) = &req.env {
-        crate::ops::backup::stage::pack_files_member(
-            env,
-            crate::archive::Codec::None,
-            None,
-            1,
-            &stage.join("files"),
-            log,
-        )?;
+    if let Some(files) = &req.environment {
+        crate::ops::repo::stage(files, &stage.join(ENVIRONMENT_MEMBER), work.path(), log)?;
     }
     log.output(&format!(
         "Storing the base backup (WAL {} to {}, timeline {}) in repository '{}'",
@@ -74,7 +71,9 @@ pub fn backup(repo: &mut Repo, req: &PhysicalBackupRequest, log: &Log) -> Result
         &stage,
         &crate::repo::wal::hostname(),
         &info,
-        req.env.as_ref().map(|e| e.profile.name.as_str()),
+        req.environment
+            .as_ref()
+            .map(|r| r.env.profile.name.as_str()),
         end.to_zoned(crate::repo::jiff::tz::TimeZone::UTC),
     )
 }

@@ -8,9 +8,11 @@ use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use super::environment;
 use super::target::{self, Target};
 use crate::log::Log;
 use crate::pg::basebackup::BaseBackupInfo;
+use crate::profile::Environment;
 use crate::repo::physical::{self, BaseBackup, INFO_MEMBER, PGDATA_MEMBER};
 use crate::repo::{wal as stored_wal, Repo};
 use crate::{Error, IoContext, Password, Result};
@@ -30,6 +32,11 @@ pub struct PhysicalRestoreRequest {
     pub location: String,
     /// Written 0600 for the server's user: restore_command reads it from there.
     pub password: Password,
+    /// The environment whose files are restored as they were at the target
+    /// (by [`environment::restore`], once recovered): checked here, before
+    /// anything is written, that the application is stopped and that a
+    /// snapshot holds the files.
+    pub environment: Option<Environment>,
 }
 
 /// A restored data directory, configured for recovery and not yet started.
@@ -52,6 +59,23 @@ pub fn prepare(repo: &mut Repo, req: &PhysicalRestoreRequest, log: &Log) -> Resu
     let backups = physical::list(&snapshots);
     let wal = stored_wal::stored(&snapshots);
     let backup = target::choose(&backups, &wal, &req.target)?.clone();
+    if let Some(env) = &req.environment {
+        if let Some(message) = env.application_running() {
+            return Err(Error::usage(message));
+        }
+        crate::ops::journal::prepare_state_dir()?;
+        // Recovery reaches the target or later, never before the backup's end.
+        let earliest = match &req.target {
+            Target::Time(t) => *t,
+            _ => backup.end.timestamp(),
+        };
+        let profile = &env.profile.name;
+        environment::choose(
+            &environment::candidates(&snapshots, profile),
+            profile,
+            earliest,
+        )?;
+    }
     let missing = target::missing_for_consistency(&backup, &wal);
     if !missing.is_empty() {
         return Err(Error::usage(format!(
@@ -237,7 +261,7 @@ fn write_recovery_settings(
     password_file: &Path,
 ) -> Result<()> {
     let restore_command = format!(
-        "{} wal fetch %f %p --repo {} --password-file {} --spool {}",
+        "{} wal fetch %f %p --abort-on-error --repo {} --password-file {} --spool {}",
         shell_word(&req.holdfast.to_string_lossy()),
         shell_word(&req.location),
         shell_word(&password_file.to_string_lossy()),

@@ -54,7 +54,8 @@ impl Target {
     }
 }
 
-fn parse_time(text: &str) -> Result<Timestamp> {
+/// A time as PostgreSQL prints it, or RFC 3339.
+pub fn parse_time(text: &str) -> Result<Timestamp> {
     let t = text.trim();
     // PostgreSQL writes `+00` and `+05:30`; jiff wants an offset with minutes.
     let normalised = match t.rfind(['+', '-']) {
