@@ -144,12 +144,13 @@ base_backup holdfast first "$H/repo" hf_backup
 push_throughput holdfast "$H" "$HP"
 base_backup holdfast "second (after the load)" "$H/repo" hf_backup
 T=$(marked_target "$HP")
+# The source cluster stops before the restore, as pgBackRest's below.
+as_pg "$PGBIN/pg_ctl" -D "$H/data" -m fast stop >/dev/null
 t0=$(now)
 as_pg "$HOLDFAST" repo restore --physical --to-time "$T" --pgdata "$H/restored" --port $((HP + 1)) $hf_args >"$H/restore.log" 2>&1
 hf_restore=$(elapsed "$t0")
 hf_marks=$(sql $((HP + 1)) "SELECT string_agg(id::text, ',') FROM marks")
 as_pg "$PGBIN/pg_ctl" -D "$H/restored" -m immediate stop >/dev/null 2>&1 || true
-as_pg "$PGBIN/pg_ctl" -D "$H/data" -m fast stop >/dev/null
 
 # --- pgBackRest
 P=$WORK/pgbackrest; PP=$((PORT_BASE + 2))

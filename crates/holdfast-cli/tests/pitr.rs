@@ -378,9 +378,26 @@ fn archive_base_backups_and_point_in_time_recovery() {
     assert!(stopped.join("recovery.signal").is_file());
     assert!(!stopped.join("postmaster.pid").exists());
 
-    // A fetch that cannot read the repository (here a wrong password) stops
-    // the recovery instead of passing for the end of the archive.
-    let spool_password = env.dir.join("no-start.holdfast-wal/repository-password");
+    // The restore read ahead what recovery asks for first, and listed the archive.
+    let restored_spool = env.dir.join("no-start.holdfast-wal");
+    let listing = std::fs::read_to_string(restored_spool.join("archive-listing")).unwrap();
+    let read_ahead: Vec<_> = std::fs::read_dir(restored_spool.join("in"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(!read_ahead.is_empty());
+    for file in &read_ahead {
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(
+            listing.lines().any(|l| l == name),
+            "{name} not in {listing}"
+        );
+        std::fs::remove_file(file).unwrap();
+    }
+    // A fetch that cannot read the repository (here a wrong password; the
+    // read-ahead removed) stops the recovery instead of passing for the end
+    // of the archive.
+    let spool_password = restored_spool.join("repository-password");
     std::fs::write(&spool_password, "not-the-password\n").unwrap();
     let server_log = env.dir.join("no-start.log");
     let out = env
@@ -455,6 +472,19 @@ fn archive_base_backups_and_point_in_time_recovery() {
         text(&out)
     );
     assert!(!late.exists());
+
+    // Push and fetch keep the repository's master key in the spool (0600),
+    // sparing the key derivation; a damaged one is replaced through the password.
+    use std::os::unix::fs::MetadataExt;
+    let key_file = env.dir.join("spool/repository-key");
+    let mode = std::fs::metadata(&key_file).expect("a kept key").mode();
+    assert_eq!(mode & 0o777, 0o600);
+    std::fs::write(&key_file, "{}").unwrap();
+    env.cluster
+        .execute("postgres", "CREATE TABLE key_probe ()")
+        .unwrap();
+    env.switch_and_wait_archived();
+    assert_ne!(std::fs::read(&key_file).unwrap(), b"{}");
 
     // Push: the same content again succeeds, other content fails loudly.
     let segment = env.sql("SELECT pg_walfile_name(pg_current_wal_lsn() - 16777216)");

@@ -63,7 +63,7 @@ pub struct FetchArgs {
     #[arg(value_name = "DEST")]
     pub dest: PathBuf,
     /// Segments of the same timeline read ahead into the spool.
-    #[arg(long, value_name = "N", default_value_t = 16)]
+    #[arg(long, value_name = "N", default_value_t = fetch::DEFAULT_AHEAD)]
     pub ahead: usize,
     /// On any failure but a missing file (the repository unreachable, a
     /// damaged segment), exit 255: PostgreSQL then aborts recovery instead
@@ -71,6 +71,11 @@ pub struct FetchArgs {
     /// 'repo restore --physical' writes it; a standby, which retries, should not.
     #[arg(long)]
     pub abort_on_error: bool,
+    /// The archive's names as 'repo restore --physical' saw them (it writes
+    /// this file into the restored spool): a name the file does not list is
+    /// missing at once, without opening the repository.
+    #[arg(long, value_name = "FILE")]
+    pub archive_listing: Option<PathBuf>,
 }
 
 /// The exit status that makes PostgreSQL abort recovery (above 125, as a
@@ -91,7 +96,12 @@ pub fn run(a: WalArgs) -> ExitCode {
         let spool = spool_dir(a.spool.as_ref())?;
         let location = repo_cmd::location(&a.options)?;
         let password_file = a.options.password_file.clone();
-        let mut open = || repo_cmd::open(&location, password_file.as_deref());
+        // Push and fetch run once per WAL file: they keep the master key in the spool.
+        let key_file = holdfast::wal::Spool::key_file(&spool);
+        let mut open = || {
+            let password = repo_cmd::password(password_file.as_deref(), false)?;
+            holdfast::repo::Repo::open_with_key_file(&location, &password, &key_file)
+        };
         match a.command {
             WalCommand::Push(p) => {
                 let req = PushRequest {
@@ -118,6 +128,7 @@ pub fn run(a: WalArgs) -> ExitCode {
                     dest: f.dest,
                     spool,
                     ahead: f.ahead,
+                    listing: f.archive_listing.as_deref().map(crate::shared::absolute),
                 };
                 match fetch::fetch(&req, &mut open)? {
                     FetchOutcome::Fetched { .. } => Ok(None),
@@ -127,7 +138,9 @@ pub fn run(a: WalArgs) -> ExitCode {
                     }
                 }
             }
-            WalCommand::Check => check(&mut open()?).map(|()| None),
+            WalCommand::Check => {
+                check(&mut repo_cmd::open(&location, password_file.as_deref())?).map(|()| None)
+            }
         }
     })();
     match result {

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use bytesize::ByteSize;
 use rustic_backend::BackendOptions;
 use rustic_core::jiff::Zoned;
-use rustic_core::repofile::{IndexFile, Node, SnapshotFile};
+use rustic_core::repofile::{IndexFile, MasterKey, Node, SnapshotFile};
 use rustic_core::{
     BackupOptions, CheckOptions, ConfigOptions, Credentials, FileType, ForgetGroups, Grouped,
     IndexedTree, KeyOptions, OpenStatus, ParentOptions, PruneOptions, ReadBackend,
@@ -457,6 +457,44 @@ impl Repo {
             storage: backends.repository(),
             progress,
         })
+    }
+
+    /// Open the repository with the master key kept in `key_file` when that
+    /// opens it, else with `password`, then keep its master key there (0600)
+    /// for the next time. A password costs a key derivation (scrypt, about
+    /// 0.2 s of CPU), which `wal push` and `wal fetch`, run once per WAL file,
+    /// would pay every time. The file opens the repository as the password
+    /// does, for as long as the repository lives (restic's keys wrap one
+    /// master key): it belongs beside the password file, readable by the same
+    /// user only.
+    pub fn open_with_key_file(
+        location: &RepoLocation,
+        password: &Password,
+        key_file: &Path,
+    ) -> Result<Repo> {
+        Repo::check_location(location)?;
+        let kept = std::fs::read(key_file)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<MasterKey>(&bytes).ok());
+        if let Some(key) = kept {
+            let backends = backends(location)?;
+            let opened = Repository::new(&options(), &backends)
+                .and_then(|r| r.open(&Credentials::Masterkey(key)));
+            if let Ok(repo) = opened {
+                return Ok(Repo {
+                    location: location.clone(),
+                    repo: Some(repo),
+                    storage: backends.repository(),
+                    progress: None,
+                });
+            }
+        }
+        let repo = Repo::open(location, password)?;
+        let key = serde_json::to_vec(&repo.open_repo()?.key())
+            .map_err(|e| Error::failed(format!("keep the repository key: {e}")))?;
+        // Only a cache: without it the next call derives the key again.
+        let _ = crate::durable::replace(key_file, &key, 0o600, None);
+        Ok(repo)
     }
 
     pub fn location(&self) -> &RepoLocation {
@@ -1469,8 +1507,10 @@ fn dump_files<S: rustic_core::IndexedFull>(
     under: &Path,
     dest: &Path,
     progress: Option<&Arc<dyn crate::progress::ProgressSink>>,
-) -> Result<Vec<PathBuf>> {
-    let mut written = Vec::new();
+) -> Result<Vec<PathBuf>>
+where
+    Repository<S>: Sync,
+{
     let files: Vec<(PathBuf, Node)> = snapshot_files(full, snap)?
         .into_iter()
         .filter_map(|(rel, node)| Some((rel.strip_prefix(under).ok()?.to_path_buf(), node)))
@@ -1483,40 +1523,82 @@ fn dump_files<S: rustic_core::IndexedFull>(
         Some(total),
         crate::progress::Unit::Bytes,
     );
-    for (rel, node) in files {
-        let path = dest.join(&rel);
-        if let Some(parent) = path.parent() {
+    for (rel, _) in &files {
+        if let Some(parent) = dest.join(rel).parent() {
             std::fs::DirBuilder::new()
                 .recursive(true)
                 .mode(0o700)
                 .create(parent)
                 .context(|| format!("create {}", parent.display()))?;
         }
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)
-            .context(|| format!("create {}", path.display()))?;
-        let mut out = crate::progress::Counted::new(BufWriter::with_capacity(1 << 20, file), &bar);
-        full.dump(&node, &mut out)
-            .map_err(|e| engine_error(&format!("read {} from the snapshot", rel.display()), &e))?;
-        out.flush()
-            .context(|| format!("write {}", path.display()))?;
-        let size = std::fs::metadata(&path)
-            .context(|| format!("stat {}", path.display()))?
-            .len();
-        if size != node.meta.size {
-            return Err(Error::invalid(format!(
-                "{} in snapshot {} came back with {size} bytes instead of {}; run 'holdfast repo check --read-data'",
-                rel.display(),
-                snap.id,
-                node.meta.size
-            )));
-        }
-        written.push(rel);
     }
-    Ok(written)
+    // One file per worker at a time: decompressing and decrypting take a
+    // core each (a base backup is hundreds of files).
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, files.len().max(1));
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let failed = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(|| -> Result<()> {
+                    use std::sync::atomic::Ordering;
+                    while !failed.load(Ordering::Relaxed) {
+                        let Some((rel, node)) = files.get(next.fetch_add(1, Ordering::Relaxed))
+                        else {
+                            return Ok(());
+                        };
+                        if let Err(e) = dump_file(full, snap, rel, node, dest, &bar) {
+                            failed.store(true, Ordering::Relaxed);
+                            return Err(e);
+                        }
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .try_for_each(|h| h.join().expect("a snapshot reader panicked"))
+    })?;
+    Ok(files.into_iter().map(|(rel, _)| rel).collect())
+}
+
+/// Write one file of `snap` at `dest/rel` (0600, never overwriting) and
+/// check its size.
+fn dump_file<S: rustic_core::IndexedFull>(
+    full: &Repository<S>,
+    snap: &SnapshotFile,
+    rel: &Path,
+    node: &Node,
+    dest: &Path,
+    bar: &crate::progress::Progress,
+) -> Result<()> {
+    let path = dest.join(rel);
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .context(|| format!("create {}", path.display()))?;
+    let mut out = crate::progress::Counted::new(BufWriter::with_capacity(1 << 20, file), bar);
+    full.dump(node, &mut out)
+        .map_err(|e| engine_error(&format!("read {} from the snapshot", rel.display()), &e))?;
+    out.flush()
+        .context(|| format!("write {}", path.display()))?;
+    let size = std::fs::metadata(&path)
+        .context(|| format!("stat {}", path.display()))?
+        .len();
+    if size != node.meta.size {
+        return Err(Error::invalid(format!(
+            "{} in snapshot {} came back with {size} bytes instead of {}; run 'holdfast repo check --read-data'",
+            rel.display(),
+            snap.id,
+            node.meta.size
+        )));
+    }
+    Ok(())
 }
 
 /// Check that `snap` holds every staged file with its size; an incomplete

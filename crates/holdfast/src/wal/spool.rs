@@ -41,6 +41,12 @@ impl Spool {
         &self.dir
     }
 
+    /// Where push and fetch keep the repository's master key (see
+    /// [`crate::repo::Repo::open_with_key_file`]).
+    pub fn key_file(dir: &Path) -> PathBuf {
+        dir.join("repository-key")
+    }
+
     fn record_path(&self, name: &WalName) -> PathBuf {
         self.dir.join("out").join(format!("{name}.ok"))
     }
@@ -73,6 +79,13 @@ impl Spool {
             .prefix(".incoming.")
             .tempdir_in(self.dir.join("in"))
             .context(|| format!("create a directory in {}", self.dir.display()))
+    }
+
+    /// Remove every file read ahead (recovery is over).
+    pub fn drop_read_ahead(&self) {
+        for name in self.prefetched_names() {
+            let _ = std::fs::remove_file(self.prefetched(&name));
+        }
     }
 
     /// The files read ahead, by name.

@@ -107,6 +107,8 @@ pub fn start_and_wait(p: &Prepared, timeout: Duration, log: &Log) -> Result<Reac
             return Ok(reached);
         }
         if text.contains("database system is ready to accept connections") {
+            // Promoted: the read-ahead is of no further use.
+            crate::wal::Spool::open(&p.spool)?.drop_read_ahead();
             return Ok(reached);
         }
         if Instant::now() >= deadline {

@@ -1,8 +1,9 @@
 //! `holdfast repo restore --physical`: every check before the first write
 //! (empty data directory, a target inside the window, the WAL the backup
 //! needs, server binaries of the backup's major, free space), then the files,
-//! the recovery settings and the ownership, then the data directory appears
-//! at once (a rename of the restored tree).
+//! the WAL recovery asks for first (read ahead into the spool with the
+//! archive's listing), the recovery settings and the ownership, then the data
+//! directory appears at once (a rename of the restored tree).
 
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
@@ -11,10 +12,12 @@ use std::path::{Path, PathBuf};
 use super::environment;
 use super::target::{self, Target};
 use crate::log::Log;
+use crate::ops::wal::fetch::{read_into_spool, with_following, ArchiveListing, DEFAULT_AHEAD};
 use crate::pg::basebackup::BaseBackupInfo;
 use crate::profile::Environment;
 use crate::repo::physical::{self, BaseBackup, INFO_MEMBER, PGDATA_MEMBER};
 use crate::repo::{wal as stored_wal, Repo};
+use crate::wal::{Spool, WalName};
 use crate::{Error, IoContext, Password, Result};
 
 /// What to restore, where, and how the restored server reaches the archive.
@@ -94,7 +97,10 @@ pub fn prepare(repo: &mut Repo, req: &PhysicalRestoreRequest, log: &Log) -> Resu
         ))
     })?;
     let parent = parent_of(&req.pgdata)?;
-    let needed = backup.snapshot.source_bytes + (64 << 20);
+    // The data directory, the segments read ahead beside it, some slack.
+    let needed = backup.snapshot.source_bytes
+        + (DEFAULT_AHEAD as u64 + 1) * backup.segment_size()
+        + (64 << 20);
     crate::ops::workdir::require_free_space(&parent, needed, |free| {
         format!(
             "not enough free space for {}: the base backup needs about {} MiB and {} MiB are free; nothing was written",
@@ -146,6 +152,7 @@ pub fn prepare(repo: &mut Repo, req: &PhysicalRestoreRequest, log: &Log) -> Resu
         0o600,
         Some(owner),
     )?;
+    read_ahead_for_recovery(repo, &wal, &backup, &spool)?;
     write_recovery_settings(&data, req, &spool, &password_file)?;
     std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o700))
         .context(|| format!("chmod {}", data.display()))?;
@@ -168,6 +175,27 @@ pub fn prepare(repo: &mut Repo, req: &PhysicalRestoreRequest, log: &Log) -> Resu
         bindir: install.bindir,
         owner,
     })
+}
+
+/// The archive listing in a restored spool (see [`ArchiveListing`]).
+pub const LISTING: &str = "archive-listing";
+
+/// What the recovery asks for first, read now while the repository is open
+/// (each `wal fetch` that opens it pays a key derivation): every history
+/// file and the backup's first segments; and the archive's listing, so
+/// that probes for history files that do not exist need no repository.
+fn read_ahead_for_recovery(
+    repo: &mut Repo,
+    wal: &std::collections::BTreeMap<crate::wal::WalName, stored_wal::StoredWal>,
+    backup: &BaseBackup,
+    spool_dir: &Path,
+) -> Result<()> {
+    let spool = Spool::open(spool_dir)?;
+    ArchiveListing::write(&spool_dir.join(LISTING), wal, None)?;
+    let mut names: Vec<WalName> = wal.keys().filter(|n| n.is_probe()).copied().collect();
+    let first = WalName::parse(&backup.start_segment)?;
+    names.extend(with_following(wal, &spool, first, DEFAULT_AHEAD));
+    read_into_spool(repo, wal, &spool, &names)
 }
 
 /// The spool of a restored data directory (fetch's read-ahead and the
@@ -261,8 +289,9 @@ fn write_recovery_settings(
     password_file: &Path,
 ) -> Result<()> {
     let restore_command = format!(
-        "{} wal fetch %f %p --abort-on-error --repo {} --password-file {} --spool {}",
+        "{} wal fetch %f %p --abort-on-error --archive-listing {} --repo {} --password-file {} --spool {}",
         shell_word(&req.holdfast.to_string_lossy()),
+        shell_word(&spool.join(LISTING).to_string_lossy()),
         shell_word(&req.location),
         shell_word(&password_file.to_string_lossy()),
         shell_word(&spool.to_string_lossy()),

@@ -2,6 +2,11 @@
 //! archived file, whole or not at all (temporary name, fsync, rename), and
 //! read the following segments of its timeline ahead into the spool so that
 //! the next calls need not open the repository.
+//!
+//! A point-in-time restore also leaves an [`ArchiveListing`] in the spool:
+//! the archive's names as the restore saw them. A name it does not list is
+//! missing without a repository open (a key derivation each): recovery
+//! probes for history files that do not exist at its start and at promotion.
 
 use std::path::PathBuf;
 
@@ -10,6 +15,9 @@ use crate::repo::wal as stored_wal;
 use crate::wal::spool::{copy_durably, sha256_file};
 use crate::wal::{Spool, WalName};
 use crate::{Error, IoContext, Result};
+
+/// Segments read ahead after an asked one, unless told otherwise.
+pub const DEFAULT_AHEAD: usize = 16;
 
 /// What to fetch.
 #[derive(Debug, Clone)]
@@ -20,6 +28,35 @@ pub struct FetchRequest {
     pub spool: PathBuf,
     /// Segments read ahead after the asked one.
     pub ahead: usize,
+    /// The archive as a restore saw it: names it does not list are missing.
+    pub listing: Option<PathBuf>,
+}
+
+/// The archive's file names at one moment, one per line, written by a
+/// point-in-time restore beside its spool.
+pub struct ArchiveListing;
+
+impl ArchiveListing {
+    /// Write the names of `index` to `path` (durably, 0600).
+    pub fn write(
+        path: &std::path::Path,
+        index: &std::collections::BTreeMap<WalName, stored_wal::StoredWal>,
+        owner: Option<(u32, u32)>,
+    ) -> Result<()> {
+        let mut text = String::new();
+        for name in index.keys() {
+            text.push_str(&name.to_string());
+            text.push('\n');
+        }
+        crate::durable::replace(path, text.as_bytes(), 0o600, owner)
+    }
+
+    /// Whether the listing at `path` names `name`.
+    fn lists(path: &std::path::Path, name: &WalName) -> Result<bool> {
+        let text = std::fs::read_to_string(path).context(|| format!("read {}", path.display()))?;
+        let wanted = name.to_string();
+        Ok(text.lines().any(|l| l == wanted))
+    }
 }
 
 /// What a fetch found.
@@ -41,12 +78,31 @@ pub fn fetch(req: &FetchRequest, open: OpenRepo) -> Result<FetchOutcome> {
         forget_older(&spool, &name);
         return Ok(FetchOutcome::Fetched { from_spool: true });
     }
+    if let Some(listing) = &req.listing {
+        if !ArchiveListing::lists(listing, &name)? {
+            return Ok(FetchOutcome::Missing);
+        }
+    }
     let mut repo = open()?;
     let index = stored_wal::stored(&repo.snapshots()?);
     if !index.contains_key(&name) {
         return Ok(FetchOutcome::Missing);
     }
-    // The asked file, then the next segments of its timeline that the archive holds.
+    let names = with_following(&index, &spool, name, req.ahead);
+    read_into_spool(&mut repo, &index, &spool, &names)?;
+    hand_over(&ready, &req.dest)?;
+    forget_older(&spool, &name);
+    Ok(FetchOutcome::Fetched { from_spool: false })
+}
+
+/// `name`, then the next `ahead` segments of its timeline that the archive
+/// holds and the spool lacks.
+pub fn with_following(
+    index: &std::collections::BTreeMap<WalName, stored_wal::StoredWal>,
+    spool: &Spool,
+    name: WalName,
+    ahead: usize,
+) -> Vec<WalName> {
     let mut names = vec![name];
     if let WalName::Segment(seg) = name {
         names.extend(
@@ -58,12 +114,23 @@ pub fn fetch(req: &FetchRequest, open: OpenRepo) -> Result<FetchOutcome> {
                     _ => None,
                 })
                 .filter(|n| !spool.prefetched(n).is_file())
-                .take(req.ahead),
+                .take(ahead),
         );
     }
+    names
+}
+
+/// Read `names` from the archive into the spool in one pass, each checked
+/// against its SHA-256 and renamed into place whole.
+pub fn read_into_spool(
+    repo: &mut crate::repo::Repo,
+    index: &std::collections::BTreeMap<WalName, stored_wal::StoredWal>,
+    spool: &Spool,
+    names: &[WalName],
+) -> Result<()> {
     let incoming = spool.incoming()?;
-    stored_wal::fetch(&mut repo, &index, &names, incoming.path())?;
-    for n in &names {
+    stored_wal::fetch(repo, index, names, incoming.path())?;
+    for n in names {
         let got = incoming.path().join(n.to_string());
         let sum = sha256_file(&got)?;
         if sum != index[n].sha256 {
@@ -79,17 +146,14 @@ pub fn fetch(req: &FetchRequest, open: OpenRepo) -> Result<FetchOutcome> {
     }
     std::fs::File::open(spool.dir().join("in"))
         .and_then(|d| d.sync_all())
-        .context(|| format!("sync {}", spool.dir().display()))?;
-    hand_over(&ready, &req.dest)?;
-    forget_older(&spool, &name);
-    Ok(FetchOutcome::Fetched { from_spool: false })
+        .context(|| format!("sync {}", spool.dir().display()))
 }
 
-/// Copy the spooled file to DEST whole, then drop it from the spool.
+/// Copy the spooled file to DEST whole. It stays in the spool until a later
+/// segment of its timeline is asked for: at the end of recovery PostgreSQL
+/// asks for the last segment again.
 fn hand_over(spooled: &std::path::Path, dest: &std::path::Path) -> Result<()> {
-    copy_durably(spooled, dest)?;
-    let _ = std::fs::remove_file(spooled);
-    Ok(())
+    copy_durably(spooled, dest)
 }
 
 /// Drop read-ahead segments older than `name` on its timeline: recovery has passed them.
