@@ -18,6 +18,8 @@ use std::time::{Duration, Instant};
 
 use pgsandbox::{Cluster, ServerUser};
 
+mod support;
+
 const HOLDFAST: &str = env!("CARGO_BIN_EXE_holdfast");
 
 fn server_user() -> Option<ServerUser> {
@@ -894,4 +896,60 @@ fn files_at_the_target_time_and_a_recovery_along_a_new_timeline() {
     drop(paused);
     let (by_xid, said) = restore(&env, "by-xid", &["--to-xid", &xid]);
     assert_eq!(by_xid.marks(&env), vec![1, 10], "{said}");
+    drop(by_xid);
+
+    // From a REST server with a password: restore_command reads it from a
+    // 0600 file in the spool, never from argv or its environment.
+    let server = support::RestServer::with_user(&env.dir, &env.dir, "pitr", "rest-secret-1");
+    let rest_password = env.dir.join("rest-password");
+    std::fs::write(&rest_password, "rest-secret-1\n").unwrap();
+    if let Some(u) = &env.user {
+        std::os::unix::fs::chown(&rest_password, Some(u.uid), Some(u.gid)).unwrap();
+    }
+    let pgdata = env.dir.join("from-rest");
+    let port = free_port();
+    let out = env
+        .as_server(HOLDFAST)
+        .args(["repo", "restore", "--physical", "--pgdata"])
+        .arg(&pgdata)
+        .args(["--port", &port.to_string(), "--to-time", &after_10])
+        .args(["--repo", &server.location("pitr", "repo")])
+        .arg("--rest-password-file")
+        .arg(&rest_password)
+        .arg("--password-file")
+        .arg(env.password_file())
+        .output()
+        .unwrap();
+    let from_rest = Restored {
+        pgdata: pgdata.clone(),
+        port,
+        bindir: env.cluster.bindir().to_path_buf(),
+        user: env.user.clone(),
+    };
+    assert!(out.status.success(), "restore from REST: {}", text(&out));
+    assert_eq!(from_rest.marks(&env), vec![1, 10], "{}", text(&out));
+    let settings = std::fs::read_to_string(pgdata.join("postgresql.auto.conf")).unwrap();
+    assert!(settings.contains("--rest-password-file"), "{settings}");
+    assert!(!settings.contains("rest-secret-1"), "{settings}");
+    let kept = env.dir.join("from-rest.holdfast-wal/rest-password");
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(std::fs::metadata(&kept).unwrap().mode() & 0o777, 0o600);
+    drop(from_rest);
+
+    // An s3: repository cannot be reached by restore_command: refused first.
+    let refused = env.dir.join("from-s3");
+    let out = env
+        .as_server(HOLDFAST)
+        .env("AWS_ACCESS_KEY_ID", "id")
+        .env("AWS_SECRET_ACCESS_KEY", "secret")
+        .args(["repo", "restore", "--physical", "--pgdata"])
+        .arg(&refused)
+        .args(["--repo", "s3:http://127.0.0.1:9/bucket"])
+        .arg("--password-file")
+        .arg(env.password_file())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("holdfast repo copy"), "{}", text(&out));
+    assert!(!refused.exists());
 }

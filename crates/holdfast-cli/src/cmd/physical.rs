@@ -188,6 +188,8 @@ pub fn restore(
         pause: a.pause,
         holdfast,
         location: repo.location().to_string(),
+        rest_password: repo.location().rest_password().cloned(),
+        rest_cacert: repo.location().rest_cacert().map(PathBuf::from),
         password,
         environment: files,
     };

@@ -439,6 +439,13 @@ pub fn run(a: RepoArgs, log: &Log) -> holdfast::Result<()> {
             Ok(())
         }
         RepoCommand::Restore(r) if r.physical.physical => {
+            if matches!(location, RepoLocation::S3(_)) {
+                return Err(Error::usage(
+                    "the recovered server's restore_command cannot reach an s3: repository: holdfast gives a \
+                     child no S3 keys; copy the repository to a directory or a REST server first \
+                     ('holdfast repo copy') and restore from there",
+                ));
+            }
             // The restored server's restore_command reads the password from a 0600 file.
             let password = password(password_file, false)?;
             let mut repo = Repo::open_with_progress(&location, &password, log.progress_sink())?;

@@ -344,6 +344,23 @@ impl RestServer {
         )
     }
 
+    /// A server of the repositories under `root` (not private: any path)
+    /// with one user, whose htpasswd file is written in `dir`.
+    pub fn with_user(root: &Path, dir: &Path, user: &str, password: &str) -> RestServer {
+        let htpasswd = dir.join("htpasswd");
+        std::fs::write(
+            &htpasswd,
+            format!("{user}:{}\n", bcrypt::hash(password, 4).unwrap()),
+        )
+        .unwrap();
+        let htpasswd = htpasswd.display().to_string();
+        RestServer::spawn(
+            root,
+            &["--htpasswd", &htpasswd],
+            std::process::Stdio::null(),
+        )
+    }
+
     /// A server of the repositories under `root` without users (loopback
     /// needs none) and with deletes allowed.
     pub fn open(root: &Path) -> RestServer {

@@ -177,6 +177,23 @@ impl RepoLocation {
         }
     }
 
+    /// A REST server's password, when the location has one (for a child
+    /// `holdfast` given it through a file, never argv or the environment).
+    pub fn rest_password(&self) -> Option<&Password> {
+        match self {
+            RepoLocation::Rest(r) => r.password.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// A REST server's private certificate authority file (`--cacert`).
+    pub fn rest_cacert(&self) -> Option<&Path> {
+        match self {
+            RepoLocation::Rest(r) => r.cacert.as_deref(),
+            _ => None,
+        }
+    }
+
     /// rustic_backend's location string and options for this location. Both
     /// may hold secrets: they go to the backend and nowhere else.
     pub(crate) fn backend_spec(&self) -> (String, BTreeMap<String, String>) {

@@ -33,6 +33,10 @@ pub struct PhysicalRestoreRequest {
     pub holdfast: PathBuf,
     /// The repository as restore_command names it (no secret in it).
     pub location: String,
+    /// A REST server's password and private CA: written into the spool for
+    /// restore_command (`--rest-password-file`, `--cacert`).
+    pub rest_password: Option<Password>,
+    pub rest_cacert: Option<PathBuf>,
     /// Written 0600 for the server's user: restore_command reads it from there.
     pub password: Password,
     /// The environment whose files are restored as they were at the target
@@ -152,8 +156,9 @@ pub fn prepare(repo: &mut Repo, req: &PhysicalRestoreRequest, log: &Log) -> Resu
         0o600,
         Some(owner),
     )?;
+    let rest = rest_access(req, &spool, owner)?;
     read_ahead_for_recovery(repo, &wal, &backup, &spool)?;
-    write_recovery_settings(&data, req, &spool, &password_file)?;
+    write_recovery_settings(&data, req, &spool, &password_file, &rest)?;
     std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o700))
         .context(|| format!("chmod {}", data.display()))?;
     chown_tree(&data, owner)?;
@@ -270,6 +275,35 @@ fn chown_tree(root: &Path, (uid, gid): (u32, u32)) -> Result<()> {
     Ok(())
 }
 
+/// The options that let restore_command reach a REST server: its password
+/// and private CA, copied into the spool for the server's user.
+fn rest_access(req: &PhysicalRestoreRequest, spool: &Path, owner: (u32, u32)) -> Result<String> {
+    let mut options = String::new();
+    if let Some(password) = &req.rest_password {
+        let file = spool.join("rest-password");
+        crate::durable::replace(
+            &file,
+            format!("{}\n", password.expose()).as_bytes(),
+            0o600,
+            Some(owner),
+        )?;
+        options.push_str(&format!(
+            " --rest-password-file {}",
+            shell_word(&file.to_string_lossy())
+        ));
+    }
+    if let Some(ca) = &req.rest_cacert {
+        let file = spool.join("rest-ca.pem");
+        let pem = std::fs::read(ca).context(|| format!("read {}", ca.display()))?;
+        crate::durable::replace(&file, &pem, 0o600, Some(owner))?;
+        options.push_str(&format!(
+            " --cacert {}",
+            shell_word(&file.to_string_lossy())
+        ));
+    }
+    Ok(options)
+}
+
 /// A word for /bin/sh, in single quotes.
 fn shell_word(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
@@ -287,9 +321,10 @@ fn write_recovery_settings(
     req: &PhysicalRestoreRequest,
     spool: &Path,
     password_file: &Path,
+    rest_access: &str,
 ) -> Result<()> {
     let restore_command = format!(
-        "{} wal fetch %f %p --abort-on-error --archive-listing {} --repo {} --password-file {} --spool {}",
+        "{} wal fetch %f %p --abort-on-error --archive-listing {} --repo {}{rest_access} --password-file {} --spool {}",
         shell_word(&req.holdfast.to_string_lossy()),
         shell_word(&spool.join(LISTING).to_string_lossy()),
         shell_word(&req.location),
