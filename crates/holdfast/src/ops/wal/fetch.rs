@@ -156,14 +156,16 @@ fn hand_over(spooled: &std::path::Path, dest: &std::path::Path) -> Result<()> {
     copy_durably(spooled, dest)
 }
 
-/// Drop read-ahead segments older than `name` on its timeline: recovery has passed them.
+/// Drop read-ahead segments older than `name` on its timeline, and those of older timelines: recovery has passed them.
 fn forget_older(spool: &Spool, name: &WalName) {
     let WalName::Segment(seg) = name else {
         return;
     };
     for n in spool.prefetched_names() {
         if let WalName::Segment(s) = n {
-            if s.timeline == seg.timeline && s < *seg {
+            // Recovery never goes back to an older timeline: what was read
+            // ahead there past the switch is of no use either.
+            if s.timeline < seg.timeline || (s.timeline == seg.timeline && s < *seg) {
                 let _ = std::fs::remove_file(spool.prefetched(&n));
             }
         }
