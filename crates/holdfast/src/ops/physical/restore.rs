@@ -144,31 +144,43 @@ pub fn prepare(repo: &mut Repo, req: &PhysicalRestoreRequest, log: &Log) -> Resu
         let _ = std::fs::remove_file(data.join(stale));
     }
     let spool = spool_of(&req.pgdata);
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&spool)
-        .context(|| format!("create {}", spool.display()))?;
-    let password_file = spool.join("repository-password");
-    crate::durable::replace(
-        &password_file,
-        format!("{}\n", req.password.expose()).as_bytes(),
-        0o600,
-        Some(owner),
-    )?;
-    let rest = rest_access(req, &spool, owner)?;
-    read_ahead_for_recovery(repo, &wal, &backup, &spool)?;
-    write_recovery_settings(&data, req, &spool, &password_file, &rest)?;
-    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o700))
-        .context(|| format!("chmod {}", data.display()))?;
-    chown_tree(&data, owner)?;
-    chown_tree(&spool, owner)?;
-    if req.pgdata.exists() {
-        // Empty (checked above): rename(2) replaces an empty directory.
-        std::fs::remove_dir(&req.pgdata).context(|| format!("replace {}", req.pgdata.display()))?;
+    let spool_was_there = spool.exists();
+    let placed = (|| -> Result<()> {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&spool)
+            .context(|| format!("create {}", spool.display()))?;
+        let password_file = spool.join("repository-password");
+        crate::durable::replace(
+            &password_file,
+            format!("{}\n", req.password.expose()).as_bytes(),
+            0o600,
+            Some(owner),
+        )?;
+        let rest = rest_access(req, &spool, owner)?;
+        read_ahead_for_recovery(repo, &wal, &backup, &spool)?;
+        write_recovery_settings(&data, req, &spool, &password_file, &rest)?;
+        std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o700))
+            .context(|| format!("chmod {}", data.display()))?;
+        chown_tree(&data, owner)?;
+        chown_tree(&spool, owner)?;
+        if req.pgdata.exists() {
+            // Empty (checked above): rename(2) replaces an empty directory.
+            std::fs::remove_dir(&req.pgdata)
+                .context(|| format!("replace {}", req.pgdata.display()))?;
+        }
+        std::fs::rename(&data, &req.pgdata)
+            .context(|| format!("move the restored files to {}", req.pgdata.display()))
+    })();
+    if let Err(e) = placed {
+        // The data directory is still in the work directory, removed with
+        // it; the spool we made (its secrets, the read-ahead) goes too.
+        if !spool_was_there {
+            let _ = std::fs::remove_dir_all(&spool);
+        }
+        return Err(e);
     }
-    std::fs::rename(&data, &req.pgdata)
-        .context(|| format!("move the restored files to {}", req.pgdata.display()))?;
     std::fs::File::open(&parent)
         .and_then(|d| d.sync_all())
         .context(|| format!("sync {}", parent.display()))?;
