@@ -157,15 +157,16 @@ fn gather(a: &StatusArgs) -> holdfast::Result<Facts> {
         )?;
         let mut repo = super::repo::open(&location, a.password_file.as_deref())?;
         // WAL arrives every minute: it says nothing about the nightly backups.
-        let backups: Vec<_> = repo
-            .snapshots()?
-            .into_iter()
+        let snapshots = repo.snapshots()?;
+        let backups: Vec<_> = snapshots
+            .iter()
             .filter(|s| !holdfast::repo::wal::is_wal(s))
+            .cloned()
             .collect();
         let newest = status::newest_snapshot(&backups);
         let target = super::report::repo_target(Some(text)).unwrap_or_else(|| text.clone());
         let mut facts = Facts::gather(Kind::Repository, &target, newest, &state_dir);
-        facts.continuous_archive = ContinuousArchive::gather(&mut repo)?;
+        facts.continuous_archive = ContinuousArchive::gather(&mut repo, &snapshots)?;
         if let Some(pgdata) = &a.pgdata {
             let server = ServerWal::read(&absolute(pgdata))?;
             match facts.continuous_archive.as_mut() {

@@ -149,17 +149,20 @@ pub struct ServerWal {
 }
 
 impl ContinuousArchive {
-    /// The continuous archive of `repo`, or `None` when it holds no base backup and no WAL.
-    pub fn gather(repo: &mut Repo) -> Result<Option<ContinuousArchive>> {
-        let snapshots = repo.snapshots()?;
-        let backups = crate::repo::physical::list(&snapshots);
-        let wal = crate::repo::wal::stored(&snapshots);
+    /// The continuous archive of `repo` (whose snapshots are `snapshots`),
+    /// or `None` when it holds no base backup and no WAL.
+    pub fn gather(
+        repo: &mut Repo,
+        snapshots: &[SnapshotInfo],
+    ) -> Result<Option<ContinuousArchive>> {
+        let backups = crate::repo::physical::list(snapshots);
+        let wal = crate::repo::wal::stored(snapshots);
         if backups.is_empty() && wal.is_empty() {
             return Ok(None);
         }
-        let report = crate::ops::wal::check::check(repo)?;
+        let report = crate::ops::wal::check::check_listed(repo, snapshots)?;
         let newest_wal = wal.values().map(|w| w.time.timestamp()).max();
-        let recoverable_from = backups.iter().map(|b| b.end.timestamp()).min();
+        let window = crate::ops::physical::target::window(&backups, &wal);
         let missing = report
             .backups
             .iter()
@@ -167,8 +170,8 @@ impl ContinuousArchive {
             .sum();
         Ok(Some(ContinuousArchive {
             base_backups: backups.len(),
-            recoverable_from: recoverable_from.map(|t| t.to_string()),
-            recoverable_to: recoverable_from.and(newest_wal).map(|t| t.to_string()),
+            recoverable_from: window.as_ref().map(|w| w.from.timestamp().to_string()),
+            recoverable_to: window.and_then(|w| w.to).map(|t| t.timestamp().to_string()),
             newest_wal,
             newest_segment: report.newest,
             missing_segments: missing,

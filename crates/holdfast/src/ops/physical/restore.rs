@@ -203,12 +203,12 @@ pub const LISTING: &str = "archive-listing";
 /// that probes for history files that do not exist need no repository.
 fn read_ahead_for_recovery(
     repo: &mut Repo,
-    wal: &std::collections::BTreeMap<crate::wal::WalName, stored_wal::StoredWal>,
+    wal: &std::collections::BTreeMap<WalName, stored_wal::StoredWal>,
     backup: &BaseBackup,
     spool_dir: &Path,
 ) -> Result<()> {
     let spool = Spool::open(spool_dir)?;
-    ArchiveListing::write(&spool_dir.join(LISTING), wal, None)?;
+    ArchiveListing::write(&spool_dir.join(LISTING), wal)?;
     let mut names: Vec<WalName> = wal.keys().filter(|n| n.is_probe()).copied().collect();
     let first = WalName::parse(&backup.start_segment)?;
     names.extend(with_following(wal, &spool, first, DEFAULT_AHEAD));

@@ -38,8 +38,16 @@ impl CheckReport {
 /// Check the archive of `repo`.
 pub fn check(repo: &mut Repo) -> Result<CheckReport> {
     let snapshots = repo.snapshots()?;
-    let backups = physical::list(&snapshots);
-    let index = stored_wal::stored(&snapshots);
+    check_listed(repo, &snapshots)
+}
+
+/// Check the archive of `repo` whose snapshots were just listed as `snapshots`.
+pub fn check_listed(
+    repo: &mut Repo,
+    snapshots: &[crate::repo::SnapshotInfo],
+) -> Result<CheckReport> {
+    let backups = physical::list(snapshots);
+    let index = stored_wal::stored(snapshots);
     let Some(size) = backups.first().map(|b| b.segment_size().max(1)) else {
         return Ok(CheckReport {
             newest: None,

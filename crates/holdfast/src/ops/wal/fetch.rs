@@ -41,14 +41,13 @@ impl ArchiveListing {
     pub fn write(
         path: &std::path::Path,
         index: &std::collections::BTreeMap<WalName, stored_wal::StoredWal>,
-        owner: Option<(u32, u32)>,
     ) -> Result<()> {
         let mut text = String::new();
         for name in index.keys() {
             text.push_str(&name.to_string());
             text.push('\n');
         }
-        crate::durable::replace(path, text.as_bytes(), 0o600, owner)
+        crate::durable::replace(path, text.as_bytes(), 0o600, None)
     }
 
     /// Whether the listing at `path` names `name`.
@@ -156,7 +155,8 @@ fn hand_over(spooled: &std::path::Path, dest: &std::path::Path) -> Result<()> {
     copy_durably(spooled, dest)
 }
 
-/// Drop read-ahead segments older than `name` on its timeline, and those of older timelines: recovery has passed them.
+/// Drop read-ahead segments older than `name` on its timeline, and those of
+/// older timelines: recovery has passed them.
 fn forget_older(spool: &Spool, name: &WalName) {
     let WalName::Segment(seg) = name else {
         return;
