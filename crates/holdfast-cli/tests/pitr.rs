@@ -5,7 +5,10 @@
 //! point and an LSN, each checked row by row against marked transactions; the
 //! refusals change nothing; restic reads every pack afterwards. A second
 //! test restores a profile's files as they were at the target time and
-//! recovers a second time along the timeline the first recovery started.
+//! recovers a second time along the timeline the first recovery started. A
+//! third takes the base backup from a streaming standby of a cluster with a
+//! tablespace, restores the tablespace elsewhere, and refuses a base backup
+//! of a major version no installed server has.
 //!
 //! Every holdfast and PostgreSQL program runs as the server's user (the
 //! repository is that user's), as archive_command itself does.
@@ -952,4 +955,203 @@ fn files_at_the_target_time_and_a_recovery_along_a_new_timeline() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("holdfast repo copy"), "{}", text(&out));
     assert!(!refused.exists());
+}
+
+#[test]
+fn a_standby_s_base_backup_with_a_tablespace_and_a_backup_of_another_major() {
+    let env = start();
+    let socket = env.cluster.socket_dir().to_string_lossy().into_owned();
+    let primary_port = env.cluster.port().to_string();
+    let on_primary = owned_dir(&env.dir, "ts-primary", env.user.as_ref());
+    let on_standby = env.dir.join("ts-standby");
+    env.cluster
+        .execute(
+            "postgres",
+            &format!("CREATE TABLESPACE app LOCATION '{}'", on_primary.display()),
+        )
+        .unwrap();
+    env.cluster
+        .execute(
+            "postgres",
+            "CREATE TABLE marks (id int PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp()) TABLESPACE app; \
+             CREATE TABLE untouched (id int) TABLESPACE app; \
+             INSERT INTO marks (id) VALUES (1)",
+        )
+        .unwrap();
+
+    // A streaming standby made as administrators make one, its tablespace elsewhere.
+    let bindir = env.cluster.bindir().to_path_buf();
+    let standby_dir = env.dir.join("standby");
+    let out = env
+        .as_server(&bindir.join("pg_basebackup").to_string_lossy())
+        .args(["-h", &socket, "-p", &primary_port, "-U", "postgres", "-D"])
+        .arg(&standby_dir)
+        .args(["-R", "-X", "stream", "-T"])
+        .arg(format!("{}={}", on_primary.display(), on_standby.display()))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "pg_basebackup: {}", text(&out));
+    let standby_port = free_port();
+    let out = env
+        .as_server(&bindir.join("pg_ctl").to_string_lossy())
+        .arg("-D")
+        .arg(&standby_dir)
+        .arg("-l")
+        .arg(env.dir.join("standby.log"))
+        .arg("-o")
+        .arg(format!(
+            "-p {standby_port} -k /var/run/postgresql -c listen_addresses=''"
+        ))
+        .args(["-w", "start"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "start the standby: {}", text(&out));
+    let standby = Restored {
+        pgdata: standby_dir,
+        port: standby_port,
+        bindir: bindir.clone(),
+        user: env.user.clone(),
+    };
+    assert_eq!(standby.sql(&env, "SELECT pg_is_in_recovery()"), "t");
+
+    // The base backup comes from the standby; the primary archives the WAL.
+    let out = env.holdfast(&[
+        "repo",
+        "backup",
+        "--physical",
+        "--host",
+        "/var/run/postgresql",
+        "--port",
+        &standby_port.to_string(),
+        "--user",
+        "postgres",
+    ]);
+    assert!(
+        out.status.success(),
+        "base backup of the standby: {}",
+        text(&out)
+    );
+    env.cluster
+        .execute("postgres", "INSERT INTO marks (id) VALUES (2)")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let between = env.sql("SELECT clock_timestamp()::text");
+    std::thread::sleep(Duration::from_millis(300));
+    env.cluster
+        .execute("postgres", "INSERT INTO marks (id) VALUES (3)")
+        .unwrap();
+    env.switch_and_wait_archived();
+    drop(standby);
+
+    // Where the standby keeps the tablespace is not empty: refused, nothing written.
+    let pgdata = env.dir.join("restored");
+    let pgdata_text = pgdata.to_string_lossy().into_owned();
+    let out = env.holdfast(&[
+        "repo",
+        "restore",
+        "--physical",
+        "--pgdata",
+        &pgdata_text,
+        "--to-time",
+        &between,
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("--tablespace-map app=DIR"),
+        "{}",
+        text(&out)
+    );
+    assert!(!pgdata.exists());
+    let out = env.holdfast(&[
+        "repo",
+        "restore",
+        "--physical",
+        "--pgdata",
+        &pgdata_text,
+        "--tablespace-map",
+        "elsewhere=/tmp/x",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("no tablespace 'elsewhere'"),
+        "{}",
+        text(&out)
+    );
+    assert!(!pgdata.exists());
+
+    // Mapped to a new directory: the rows before the target, in the tablespace.
+    let mapped = env.dir.join("ts-restored");
+    let map = format!("app={}", mapped.display());
+    let (restored, said) = restore(
+        &env,
+        "restored",
+        &["--to-time", &between, "--tablespace-map", &map],
+    );
+    assert_eq!(restored.marks(&env), vec![1, 2], "{said}");
+    assert_eq!(
+        restored.sql(
+            &env,
+            "SELECT pg_tablespace_location(oid) FROM pg_tablespace WHERE spcname = 'app'"
+        ),
+        mapped.to_string_lossy()
+    );
+    assert_eq!(restored.sql(&env, "SELECT count(*) FROM untouched"), "0");
+    assert_eq!(
+        std::fs::read_link(
+            restored
+                .pgdata
+                .join("pg_tblspc")
+                .join(restored.sql(&env, "SELECT oid FROM pg_tablespace WHERE spcname = 'app'"))
+        )
+        .unwrap(),
+        mapped
+    );
+    drop(restored);
+
+    // A base backup of another major version (its tag rewritten with restic,
+    // as if taken by an older server): refused before anything is written.
+    let id = snapshots_json(&env)
+        .into_iter()
+        .find(|s| s["tags"].to_string().contains("\"physical\""))
+        .and_then(|s| s["id"].as_str().map(str::to_string))
+        .expect("the base backup");
+    let major = format!("pg-major:{}", env.cluster.major());
+    let out = env
+        .as_server("restic")
+        .arg("--repo")
+        .arg(env.repo())
+        .arg("--password-file")
+        .arg(env.password_file())
+        .args([
+            "--no-cache",
+            "tag",
+            "--remove",
+            &major,
+            "--add",
+            "pg-major:11",
+            &id,
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "restic tag: {}", text(&out));
+    let other = env.dir.join("other-major");
+    let out = env.holdfast(&[
+        "repo",
+        "restore",
+        "--physical",
+        "--pgdata",
+        &other.to_string_lossy(),
+        "--to-time",
+        &between,
+        "--tablespace-map",
+        &format!("app={}", env.dir.join("ts-other").display()),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("is of PostgreSQL 11, and no PostgreSQL 11 server is installed"),
+        "{}",
+        text(&out)
+    );
+    assert!(!other.exists());
+    assert!(!env.dir.join("ts-other").exists());
 }

@@ -2,7 +2,7 @@
 //! base backups of a whole cluster and point-in-time recovery from them with
 //! the WAL `holdfast wal push` archived.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Args;
@@ -77,6 +77,10 @@ pub struct PhysicalRestoreArgs {
     /// The new data directory (must be missing or empty).
     #[arg(long, requires = "physical", value_name = "DIR")]
     pub pgdata: Option<PathBuf>,
+    /// Restore the tablespace NAME (or oid) into DIR, which must be missing or
+    /// empty [default: where the backed-up server had it]; repeatable.
+    #[arg(long, requires = "physical", value_name = "NAME=DIR")]
+    pub tablespace_map: Vec<String>,
     /// The port the recovered server listens on [default: the data directory's own].
     #[arg(long, requires = "physical", value_name = "PORT")]
     pub port: Option<u16>,
@@ -180,6 +184,18 @@ pub fn restore(
              recovery reaches, unknown until the server has recovered",
         ));
     }
+    let tablespace_map = a
+        .tablespace_map
+        .iter()
+        .map(|m| match m.split_once('=') {
+            Some((name, dir)) if !name.is_empty() && !dir.is_empty() => {
+                Ok((name.to_string(), absolute(Path::new(dir))))
+            }
+            _ => Err(Error::usage(format!(
+                "--tablespace-map {m}: give NAME=DIR, e.g. --tablespace-map app_data=/srv/pg/app_data"
+            ))),
+        })
+        .collect::<holdfast::Result<Vec<_>>>()?;
     let holdfast = std::env::current_exe().map_err(|e| Error::io("find this program", e))?;
     let req = PhysicalRestoreRequest {
         target,
@@ -192,6 +208,7 @@ pub fn restore(
         rest_cacert: repo.location().rest_cacert().map(PathBuf::from),
         password,
         environment: files,
+        tablespace_map,
     };
     let prepared = restore::prepare(repo, &req, log)?;
     if a.no_start {

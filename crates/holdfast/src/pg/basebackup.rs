@@ -2,7 +2,7 @@
 //! WAL (`-X none`: the WAL reaches the repository through `holdfast wal push`,
 //! and the server waits until the backup's last segment is archived), and
 //! what the server says about itself (system identifier, version, segment
-//! size) for the snapshot's manifest.
+//! size, tablespaces) for the snapshot's manifest.
 
 use std::path::Path;
 
@@ -33,6 +33,23 @@ pub struct BaseBackupInfo {
     /// Directories of the data directory, relative, so that empty ones come back.
     #[serde(default)]
     pub directories: Vec<String>,
+    /// Tablespaces outside the data directory, stored beside it.
+    #[serde(default)]
+    pub tablespaces: Vec<Tablespace>,
+}
+
+/// A tablespace outside the data directory: its files are stored under
+/// their oid beside the data directory, and `pg_tblspc/<oid>` is made again
+/// on restore to point where they are restored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tablespace {
+    pub oid: u32,
+    pub name: String,
+    /// Where the server that was backed up keeps it.
+    pub location: String,
+    /// Its directories, relative, so that empty ones come back.
+    #[serde(default)]
+    pub directories: Vec<String>,
 }
 
 /// What the server reports before a base backup.
@@ -41,6 +58,8 @@ pub struct ServerFacts {
     pub system_identifier: String,
     pub server_version_num: u32,
     pub wal_segment_size: u64,
+    /// Tablespaces outside the data directory (`directories` still empty).
+    pub tablespaces: Vec<Tablespace>,
 }
 
 /// Ask the server at `sql` (a normal connection) what it is.
@@ -59,10 +78,33 @@ pub fn server_facts(sql: &ConnParams) -> Result<ServerFacts> {
                 crate::pg::error_text(&e)
             ))
         })?;
+    // In-place tablespaces (a relative location) are directories of the data
+    // directory and come with it.
+    let tablespaces = client
+        .query(
+            "SELECT oid::int8, spcname::text, pg_tablespace_location(oid) FROM pg_tablespace \
+             WHERE pg_tablespace_location(oid) LIKE '/%' ORDER BY oid",
+            &[],
+        )
+        .map_err(|e| {
+            Error::postgres(format!(
+                "list the server's tablespaces: {}",
+                crate::pg::error_text(&e)
+            ))
+        })?
+        .iter()
+        .map(|r| Tablespace {
+            oid: r.get::<_, i64>(0) as u32,
+            name: r.get(1),
+            location: r.get(2),
+            directories: Vec::new(),
+        })
+        .collect();
     Ok(ServerFacts {
         system_identifier: row.get(0),
         server_version_num: row.get::<_, i32>(1) as u32,
         wal_segment_size: row.get::<_, i64>(2) as u64,
+        tablespaces,
     })
 }
 
@@ -79,13 +121,28 @@ pub fn server_now(sql: &ConnParams) -> Result<String> {
 }
 
 /// Run `pg_basebackup` into the new directory `dest` over the replication
-/// connection `repl`; returns the start and stop LSN and the timeline.
-pub fn run(tools: &PgTools, repl: &ConnParams, dest: &Path) -> Result<(u64, u64, u32)> {
+/// connection `repl`, each tablespace's location (`relocate`: old, new)
+/// written to the new place; returns the start and stop LSN and the timeline.
+pub fn run(
+    tools: &PgTools,
+    repl: &ConnParams,
+    dest: &Path,
+    relocate: &[(String, std::path::PathBuf)],
+) -> Result<(u64, u64, u32)> {
     let mut cmd = ClientCommand::connected(tools, "pg_basebackup", repl)?;
     cmd.arg("-D")
         .arg(dest)
         .args(["-F", "p", "-X", "none", "-c", "fast"])
         .args(["-l", "holdfast base backup"]);
+    for (old, new) in relocate {
+        // pg_basebackup's syntax: OLDDIR=NEWDIR, an '=' in either escaped.
+        let escape = |p: &str| p.replace('=', "\\=");
+        cmd.arg("-T").arg(format!(
+            "{}={}",
+            escape(old),
+            escape(&new.to_string_lossy())
+        ));
+    }
     let (done, _) = cmd.output()?;
     if !done.success() {
         return Err(done.failure("base backup"));
@@ -147,6 +204,7 @@ impl BaseBackupInfo {
             wal_segment_size: facts.wal_segment_size,
             backup_end,
             directories,
+            tablespaces: facts.tablespaces.clone(),
         }
     }
 }

@@ -126,6 +126,15 @@ impl SnapshotInfo {
     }
 }
 
+/// A part of a snapshot restored to a place of its own: the files under
+/// `under` (relative to the snapshot's root) go under `dest`; a part that
+/// names one file is written as `dest`.
+#[derive(Debug, Clone)]
+pub struct RestorePart {
+    pub under: PathBuf,
+    pub dest: PathBuf,
+}
+
 /// What a snapshot is labelled with.
 #[derive(Debug, Clone)]
 pub struct SnapshotLabels {
@@ -603,12 +612,29 @@ impl Repo {
         under: &Path,
         dest: &Path,
     ) -> Result<(SnapshotInfo, Vec<PathBuf>)> {
+        self.restore_parts(
+            snapshot,
+            &[RestorePart {
+                under: under.to_path_buf(),
+                dest: dest.to_path_buf(),
+            }],
+        )
+    }
+
+    /// As [`Repo::restore_files`], each part of the snapshot to its own
+    /// place (one index read for all). Returns the files' paths relative to
+    /// their part's destination.
+    pub fn restore_parts(
+        &mut self,
+        snapshot: &str,
+        parts: &[RestorePart],
+    ) -> Result<(SnapshotInfo, Vec<PathBuf>)> {
         let snap = self.find_snapshot(snapshot)?;
         let full = self
             .take_repo()?
             .to_indexed()
             .map_err(|e| engine_error("read the repository index", &e))?;
-        let written = dump_files(&full, &snap, under, dest, self.progress.as_ref());
+        let written = dump_files(&full, &snap, parts, self.progress.as_ref());
         self.give_back(full);
         Ok((SnapshotInfo::from_file(&snap), written?))
     }
@@ -1504,27 +1530,39 @@ fn snapshot_files<S: IndexedTree>(
 fn dump_files<S: rustic_core::IndexedFull>(
     full: &Repository<S>,
     snap: &SnapshotFile,
-    under: &Path,
-    dest: &Path,
+    parts: &[RestorePart],
     progress: Option<&Arc<dyn crate::progress::ProgressSink>>,
 ) -> Result<Vec<PathBuf>>
 where
     Repository<S>: Sync,
 {
-    let files: Vec<(PathBuf, Node)> = snapshot_files(full, snap)?
+    // (relative to its part, where it is written, the node)
+    let files: Vec<(PathBuf, PathBuf, Node)> = snapshot_files(full, snap)?
         .into_iter()
-        .filter_map(|(rel, node)| Some((rel.strip_prefix(under).ok()?.to_path_buf(), node)))
-        .filter(|(rel, _)| !rel.as_os_str().is_empty())
+        .filter_map(|(path, node)| {
+            parts.iter().find_map(|part| {
+                let rel = path.strip_prefix(&part.under).ok()?;
+                if rel.as_os_str().is_empty() {
+                    // A part that names one file: written as its destination.
+                    if part.under.as_os_str().is_empty() {
+                        return None;
+                    }
+                    let name = PathBuf::from(part.under.file_name()?);
+                    return Some((name, part.dest.clone(), node.clone()));
+                }
+                Some((rel.to_path_buf(), part.dest.join(rel), node.clone()))
+            })
+        })
         .collect();
-    let total = files.iter().map(|(_, node)| node.meta.size).sum();
+    let total = files.iter().map(|(_, _, node)| node.meta.size).sum();
     let bar = crate::progress::Progress::begin(
         progress,
         "reading snapshot",
         Some(total),
         crate::progress::Unit::Bytes,
     );
-    for (rel, _) in &files {
-        if let Some(parent) = dest.join(rel).parent() {
+    for (_, path, _) in &files {
+        if let Some(parent) = path.parent() {
             std::fs::DirBuilder::new()
                 .recursive(true)
                 .mode(0o700)
@@ -1545,11 +1583,12 @@ where
                 scope.spawn(|| -> Result<()> {
                     use std::sync::atomic::Ordering;
                     while !failed.load(Ordering::Relaxed) {
-                        let Some((rel, node)) = files.get(next.fetch_add(1, Ordering::Relaxed))
+                        let Some((rel, path, node)) =
+                            files.get(next.fetch_add(1, Ordering::Relaxed))
                         else {
                             return Ok(());
                         };
-                        if let Err(e) = dump_file(full, snap, rel, node, dest, &bar) {
+                        if let Err(e) = dump_file(full, snap, rel, node, path, &bar) {
                             failed.store(true, Ordering::Relaxed);
                             return Err(e);
                         }
@@ -1562,32 +1601,31 @@ where
             .into_iter()
             .try_for_each(|h| h.join().expect("a snapshot reader panicked"))
     })?;
-    Ok(files.into_iter().map(|(rel, _)| rel).collect())
+    Ok(files.into_iter().map(|(rel, _, _)| rel).collect())
 }
 
-/// Write one file of `snap` at `dest/rel` (0600, never overwriting) and
-/// check its size.
+/// Write one file of `snap` (`rel` in its part) at `path` (0600, never
+/// overwriting) and check its size.
 fn dump_file<S: rustic_core::IndexedFull>(
     full: &Repository<S>,
     snap: &SnapshotFile,
     rel: &Path,
     node: &Node,
-    dest: &Path,
+    path: &Path,
     bar: &crate::progress::Progress,
 ) -> Result<()> {
-    let path = dest.join(rel);
     let file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
-        .open(&path)
+        .open(path)
         .context(|| format!("create {}", path.display()))?;
     let mut out = crate::progress::Counted::new(BufWriter::with_capacity(1 << 20, file), bar);
     full.dump(node, &mut out)
         .map_err(|e| engine_error(&format!("read {} from the snapshot", rel.display()), &e))?;
     out.flush()
         .context(|| format!("write {}", path.display()))?;
-    let size = std::fs::metadata(&path)
+    let size = std::fs::metadata(path)
         .context(|| format!("stat {}", path.display()))?
         .len();
     if size != node.meta.size {

@@ -40,7 +40,8 @@ pub mod wal;
 
 pub use engine::{
     Change, CheckReport, Chunking, FileChange, ForgetReport, KeyInfo, PackAccount, PruneMode,
-    PruneReport, RepairReport, Repo, RepoStats, SnapshotEntry, SnapshotFileReader, SnapshotInfo,
+    PruneReport, RepairReport, Repo, RepoStats, RestorePart, SnapshotEntry, SnapshotFileReader,
+    SnapshotInfo,
 };
 pub use location::{LocationSource, RemoteOptions, RepoLocation};
 pub use retention::Retention;

@@ -1,6 +1,7 @@
 //! Base backups in the repository: one snapshot under [`PHYSICAL_ROOT`]
 //! holding `pgdata/` (the cluster's files as pg_basebackup wrote them),
-//! `physical.json` (what the backup is: [`BaseBackupInfo`]) and, with a
+//! `physical.json` (what the backup is: [`BaseBackupInfo`]), each tablespace
+//! outside the data directory under [`TABLESPACES_MEMBER`]`/<oid>` and, with a
 //! profile, the environment's files as a files-only archive's members under
 //! [`ENVIRONMENT_MEMBER`]. Tagged `physical` plus the facts a
 //! restore chooses by, so choosing needs no tree read.
@@ -25,6 +26,9 @@ pub const INFO_MEMBER: &str = "physical.json";
 /// The data directory's name in the snapshot.
 pub const PGDATA_MEMBER: &str = "pgdata";
 
+/// Where tablespaces outside the data directory are stored, each under its oid.
+pub const TABLESPACES_MEMBER: &str = "tablespaces";
+
 /// Where a base backup taken with a profile keeps the environment's files: the
 /// members of a files-only archive, as a logical snapshot stores them.
 pub const ENVIRONMENT_MEMBER: &str = "environment";
@@ -43,6 +47,8 @@ pub struct BaseBackup {
     /// When it ended (the snapshot's time).
     pub end: Zoned,
     pub wal_segment_size: u64,
+    /// How many tablespaces outside the data directory it holds.
+    pub tablespaces: usize,
 }
 
 impl BaseBackup {
@@ -72,6 +78,9 @@ pub fn store(
         format!("pg-major:{}", info.pg_major),
         format!("wal-segment-size:{}", info.wal_segment_size),
     ];
+    if !info.tablespaces.is_empty() {
+        tags.push(format!("tablespaces:{}", info.tablespaces.len()));
+    }
     if let Some(p) = profile {
         tags.push(format!("profile:{p}"));
     }
@@ -106,6 +115,10 @@ pub fn list(snapshots: &[SnapshotInfo]) -> Vec<BaseBackup> {
                 system_identifier: s.tag("system-id")?.to_string(),
                 end: s.time.clone(),
                 wal_segment_size: s.tag("wal-segment-size")?.parse().ok()?,
+                tablespaces: s
+                    .tag("tablespaces")
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(0),
             })
         })
         .collect()

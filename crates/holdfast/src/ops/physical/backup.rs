@@ -2,7 +2,9 @@
 //! one snapshot; unchanged relation files deduplicate against the last one.
 //! With a profile, the snapshot also holds the environment's files as a
 //! files-only archive (under [`ENVIRONMENT_MEMBER`]), which a point-in-time
-//! restore puts back as they were at its target.
+//! restore puts back as they were at its target. Tablespaces outside the
+//! data directory are stored beside it under [`TABLESPACES_MEMBER`]`/<oid>`
+//! (their `pg_tblspc` links are not stored: a restore makes them again).
 
 use std::path::{Path, PathBuf};
 
@@ -12,7 +14,9 @@ use crate::ops::WorkDir;
 use crate::pg::basebackup::{self, BaseBackupInfo};
 use crate::pg::{ConnParams, PgTools};
 use crate::repo::jiff::Timestamp;
-use crate::repo::physical::{self, ENVIRONMENT_MEMBER, INFO_MEMBER, PGDATA_MEMBER};
+use crate::repo::physical::{
+    self, ENVIRONMENT_MEMBER, INFO_MEMBER, PGDATA_MEMBER, TABLESPACES_MEMBER,
+};
 use crate::repo::{Repo, SnapshotInfo};
 use crate::{Error, IoContext, Result};
 
@@ -43,13 +47,22 @@ pub fn backup(repo: &mut Repo, req: &PhysicalBackupRequest, log: &Log) -> Result
         "Taking a base backup of {}:{}",
         req.conn.host, req.conn.port
     ));
-    let points = basebackup::run(&tools, &repl, &pgdata)?;
-    refuse_tablespaces(&pgdata)?;
+    let tablespaces = stage.join(TABLESPACES_MEMBER);
+    let relocate: Vec<(String, PathBuf)> = facts
+        .tablespaces
+        .iter()
+        .map(|t| (t.location.clone(), tablespaces.join(t.oid.to_string())))
+        .collect();
+    let points = basebackup::run(&tools, &repl, &pgdata, &relocate)?;
+    unlink_tablespaces(&pgdata, &facts.tablespaces)?;
     let end_text = basebackup::server_now(&req.conn)?;
     let end: Timestamp = end_text
         .parse()
         .map_err(|e| Error::failed(format!("the server's clock said {end_text}: {e}")))?;
-    let info = BaseBackupInfo::new(points, &facts, end_text, directories(&pgdata)?);
+    let mut info = BaseBackupInfo::new(points, &facts, end_text, directories(&pgdata)?);
+    for t in &mut info.tablespaces {
+        t.directories = directories(&tablespaces.join(t.oid.to_string()))?;
+    }
     crate::durable::replace(
         &stage.join(INFO_MEMBER),
         &serde_json::to_vec_pretty(&info).map_err(|e| Error::failed(e.to_string()))?,
@@ -78,16 +91,28 @@ pub fn backup(repo: &mut Repo, req: &PhysicalBackupRequest, log: &Log) -> Result
     )
 }
 
-/// Tablespaces live outside the data directory and would not come back.
-fn refuse_tablespaces(pgdata: &Path) -> Result<()> {
+/// Remove the `pg_tblspc` links of the tablespaces stored beside the data
+/// directory (they point into the staging directory); a link to anything
+/// else is a tablespace created while the backup ran, which the backup
+/// would lack.
+fn unlink_tablespaces(pgdata: &Path, known: &[basebackup::Tablespace]) -> Result<()> {
     let dir = pgdata.join("pg_tblspc");
-    let any = std::fs::read_dir(&dir)
-        .map(|mut l| l.next().is_some())
-        .unwrap_or(false);
-    if any {
-        return Err(Error::usage(
-            "the cluster has tablespaces outside its data directory; physical backups of those are not supported yet",
-        ));
+    let Ok(list) = std::fs::read_dir(&dir) else {
+        return Ok(());
+    };
+    for entry in list {
+        let entry = entry.context(|| format!("list {}", dir.display()))?;
+        if !entry.file_type().is_ok_and(|t| t.is_symlink()) {
+            continue;
+        }
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !known.iter().any(|t| t.oid.to_string() == name) {
+            return Err(Error::failed(format!(
+                "tablespace {name} was created while the base backup ran; run the backup again"
+            )));
+        }
+        std::fs::remove_file(entry.path())
+            .context(|| format!("remove {}", entry.path().display()))?;
     }
     Ok(())
 }

@@ -1,9 +1,10 @@
 //! `holdfast repo restore --physical`: every check before the first write
 //! (empty data directory, a target inside the window, the WAL the backup
-//! needs, server binaries of the backup's major, free space), then the files,
-//! the WAL recovery asks for first (read ahead into the spool with the
-//! archive's listing), the recovery settings and the ownership, then the data
-//! directory appears at once (a rename of the restored tree).
+//! needs, server binaries of the backup's major, free space, an empty place
+//! for each tablespace), then the files, the WAL recovery asks for first
+//! (read ahead into the spool with the archive's listing), the recovery
+//! settings and the ownership, then the tablespaces and the data directory
+//! appear at once (renames of the restored trees, the data directory last).
 
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
@@ -13,10 +14,10 @@ use super::environment;
 use super::target::{self, Target};
 use crate::log::Log;
 use crate::ops::wal::fetch::{read_into_spool, with_following, ArchiveListing, DEFAULT_AHEAD};
-use crate::pg::basebackup::BaseBackupInfo;
+use crate::pg::basebackup::{BaseBackupInfo, Tablespace};
 use crate::profile::Environment;
-use crate::repo::physical::{self, BaseBackup, INFO_MEMBER, PGDATA_MEMBER};
-use crate::repo::{wal as stored_wal, Repo};
+use crate::repo::physical::{self, BaseBackup, INFO_MEMBER, PGDATA_MEMBER, TABLESPACES_MEMBER};
+use crate::repo::{wal as stored_wal, Repo, RestorePart};
 use crate::wal::{Spool, WalName};
 use crate::{Error, IoContext, Password, Result};
 
@@ -44,6 +45,9 @@ pub struct PhysicalRestoreRequest {
     /// anything is written, that the application is stopped and that a
     /// snapshot holds the files.
     pub environment: Option<Environment>,
+    /// Where tablespaces go (name or oid, directory); the others go where
+    /// the backed-up server had them.
+    pub tablespace_map: Vec<(String, PathBuf)>,
 }
 
 /// A restored data directory, configured for recovery and not yet started.
@@ -101,6 +105,7 @@ pub fn prepare(repo: &mut Repo, req: &PhysicalRestoreRequest, log: &Log) -> Resu
         ))
     })?;
     let parent = parent_of(&req.pgdata)?;
+    let tablespaces = tablespace_places(repo, &backup, &req.tablespace_map, &req.pgdata)?;
     // The data directory, the segments read ahead beside it, some slack.
     let needed = backup.snapshot.source_bytes
         + (DEFAULT_AHEAD as u64 + 1) * backup.segment_size()
@@ -121,12 +126,33 @@ pub fn prepare(repo: &mut Repo, req: &PhysicalRestoreRequest, log: &Log) -> Resu
         backup.start_segment,
         req.pgdata.display()
     ));
-    // Everything is restored beside the target and renamed into place at the end.
-    let work = tempfile::Builder::new()
-        .prefix(".holdfast-restore.")
-        .tempdir_in(&parent)
-        .context(|| format!("create a directory in {}", parent.display()))?;
-    repo.restore_files(&backup.snapshot.id, work.path())?;
+    // Everything is restored beside its target and renamed into place at the end.
+    let work = restore_dir_beside(&req.pgdata)?;
+    let mut parts = vec![
+        RestorePart {
+            under: PGDATA_MEMBER.into(),
+            dest: work.path().join(PGDATA_MEMBER),
+        },
+        RestorePart {
+            under: INFO_MEMBER.into(),
+            dest: work.path().join(INFO_MEMBER),
+        },
+    ];
+    let mut tablespace_work = Vec::new();
+    for (t, dest) in &tablespaces {
+        log.output(&format!(
+            "Restoring tablespace {} into {}",
+            t.name,
+            dest.display()
+        ));
+        let dir = restore_dir_beside(dest)?;
+        parts.push(RestorePart {
+            under: Path::new(TABLESPACES_MEMBER).join(t.oid.to_string()),
+            dest: dir.path().join("files"),
+        });
+        tablespace_work.push(dir);
+    }
+    repo.restore_parts(&backup.snapshot.id, &parts)?;
     let info: BaseBackupInfo = serde_json::from_slice(
         &std::fs::read(work.path().join(INFO_MEMBER))
             .context(|| format!("read {INFO_MEMBER} of the base backup"))?,
@@ -143,8 +169,27 @@ pub fn prepare(repo: &mut Repo, req: &PhysicalRestoreRequest, log: &Log) -> Resu
     for stale in ["postmaster.pid", "postmaster.opts", "standby.signal"] {
         let _ = std::fs::remove_file(data.join(stale));
     }
+    for ((t, dest), dir) in tablespaces.iter().zip(&tablespace_work) {
+        let files = dir.path().join("files");
+        let stored = info.tablespaces.iter().find(|s| s.oid == t.oid);
+        for sub in std::iter::once("").chain(
+            stored
+                .iter()
+                .flat_map(|s| s.directories.iter().map(String::as_str)),
+        ) {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(files.join(sub))
+                .context(|| format!("create {sub} of tablespace {}", t.name))?;
+        }
+        let link = data.join("pg_tblspc").join(t.oid.to_string());
+        std::os::unix::fs::symlink(dest, &link)
+            .context(|| format!("link {} to {}", link.display(), dest.display()))?;
+    }
     let spool = spool_of(&req.pgdata);
     let spool_was_there = spool.exists();
+    let mut moved: Vec<PathBuf> = Vec::new();
     let placed = (|| -> Result<()> {
         std::fs::DirBuilder::new()
             .recursive(true)
@@ -165,25 +210,38 @@ pub fn prepare(repo: &mut Repo, req: &PhysicalRestoreRequest, log: &Log) -> Resu
             .context(|| format!("chmod {}", data.display()))?;
         chown_tree(&data, owner)?;
         chown_tree(&spool, owner)?;
-        if req.pgdata.exists() {
-            // Empty (checked above): rename(2) replaces an empty directory.
-            std::fs::remove_dir(&req.pgdata)
-                .context(|| format!("replace {}", req.pgdata.display()))?;
+        for dir in &tablespace_work {
+            let files = dir.path().join("files");
+            std::fs::set_permissions(&files, std::fs::Permissions::from_mode(0o700))
+                .context(|| format!("chmod {}", files.display()))?;
+            chown_tree(&files, owner)?;
         }
-        std::fs::rename(&data, &req.pgdata)
-            .context(|| format!("move the restored files to {}", req.pgdata.display()))
+        for ((_, dest), dir) in tablespaces.iter().zip(&tablespace_work) {
+            move_into_place(&dir.path().join("files"), dest)?;
+            moved.push(dest.clone());
+        }
+        move_into_place(&data, &req.pgdata)
     })();
     if let Err(e) = placed {
         // The data directory is still in the work directory, removed with
-        // it; the spool we made (its secrets, the read-ahead) goes too.
+        // it; tablespaces already moved go back to empty; the spool we
+        // made (its secrets, the read-ahead) goes too.
+        for dest in &moved {
+            let _ = std::fs::remove_dir_all(dest);
+            let _ = std::fs::DirBuilder::new().mode(0o700).create(dest);
+        }
         if !spool_was_there {
             let _ = std::fs::remove_dir_all(&spool);
         }
         return Err(e);
     }
-    std::fs::File::open(&parent)
-        .and_then(|d| d.sync_all())
-        .context(|| format!("sync {}", parent.display()))?;
+    for dir in
+        std::iter::once(parent.as_path()).chain(tablespaces.iter().filter_map(|(_, d)| d.parent()))
+    {
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .context(|| format!("sync {}", dir.display()))?;
+    }
     Ok(Prepared {
         backup,
         info,
@@ -226,19 +284,126 @@ pub fn spool_of(pgdata: &Path) -> PathBuf {
 }
 
 fn refuse_non_empty(pgdata: &Path) -> Result<()> {
-    match std::fs::read_dir(pgdata) {
-        Ok(mut list) => {
-            if list.next().is_some() {
-                return Err(Error::usage(format!(
-                    "{} is not empty; restore into a new or empty directory; nothing was written",
-                    pgdata.display()
-                )));
-            }
-            Ok(())
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(Error::io_path("read", pgdata, e)),
+    if is_empty_or_absent(pgdata)? {
+        return Ok(());
     }
+    Err(Error::usage(format!(
+        "{} is not empty; restore into a new or empty directory; nothing was written",
+        pgdata.display()
+    )))
+}
+
+fn is_empty_or_absent(dir: &Path) -> Result<bool> {
+    match std::fs::read_dir(dir) {
+        Ok(mut list) => Ok(list.next().is_none()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(true),
+        Err(e) => Err(Error::io_path("read", dir, e)),
+    }
+}
+
+/// A private directory beside `target` (same file system: the restored
+/// tree is renamed into place).
+fn restore_dir_beside(target: &Path) -> Result<tempfile::TempDir> {
+    let parent = parent_of(target)?;
+    tempfile::Builder::new()
+        .prefix(".holdfast-restore.")
+        .tempdir_in(&parent)
+        .context(|| format!("create a directory in {}", parent.display()))
+}
+
+/// Rename the restored tree `from` to `to`, which is empty or absent
+/// (rename(2) replaces only what does not exist).
+fn move_into_place(from: &Path, to: &Path) -> Result<()> {
+    if to.exists() {
+        std::fs::remove_dir(to).context(|| format!("replace {}", to.display()))?;
+    }
+    std::fs::rename(from, to).context(|| format!("move the restored files to {}", to.display()))
+}
+
+/// Where each tablespace of `backup` is restored: the `map`'s directory
+/// for its name or oid, else where the backed-up server had it. Each must
+/// be absolute, empty or absent, with an existing parent, and apart from
+/// the data directory and the others.
+fn tablespace_places(
+    repo: &mut Repo,
+    backup: &BaseBackup,
+    map: &[(String, PathBuf)],
+    pgdata: &Path,
+) -> Result<Vec<(Tablespace, PathBuf)>> {
+    if backup.tablespaces == 0 {
+        if let Some((name, _)) = map.first() {
+            return Err(Error::usage(format!(
+                "base backup {} has no tablespaces outside its data directory, so --tablespace-map {name}=… does not apply; leave it out",
+                backup.snapshot.short_id()
+            )));
+        }
+        return Ok(Vec::new());
+    }
+    let info = physical::read_info(repo, &backup.snapshot.id)?;
+    for (name, _) in map {
+        if !info
+            .tablespaces
+            .iter()
+            .any(|t| &t.name == name || &t.oid.to_string() == name)
+        {
+            let known: Vec<&str> = info.tablespaces.iter().map(|t| t.name.as_str()).collect();
+            return Err(Error::usage(format!(
+                "base backup {} has no tablespace '{name}' (it has {}); fix --tablespace-map",
+                backup.snapshot.short_id(),
+                known.join(", ")
+            )));
+        }
+    }
+    let pgdata = std::path::absolute(pgdata).context(|| format!("resolve {}", pgdata.display()))?;
+    let mut places: Vec<(Tablespace, PathBuf)> = Vec::new();
+    for t in &info.tablespaces {
+        let mapped = map
+            .iter()
+            .find(|(n, _)| n == &t.name || n == &t.oid.to_string());
+        let dest = mapped
+            .map(|(_, d)| d.clone())
+            .unwrap_or_else(|| PathBuf::from(&t.location));
+        let how = if mapped.is_some() {
+            "given by --tablespace-map"
+        } else {
+            "where the backed-up server had it"
+        };
+        if !dest.is_absolute() {
+            return Err(Error::usage(format!(
+                "tablespace {} would go to {}, which is not an absolute path; give --tablespace-map {}=/absolute/dir",
+                t.name,
+                dest.display(),
+                t.name
+            )));
+        }
+        if !is_empty_or_absent(&dest)? {
+            return Err(Error::usage(format!(
+                "tablespace {} would go to {} ({how}), which is not empty; give an empty or new directory with --tablespace-map {}=DIR; nothing was written",
+                t.name,
+                dest.display(),
+                t.name
+            )));
+        }
+        let overlaps = |a: &Path, b: &Path| a.starts_with(b) || b.starts_with(a);
+        if overlaps(&dest, &pgdata) || places.iter().any(|(_, d)| overlaps(&dest, d)) {
+            return Err(Error::usage(format!(
+                "tablespace {} would go to {}, inside the data directory or another tablespace; give it a directory of its own with --tablespace-map {}=DIR",
+                t.name,
+                dest.display(),
+                t.name
+            )));
+        }
+        if !dest.parent().is_some_and(Path::is_dir) {
+            return Err(Error::usage(format!(
+                "tablespace {} would go to {}, whose parent does not exist; create it or give --tablespace-map {}=DIR",
+                t.name,
+                dest.display(),
+                t.name
+            )));
+        }
+        places.push((t.clone(), dest));
+    }
+    Ok(places)
 }
 
 fn parent_of(pgdata: &Path) -> Result<PathBuf> {
