@@ -1561,14 +1561,14 @@ where
         Some(total),
         crate::progress::Unit::Bytes,
     );
-    for (_, path, _) in &files {
-        if let Some(parent) = path.parent() {
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(parent)
-                .context(|| format!("create {}", parent.display()))?;
-        }
+    let mut directories: Vec<&Path> = files.iter().filter_map(|(_, p, _)| p.parent()).collect();
+    directories.dedup();
+    for parent in directories {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(parent)
+            .context(|| format!("create {}", parent.display()))?;
     }
     // One file per worker at a time: decompressing and decrypting take a
     // core each (a base backup is hundreds of files).
@@ -1620,8 +1620,8 @@ fn dump_file<S: rustic_core::IndexedFull>(
         .mode(0o600)
         .open(path)
         .context(|| format!("create {}", path.display()))?;
-    let mut out = crate::progress::Counted::new(BufWriter::with_capacity(1 << 20, file), bar);
-    full.dump(node, &mut out)
+    let mut out = BufWriter::with_capacity(1 << 20, file);
+    full.dump(node, &mut crate::progress::Counted::new(&mut out, bar))
         .map_err(|e| engine_error(&format!("read {} from the snapshot", rel.display()), &e))?;
     out.flush()
         .context(|| format!("write {}", path.display()))?;

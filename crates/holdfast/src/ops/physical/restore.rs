@@ -204,18 +204,25 @@ pub fn prepare(repo: &mut Repo, req: &PhysicalRestoreRequest, log: &Log) -> Resu
             Some(owner),
         )?;
         let rest = rest_access(req, &spool, owner)?;
-        read_ahead_for_recovery(repo, &wal, &backup, &spool)?;
         write_recovery_settings(&data, req, &spool, &password_file, &rest)?;
-        std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o700))
-            .context(|| format!("chmod {}", data.display()))?;
-        chown_tree(&data, owner)?;
-        chown_tree(&spool, owner)?;
-        for dir in &tablespace_work {
-            let files = dir.path().join("files");
-            std::fs::set_permissions(&files, std::fs::Permissions::from_mode(0o700))
-                .context(|| format!("chmod {}", files.display()))?;
-            chown_tree(&files, owner)?;
+        let mut trees = vec![data.clone()];
+        trees.extend(tablespace_work.iter().map(|d| d.path().join("files")));
+        for tree in &trees {
+            std::fs::set_permissions(tree, std::fs::Permissions::from_mode(0o700))
+                .context(|| format!("chmod {}", tree.display()))?;
+            chown_tree(tree, owner)?;
         }
+        // The trees are renamed into place only once on disk (and the
+        // server's own sync at start then finds nothing to write); the disk
+        // writes them while the first segments are read and decompressed.
+        std::thread::scope(|scope| {
+            let syncing =
+                scope.spawn(|| trees.iter().try_for_each(|t| crate::durable::sync_tree(t)));
+            let read = read_ahead_for_recovery(repo, &wal, &backup, &spool);
+            let synced = syncing.join().expect("the syncing thread panicked");
+            read.and(synced)
+        })?;
+        chown_tree(&spool, owner)?;
         for ((_, dest), dir) in tablespaces.iter().zip(&tablespace_work) {
             move_into_place(&dir.path().join("files"), dest)?;
             moved.push(dest.clone());
