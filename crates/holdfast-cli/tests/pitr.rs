@@ -5,7 +5,8 @@
 //! point and an LSN, each checked row by row against marked transactions; the
 //! refusals change nothing; restic reads every pack afterwards. A second
 //! test restores a profile's files as they were at the target time and
-//! recovers a second time along the timeline the first recovery started. A
+//! recovers a second time along the timeline the first recovery started,
+//! then again from a REST server and from an S3 bucket (moto). A
 //! third takes the base backup from a streaming standby of a cluster with a
 //! tablespace, restores the tablespace elsewhere, and refuses a base backup
 //! of a major version no installed server has.
@@ -939,22 +940,96 @@ fn files_at_the_target_time_and_a_recovery_along_a_new_timeline() {
     assert_eq!(std::fs::metadata(&kept).unwrap().mode() & 0o777, 0o600);
     drop(from_rest);
 
-    // An s3: repository cannot be reached by restore_command: refused first.
-    let refused = env.dir.join("from-s3");
+    // From an S3 bucket (a moto server), its keys given in a credentials
+    // file: restore_command reads them from a 0600 copy in the spool.
+    let moto = support::Moto::start(&env.dir.join("moto.log"));
+    moto.create_bucket("pitr");
+    let bucket = format!("s3:{}/pitr/repo", moto.endpoint());
+    let with_keys = |args: &[&str]| {
+        env.as_server(HOLDFAST)
+            .env("AWS_ACCESS_KEY_ID", support::MOTO_KEY_ID)
+            .env("AWS_SECRET_ACCESS_KEY", support::MOTO_SECRET)
+            .args(args)
+            .arg("--password-file")
+            .arg(env.password_file())
+            .output()
+            .unwrap()
+    };
+    let out = with_keys(&["repo", "init", "--repo", &bucket]);
+    assert!(out.status.success(), "init the bucket: {}", text(&out));
+    let repo_text = env.repo().to_string_lossy().into_owned();
+    let password_text = env.password_file().to_string_lossy().into_owned();
+    let out = with_keys(&[
+        "repo",
+        "copy",
+        "--repo",
+        &repo_text,
+        "--to",
+        &bucket,
+        "--to-password-file",
+        &password_text,
+    ]);
+    assert!(out.status.success(), "copy to the bucket: {}", text(&out));
+    let keys = env.dir.join("s3-keys");
+    std::fs::write(
+        &keys,
+        format!(
+            "[default]\naws_access_key_id = {}\naws_secret_access_key = {}\n",
+            support::MOTO_KEY_ID,
+            support::MOTO_SECRET
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o600)).unwrap();
+    if let Some(u) = &env.user {
+        std::os::unix::fs::chown(&keys, Some(u.uid), Some(u.gid)).unwrap();
+    }
+    let pgdata = env.dir.join("from-s3");
+    let port = free_port();
     let out = env
         .as_server(HOLDFAST)
-        .env("AWS_ACCESS_KEY_ID", "id")
-        .env("AWS_SECRET_ACCESS_KEY", "secret")
         .args(["repo", "restore", "--physical", "--pgdata"])
-        .arg(&refused)
-        .args(["--repo", "s3:http://127.0.0.1:9/bucket"])
+        .arg(&pgdata)
+        .args(["--port", &port.to_string(), "--to-time", &after_10])
+        .args(["--repo", &bucket, "--s3-credentials-file"])
+        .arg(&keys)
         .arg("--password-file")
         .arg(env.password_file())
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    assert!(text(&out).contains("holdfast repo copy"), "{}", text(&out));
-    assert!(!refused.exists());
+    let from_s3 = Restored {
+        pgdata: pgdata.clone(),
+        port,
+        bindir: env.cluster.bindir().to_path_buf(),
+        user: env.user.clone(),
+    };
+    assert!(out.status.success(), "restore from S3: {}", text(&out));
+    assert_eq!(from_s3.marks(&env), vec![1, 10], "{}", text(&out));
+    assert!(!text(&out).contains(support::MOTO_SECRET), "{}", text(&out));
+    let settings = std::fs::read_to_string(pgdata.join("postgresql.auto.conf")).unwrap();
+    assert!(settings.contains("--s3-credentials-file"), "{settings}");
+    assert!(!settings.contains(support::MOTO_SECRET), "{settings}");
+    let kept = env.dir.join("from-s3.holdfast-wal/s3-credentials");
+    assert_eq!(std::fs::metadata(&kept).unwrap().mode() & 0o777, 0o600);
+    drop(from_s3);
+    // The restore read ahead what this recovery needed; a segment it did not
+    // comes from the bucket with the kept keys alone, as restore_command runs.
+    let segment = env.sql("SELECT last_archived_wal FROM pg_stat_archiver");
+    let fetched = env.dir.join("fetched-segment");
+    let out = env
+        .as_server(HOLDFAST)
+        .args(["wal", "fetch", &segment])
+        .arg(&fetched)
+        .arg("--spool")
+        .arg(env.dir.join("fetch-spool"))
+        .args(["--repo", &bucket, "--s3-credentials-file"])
+        .arg(&kept)
+        .arg("--password-file")
+        .arg(env.password_file())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "wal fetch from S3: {}", text(&out));
+    assert_eq!(std::fs::metadata(&fetched).unwrap().len(), 16 << 20);
 }
 
 #[test]

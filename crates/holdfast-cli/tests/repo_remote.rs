@@ -5,101 +5,17 @@
 
 mod support;
 
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use support::*;
 
 const PASSWORD: &str = "correct horse battery staple";
-const S3_KEY_ID: &str = "AKIAHOLDFASTTEST";
-const S3_SECRET: &str = "s3-secret-that-must-not-show";
+const S3_KEY_ID: &str = MOTO_KEY_ID;
+const S3_SECRET: &str = MOTO_SECRET;
 const REST_SECRET: &str = "rest-secret-that-must-not-show";
 const BUCKET: &str = "holdfast-nightly";
-
-/// The virtual environment scripts/ensure-moto installs the server into.
-fn moto_venv() -> PathBuf {
-    if let Some(v) = std::env::var_os("HOLDFAST_MOTO_VENV") {
-        return PathBuf::from(v);
-    }
-    let cache = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache"));
-    cache.join("holdfast/moto-venv")
-}
-
-/// A port nothing listens on (bound once by us, then released).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A moto server on a loopback port, stopped when dropped.
-struct Moto {
-    child: Child,
-    port: u16,
-}
-
-impl Moto {
-    fn start(log: &Path) -> Moto {
-        let venv = moto_venv();
-        let server = venv.join("bin/moto_server");
-        assert!(
-            server.is_file(),
-            "{} is missing: run scripts/ensure-moto",
-            server.display()
-        );
-        let port = free_port();
-        let log = std::fs::File::create(log).unwrap();
-        let child = Command::new(&server)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("start moto_server");
-        let moto = Moto { child, port };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "moto_server did not start");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        moto
-    }
-
-    fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// Create a bucket with boto3 (installed beside the server).
-    fn create_bucket(&self, name: &str) {
-        let script = "import sys, boto3\n\
-             boto3.client('s3', endpoint_url=sys.argv[1], region_name='us-east-1')\
-             .create_bucket(Bucket=sys.argv[2])";
-        let out = Command::new(moto_venv().join("bin/python"))
-            .args(["-c", script, &self.endpoint(), name])
-            .env("AWS_ACCESS_KEY_ID", S3_KEY_ID)
-            .env("AWS_SECRET_ACCESS_KEY", S3_SECRET)
-            .output()
-            .expect("run python");
-        assert!(
-            out.status.success(),
-            "create bucket: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// `holdfast ARGS` in `dir` with the install root `dir/root`, the S3 keys
 /// and `extra_env`, and without any repository variable of the caller.

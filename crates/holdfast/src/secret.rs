@@ -39,6 +39,11 @@ impl Password {
         text.zeroize();
         Ok(password)
     }
+
+    /// The whole of a secret file (a credentials file of several lines).
+    pub fn from_file_whole(path: &std::path::Path) -> std::io::Result<Password> {
+        std::fs::read_to_string(path).map(Password::new)
+    }
 }
 
 impl fmt::Debug for Password {

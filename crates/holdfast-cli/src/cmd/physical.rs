@@ -206,6 +206,7 @@ pub fn restore(
         location: repo.location().to_string(),
         rest_password: repo.location().rest_password().cloned(),
         rest_cacert: repo.location().rest_cacert().map(PathBuf::from),
+        s3_credentials: repo.location().s3_credentials_file(),
         password,
         environment: files,
         tablespace_map,

@@ -60,6 +60,12 @@ pub struct RepoOptions {
     /// PEM file of a private certificate authority that signed the REST server's certificate.
     #[arg(long, global = true, value_name = "FILE")]
     pub cacert: Option<PathBuf>,
+    /// File of an s3: location's keys in the AWS tools' credentials format
+    /// ([default] aws_access_key_id, aws_secret_access_key, optional
+    /// aws_session_token and region) instead of AWS_ACCESS_KEY_ID and
+    /// AWS_SECRET_ACCESS_KEY.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub s3_credentials_file: Option<PathBuf>,
     /// How often a failed request to a REST or S3 location is tried again
     /// (waiting 1, 2, 4, ... seconds).
     #[arg(long, global = true, value_name = "N", default_value_t = holdfast::repo::location::DEFAULT_RETRIES)]
@@ -439,13 +445,6 @@ pub fn run(a: RepoArgs, log: &Log) -> holdfast::Result<()> {
             Ok(())
         }
         RepoCommand::Restore(r) if r.physical.physical => {
-            if matches!(location, RepoLocation::S3(_)) {
-                return Err(Error::usage(
-                    "the recovered server's restore_command cannot reach an s3: repository: holdfast gives a \
-                     child no S3 keys; copy the repository to a directory or a REST server first \
-                     ('holdfast repo copy') and restore from there",
-                ));
-            }
             // The restored server's restore_command reads the password from a 0600 file.
             let password = password(password_file, false)?;
             let mut repo = Repo::open_with_progress(&location, &password, log.progress_sink())?;
@@ -514,6 +513,15 @@ pub(super) fn location(a: &RepoOptions) -> holdfast::Result<RepoLocation> {
     let mut remote = RemoteOptions::from_env();
     if let Some(file) = &a.rest_password_file {
         remote.rest_password = Some(first_line_secret(file, "--rest-password-file")?);
+    }
+    if let Some(file) = &a.s3_credentials_file {
+        let text = Password::from_file_whole(file).map_err(|e| {
+            Error::usage(format!(
+                "cannot read --s3-credentials-file {}: {e}",
+                file.display()
+            ))
+        })?;
+        remote.read_s3_credentials(text.expose(), file)?;
     }
     remote.cacert = a.cacert.as_deref().map(absolute);
     remote.retries = Some(a.retries);

@@ -406,3 +406,93 @@ impl Drop for RestServer {
         let _ = self.child.wait();
     }
 }
+
+/// The keys the moto server's buckets are made with (moto takes any).
+pub const MOTO_KEY_ID: &str = "AKIAHOLDFASTTEST";
+pub const MOTO_SECRET: &str = "s3-secret-that-must-not-show";
+
+/// The virtual environment scripts/ensure-moto installs the server into.
+pub fn moto_venv() -> PathBuf {
+    if let Some(v) = std::env::var_os("HOLDFAST_MOTO_VENV") {
+        return PathBuf::from(v);
+    }
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache"));
+    cache.join("holdfast/moto-venv")
+}
+
+/// A port nothing listens on (bound once by us, then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A moto server on a loopback port, stopped when dropped.
+pub struct Moto {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Moto {
+    pub fn start(log: &Path) -> Moto {
+        let venv = moto_venv();
+        let server = venv.join("bin/moto_server");
+        assert!(
+            server.is_file(),
+            "{} is missing: run scripts/ensure-moto",
+            server.display()
+        );
+        let port = free_port();
+        let log = std::fs::File::create(log).unwrap();
+        let child = std::process::Command::new(&server)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start moto_server");
+        let moto = Moto { child, port };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "moto_server did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        moto
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Create a bucket with boto3 (installed beside the server).
+    pub fn create_bucket(&self, name: &str) {
+        let script = "import sys, boto3\n\
+             boto3.client('s3', endpoint_url=sys.argv[1], region_name='us-east-1')\
+             .create_bucket(Bucket=sys.argv[2])";
+        let out = Command::new(moto_venv().join("bin/python"))
+            .args(["-c", script, &self.endpoint(), name])
+            .env("AWS_ACCESS_KEY_ID", MOTO_KEY_ID)
+            .env("AWS_SECRET_ACCESS_KEY", MOTO_SECRET)
+            .output()
+            .expect("run python");
+        assert!(
+            out.status.success(),
+            "create bucket: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

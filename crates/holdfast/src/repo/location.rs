@@ -8,7 +8,8 @@
 //!   command line: from [`RemoteOptions::rest_password`]);
 //! - `s3:https://host:9000/bucket/path`, `s3:host/bucket/path` (https) or
 //!   `s3:http://host/bucket/path`, keys from AWS_ACCESS_KEY_ID and
-//!   AWS_SECRET_ACCESS_KEY, region from AWS_DEFAULT_REGION or AWS_REGION.
+//!   AWS_SECRET_ACCESS_KEY, region from AWS_DEFAULT_REGION or AWS_REGION,
+//!   or all of them from a credentials file ([`RemoteOptions::read_s3_credentials`]).
 //!
 //! Secrets are held as [`Password`]s (so the console and log redaction knows
 //! them, also percent-encoded) and only reach rustic_backend's options, never
@@ -90,6 +91,50 @@ pub struct RemoteOptions {
 }
 
 impl RemoteOptions {
+    /// Take the S3 keys (and region) from `text`, a credentials file as the
+    /// AWS tools keep them (`~/.aws/credentials`, read as botocore reads it:
+    /// `aws_access_key_id`, `aws_secret_access_key`, `aws_session_token`
+    /// and, holdfast's addition, `region`) in its `[default]` section, or its
+    /// only section. `file` names it in errors.
+    pub fn read_s3_credentials(&mut self, text: &str, file: &Path) -> Result<()> {
+        use crate::conf::Format;
+        let ini = Format::Ini.handler();
+        let sections: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix('[')?.strip_suffix(']'))
+            .collect();
+        let section = match sections.as_slice() {
+            [only] => *only,
+            many if many.contains(&"default") => "default",
+            _ => {
+                return Err(Error::usage(format!(
+                    "{} has no [default] section of S3 keys (it has: {}); write the keys under [default]",
+                    file.display(),
+                    if sections.is_empty() { "none".to_string() } else { sections.join(", ") }
+                )))
+            }
+        };
+        let read = |key: &str| -> Result<Option<String>> {
+            ini.read(text, &format!("{section}.{key}"))
+                .map(|v| v.filter(|v| !v.is_empty()))
+                .map_err(|e| e.at(file))
+        };
+        let (Some(id), Some(secret)) = (read("aws_access_key_id")?, read("aws_secret_access_key")?)
+        else {
+            return Err(Error::usage(format!(
+                "{} lacks aws_access_key_id or aws_secret_access_key in [{section}]; add both",
+                file.display()
+            )));
+        };
+        self.s3_access_key_id = Some(id);
+        self.s3_secret_access_key = Some(Password::new(secret));
+        self.s3_session_token = read("aws_session_token")?.map(Password::new);
+        if let Some(region) = read("region")? {
+            self.s3_region = Some(region);
+        }
+        Ok(())
+    }
+
     /// Credentials and region from the environment, as restic reads them.
     pub fn from_env() -> RemoteOptions {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
@@ -192,6 +237,27 @@ impl RepoLocation {
             RepoLocation::Rest(r) => r.cacert.as_deref(),
             _ => None,
         }
+    }
+
+    /// An S3 location's keys and region as a credentials file holds them
+    /// (what [`RemoteOptions::read_s3_credentials`] reads back), for a
+    /// process that must reach the bucket without them in its environment.
+    pub fn s3_credentials_file(&self) -> Option<Password> {
+        let RepoLocation::S3(s) = self else {
+            return None;
+        };
+        let mut text = String::from("[default]\n");
+        if let Some(id) = &s.access_key_id {
+            text.push_str(&format!("aws_access_key_id = {id}\n"));
+        }
+        if let Some(key) = &s.secret_access_key {
+            text.push_str(&format!("aws_secret_access_key = {}\n", key.expose()));
+        }
+        if let Some(token) = &s.session_token {
+            text.push_str(&format!("aws_session_token = {}\n", token.expose()));
+        }
+        text.push_str(&format!("region = {}\n", s.region));
+        Some(Password::new(text))
     }
 
     /// rustic_backend's location string and options for this location. Both
@@ -378,7 +444,7 @@ impl S3Location {
         };
         if options.s3_access_key_id.is_none() || options.s3_secret_access_key.is_none() {
             return Err(Error::usage(format!(
-                "no S3 keys for s3:{shown}; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+                "no S3 keys for s3:{shown}; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY or give --s3-credentials-file"
             )));
         }
         Ok(S3Location {
@@ -443,6 +509,59 @@ mod tests {
 
     fn parse(text: &str, options: &RemoteOptions) -> Result<RepoLocation> {
         RepoLocation::parse(text, options, LocationSource::CommandLine)
+    }
+
+    #[cfg(feature = "s3")]
+    #[test]
+    fn s3_keys_from_a_credentials_file_and_back() {
+        let file = Path::new("/etc/holdfast/s3");
+        let mut options = RemoteOptions::default();
+        let text = "# the AWS tools' format\n[other]\naws_access_key_id = NOPE\n\n\
+                    [default]\nAWS_ACCESS_KEY_ID = AKIDFILE\naws_secret_access_key = se/cr+et=\nregion = eu-west-3\n";
+        options.read_s3_credentials(text, file).unwrap();
+        assert_eq!(options.s3_access_key_id.as_deref(), Some("AKIDFILE"));
+        assert_eq!(
+            options.s3_secret_access_key.as_ref().unwrap().expose(),
+            "se/cr+et="
+        );
+        assert_eq!(options.s3_region.as_deref(), Some("eu-west-3"));
+        let location = parse("s3:http://127.0.0.1:9000/bucket/repo", &options).unwrap();
+        let written = location.s3_credentials_file().unwrap();
+        let mut again = RemoteOptions::default();
+        again.read_s3_credentials(written.expose(), file).unwrap();
+        assert_eq!(again.s3_access_key_id, options.s3_access_key_id);
+        assert_eq!(again.s3_secret_access_key.unwrap().expose(), "se/cr+et=");
+        assert_eq!(again.s3_region.as_deref(), Some("eu-west-3"));
+        assert!(parse("/srv/repo", &options)
+            .unwrap()
+            .s3_credentials_file()
+            .is_none());
+
+        // One section of another name is taken; several without [default] are not.
+        let mut single = RemoteOptions::default();
+        single
+            .read_s3_credentials(
+                "[backup]\naws_access_key_id=A\naws_secret_access_key=B\n",
+                file,
+            )
+            .unwrap();
+        assert_eq!(single.s3_access_key_id.as_deref(), Some("A"));
+        let e = RemoteOptions::default()
+            .read_s3_credentials("[a]\naws_access_key_id=A\n[b]\naws_access_key_id=B\n", file)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("no [default] section") && e.contains("a, b"),
+            "{e}"
+        );
+        let e = RemoteOptions::default()
+            .read_s3_credentials("[default]\naws_access_key_id=A\n", file)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("lacks aws_access_key_id or aws_secret_access_key"),
+            "{e}"
+        );
     }
 
     #[test]

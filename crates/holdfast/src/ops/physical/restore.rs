@@ -38,6 +38,9 @@ pub struct PhysicalRestoreRequest {
     /// restore_command (`--rest-password-file`, `--cacert`).
     pub rest_password: Option<Password>,
     pub rest_cacert: Option<PathBuf>,
+    /// An S3 location's keys as a credentials file: written into the spool
+    /// for restore_command (`--s3-credentials-file`).
+    pub s3_credentials: Option<Password>,
     /// Written 0600 for the server's user: restore_command reads it from there.
     pub password: Password,
     /// The environment whose files are restored as they were at the target
@@ -203,8 +206,8 @@ pub fn prepare(repo: &mut Repo, req: &PhysicalRestoreRequest, log: &Log) -> Resu
             0o600,
             Some(owner),
         )?;
-        let rest = rest_access(req, &spool, owner)?;
-        write_recovery_settings(&data, req, &spool, &password_file, &rest)?;
+        let remote = remote_access(req, &spool, owner)?;
+        write_recovery_settings(&data, req, &spool, &password_file, &remote)?;
         let mut trees = vec![data.clone()];
         trees.extend(tablespace_work.iter().map(|d| d.path().join("files")));
         for tree in &trees {
@@ -459,10 +462,19 @@ fn chown_tree(root: &Path, (uid, gid): (u32, u32)) -> Result<()> {
     Ok(())
 }
 
-/// The options that let restore_command reach a REST server: its password
-/// and private CA, copied into the spool for the server's user.
-fn rest_access(req: &PhysicalRestoreRequest, spool: &Path, owner: (u32, u32)) -> Result<String> {
+/// The options that let restore_command reach a remote repository: a REST
+/// server's password and private CA, an S3 location's keys, copied into
+/// the spool (0600) for the server's user.
+fn remote_access(req: &PhysicalRestoreRequest, spool: &Path, owner: (u32, u32)) -> Result<String> {
     let mut options = String::new();
+    if let Some(keys) = &req.s3_credentials {
+        let file = spool.join("s3-credentials");
+        crate::durable::replace(&file, keys.expose().as_bytes(), 0o600, Some(owner))?;
+        options.push_str(&format!(
+            " --s3-credentials-file {}",
+            shell_word(&file.to_string_lossy())
+        ));
+    }
     if let Some(password) = &req.rest_password {
         let file = spool.join("rest-password");
         crate::durable::replace(
@@ -505,10 +517,10 @@ fn write_recovery_settings(
     req: &PhysicalRestoreRequest,
     spool: &Path,
     password_file: &Path,
-    rest_access: &str,
+    remote_access: &str,
 ) -> Result<()> {
     let restore_command = format!(
-        "{} wal fetch %f %p --abort-on-error --archive-listing {} --repo {}{rest_access} --password-file {} --spool {}",
+        "{} wal fetch %f %p --abort-on-error --archive-listing {} --repo {}{remote_access} --password-file {} --spool {}",
         shell_word(&req.holdfast.to_string_lossy()),
         shell_word(&spool.join(LISTING).to_string_lossy()),
         shell_word(&req.location),
