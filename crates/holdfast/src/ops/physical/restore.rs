@@ -221,7 +221,7 @@ pub fn prepare(repo: &mut Repo, req: &PhysicalRestoreRequest, log: &Log) -> Resu
         std::thread::scope(|scope| {
             let syncing =
                 scope.spawn(|| trees.iter().try_for_each(|t| crate::durable::sync_tree(t)));
-            let read = read_ahead_for_recovery(repo, &wal, &backup, &spool);
+            let read = read_ahead_for_recovery(repo, &wal, &backup, &req.target, &spool);
             let synced = syncing.join().expect("the syncing thread panicked");
             read.and(synced)
         })?;
@@ -267,20 +267,71 @@ pub const LISTING: &str = "archive-listing";
 
 /// What the recovery asks for first, read now while the repository is open
 /// (each `wal fetch` that opens it pays a key derivation): every history
-/// file and the backup's first segments; and the archive's listing, so
-/// that probes for history files that do not exist need no repository.
+/// file and the backup's first segments up to where recovery stops; and the
+/// archive's listing, so that probes for history files that do not exist
+/// need no repository.
 fn read_ahead_for_recovery(
     repo: &mut Repo,
     wal: &std::collections::BTreeMap<WalName, stored_wal::StoredWal>,
     backup: &BaseBackup,
+    target: &Target,
     spool_dir: &Path,
 ) -> Result<()> {
     let spool = Spool::open(spool_dir)?;
     ArchiveListing::write(&spool_dir.join(LISTING), wal)?;
     let mut names: Vec<WalName> = wal.keys().filter(|n| n.is_probe()).copied().collect();
     let first = WalName::parse(&backup.start_segment)?;
-    names.extend(with_following(wal, &spool, first, DEFAULT_AHEAD));
+    let mut segments = with_following(wal, &spool, first, DEFAULT_AHEAD);
+    segments.truncate(needed_before_target(
+        &segments,
+        wal,
+        target,
+        backup.segment_size(),
+    ));
+    names.extend(segments);
     read_into_spool(repo, wal, &spool, &names)
+}
+
+/// How many of `segments` (consecutive, oldest first) recovery to `target`
+/// can need. A time target is reached in a segment archived after it (the
+/// commit that ends recovery was written before its segment was pushed):
+/// past the first push at or after the target, the read-ahead stops (a
+/// later segment recovery asks for is fetched then). An LSN target stops in
+/// the segment holding it. Read-ahead only: a segment left out is fetched
+/// when asked for.
+fn needed_before_target(
+    segments: &[WalName],
+    wal: &std::collections::BTreeMap<WalName, stored_wal::StoredWal>,
+    target: &Target,
+    segment_size: u64,
+) -> usize {
+    match target {
+        Target::Time(at) => {
+            let pushed_after = segments
+                .iter()
+                .filter_map(|n| wal.get(n))
+                .map(|w| w.time.timestamp())
+                .find(|t| t >= at);
+            match pushed_after {
+                Some(first) => segments
+                    .iter()
+                    .take_while(|n| wal.get(n).is_some_and(|w| w.time.timestamp() <= first))
+                    .count(),
+                None => segments.len(),
+            }
+        }
+        Target::Lsn(lsn) => {
+            let last = crate::wal::Segment::of_lsn(0, *lsn, segment_size.max(1));
+            segments
+                .iter()
+                .take_while(|n| match n {
+                    WalName::Segment(s) => (s.log, s.seg) <= (last.log, last.seg),
+                    _ => true,
+                })
+                .count()
+        }
+        Target::Latest | Target::Xid(_) | Target::Name(_) => segments.len(),
+    }
 }
 
 /// The spool of a restored data directory (fetch's read-ahead and the
@@ -551,4 +602,60 @@ fn write_recovery_settings(
         .and_then(|()| file.sync_all())
         .context(|| format!("write {}", auto.display()))?;
     crate::durable::replace(&data.join("recovery.signal"), b"", 0o600, None)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    /// Segments 0x10.. of timeline 1, each pushed at the given second past noon.
+    fn archive(pushed: &[u32]) -> (Vec<WalName>, BTreeMap<WalName, stored_wal::StoredWal>) {
+        let mut names = Vec::new();
+        let mut wal = BTreeMap::new();
+        for (i, second) in pushed.iter().enumerate() {
+            let name = WalName::parse(&format!("0000000100000000{:08X}", 0x10 + i)).unwrap();
+            let time = target::parse_time(&format!("2026-12-07 12:00:{second:02}+00"))
+                .unwrap()
+                .to_zoned(crate::repo::jiff::tz::TimeZone::UTC);
+            wal.insert(
+                name,
+                stored_wal::StoredWal {
+                    snapshot: format!("s{i}"),
+                    sha256: String::new(),
+                    time,
+                },
+            );
+            names.push(name);
+        }
+        (names, wal)
+    }
+
+    fn at(second: u32) -> Target {
+        Target::time(&format!("2026-12-07 12:00:{second:02}+00")).unwrap()
+    }
+
+    #[test]
+    fn read_ahead_stops_past_the_first_push_after_a_target_time() {
+        // Two segments pushed together at :20, then one each at :30, :40.
+        let (names, wal) = archive(&[10, 20, 20, 30, 40]);
+        let size = 16 << 20;
+        // Target :15: the batch pushed at :20 may hold it, nothing later.
+        assert_eq!(needed_before_target(&names, &wal, &at(15), size), 3);
+        assert_eq!(needed_before_target(&names, &wal, &at(20), size), 3);
+        assert_eq!(needed_before_target(&names, &wal, &at(25), size), 4);
+        assert_eq!(needed_before_target(&names, &wal, &at(5), size), 1);
+        // After the last push: all of them (recovery fetches what follows).
+        assert_eq!(needed_before_target(&names, &wal, &at(50), size), 5);
+        // An LSN target stops in the segment holding it.
+        let lsn = 0x12u64 * size + 100;
+        assert_eq!(
+            needed_before_target(&names, &wal, &Target::Lsn(lsn), size),
+            3
+        );
+        for whole in [Target::Latest, Target::Xid(7), Target::Name("n".into())] {
+            assert_eq!(needed_before_target(&names, &wal, &whole, size), 5);
+        }
+    }
 }
