@@ -87,17 +87,7 @@ pub fn sync_tree(root: &Path) -> Result<()> {
     }
     let open = |p: &Path| File::open(p).context(|| format!("open {} to sync it", p.display()));
     for path in &files {
-        let file = open(path)?;
-        // Only a hint: an error here is met again by the fsync below.
-        // SAFETY: the descriptor is open for the call's duration.
-        let _ = unsafe {
-            libc::sync_file_range(
-                std::os::fd::AsRawFd::as_raw_fd(&file),
-                0,
-                0,
-                libc::SYNC_FILE_RANGE_WRITE,
-            )
-        };
+        start_writeback(&open(path)?);
     }
     for path in &files {
         open(path)?
@@ -108,4 +98,19 @@ pub fn sync_tree(root: &Path) -> Result<()> {
         sync_dir(dir)?;
     }
     Ok(())
+}
+
+/// Ask the kernel to start writing `file`'s dirty pages to disk, without
+/// waiting (sync_file_range WRITE). Only a hint: an error here is met again
+/// by the fsync that follows.
+pub fn start_writeback(file: &File) {
+    // SAFETY: the descriptor is open for the call's duration.
+    let _ = unsafe {
+        libc::sync_file_range(
+            std::os::fd::AsRawFd::as_raw_fd(file),
+            0,
+            0,
+            libc::SYNC_FILE_RANGE_WRITE,
+        )
+    };
 }

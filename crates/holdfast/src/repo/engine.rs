@@ -133,6 +133,9 @@ impl SnapshotInfo {
 pub struct RestorePart {
     pub under: PathBuf,
     pub dest: PathBuf,
+    /// Start writing each file to disk as soon as it is complete (a tree
+    /// that is synced next: the disk works while the next files are read).
+    pub writeback: bool,
 }
 
 /// What a snapshot is labelled with.
@@ -617,6 +620,7 @@ impl Repo {
             &[RestorePart {
                 under: under.to_path_buf(),
                 dest: dest.to_path_buf(),
+                writeback: false,
             }],
         )
     }
@@ -1536,8 +1540,8 @@ fn dump_files<S: rustic_core::IndexedFull>(
 where
     Repository<S>: Sync,
 {
-    // (relative to its part, where it is written, the node)
-    let files: Vec<(PathBuf, PathBuf, Node)> = snapshot_files(full, snap)?
+    // (relative to its part, where it is written, the node, its part)
+    let files: Vec<(PathBuf, PathBuf, Node, &RestorePart)> = snapshot_files(full, snap)?
         .into_iter()
         .filter_map(|(path, node)| {
             parts.iter().find_map(|part| {
@@ -1548,20 +1552,20 @@ where
                         return None;
                     }
                     let name = PathBuf::from(part.under.file_name()?);
-                    return Some((name, part.dest.clone(), node.clone()));
+                    return Some((name, part.dest.clone(), node.clone(), part));
                 }
-                Some((rel.to_path_buf(), part.dest.join(rel), node.clone()))
+                Some((rel.to_path_buf(), part.dest.join(rel), node.clone(), part))
             })
         })
         .collect();
-    let total = files.iter().map(|(_, _, node)| node.meta.size).sum();
+    let total = files.iter().map(|(_, _, node, _)| node.meta.size).sum();
     let bar = crate::progress::Progress::begin(
         progress,
         "reading snapshot",
         Some(total),
         crate::progress::Unit::Bytes,
     );
-    let mut directories: Vec<&Path> = files.iter().filter_map(|(_, p, _)| p.parent()).collect();
+    let mut directories: Vec<&Path> = files.iter().filter_map(|(_, p, _, _)| p.parent()).collect();
     directories.dedup();
     for parent in directories {
         std::fs::DirBuilder::new()
@@ -1583,12 +1587,13 @@ where
                 scope.spawn(|| -> Result<()> {
                     use std::sync::atomic::Ordering;
                     while !failed.load(Ordering::Relaxed) {
-                        let Some((rel, path, node)) =
+                        let Some((rel, path, node, part)) =
                             files.get(next.fetch_add(1, Ordering::Relaxed))
                         else {
                             return Ok(());
                         };
-                        if let Err(e) = dump_file(full, snap, rel, node, path, &bar) {
+                        if let Err(e) = dump_file(full, snap, rel, node, path, part.writeback, &bar)
+                        {
                             failed.store(true, Ordering::Relaxed);
                             return Err(e);
                         }
@@ -1601,17 +1606,18 @@ where
             .into_iter()
             .try_for_each(|h| h.join().expect("a snapshot reader panicked"))
     })?;
-    Ok(files.into_iter().map(|(rel, _, _)| rel).collect())
+    Ok(files.into_iter().map(|(rel, _, _, _)| rel).collect())
 }
 
 /// Write one file of `snap` (`rel` in its part) at `path` (0600, never
-/// overwriting) and check its size.
+/// overwriting), its writeback started if `writeback`, and check its size.
 fn dump_file<S: rustic_core::IndexedFull>(
     full: &Repository<S>,
     snap: &SnapshotFile,
     rel: &Path,
     node: &Node,
     path: &Path,
+    writeback: bool,
     bar: &crate::progress::Progress,
 ) -> Result<()> {
     let file = std::fs::OpenOptions::new()
@@ -1625,6 +1631,9 @@ fn dump_file<S: rustic_core::IndexedFull>(
         .map_err(|e| engine_error(&format!("read {} from the snapshot", rel.display()), &e))?;
     out.flush()
         .context(|| format!("write {}", path.display()))?;
+    if writeback {
+        crate::durable::start_writeback(out.get_ref());
+    }
     let size = std::fs::metadata(path)
         .context(|| format!("stat {}", path.display()))?
         .len();

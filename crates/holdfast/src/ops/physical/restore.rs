@@ -135,10 +135,12 @@ pub fn prepare(repo: &mut Repo, req: &PhysicalRestoreRequest, log: &Log) -> Resu
         RestorePart {
             under: PGDATA_MEMBER.into(),
             dest: work.path().join(PGDATA_MEMBER),
+            writeback: true,
         },
         RestorePart {
             under: INFO_MEMBER.into(),
             dest: work.path().join(INFO_MEMBER),
+            writeback: false,
         },
     ];
     let mut tablespace_work = Vec::new();
@@ -152,6 +154,7 @@ pub fn prepare(repo: &mut Repo, req: &PhysicalRestoreRequest, log: &Log) -> Resu
         parts.push(RestorePart {
             under: Path::new(TABLESPACES_MEMBER).join(t.oid.to_string()),
             dest: dir.path().join("files"),
+            writeback: true,
         });
         tablespace_work.push(dir);
     }
