@@ -65,9 +65,130 @@ pub struct Prepared {
     pub owner: (u32, u32),
 }
 
+/// What the checks found: the backup to restore and where everything goes.
+struct Checked {
+    backup: BaseBackup,
+    wal: std::collections::BTreeMap<WalName, stored_wal::StoredWal>,
+    /// Each tablespace with the directory it goes to.
+    tablespaces: Vec<(Tablespace, PathBuf)>,
+    bindir: PathBuf,
+    /// The data directory's parent.
+    parent: PathBuf,
+    owner: (u32, u32),
+}
+
+/// The restored trees, still beside their places.
+struct RestoredTrees {
+    /// Holds the data directory (`pgdata/`) and `physical.json`.
+    work: tempfile::TempDir,
+    info: BaseBackupInfo,
+    /// Per tablespace of [`Checked::tablespaces`]: a directory beside its
+    /// place holding it (`files/`).
+    tablespaces: Vec<tempfile::TempDir>,
+}
+
+impl RestoredTrees {
+    fn data(&self) -> PathBuf {
+        self.work.path().join(PGDATA_MEMBER)
+    }
+}
+
 /// Check everything, then restore the base backup for `req.target` into
 /// `req.pgdata` with the recovery settings written.
 pub fn prepare(repo: &mut Repo, req: &PhysicalRestoreRequest, log: &Log) -> Result<Prepared> {
+    let checked = check(repo, req)?;
+    let Checked {
+        backup,
+        wal,
+        tablespaces,
+        parent,
+        owner,
+        ..
+    } = &checked;
+    log.output(&format!(
+        "Restoring base backup {} (ended {}, WAL from {}) into {}",
+        backup.snapshot.short_id(),
+        backup.end.timestamp().strftime("%Y-%m-%d %H:%M:%S+00"),
+        backup.start_segment,
+        req.pgdata.display()
+    ));
+    let trees = restore_trees(repo, &checked, req, log)?;
+    let data = &trees.data();
+    let spool = spool_of(&req.pgdata);
+    let spool_was_there = spool.exists();
+    let mut moved: Vec<PathBuf> = Vec::new();
+    let placed = (|| -> Result<()> {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&spool)
+            .context(|| format!("create {}", spool.display()))?;
+        let password_file = spool.join("repository-password");
+        crate::durable::replace(
+            &password_file,
+            format!("{}\n", req.password.expose()).as_bytes(),
+            0o600,
+            Some(*owner),
+        )?;
+        let remote = remote_access(req, &spool, *owner)?;
+        write_recovery_settings(data, req, &spool, &password_file, &remote)?;
+        let mut roots = vec![data.clone()];
+        roots.extend(trees.tablespaces.iter().map(|d| d.path().join("files")));
+        for root in &roots {
+            std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o700))
+                .context(|| format!("chmod {}", root.display()))?;
+            chown_tree(root, *owner)?;
+        }
+        // The trees are renamed into place only once on disk (and the
+        // server's own sync at start then finds nothing to write); the disk
+        // writes them while the first segments are read and decompressed.
+        std::thread::scope(|scope| {
+            let syncing =
+                scope.spawn(|| roots.iter().try_for_each(|t| crate::durable::sync_tree(t)));
+            let read = read_ahead_for_recovery(repo, wal, backup, &req.target, &spool);
+            let synced = syncing.join().expect("the syncing thread panicked");
+            read.and(synced)
+        })?;
+        chown_tree(&spool, *owner)?;
+        for ((_, dest), dir) in tablespaces.iter().zip(&trees.tablespaces) {
+            move_into_place(&dir.path().join("files"), dest)?;
+            moved.push(dest.clone());
+        }
+        move_into_place(data, &req.pgdata)
+    })();
+    if let Err(e) = placed {
+        // The data directory is still in the work directory, removed with
+        // it; tablespaces already moved go back to empty; the spool we
+        // made (its secrets, the read-ahead) goes too.
+        for dest in &moved {
+            let _ = std::fs::remove_dir_all(dest);
+            let _ = std::fs::DirBuilder::new().mode(0o700).create(dest);
+        }
+        if !spool_was_there {
+            let _ = std::fs::remove_dir_all(&spool);
+        }
+        return Err(e);
+    }
+    for dir in
+        std::iter::once(parent.as_path()).chain(tablespaces.iter().filter_map(|(_, d)| d.parent()))
+    {
+        crate::durable::sync_dir(dir)?;
+    }
+    Ok(Prepared {
+        backup: checked.backup.clone(),
+        info: trees.info,
+        pgdata: req.pgdata.clone(),
+        spool,
+        bindir: checked.bindir.clone(),
+        owner: *owner,
+    })
+}
+
+/// Everything checked before the first write: an empty data directory, a
+/// base backup for the target, the application stopped and its files at
+/// hand (with a profile), the backup's WAL, a server of its major, the
+/// tablespaces' places, free space, the server's user.
+fn check(repo: &mut Repo, req: &PhysicalRestoreRequest) -> Result<Checked> {
     refuse_non_empty(&req.pgdata)?;
     let snapshots = repo.snapshots()?;
     let backups = physical::list(&snapshots);
@@ -122,14 +243,26 @@ pub fn prepare(repo: &mut Repo, req: &PhysicalRestoreRequest, log: &Log) -> Resu
         )
     })?;
     let owner = server_owner(&req.pgdata, &parent)?;
-    log.output(&format!(
-        "Restoring base backup {} (ended {}, WAL from {}) into {}",
-        backup.snapshot.short_id(),
-        backup.end.timestamp().strftime("%Y-%m-%d %H:%M:%S+00"),
-        backup.start_segment,
-        req.pgdata.display()
-    ));
-    // Everything is restored beside its target and renamed into place at the end.
+    Ok(Checked {
+        backup,
+        wal,
+        tablespaces,
+        bindir: install.bindir,
+        parent,
+        owner,
+    })
+}
+
+/// Restore the data directory, the manifest and each tablespace beside
+/// their places (same file systems: they are renamed into place), each
+/// file's writeback started as it is written; then the empty directories,
+/// the tablespaces' links, and no stale server files.
+fn restore_trees(
+    repo: &mut Repo,
+    checked: &Checked,
+    req: &PhysicalRestoreRequest,
+    log: &Log,
+) -> Result<RestoredTrees> {
     let work = restore_dir_beside(&req.pgdata)?;
     let mut parts = vec![
         RestorePart {
@@ -143,8 +276,8 @@ pub fn prepare(repo: &mut Repo, req: &PhysicalRestoreRequest, log: &Log) -> Resu
             writeback: false,
         },
     ];
-    let mut tablespace_work = Vec::new();
-    for (t, dest) in &tablespaces {
+    let mut tablespaces = Vec::new();
+    for (t, dest) in &checked.tablespaces {
         log.output(&format!(
             "Restoring tablespace {} into {}",
             t.name,
@@ -156,9 +289,9 @@ pub fn prepare(repo: &mut Repo, req: &PhysicalRestoreRequest, log: &Log) -> Resu
             dest: dir.path().join("files"),
             writeback: true,
         });
-        tablespace_work.push(dir);
+        tablespaces.push(dir);
     }
-    repo.restore_parts(&backup.snapshot.id, &parts)?;
+    repo.restore_parts(&checked.backup.snapshot.id, &parts)?;
     let info: BaseBackupInfo = serde_json::from_slice(
         &std::fs::read(work.path().join(INFO_MEMBER))
             .context(|| format!("read {INFO_MEMBER} of the base backup"))?,
@@ -175,94 +308,39 @@ pub fn prepare(repo: &mut Repo, req: &PhysicalRestoreRequest, log: &Log) -> Resu
     for stale in ["postmaster.pid", "postmaster.opts", "standby.signal"] {
         let _ = std::fs::remove_file(data.join(stale));
     }
-    for ((t, dest), dir) in tablespaces.iter().zip(&tablespace_work) {
-        let files = dir.path().join("files");
-        let stored = info.tablespaces.iter().find(|s| s.oid == t.oid);
-        for sub in std::iter::once("").chain(
-            stored
-                .iter()
-                .flat_map(|s| s.directories.iter().map(String::as_str)),
-        ) {
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(files.join(sub))
-                .context(|| format!("create {sub} of tablespace {}", t.name))?;
-        }
-        let link = data.join("pg_tblspc").join(t.oid.to_string());
-        std::os::unix::fs::symlink(dest, &link)
-            .context(|| format!("link {} to {}", link.display(), dest.display()))?;
+    for ((t, dest), dir) in checked.tablespaces.iter().zip(&tablespaces) {
+        link_tablespace(&data, &info, t, &dir.path().join("files"), dest)?;
     }
-    let spool = spool_of(&req.pgdata);
-    let spool_was_there = spool.exists();
-    let mut moved: Vec<PathBuf> = Vec::new();
-    let placed = (|| -> Result<()> {
+    Ok(RestoredTrees {
+        work,
+        info,
+        tablespaces,
+    })
+}
+
+/// Complete the restored tablespace `t` in `files` (its empty directories)
+/// and link it from the data directory at `dest`, where it will be.
+fn link_tablespace(
+    data: &Path,
+    info: &BaseBackupInfo,
+    t: &Tablespace,
+    files: &Path,
+    dest: &Path,
+) -> Result<()> {
+    let stored = info.tablespaces.iter().find(|s| s.oid == t.oid);
+    let directories = stored
+        .iter()
+        .flat_map(|s| s.directories.iter().map(String::as_str));
+    for sub in std::iter::once("").chain(directories) {
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
-            .create(&spool)
-            .context(|| format!("create {}", spool.display()))?;
-        let password_file = spool.join("repository-password");
-        crate::durable::replace(
-            &password_file,
-            format!("{}\n", req.password.expose()).as_bytes(),
-            0o600,
-            Some(owner),
-        )?;
-        let remote = remote_access(req, &spool, owner)?;
-        write_recovery_settings(&data, req, &spool, &password_file, &remote)?;
-        let mut trees = vec![data.clone()];
-        trees.extend(tablespace_work.iter().map(|d| d.path().join("files")));
-        for tree in &trees {
-            std::fs::set_permissions(tree, std::fs::Permissions::from_mode(0o700))
-                .context(|| format!("chmod {}", tree.display()))?;
-            chown_tree(tree, owner)?;
-        }
-        // The trees are renamed into place only once on disk (and the
-        // server's own sync at start then finds nothing to write); the disk
-        // writes them while the first segments are read and decompressed.
-        std::thread::scope(|scope| {
-            let syncing =
-                scope.spawn(|| trees.iter().try_for_each(|t| crate::durable::sync_tree(t)));
-            let read = read_ahead_for_recovery(repo, &wal, &backup, &req.target, &spool);
-            let synced = syncing.join().expect("the syncing thread panicked");
-            read.and(synced)
-        })?;
-        chown_tree(&spool, owner)?;
-        for ((_, dest), dir) in tablespaces.iter().zip(&tablespace_work) {
-            move_into_place(&dir.path().join("files"), dest)?;
-            moved.push(dest.clone());
-        }
-        move_into_place(&data, &req.pgdata)
-    })();
-    if let Err(e) = placed {
-        // The data directory is still in the work directory, removed with
-        // it; tablespaces already moved go back to empty; the spool we
-        // made (its secrets, the read-ahead) goes too.
-        for dest in &moved {
-            let _ = std::fs::remove_dir_all(dest);
-            let _ = std::fs::DirBuilder::new().mode(0o700).create(dest);
-        }
-        if !spool_was_there {
-            let _ = std::fs::remove_dir_all(&spool);
-        }
-        return Err(e);
+            .create(files.join(sub))
+            .context(|| format!("create {sub} of tablespace {}", t.name))?;
     }
-    for dir in
-        std::iter::once(parent.as_path()).chain(tablespaces.iter().filter_map(|(_, d)| d.parent()))
-    {
-        std::fs::File::open(dir)
-            .and_then(|d| d.sync_all())
-            .context(|| format!("sync {}", dir.display()))?;
-    }
-    Ok(Prepared {
-        backup,
-        info,
-        pgdata: req.pgdata.clone(),
-        spool,
-        bindir: install.bindir,
-        owner,
-    })
+    let link = data.join("pg_tblspc").join(t.oid.to_string());
+    std::os::unix::fs::symlink(dest, &link)
+        .context(|| format!("link {} to {}", link.display(), dest.display()))
 }
 
 /// The archive listing in a restored spool (see [`ArchiveListing`]).
