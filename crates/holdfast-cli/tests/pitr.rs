@@ -279,6 +279,83 @@ fn restore(env: &Env, name: &str, target: &[&str]) -> (Restored, String) {
     (restored, text(&out))
 }
 
+/// A 0600 file of the server's user holding `content`.
+fn secret_file(env: &Env, name: &str, content: &str) -> PathBuf {
+    let path = env.dir.join(name);
+    std::fs::write(&path, content).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    if let Some(u) = &env.user {
+        std::os::unix::fs::chown(&path, Some(u.uid), Some(u.gid)).unwrap();
+    }
+    path
+}
+
+/// A restore to time `at` from the remote `location`, reached with
+/// `options`; it must bring back rows 1 and 10. Returns what it said too.
+fn restore_from(
+    env: &Env,
+    name: &str,
+    at: &str,
+    location: &str,
+    options: &[&str],
+) -> (Restored, String) {
+    let pgdata = env.dir.join(name);
+    let port = free_port();
+    let out = env
+        .as_server(HOLDFAST)
+        .args(["repo", "restore", "--physical", "--pgdata"])
+        .arg(&pgdata)
+        .args([
+            "--port",
+            &port.to_string(),
+            "--to-time",
+            at,
+            "--repo",
+            location,
+        ])
+        .args(options)
+        .arg("--password-file")
+        .arg(env.password_file())
+        .output()
+        .unwrap();
+    let restored = Restored {
+        pgdata,
+        port,
+        bindir: env.cluster.bindir().to_path_buf(),
+        user: env.user.clone(),
+    };
+    assert!(
+        out.status.success(),
+        "restore from {location}: {}",
+        text(&out)
+    );
+    assert_eq!(restored.marks(env), vec![1, 10], "{}", text(&out));
+    (restored, text(&out))
+}
+
+/// restore_command names `option` with the spool's 0600 copy `kept`, and
+/// neither the settings nor what the restore `said` hold the `secret`.
+fn assert_secret_kept(
+    (restored, said): &(Restored, String),
+    option: &str,
+    kept: &str,
+    secret: &str,
+) {
+    use std::os::unix::fs::MetadataExt;
+    assert!(!said.contains(secret), "{said}");
+    let settings = std::fs::read_to_string(restored.pgdata.join("postgresql.auto.conf")).unwrap();
+    assert!(settings.contains(option), "{settings}");
+    assert!(!settings.contains(secret), "{settings}");
+    let spool = restored.pgdata.with_file_name(format!(
+        "{}.holdfast-wal",
+        restored.pgdata.file_name().unwrap().to_string_lossy()
+    ));
+    assert_eq!(
+        std::fs::metadata(spool.join(kept)).unwrap().mode() & 0o777,
+        0o600
+    );
+}
+
 #[test]
 fn archive_base_backups_and_point_in_time_recovery() {
     let env = start();
@@ -905,39 +982,16 @@ fn files_at_the_target_time_and_a_recovery_along_a_new_timeline() {
     // From a REST server with a password: restore_command reads it from a
     // 0600 file in the spool, never from argv or its environment.
     let server = support::RestServer::with_user(&env.dir, &env.dir, "pitr", "rest-secret-1");
-    let rest_password = env.dir.join("rest-password");
-    std::fs::write(&rest_password, "rest-secret-1\n").unwrap();
-    if let Some(u) = &env.user {
-        std::os::unix::fs::chown(&rest_password, Some(u.uid), Some(u.gid)).unwrap();
-    }
-    let pgdata = env.dir.join("from-rest");
-    let port = free_port();
-    let out = env
-        .as_server(HOLDFAST)
-        .args(["repo", "restore", "--physical", "--pgdata"])
-        .arg(&pgdata)
-        .args(["--port", &port.to_string(), "--to-time", &after_10])
-        .args(["--repo", &server.location("pitr", "repo")])
-        .arg("--rest-password-file")
-        .arg(&rest_password)
-        .arg("--password-file")
-        .arg(env.password_file())
-        .output()
-        .unwrap();
-    let from_rest = Restored {
-        pgdata: pgdata.clone(),
-        port,
-        bindir: env.cluster.bindir().to_path_buf(),
-        user: env.user.clone(),
-    };
-    assert!(out.status.success(), "restore from REST: {}", text(&out));
-    assert_eq!(from_rest.marks(&env), vec![1, 10], "{}", text(&out));
-    let settings = std::fs::read_to_string(pgdata.join("postgresql.auto.conf")).unwrap();
-    assert!(settings.contains("--rest-password-file"), "{settings}");
-    assert!(!settings.contains("rest-secret-1"), "{settings}");
-    let kept = env.dir.join("from-rest.holdfast-wal/rest-password");
-    use std::os::unix::fs::MetadataExt;
-    assert_eq!(std::fs::metadata(&kept).unwrap().mode() & 0o777, 0o600);
+    let rest_password = secret_file(&env, "rest-password", "rest-secret-1\n");
+    let location = server.location("pitr", "repo");
+    let options = ["--rest-password-file", &rest_password.to_string_lossy()];
+    let from_rest = restore_from(&env, "from-rest", &after_10, &location, &options);
+    assert_secret_kept(
+        &from_rest,
+        "--rest-password-file",
+        "rest-password",
+        "rest-secret-1",
+    );
     drop(from_rest);
 
     // From an S3 bucket (a moto server), its keys given in a credentials
@@ -970,48 +1024,25 @@ fn files_at_the_target_time_and_a_recovery_along_a_new_timeline() {
         &password_text,
     ]);
     assert!(out.status.success(), "copy to the bucket: {}", text(&out));
-    let keys = env.dir.join("s3-keys");
-    std::fs::write(
-        &keys,
-        format!(
+    let keys = secret_file(
+        &env,
+        "s3-keys",
+        &format!(
             "[default]\naws_access_key_id = {}\naws_secret_access_key = {}\n",
             support::MOTO_KEY_ID,
             support::MOTO_SECRET
         ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o600)).unwrap();
-    if let Some(u) = &env.user {
-        std::os::unix::fs::chown(&keys, Some(u.uid), Some(u.gid)).unwrap();
-    }
-    let pgdata = env.dir.join("from-s3");
-    let port = free_port();
-    let out = env
-        .as_server(HOLDFAST)
-        .args(["repo", "restore", "--physical", "--pgdata"])
-        .arg(&pgdata)
-        .args(["--port", &port.to_string(), "--to-time", &after_10])
-        .args(["--repo", &bucket, "--s3-credentials-file"])
-        .arg(&keys)
-        .arg("--password-file")
-        .arg(env.password_file())
-        .output()
-        .unwrap();
-    let from_s3 = Restored {
-        pgdata: pgdata.clone(),
-        port,
-        bindir: env.cluster.bindir().to_path_buf(),
-        user: env.user.clone(),
-    };
-    assert!(out.status.success(), "restore from S3: {}", text(&out));
-    assert_eq!(from_s3.marks(&env), vec![1, 10], "{}", text(&out));
-    assert!(!text(&out).contains(support::MOTO_SECRET), "{}", text(&out));
-    let settings = std::fs::read_to_string(pgdata.join("postgresql.auto.conf")).unwrap();
-    assert!(settings.contains("--s3-credentials-file"), "{settings}");
-    assert!(!settings.contains(support::MOTO_SECRET), "{settings}");
-    let kept = env.dir.join("from-s3.holdfast-wal/s3-credentials");
-    assert_eq!(std::fs::metadata(&kept).unwrap().mode() & 0o777, 0o600);
+    );
+    let options = ["--s3-credentials-file", &keys.to_string_lossy()];
+    let from_s3 = restore_from(&env, "from-s3", &after_10, &bucket, &options);
+    assert_secret_kept(
+        &from_s3,
+        "--s3-credentials-file",
+        "s3-credentials",
+        support::MOTO_SECRET,
+    );
     drop(from_s3);
+    let kept = env.dir.join("from-s3.holdfast-wal/s3-credentials");
     // The restore read ahead what this recovery needed; a segment it did not
     // comes from the bucket with the kept keys alone, as restore_command runs.
     let segment = env.sql("SELECT last_archived_wal FROM pg_stat_archiver");
