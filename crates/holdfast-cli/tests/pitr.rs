@@ -279,6 +279,18 @@ fn restore(env: &Env, name: &str, target: &[&str]) -> (Restored, String) {
     (restored, text(&out))
 }
 
+/// `repo restore --physical --pgdata PGDATA ARGS` is refused (exit 2)
+/// saying `says`, and PGDATA is not created.
+fn refused_restore(env: &Env, pgdata: &Path, args: &[&str], says: &str) {
+    let pgdata_text = pgdata.to_string_lossy().into_owned();
+    let mut all = vec!["repo", "restore", "--physical", "--pgdata", &pgdata_text];
+    all.extend(args);
+    let out = env.holdfast(&all);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains(says), "{}", text(&out));
+    assert!(!pgdata.exists());
+}
+
 /// A 0600 file of the server's user holding `content`.
 fn secret_file(env: &Env, name: &str, content: &str) -> PathBuf {
     let path = env.dir.join(name);
@@ -521,40 +533,18 @@ fn archive_base_backups_and_point_in_time_recovery() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("not empty"), "{}", text(&out));
     assert_eq!(std::fs::read_dir(&busy).unwrap().count(), 1);
-    let early = env.dir.join("too-early");
-    let out = env.holdfast(&[
-        "repo",
-        "restore",
-        "--physical",
-        "--pgdata",
-        &early.to_string_lossy(),
-        "--to-time",
-        "2001-01-01 00:00:00+00",
-    ]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    assert!(
-        text(&out).contains("recoverable window is"),
-        "{}",
-        text(&out)
+    refused_restore(
+        &env,
+        &env.dir.join("too-early"),
+        &["--to-time", "2001-01-01 00:00:00+00"],
+        "recoverable window is",
     );
-    assert!(!early.exists());
-    let late = env.dir.join("too-late");
-    let out = env.holdfast(&[
-        "repo",
-        "restore",
-        "--physical",
-        "--pgdata",
-        &late.to_string_lossy(),
-        "--to-time",
-        "2999-01-01 00:00:00+00",
-    ]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    assert!(
-        text(&out).contains("after the newest archived WAL"),
-        "{}",
-        text(&out)
+    refused_restore(
+        &env,
+        &env.dir.join("too-late"),
+        &["--to-time", "2999-01-01 00:00:00+00"],
+        "after the newest archived WAL",
     );
-    assert!(!late.exists());
 
     // Push and fetch keep the repository's master key in the spool (0600),
     // sparing the key derivation; a damaged one is replaced through the password.
@@ -1151,39 +1141,18 @@ fn a_standby_s_base_backup_with_a_tablespace_and_a_backup_of_another_major() {
 
     // Where the standby keeps the tablespace is not empty: refused, nothing written.
     let pgdata = env.dir.join("restored");
-    let pgdata_text = pgdata.to_string_lossy().into_owned();
-    let out = env.holdfast(&[
-        "repo",
-        "restore",
-        "--physical",
-        "--pgdata",
-        &pgdata_text,
-        "--to-time",
-        &between,
-    ]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    assert!(
-        text(&out).contains("--tablespace-map app=DIR"),
-        "{}",
-        text(&out)
+    refused_restore(
+        &env,
+        &pgdata,
+        &["--to-time", &between],
+        "--tablespace-map app=DIR",
     );
-    assert!(!pgdata.exists());
-    let out = env.holdfast(&[
-        "repo",
-        "restore",
-        "--physical",
-        "--pgdata",
-        &pgdata_text,
-        "--tablespace-map",
-        "elsewhere=/tmp/x",
-    ]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    assert!(
-        text(&out).contains("no tablespace 'elsewhere'"),
-        "{}",
-        text(&out)
+    refused_restore(
+        &env,
+        &pgdata,
+        &["--tablespace-map", "elsewhere=/tmp/x"],
+        "no tablespace 'elsewhere'",
     );
-    assert!(!pgdata.exists());
 
     // Mapped to a new directory: the rows before the target, in the tablespace.
     let mapped = env.dir.join("ts-restored");
@@ -1240,24 +1209,16 @@ fn a_standby_s_base_backup_with_a_tablespace_and_a_backup_of_another_major() {
         .output()
         .unwrap();
     assert!(out.status.success(), "restic tag: {}", text(&out));
-    let other = env.dir.join("other-major");
-    let out = env.holdfast(&[
-        "repo",
-        "restore",
-        "--physical",
-        "--pgdata",
-        &other.to_string_lossy(),
-        "--to-time",
-        &between,
-        "--tablespace-map",
-        &format!("app={}", env.dir.join("ts-other").display()),
-    ]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    assert!(
-        text(&out).contains("is of PostgreSQL 11, and no PostgreSQL 11 server is installed"),
-        "{}",
-        text(&out)
+    refused_restore(
+        &env,
+        &env.dir.join("other-major"),
+        &[
+            "--to-time",
+            &between,
+            "--tablespace-map",
+            &format!("app={}", env.dir.join("ts-other").display()),
+        ],
+        "is of PostgreSQL 11, and no PostgreSQL 11 server is installed",
     );
-    assert!(!other.exists());
     assert!(!env.dir.join("ts-other").exists());
 }
