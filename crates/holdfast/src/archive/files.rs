@@ -234,8 +234,14 @@ impl FilesPlan {
         let fail =
             |what: String| Error::invalid(format!("{}: {}", member.display(), printable(&what)));
         let mut entries: Vec<PlannedEntry> = Vec::new();
+        // Every planned path, and those of its symlinks and regular files:
+        // looked up for each entry's ancestors (a list would make planning
+        // quadratic in the number of entries).
         let mut seen: HashSet<PathBuf> = HashSet::new();
+        let mut symlinks: HashSet<PathBuf> = HashSet::new();
+        let mut regular_files: HashSet<PathBuf> = HashSet::new();
         let mut missing_parents: Vec<PathBuf> = Vec::new();
+        let mut missing_seen: HashSet<PathBuf> = HashSet::new();
         let mut total = 0u64;
         for_each_entry(member, &limits, |header, name, _| {
             let relative = entry_path(name).map_err(fail)?;
@@ -258,10 +264,7 @@ impl FilesPlan {
             }
             // Nothing may be written below a symlink that this tar creates.
             for ancestor in relative.ancestors().skip(1) {
-                if entries
-                    .iter()
-                    .any(|e| e.path == ancestor && e.kind == PlannedKind::Symlink)
-                {
+                if symlinks.contains(ancestor) {
                     return Err(fail(format!(
                         "entry '{name}' would be written through the symlink '{}'",
                         ancestor.display()
@@ -275,10 +278,7 @@ impl FilesPlan {
                     .map_err(|e| fail(e.to_string()))?
                     .ok_or_else(|| fail(format!("hard link '{name}' has no target")))?;
                 let target = entry_path(&target.to_string_lossy()).map_err(fail)?;
-                let ok = entries
-                    .iter()
-                    .any(|e| e.path == target && e.kind == PlannedKind::File);
-                if !ok {
+                if !regular_files.contains(&target) {
                     return Err(fail(format!(
                         "hard link '{name}' points to '{}', which is not a file restored from this archive",
                         target.display()
@@ -306,14 +306,19 @@ impl FilesPlan {
                 if ancestor.as_os_str().is_empty() {
                     break;
                 }
-                let planned = entries.iter().any(|e| e.path == ancestor);
-                if !planned
+                if !seen.contains(ancestor)
+                    && !missing_seen.contains(ancestor)
                     && !root.join(ancestor).exists()
-                    && !missing_parents.iter().any(|p| p == ancestor)
                 {
                     missing_parents.push(ancestor.to_path_buf());
+                    missing_seen.insert(ancestor.to_path_buf());
                 }
             }
+            match kind {
+                PlannedKind::Symlink => symlinks.insert(relative.clone()),
+                PlannedKind::File => regular_files.insert(relative.clone()),
+                _ => false,
+            };
             entries.push(PlannedEntry {
                 path: relative,
                 kind,
