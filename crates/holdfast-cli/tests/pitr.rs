@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use pgsandbox::{Cluster, ServerUser};
 
+mod faults_support;
 mod support;
 
 const HOLDFAST: &str = env!("CARGO_BIN_EXE_holdfast");
@@ -1153,6 +1154,23 @@ fn a_standby_s_base_backup_with_a_tablespace_and_a_backup_of_another_major() {
         &["--tablespace-map", "elsewhere=/tmp/x"],
         "no tablespace 'elsewhere'",
     );
+    // The tablespace's own file system must have room too (a 1 MiB tmpfs:
+    // mounting it needs root, elsewhere this check is skipped).
+    if let Some(small) = faults_support::SmallFs::mount("1m") {
+        let cramped = small.path().join("app");
+        refused_restore(
+            &env,
+            &pgdata,
+            &[
+                "--to-time",
+                &between,
+                "--tablespace-map",
+                &format!("app={}", cramped.display()),
+            ],
+            "not enough free space for tablespace app",
+        );
+        assert!(!cramped.exists());
+    }
 
     // Mapped to a new directory: the rows before the target, in the tablespace.
     let mapped = env.dir.join("ts-restored");

@@ -230,18 +230,7 @@ fn check(repo: &mut Repo, req: &PhysicalRestoreRequest) -> Result<Checked> {
     })?;
     let parent = parent_of(&req.pgdata)?;
     let tablespaces = tablespace_places(repo, &backup, &req.tablespace_map, &req.pgdata)?;
-    // The data directory, the segments read ahead beside it, some slack.
-    let needed = backup.snapshot.source_bytes
-        + (DEFAULT_AHEAD as u64 + 1) * backup.segment_size()
-        + (64 << 20);
-    crate::ops::workdir::require_free_space(&parent, needed, |free| {
-        format!(
-            "not enough free space for {}: the base backup needs about {} MiB and {} MiB are free; nothing was written",
-            req.pgdata.display(),
-            needed >> 20,
-            free >> 20
-        )
-    })?;
+    require_space(repo, &backup, req, &parent, &tablespaces)?;
     let owner = server_owner(&req.pgdata, &parent)?;
     Ok(Checked {
         backup,
@@ -316,6 +305,84 @@ fn restore_trees(
         info,
         tablespaces,
     })
+}
+
+/// Room on each file system the restore writes to: beside the data
+/// directory for it, the segments read ahead and some slack; beside each
+/// tablespace for its files (their sizes from the snapshot's tree). Places
+/// on one file system add up.
+fn require_space(
+    repo: &mut Repo,
+    backup: &BaseBackup,
+    req: &PhysicalRestoreRequest,
+    parent: &Path,
+    tablespaces: &[(Tablespace, PathBuf)],
+) -> Result<()> {
+    const SLACK: u64 = 64 << 20;
+    let sizes = tablespace_sizes(repo, backup)?;
+    let in_tablespaces: u64 = sizes.values().sum();
+    let mut needs: Vec<(u64, PathBuf, u64, Vec<String>)> = Vec::new();
+    let mut add = |dir: &Path, bytes: u64, what: String| -> Result<()> {
+        let device = std::fs::metadata(dir)
+            .context(|| format!("stat {}", dir.display()))?
+            .dev();
+        match needs.iter_mut().find(|n| n.0 == device) {
+            Some(n) => {
+                n.2 += bytes;
+                n.3.push(what);
+            }
+            None => needs.push((device, dir.to_path_buf(), bytes, vec![what])),
+        }
+        Ok(())
+    };
+    add(
+        parent,
+        backup.snapshot.source_bytes.saturating_sub(in_tablespaces)
+            + (DEFAULT_AHEAD as u64 + 1) * backup.segment_size()
+            + SLACK,
+        req.pgdata.display().to_string(),
+    )?;
+    for (t, dest) in tablespaces {
+        let dir = dest.parent().unwrap_or(Path::new("/"));
+        let bytes = sizes.get(&t.oid).copied().unwrap_or(0) + SLACK;
+        add(dir, bytes, format!("tablespace {}", t.name))?;
+    }
+    for (_, dir, needed, what) in needs {
+        crate::ops::workdir::require_free_space(&dir, needed, |free| {
+            format!(
+                "not enough free space for {} on the file system of {}: the base backup needs about {} MiB there and {} MiB are free; nothing was written",
+                what.join(" and "),
+                dir.display(),
+                needed >> 20,
+                free >> 20
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// Bytes of each tablespace stored in `backup`, by oid (none without tablespaces).
+fn tablespace_sizes(
+    repo: &mut Repo,
+    backup: &BaseBackup,
+) -> Result<std::collections::BTreeMap<u32, u64>> {
+    let mut sizes = std::collections::BTreeMap::new();
+    if backup.tablespaces == 0 {
+        return Ok(sizes);
+    }
+    let root = format!("{}/{TABLESPACES_MEMBER}", physical::PHYSICAL_ROOT);
+    let (_, entries) = repo.ls(&backup.snapshot.id, Some(&root))?;
+    for e in entries.iter().filter(|e| !e.is_dir) {
+        let oid = e
+            .path
+            .strip_prefix(&format!("{root}/"))
+            .and_then(|rest| rest.split('/').next())
+            .and_then(|oid| oid.parse::<u32>().ok());
+        if let Some(oid) = oid {
+            *sizes.entry(oid).or_insert(0) += e.size;
+        }
+    }
+    Ok(sizes)
 }
 
 /// Complete the restored tablespace `t` in `files` (its empty directories)
