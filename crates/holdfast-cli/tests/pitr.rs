@@ -4,7 +4,8 @@
 //! `holdfast repo backup --physical`; restores to a time, a named restore
 //! point and an LSN, each checked row by row against marked transactions; the
 //! refusals change nothing; restic reads every pack afterwards. A second
-//! test restores a profile's files as they were at the target time and
+//! test restores a profile's files as they were at the target time (from a
+//! whole-environment snapshot, without its dumps) and
 //! recovers a second time along the timeline the first recovery started,
 //! then again from a REST server and from an S3 bucket (moto). A
 //! third takes the base backup from a streaming standby of a cluster with a
@@ -740,9 +741,19 @@ fn snapshots_json(env: &Env) -> Vec<serde_json::Value> {
 /// The profile of the second test: configuration files only.
 const SITE_PROFILE: &str = r#"
 name = "site"
-description = "The site's configuration files"
+description = "The site's configuration files and its database"
 [version]
 unversioned = true
+[config]
+sources = ["etc/site/db.conf"]
+[[databases]]
+scope = "db"
+label = "Site"
+key_prefix = "SITE_DB_"
+option_prefix = "db"
+member = "db/site.db"
+archive_config_prefix = "SITE_DB_"
+conf_files = ["etc/site/db.conf"]
 [files]
 include = ["etc/site"]
 "#;
@@ -763,6 +774,21 @@ fn files_at_the_target_time_and_a_recovery_along_a_new_timeline() {
             std::os::unix::fs::chown(&conf, Some(u.uid), Some(u.gid)).unwrap();
         }
     };
+    // The site's database, whose dumps a whole-environment snapshot holds.
+    env.cluster.create_role("site", "site-db-pw").unwrap();
+    env.cluster.create_database("site", "site").unwrap();
+    let db_conf = etc.join("db.conf");
+    std::fs::write(
+        &db_conf,
+        format!(
+            "SITE_DB_HOST=127.0.0.1\nSITE_DB_PORT={}\nSITE_DB_USER=site\nSITE_DB_PASSWORD=site-db-pw\nSITE_DB_DATABASE=site\n",
+            env.cluster.port()
+        ),
+    )
+    .unwrap();
+    if let Some(u) = &env.user {
+        std::os::unix::fs::chown(&db_conf, Some(u.uid), Some(u.gid)).unwrap();
+    }
     let profile = env.dir.join("site.toml");
     std::fs::write(&profile, SITE_PROFILE).unwrap();
     let profile_text = profile.to_string_lossy().into_owned();
@@ -819,8 +845,17 @@ fn files_at_the_target_time_and_a_recovery_along_a_new_timeline() {
     env.cluster
         .execute("postgres", "INSERT INTO marks (id) VALUES (1)")
         .unwrap();
+    // Generation 2 in a whole-environment snapshot (its database dumped too):
+    // the restore below takes only its files.
     write_conf(2);
-    files_snapshot();
+    let out = with_profile(&["repo", "backup"]);
+    assert!(out.status.success(), "whole snapshot: {}", text(&out));
+    let said = text(&out);
+    let whole_id = said
+        .lines()
+        .find_map(|l| l.split_once(" saved:")?.0.split_whitespace().last())
+        .unwrap_or_else(|| panic!("no snapshot id in: {said}"))
+        .to_string();
     std::thread::sleep(Duration::from_millis(300));
     let at_generation_2 = env.sql("SELECT clock_timestamp()::text");
     std::thread::sleep(Duration::from_millis(300));
@@ -912,6 +947,11 @@ fn files_at_the_target_time_and_a_recovery_along_a_new_timeline() {
         user: env.user.clone(),
     };
     assert!(out.status.success(), "restore with files: {}", text(&out));
+    assert!(
+        text(&out).contains(&format!("from snapshot {whole_id}")),
+        "{whole_id}: {}",
+        text(&out)
+    );
     assert_eq!(first.marks(&env), vec![1], "{}", text(&out));
     assert_eq!(
         std::fs::read_to_string(&conf).unwrap(),

@@ -20,7 +20,7 @@ use crate::log::Log;
 pub use crate::ops::request::RepoBackupRequest;
 use crate::ops::{BackupOutput, BackupRequest, DumpPlan, WorkDir};
 use crate::repo::engine::SnapshotLabels;
-use crate::repo::{FileChange, Repo, SnapshotInfo};
+use crate::repo::{FileChange, Repo, RestorePart, SnapshotInfo};
 use crate::{Error, Result};
 
 /// What a repository backup stored.
@@ -150,20 +150,110 @@ fn export_under(
     let manifest_bytes =
         std::fs::read(&manifest_path).map_err(|_| not_ours(format!("has no {MANIFEST_MEMBER}")))?;
     let manifest = Manifest::parse(&manifest_bytes, MANIFEST_MEMBER)?;
+    write_checked_archive(&members_dir, &members, &manifest, &info, dest, options)?;
+    Ok(info)
+}
+
+/// Check the `members` restored in `members_dir` against `manifest`, then
+/// write them as an archive at `dest`.
+fn write_checked_archive(
+    members_dir: &Path,
+    members: &[String],
+    manifest: &Manifest,
+    info: &SnapshotInfo,
+    dest: &Path,
+    options: WriterOptions,
+) -> Result<()> {
     manifest
-        .verify_members(&members_dir, &KnownDigests::default())
+        .verify_members(members_dir, &KnownDigests::default())
         .map_err(|e| {
             Error::invalid(format!(
-            "snapshot {} does not match its manifest ({e}); run 'holdfast repo check --read-data'",
-            info.short_id()
-        ))
+                "snapshot {} does not match its manifest ({e}); run 'holdfast repo check --read-data'",
+                info.short_id()
+            ))
         })?;
     let mut writer = ArchiveWriter::create(dest, options)?;
-    for name in &members {
+    for name in members {
         writer.add_file(name, &members_dir.join(name))?;
     }
-    writer.finish()?;
-    Ok(info)
+    writer.finish().map(drop)
+}
+
+/// As [`materialise_under`], without the database dumps: the snapshot's
+/// files and metadata as an archive whose manifest lists only what it holds,
+/// for a restore of scope `files` (which reads no dump, and a whole
+/// environment's dumps can be gigabytes).
+pub fn materialise_files_under(
+    repo: &mut Repo,
+    snapshot: &SnapshotInfo,
+    under: &Path,
+    tmpdir: &Path,
+) -> Result<MaterialisedArchive> {
+    let root = snapshot
+        .paths
+        .first()
+        .map(|p| Path::new(p).join(under))
+        .ok_or_else(|| Error::invalid(format!("snapshot {} has no path", snapshot.short_id())))?;
+    let manifest_in_snapshot = root.join(MANIFEST_MEMBER);
+    let bytes = repo
+        .read_file(&snapshot.id, &manifest_in_snapshot.to_string_lossy())?
+        .ok_or_else(|| {
+            Error::invalid(format!(
+                "snapshot {} has no {MANIFEST_MEMBER}; it was not written by 'holdfast repo backup', nothing was written",
+                snapshot.short_id()
+            ))
+        })?;
+    let mut manifest = Manifest::parse(&bytes, MANIFEST_MEMBER)?;
+    let dumps: Vec<String> = manifest
+        .databases
+        .iter()
+        .map(|d| d.member.clone())
+        .collect();
+    let dump_scopes: Vec<String> = manifest.databases.iter().map(|d| d.scope.clone()).collect();
+    manifest.members.retain(|m| !dumps.contains(&m.name));
+    manifest.databases.clear();
+    manifest.scopes.retain(|s| !dump_scopes.contains(s));
+    let work = WorkDir::new(tmpdir)?;
+    let members_dir = work.join("members");
+    let mut members: Vec<String> = Vec::new();
+    for m in &manifest.members {
+        if !is_member_name(&m.name) {
+            return Err(Error::invalid(format!(
+                "snapshot {} lists '{}', which is not an archive member; nothing was written",
+                snapshot.short_id(),
+                m.name
+            )));
+        }
+        members.push(m.name.clone());
+    }
+    let parts: Vec<RestorePart> = members
+        .iter()
+        .map(|name| RestorePart {
+            under: under.join(name),
+            dest: members_dir.join(name),
+            writeback: false,
+        })
+        .collect();
+    let (info, _) = repo.restore_parts(&snapshot.id, &parts)?;
+    crate::durable::replace(
+        &members_dir.join(MANIFEST_MEMBER),
+        manifest.to_json().as_bytes(),
+        0o600,
+        None,
+    )?;
+    members.push(MANIFEST_MEMBER.to_string());
+    let options = WriterOptions {
+        codec: Codec::None,
+        level: None,
+        threads: 1,
+        overwrite: false,
+    };
+    let dest = work.join("snapshot.tar");
+    write_checked_archive(&members_dir, &members, &manifest, &info, &dest, options)?;
+    Ok(MaterialisedArchive {
+        work,
+        snapshot: info,
+    })
 }
 
 /// An archive materialised from a snapshot in a private temporary directory,

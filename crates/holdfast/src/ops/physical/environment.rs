@@ -90,8 +90,9 @@ pub fn restore(
             .timestamp()
             .strftime("%Y-%m-%d %H:%M:%S+00")
     ));
+    // Only the files are restored: the snapshot's dumps are not read.
     let archive =
-        crate::ops::repo::materialise_under(repo, &source.snapshot.id, &source.under, tmpdir)?;
+        crate::ops::repo::materialise_files_under(repo, &source.snapshot, &source.under, tmpdir)?;
     let req = RestoreRequest::new(
         env,
         vec!["files".to_string()],
