@@ -229,6 +229,22 @@ fn nightly_snapshots_dedup_restore_export_and_restic_reads_them() {
     assert_eq!(got, want);
     assert_eq!(checksums(&r.s.dwh("ovirt_engine_history")), dwh_second);
     eprintln!("restore: {:?}", clock.elapsed());
+
+    // The files alone, from the same snapshot (its dumps are not read): a
+    // changed conf file comes back, the databases stay as they are.
+    let custom =
+        r.s.root()
+            .join("etc/ovirt-engine/engine.conf.d/99-custom.conf");
+    let archived = std::fs::read(&custom).unwrap();
+    std::fs::write(&custom, "CHANGED=\"after the backup\"\n").unwrap();
+    let engine_now = checksums(&r.s.engine("engine"));
+    r.repo(
+        "restore",
+        &[&ids[1], "--scope", "files", "--log", "files.log"],
+    )
+    .ok();
+    assert_eq!(std::fs::read(&custom).unwrap(), archived);
+    assert_eq!(checksums(&r.s.engine("engine")), engine_now);
 }
 
 #[test]

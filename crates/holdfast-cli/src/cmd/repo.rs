@@ -659,7 +659,12 @@ fn restore(repo: &mut Repo, a: RestoreArgs, log: &Log) -> holdfast::Result<()> {
     let tmpdir = a.env.tmpdir()?;
     let snapshot = newest_of_profile(repo, a.snapshot.as_deref().unwrap_or("latest"), &a.env)?;
     log.output(&format!("Reading snapshot '{snapshot}'"));
-    let archive = ops::repo::materialise(repo, &snapshot, &tmpdir)?;
+    // Files alone need none of the snapshot's dumps.
+    let archive = if a.choices.scopes == ["files"] && !a.partial.asked() {
+        ops::repo::materialise_files_under(repo, &snapshot, Path::new(""), &tmpdir)?
+    } else {
+        ops::repo::materialise(repo, &snapshot, &tmpdir)?
+    };
     let what = format!("snapshot {}", archive.snapshot.short_id());
     let manifest = holdfast::archive::peek_manifest(&archive.path());
     let env = match (&manifest, archive.snapshot.tag("profile")) {

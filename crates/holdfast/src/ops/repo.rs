@@ -185,10 +185,11 @@ fn write_checked_archive(
 /// environment's dumps can be gigabytes).
 pub fn materialise_files_under(
     repo: &mut Repo,
-    snapshot: &SnapshotInfo,
+    snapshot: &str,
     under: &Path,
     tmpdir: &Path,
 ) -> Result<MaterialisedArchive> {
+    let snapshot = &repo.snapshot_info(snapshot)?;
     let root = snapshot
         .paths
         .first()

@@ -643,6 +643,12 @@ impl Repo {
         Ok((SnapshotInfo::from_file(&snap), written?))
     }
 
+    /// The snapshot `snapshot` names (an id, a unique id prefix, or `latest`).
+    pub fn snapshot_info(&self, snapshot: &str) -> Result<SnapshotInfo> {
+        self.find_snapshot(snapshot)
+            .map(|s| SnapshotInfo::from_file(&s))
+    }
+
     fn find_snapshot(&self, snapshot: &str) -> Result<SnapshotFile> {
         let wanted = snapshot.trim();
         if wanted.is_empty() {

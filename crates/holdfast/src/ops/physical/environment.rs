@@ -91,8 +91,12 @@ pub fn restore(
             .strftime("%Y-%m-%d %H:%M:%S+00")
     ));
     // Only the files are restored: the snapshot's dumps are not read.
-    let archive =
-        crate::ops::repo::materialise_files_under(repo, &source.snapshot, &source.under, tmpdir)?;
+    let archive = crate::ops::repo::materialise_files_under(
+        repo,
+        &source.snapshot.id,
+        &source.under,
+        tmpdir,
+    )?;
     let req = RestoreRequest::new(
         env,
         vec!["files".to_string()],
