@@ -132,6 +132,22 @@ impl Env {
         text(&out)
     }
 
+    /// Insert mark `before`, then `after`, and return the server's time
+    /// between the two commits.
+    fn time_between_marks(&self, before: i32, after: i32) -> String {
+        let mark = |id: i32| {
+            self.cluster
+                .execute("postgres", &format!("INSERT INTO marks (id) VALUES ({id})"))
+                .unwrap()
+        };
+        mark(before);
+        std::thread::sleep(Duration::from_millis(300));
+        let between = self.sql("SELECT clock_timestamp()::text");
+        std::thread::sleep(Duration::from_millis(300));
+        mark(after);
+        between
+    }
+
     /// Switch to a new segment and wait until the archiver has pushed it.
     fn switch_and_wait_archived(&self) {
         let segment = self.sql("SELECT pg_walfile_name(pg_switch_wal())");
@@ -419,15 +435,7 @@ fn archive_base_backups_and_point_in_time_recovery() {
     );
 
     // Marked transactions with known times, a restore point and an LSN between them.
-    env.cluster
-        .execute("postgres", "INSERT INTO marks (id) VALUES (1)")
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
-    let between_1_and_2 = env.sql("SELECT clock_timestamp()::text");
-    std::thread::sleep(Duration::from_millis(300));
-    env.cluster
-        .execute("postgres", "INSERT INTO marks (id) VALUES (2)")
-        .unwrap();
+    let between_1_and_2 = env.time_between_marks(1, 2);
     env.sql("SELECT pg_create_restore_point('after-2')::text");
     let lsn_after_2 = env.sql("SELECT pg_current_wal_insert_lsn()::text");
     std::thread::sleep(Duration::from_millis(300));
@@ -1168,15 +1176,7 @@ fn a_standby_s_base_backup_with_a_tablespace_and_a_backup_of_another_major() {
         "base backup of the standby: {}",
         text(&out)
     );
-    env.cluster
-        .execute("postgres", "INSERT INTO marks (id) VALUES (2)")
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
-    let between = env.sql("SELECT clock_timestamp()::text");
-    std::thread::sleep(Duration::from_millis(300));
-    env.cluster
-        .execute("postgres", "INSERT INTO marks (id) VALUES (3)")
-        .unwrap();
+    let between = env.time_between_marks(2, 3);
     env.switch_and_wait_archived();
     drop(standby);
 
