@@ -850,6 +850,8 @@ fn files_at_the_target_time_and_a_recovery_along_a_new_timeline() {
         "postgres",
     ]);
     assert!(out.status.success(), "base backup: {}", text(&out));
+    std::thread::sleep(Duration::from_millis(300));
+    let after_base_backup = env.sql("SELECT clock_timestamp()::text");
     env.cluster
         .execute("postgres", "INSERT INTO marks (id) VALUES (1)")
         .unwrap();
@@ -933,6 +935,26 @@ fn files_at_the_target_time_and_a_recovery_along_a_new_timeline() {
     assert!(text(&out).contains("restore journal"), "{}", text(&out));
     assert!(!refused.exists());
     assert_eq!(std::fs::read_to_string(&conf).unwrap(), "generation = 3\n");
+
+    // Before the whole-environment snapshot, the files come from the base
+    // backup's own (generation 1); --no-start restores them at once.
+    let out = with_profile(&[
+        "repo",
+        "restore",
+        "--physical",
+        "--pgdata",
+        &env.dir.join("not-started").to_string_lossy(),
+        "--to-time",
+        &after_base_backup,
+        "--no-start",
+    ]);
+    assert!(out.status.success(), "restore, not started: {}", text(&out));
+    assert_eq!(
+        std::fs::read_to_string(&conf).unwrap(),
+        "generation = 1\n",
+        "{}",
+        text(&out)
+    );
 
     // Recovery to a time between generations 2 and 3: the rows and the files of then.
     let pgdata = env.dir.join("first");
