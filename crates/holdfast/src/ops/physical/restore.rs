@@ -371,7 +371,9 @@ fn tablespace_sizes(
         return Ok(sizes);
     }
     let root = format!("{}/{TABLESPACES_MEMBER}", physical::PHYSICAL_ROOT);
-    let (_, entries) = repo.ls(&backup.snapshot.id, Some(&root))?;
+    // The whole listing: a prefix that holds nothing (tablespaces without
+    // a file) would be an error of `ls`.
+    let (_, entries) = repo.ls(&backup.snapshot.id, None)?;
     for e in entries.iter().filter(|e| !e.is_dir) {
         let oid = e
             .path
