@@ -243,14 +243,15 @@ pub fn materialise_files_under(
         None,
     )?;
     members.push(MANIFEST_MEMBER.to_string());
-    let options = WriterOptions {
-        codec: Codec::None,
-        level: None,
-        threads: 1,
-        overwrite: false,
-    };
     let dest = work.join("snapshot.tar");
-    write_checked_archive(&members_dir, &members, &manifest, &info, &dest, options)?;
+    write_checked_archive(
+        &members_dir,
+        &members,
+        &manifest,
+        &info,
+        &dest,
+        uncompressed(),
+    )?;
     Ok(MaterialisedArchive {
         work,
         snapshot: info,
@@ -284,21 +285,26 @@ pub fn materialise_under(
     tmpdir: &Path,
 ) -> Result<MaterialisedArchive> {
     let work = WorkDir::new(tmpdir)?;
-    let options = WriterOptions {
-        codec: Codec::None,
-        level: None,
-        threads: 1,
-        overwrite: false,
-    };
     let snapshot = export_under(
         repo,
         snapshot,
         under,
         &work.join("snapshot.tar"),
-        options,
+        uncompressed(),
         work.path(),
     )?;
     Ok(MaterialisedArchive { work, snapshot })
+}
+
+/// How a materialised archive is written: uncompressed, for a restore on
+/// this machine.
+fn uncompressed() -> WriterOptions {
+    WriterOptions {
+        codec: Codec::None,
+        level: None,
+        threads: 1,
+        overwrite: false,
+    }
 }
 
 /// A table whose content differs between two snapshots' manifests.

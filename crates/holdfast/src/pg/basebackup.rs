@@ -50,6 +50,9 @@ pub struct Tablespace {
     /// Its directories, relative, so that empty ones come back.
     #[serde(default)]
     pub directories: Vec<String>,
+    /// Bytes of its files (the room a restore needs where it goes).
+    #[serde(default)]
+    pub bytes: u64,
 }
 
 /// What the server reports before a base backup.
@@ -58,7 +61,7 @@ pub struct ServerFacts {
     pub system_identifier: String,
     pub server_version_num: u32,
     pub wal_segment_size: u64,
-    /// Tablespaces outside the data directory (`directories` still empty).
+    /// Tablespaces outside the data directory (`directories` and `bytes` still empty).
     pub tablespaces: Vec<Tablespace>,
 }
 
@@ -98,6 +101,7 @@ pub fn server_facts(sql: &ConnParams) -> Result<ServerFacts> {
             name: r.get(1),
             location: r.get(2),
             directories: Vec::new(),
+            bytes: 0,
         })
         .collect();
     Ok(ServerFacts {

@@ -61,7 +61,9 @@ pub fn backup(repo: &mut Repo, req: &PhysicalBackupRequest, log: &Log) -> Result
         .map_err(|e| Error::failed(format!("the server's clock said {end_text}: {e}")))?;
     let mut info = BaseBackupInfo::new(points, &facts, end_text, directories(&pgdata)?);
     for t in &mut info.tablespaces {
-        t.directories = directories(&tablespaces.join(t.oid.to_string()))?;
+        let stored = tablespaces.join(t.oid.to_string());
+        t.directories = directories(&stored)?;
+        t.bytes = crate::ops::workdir::tree_size(&stored)?;
     }
     crate::durable::replace(
         &stage.join(INFO_MEMBER),

@@ -230,7 +230,7 @@ fn check(repo: &mut Repo, req: &PhysicalRestoreRequest) -> Result<Checked> {
     })?;
     let parent = parent_of(&req.pgdata)?;
     let tablespaces = tablespace_places(repo, &backup, &req.tablespace_map, &req.pgdata)?;
-    require_space(repo, &backup, req, &parent, &tablespaces)?;
+    require_space(&backup, req, &parent, &tablespaces)?;
     let owner = server_owner(&req.pgdata, &parent)?;
     Ok(Checked {
         backup,
@@ -298,7 +298,7 @@ fn restore_trees(
         let _ = std::fs::remove_file(data.join(stale));
     }
     for ((t, dest), dir) in checked.tablespaces.iter().zip(&tablespaces) {
-        link_tablespace(&data, &info, t, &dir.path().join("files"), dest)?;
+        link_tablespace(&data, t, &dir.path().join("files"), dest)?;
     }
     Ok(RestoredTrees {
         work,
@@ -309,18 +309,17 @@ fn restore_trees(
 
 /// Room on each file system the restore writes to: beside the data
 /// directory for it, the segments read ahead and some slack; beside each
-/// tablespace for its files (their sizes from the snapshot's tree). Places
-/// on one file system add up.
+/// tablespace for its files (as the backup measured them). Places on one
+/// file system add up.
 fn require_space(
-    repo: &mut Repo,
     backup: &BaseBackup,
     req: &PhysicalRestoreRequest,
     parent: &Path,
     tablespaces: &[(Tablespace, PathBuf)],
 ) -> Result<()> {
     const SLACK: u64 = 64 << 20;
-    let sizes = tablespace_sizes(repo, backup)?;
-    let in_tablespaces: u64 = sizes.values().sum();
+    let in_tablespaces: u64 = tablespaces.iter().map(|(t, _)| t.bytes).sum();
+    // (device, a directory on it, bytes needed there, for what)
     let mut needs: Vec<(u64, PathBuf, u64, Vec<String>)> = Vec::new();
     let mut add = |dir: &Path, bytes: u64, what: String| -> Result<()> {
         let device = std::fs::metadata(dir)
@@ -344,8 +343,7 @@ fn require_space(
     )?;
     for (t, dest) in tablespaces {
         let dir = dest.parent().unwrap_or(Path::new("/"));
-        let bytes = sizes.get(&t.oid).copied().unwrap_or(0) + SLACK;
-        add(dir, bytes, format!("tablespace {}", t.name))?;
+        add(dir, t.bytes + SLACK, format!("tablespace {}", t.name))?;
     }
     for (_, dir, needed, what) in needs {
         crate::ops::workdir::require_free_space(&dir, needed, |free| {
@@ -361,46 +359,10 @@ fn require_space(
     Ok(())
 }
 
-/// Bytes of each tablespace stored in `backup`, by oid (none without tablespaces).
-fn tablespace_sizes(
-    repo: &mut Repo,
-    backup: &BaseBackup,
-) -> Result<std::collections::BTreeMap<u32, u64>> {
-    let mut sizes = std::collections::BTreeMap::new();
-    if backup.tablespaces == 0 {
-        return Ok(sizes);
-    }
-    let root = format!("{}/{TABLESPACES_MEMBER}", physical::PHYSICAL_ROOT);
-    // The whole listing: a prefix that holds nothing (tablespaces without
-    // a file) would be an error of `ls`.
-    let (_, entries) = repo.ls(&backup.snapshot.id, None)?;
-    for e in entries.iter().filter(|e| !e.is_dir) {
-        let oid = e
-            .path
-            .strip_prefix(&format!("{root}/"))
-            .and_then(|rest| rest.split('/').next())
-            .and_then(|oid| oid.parse::<u32>().ok());
-        if let Some(oid) = oid {
-            *sizes.entry(oid).or_insert(0) += e.size;
-        }
-    }
-    Ok(sizes)
-}
-
 /// Complete the restored tablespace `t` in `files` (its empty directories)
 /// and link it from the data directory at `dest`, where it will be.
-fn link_tablespace(
-    data: &Path,
-    info: &BaseBackupInfo,
-    t: &Tablespace,
-    files: &Path,
-    dest: &Path,
-) -> Result<()> {
-    let stored = info.tablespaces.iter().find(|s| s.oid == t.oid);
-    let directories = stored
-        .iter()
-        .flat_map(|s| s.directories.iter().map(String::as_str));
-    for sub in std::iter::once("").chain(directories) {
+fn link_tablespace(data: &Path, t: &Tablespace, files: &Path, dest: &Path) -> Result<()> {
+    for sub in std::iter::once("").chain(t.directories.iter().map(String::as_str)) {
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
@@ -668,35 +630,29 @@ fn chown_tree(root: &Path, (uid, gid): (u32, u32)) -> Result<()> {
 /// the spool (0600) for the server's user.
 fn remote_access(req: &PhysicalRestoreRequest, spool: &Path, owner: (u32, u32)) -> Result<String> {
     let mut options = String::new();
-    if let Some(keys) = &req.s3_credentials {
-        let file = spool.join("s3-credentials");
-        crate::durable::replace(&file, keys.expose().as_bytes(), 0o600, Some(owner))?;
+    let mut keep = |name: &str, content: &[u8], option: &str| -> Result<()> {
+        let file = spool.join(name);
+        crate::durable::replace(&file, content, 0o600, Some(owner))?;
         options.push_str(&format!(
-            " --s3-credentials-file {}",
+            " {option} {}",
             shell_word(&file.to_string_lossy())
         ));
+        Ok(())
+    };
+    if let Some(keys) = &req.s3_credentials {
+        keep(
+            "s3-credentials",
+            keys.expose().as_bytes(),
+            "--s3-credentials-file",
+        )?;
     }
     if let Some(password) = &req.rest_password {
-        let file = spool.join("rest-password");
-        crate::durable::replace(
-            &file,
-            format!("{}\n", password.expose()).as_bytes(),
-            0o600,
-            Some(owner),
-        )?;
-        options.push_str(&format!(
-            " --rest-password-file {}",
-            shell_word(&file.to_string_lossy())
-        ));
+        let line = format!("{}\n", password.expose());
+        keep("rest-password", line.as_bytes(), "--rest-password-file")?;
     }
     if let Some(ca) = &req.rest_cacert {
-        let file = spool.join("rest-ca.pem");
         let pem = std::fs::read(ca).context(|| format!("read {}", ca.display()))?;
-        crate::durable::replace(&file, &pem, 0o600, Some(owner))?;
-        options.push_str(&format!(
-            " --cacert {}",
-            shell_word(&file.to_string_lossy())
-        ));
+        keep("rest-ca.pem", &pem, "--cacert")?;
     }
     Ok(options)
 }
