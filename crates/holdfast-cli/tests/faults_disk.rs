@@ -6,7 +6,8 @@
 //! mount, which stops root too, and a path under a file). Each gives a clear
 //! message and a non-zero exit, leaves no file at `--file` (a previous archive
 //! byte-identical), nothing changed in the install or the databases, and no
-//! temporary file. Everything temporary goes under `--tmpdir` (deep verify's
+//! temporary file. A restore whose files do not fit on the install root's
+//! file system is refused before anything is written. Everything temporary goes under `--tmpdir` (deep verify's
 //! throwaway cluster, pgpass files and restore lists included), and a deep
 //! verify whose `--tmpdir` is too small is refused before anything is written.
 
@@ -118,6 +119,66 @@ fn a_full_temporary_directory_during_unpacking_changes_nothing() {
     assert!(checksums(&s.engine("engine")).is_empty());
     assert!(checksums(&s.dwh("ovirt_engine_history")).is_empty());
     assert_eq!(leftovers(fs.path()), Vec::<String>::new());
+    assert_eq!(leftovers(tmp.path()), Vec::<String>::new());
+}
+
+#[test]
+#[ignore = "needs root: mounts a small tmpfs"]
+fn an_install_root_without_room_for_the_files_is_refused_before_anything_is_written() {
+    let s = Sample::start();
+    // 3 MiB that do not compress away, among the backed-up conf files.
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let bulk: Vec<u8> = (0..3 << 20)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    std::fs::write(s.root().join("etc/ovirt-engine/bulk.bin"), &bulk).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    run(
+        &s,
+        tmp.path(),
+        &["--mode=backup", "--file=good", "--log=b.log"],
+    )
+    .ok();
+    s.clean_databases();
+    // The install root, without the bulk file, on a file system with 2 MiB.
+    std::fs::remove_file(s.root().join("etc/ovirt-engine/bulk.bin")).unwrap();
+    let fs = SmallFs::mount("2m").expect("needs root: mount a small tmpfs");
+    let root = fs.path().join("root");
+    let copied = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(s.root())
+        .arg(&root)
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    let before = tree(&root);
+    let r = start(engine_backup(
+        s.dir.path(),
+        &root,
+        tmp.path(),
+        &[
+            "--mode=restore",
+            "--file=good",
+            "--log=r.log",
+            "--restore-permissions",
+        ],
+    ))
+    .finish(LIMIT)
+    .0;
+    r.fails_with("not enough disk space in");
+    assert!(
+        r.stderr.contains("the restored files need"),
+        "names what needs the room: {}",
+        r.stderr
+    );
+    assert_eq!(tree(&root), before, "install root unchanged");
+    assert!(checksums(&s.engine("engine")).is_empty());
+    assert!(checksums(&s.dwh("ovirt_engine_history")).is_empty());
     assert_eq!(leftovers(tmp.path()), Vec::<String>::new());
 }
 

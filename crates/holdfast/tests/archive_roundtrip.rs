@@ -116,6 +116,64 @@ fn files_member_round_trips_for_every_codec() {
     }
 }
 
+#[test]
+fn a_preview_holds_only_the_wanted_paths_unless_a_link_leads_to_one() {
+    let src = tempfile::tempdir().unwrap();
+    make_tree(src.path());
+    let (packed, _) =
+        pack_files(src.path(), &file_set(), Codec::Zstd, None, 1, Vec::new()).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let member = work.path().join("files");
+    std::fs::write(&member, &packed).unwrap();
+    let preview = |wanted: &[&str]| {
+        let dest = tempfile::tempdir().unwrap();
+        let wanted: Vec<String> = wanted.iter().map(|w| w.to_string()).collect();
+        let plan =
+            FilesPlan::preview(&member, dest.path(), &wanted, ReadLimits::default()).unwrap();
+        plan.apply_unsynced().unwrap();
+        let got: Vec<(String, char)> = snapshot(dest.path())
+            .into_iter()
+            .map(|(p, kind, ..)| (p, kind))
+            .collect();
+        let key = std::fs::read(dest.path().join("etc/app/keys/id")).ok();
+        (got, plan.bytes(), key)
+    };
+
+    // Plain files, and a glob that matches nothing: those files alone, with
+    // the directories above them.
+    let (got, bytes, key) =
+        preview(&["etc/app/app.conf", "etc/app/keys/id", "etc/app/none/*.conf"]);
+    let names = |v: &[(String, char)]| {
+        v.iter()
+            .map(|(p, k)| format!("{k} {p}"))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        names(&got),
+        [
+            "d etc",
+            "d etc/app",
+            "f etc/app/app.conf",
+            "d etc/app/keys",
+            "f etc/app/keys/id"
+        ]
+    );
+    assert_eq!(bytes, 6 + 11);
+    assert_eq!(key.as_deref(), Some(&b"secret key\n"[..]));
+
+    // A wanted symlink (here through a glob) may lead anywhere in the tree:
+    // then the preview is the whole tree.
+    let everything = {
+        let mut all = snapshot(src.path());
+        all.retain(|(p, ..)| !p.starts_with("var/lib/app/backups"));
+        all.into_iter().map(|(p, k, ..)| (p, k)).collect::<Vec<_>>()
+    };
+    for wanted in [&["etc/app/*.conf"][..], &["etc/app/link.conf"][..]] {
+        let (got, ..) = preview(wanted);
+        assert_eq!(got, everything, "{wanted:?}");
+    }
+}
+
 fn sample_manifest(members: Vec<holdfast::archive::manifest::MemberRecord>) -> Manifest {
     Manifest {
         format_version: MANIFEST_FORMAT_VERSION,

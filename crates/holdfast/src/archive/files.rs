@@ -52,6 +52,62 @@ fn is_excluded(excludes: &GlobSet, relative: &Path) -> bool {
         .any(|a| !a.as_os_str().is_empty() && excludes.is_match(a))
 }
 
+/// Which entries of a `files` tar a [`FilesPlan`] takes.
+#[derive(Debug)]
+enum EntryFilter {
+    /// Every entry but those matching (or below a match of) these globs.
+    Except(GlobSet),
+    /// Only the entries matching (or below a match of) `wanted`; the
+    /// directories above them are created as missing parents. `through`
+    /// holds the paths on the way to a wanted path: a link there, or a
+    /// wanted link, leads elsewhere in the tar.
+    Only {
+        wanted: GlobSet,
+        through: HashSet<PathBuf>,
+    },
+}
+
+impl EntryFilter {
+    /// Only the paths `wanted` names (relative to the root, a glob allowed in
+    /// the last component); `None` when a glob sits higher up, where the
+    /// paths on the way to a match cannot be listed.
+    fn only(wanted: &[String]) -> Result<Option<EntryFilter>> {
+        let mut through = HashSet::new();
+        for w in wanted {
+            let path = Path::new(w.trim_start_matches('/'));
+            for ancestor in path.ancestors().skip(1) {
+                if ancestor.as_os_str().is_empty() {
+                    break;
+                }
+                if ancestor.to_string_lossy().contains(['*', '?', '[', '{']) {
+                    return Ok(None);
+                }
+                through.insert(ancestor.to_path_buf());
+            }
+        }
+        Ok(Some(EntryFilter::Only {
+            wanted: compile_excludes(wanted)?,
+            through,
+        }))
+    }
+
+    fn takes(&self, relative: &Path) -> bool {
+        match self {
+            EntryFilter::Except(excluded) => !is_excluded(excluded, relative),
+            EntryFilter::Only { wanted, .. } => is_excluded(wanted, relative),
+        }
+    }
+
+    /// Whether a link at `relative` would make a preview of only the
+    /// wanted paths differ from the whole tree's.
+    fn link_matters(&self, relative: &Path) -> bool {
+        match self {
+            EntryFilter::Except(_) => false,
+            EntryFilter::Only { through, .. } => self.takes(relative) || through.contains(relative),
+        }
+    }
+}
+
 /// What [`pack_files`] wrote.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PackedFiles {
@@ -210,10 +266,12 @@ pub struct PlannedEntry {
 pub struct FilesPlan {
     member: PathBuf,
     root: PathBuf,
-    excludes: GlobSet,
+    filter: EntryFilter,
     limits: ReadLimits,
     entries: Vec<PlannedEntry>,
     missing_parents: Vec<PathBuf>,
+    /// The sizes of the entries, added up.
+    bytes: u64,
 }
 
 impl FilesPlan {
@@ -227,7 +285,38 @@ impl FilesPlan {
         exclude: &[String],
         limits: ReadLimits,
     ) -> Result<FilesPlan> {
-        let excludes = compile_excludes(exclude)?;
+        let filter = EntryFilter::Except(compile_excludes(exclude)?);
+        Ok(FilesPlan::with_filter(member, root, filter, limits)?
+            .expect("a plan of every entry but the excluded always completes"))
+    }
+
+    /// Plan the extraction into `root` of only the entries `wanted` names
+    /// (paths relative to the root, a glob allowed in the last component),
+    /// with the directories above them: a preview of those paths. Every entry
+    /// is planned when a symlink or hard link is wanted or lies on the way to
+    /// a wanted path, since what it leads to may be anywhere in the tar.
+    pub fn preview(
+        member: &Path,
+        root: &Path,
+        wanted: &[String],
+        limits: ReadLimits,
+    ) -> Result<FilesPlan> {
+        if let Some(only) = EntryFilter::only(wanted)? {
+            if let Some(plan) = FilesPlan::with_filter(member, root, only, limits)? {
+                return Ok(plan);
+            }
+        }
+        FilesPlan::new(member, root, &[], limits)
+    }
+
+    /// The plan of the entries `filter` takes; `None` when it takes only
+    /// some and a link among or above them means all are needed.
+    fn with_filter(
+        member: &Path,
+        root: &Path,
+        filter: EntryFilter,
+        limits: ReadLimits,
+    ) -> Result<Option<FilesPlan>> {
         let canonical_root = root
             .canonicalize()
             .map_err(|e| Error::usage(format!("install root {}: {e}", root.display())))?;
@@ -243,12 +332,23 @@ impl FilesPlan {
         let mut missing_parents: Vec<PathBuf> = Vec::new();
         let mut missing_seen: HashSet<PathBuf> = HashSet::new();
         let mut total = 0u64;
+        let mut link_matters = false;
         for_each_entry(member, &limits, |header, name, _| {
-            let relative = entry_path(name).map_err(fail)?;
-            if is_excluded(&excludes, &relative) {
+            if link_matters {
                 return Ok(());
             }
-            let kind = planned_kind(header.entry_type()).ok_or_else(|| {
+            let relative = entry_path(name).map_err(fail)?;
+            let kind = planned_kind(header.entry_type());
+            if matches!(kind, Some(PlannedKind::Symlink | PlannedKind::HardLink))
+                && filter.link_matters(&relative)
+            {
+                link_matters = true;
+                return Ok(());
+            }
+            if !filter.takes(&relative) {
+                return Ok(());
+            }
+            let kind = kind.ok_or_else(|| {
                 fail(format!(
                     "entry '{name}' is a {}; refusing to restore it",
                     kind_name(header.entry_type())
@@ -326,15 +426,24 @@ impl FilesPlan {
             });
             Ok(())
         })?;
+        if link_matters {
+            return Ok(None);
+        }
         missing_parents.sort_by_key(|p| p.components().count());
-        Ok(FilesPlan {
+        Ok(Some(FilesPlan {
             member: member.to_path_buf(),
             root: root.to_path_buf(),
-            excludes,
+            filter,
             limits,
             entries,
             missing_parents,
-        })
+            bytes: total,
+        }))
+    }
+
+    /// The sizes of the planned entries, added up.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
     }
 
     /// Every entry that will be restored, in tar order.
@@ -400,7 +509,7 @@ impl FilesPlan {
         let mut dir_times: Vec<(PathBuf, u64)> = Vec::new();
         for_each_entry(&self.member, &self.limits, |header, name, data| {
             let relative = entry_path(name).map_err(fail)?;
-            if is_excluded(&self.excludes, &relative) {
+            if !self.filter.takes(&relative) {
                 return Ok(());
             }
             let planned = self

@@ -311,6 +311,24 @@ impl Profile {
         Ok(())
     }
 
+    /// Every path an [`Environment`] of this profile reads below its install
+    /// root, relative to it (a conf source's last component may be a glob):
+    /// the conf sources, the credentials files, the conf files rewritten with
+    /// new credentials and the files `enabled_if` looks at. A restore unpacks
+    /// only these into the preview it reads the upcoming conf values from.
+    pub fn files_read(&self) -> Vec<String> {
+        let mut paths = self.config.sources.clone();
+        for db in &self.databases {
+            paths.extend(db.credentials.iter().map(|c| c.file.clone()));
+            paths.extend(db.conf_files.iter().cloned());
+            paths.extend(db.enabled_if.iter().map(|e| e.file.clone()));
+        }
+        for s in &self.sqlite {
+            paths.extend(s.enabled_if.iter().map(|e| e.file.clone()));
+        }
+        paths
+    }
+
     /// The database component with this `--scope` name.
     pub fn database(&self, scope: &str) -> Option<&DatabaseComponent> {
         self.databases.iter().find(|d| d.scope == scope)

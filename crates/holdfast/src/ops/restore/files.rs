@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use crate::archive::{ArchiveReader, FilesPlan, PlannedKind, ReadLimits};
 use crate::log::Log;
 use crate::ops::journal::{Journal, KeepBy};
-use crate::ops::workdir::{require_free_space, tree_size};
+use crate::ops::workdir::require_free_space;
 use crate::ops::{RestoreRequest, WorkDir};
 use crate::profile::credentials::ConfRewrite;
 use crate::profile::{Environment, InstallRoot};
@@ -29,9 +29,10 @@ pub(super) fn plan(req: &RestoreRequest, selection: &Selection) -> Result<Option
     )?))
 }
 
-/// The environment as it will be after the files are restored: the files
-/// member unpacked into a preview, whose conf values name the databases to
-/// restore into. Checks there is room for the files first.
+/// The environment as it will be after the files are restored: what the
+/// profile reads of the files member, unpacked into a preview whose conf
+/// values name the databases to restore into. Checks there is room for the
+/// files first.
 pub(super) fn future_environment(
     req: &RestoreRequest,
     selection: &Selection,
@@ -41,20 +42,23 @@ pub(super) fn future_environment(
     let Some(member) = &selection.files else {
         return Ok(req.env.clone());
     };
+    if let Some(plan) = plan {
+        check_disk_space(req.env.root.path(), plan, work.path())?;
+    }
     let preview = work.join("files.d");
     std::fs::create_dir(&preview).context(|| format!("create {}", preview.display()))?;
-    FilesPlan::new(member, &preview, &[], ReadLimits::default())?.apply_unsynced()?;
-    if let Some(plan) = plan {
-        check_disk_space(&preview, req.env.root.path(), plan, work.path())?;
-    }
+    // Only what the profile reads: a conf tree can hold thousands of files,
+    // and creating each one twice was most of a small restore's own time.
+    let read = req.env.profile.files_read();
+    FilesPlan::preview(member, &preview, &read, ReadLimits::default())?.apply_unsynced()?;
     Environment::load(req.env.profile.clone(), InstallRoot::new(&preview)?)
 }
 
-/// Room for the restored files (unpacked in `preview`) on the install root's
-/// filesystem, and for the copies of the files they replace in the work
-/// directory, so that a full disk does not stop the restore half-way.
-fn check_disk_space(preview: &Path, root: &Path, plan: &FilesPlan, work: &Path) -> Result<()> {
-    let needed = tree_size(preview)?;
+/// Room for the restored files on the install root's filesystem, and for
+/// the copies of the files they replace in the work directory, so that a
+/// full disk does not stop the restore half-way.
+fn check_disk_space(root: &Path, plan: &FilesPlan, work: &Path) -> Result<()> {
+    let needed = plan.bytes();
     let kept: u64 = plan
         .entries()
         .iter()
