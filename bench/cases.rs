@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use holdfast_bench::dataset::{Environment, DATABASES, VERSION};
 use holdfast_bench::measure::{run_tree, RunError, Sample, Stats};
+use holdfast_bench::repo_floor::{self, PARALLEL_DUMP_TO_FILES};
 use holdfast_bench::report::{Group, Row};
 use holdfast_bench::{migration, nightly, schema_apply, timeline};
 
@@ -43,14 +44,6 @@ const PARALLEL_DUMP_TO_NULL: &str = r#"
 pg_dump="$1"; shift
 pids=""
 for db in "$@"; do "$pg_dump" -Fc -Z0 -d "$db" > /dev/null & pids="$pids $!"; done
-for p in $pids; do wait "$p" || exit 1; done
-"#;
-
-/// Dump every database in parallel to `$out/<db>.dump`, uncompressed.
-const PARALLEL_DUMP_TO_FILES: &str = r#"
-pg_dump="$1"; out="$2"; shift 2
-pids=""
-for db in "$@"; do "$pg_dump" -Fc -Z0 -d "$db" -f "$out/$db.dump" & pids="$pids $!"; done
 for p in $pids; do wait "$p" || exit 1; done
 "#;
 
@@ -419,8 +412,11 @@ pub fn run_all(
         ));
         let tools = nightly::Comparisons::detect();
         notes.extend(tools.skipped());
-        match nightly::measure(plan.repo_mb, work, tools, ctx.progress) {
-            Ok(nights) => r.rows.extend(nightly_rows(&nights)),
+        match nightly::measure(plan.repo_mb, runs, work, tools, ctx.progress) {
+            Ok(scenario) => {
+                r.rows.extend(nightly_rows(&scenario.nights));
+                r.rows.extend(repo_floor_rows(&scenario.floor));
+            }
             Err(e) => {
                 r.failures += 1;
                 let mut row = Row::new(Group::Repository, "nightly scenario", "");
@@ -431,7 +427,7 @@ pub fn run_all(
     }
     if plan.migrate_mb > 0 {
         (ctx.progress)(&format!("migrate ({} MB)", plan.migrate_mb));
-        match migration::measure(plan.migrate_mb, 2, work, ctx.progress) {
+        match migration::measure(plan.migrate_mb, 2, runs, work, ctx.progress) {
             Ok(m) => {
                 r.rows.extend(migration_rows(&m));
                 notes.push(format!(
@@ -733,34 +729,72 @@ fn nightly_rows(nights: &[nightly::NightRun]) -> Vec<Row> {
         .collect()
 }
 
+/// Names of the repository's floor rows: the end-to-end backup's × floor is
+/// its median over the larger of the dump-only and store-only medians.
+const REPO_DUMP_ONLY: &str = "fresh repository: dump only";
+const REPO_STORE_ONLY: &str = "fresh repository: store only";
+const REPO_END_TO_END: &str = "fresh repository: holdfast repo backup (end to end)";
+
+/// The repository floor's rows: dump only, store only, end to end.
+fn repo_floor_rows(f: &repo_floor::FloorRuns) -> Vec<Row> {
+    [
+        (
+            REPO_DUMP_ONLY,
+            "pg_dump -Fc -Z0 -d DB -f DIR/DB.dump (every database at once; no sync, as holdfast's staging syncs no dump)",
+            &f.dump,
+            f.dump_bytes,
+            true,
+        ),
+        (
+            REPO_STORE_ONLY,
+            "holdfast::repo::Repo::backup_dir DIR (those dump files) into a new empty repository, which fsyncs what it stores, in-process",
+            &f.store,
+            f.store_bytes,
+            false,
+        ),
+        (
+            REPO_END_TO_END,
+            "holdfast::ops::repo::backup into a new empty repository (dumps staged without sync, stored with fsync), in-process",
+            &f.end_to_end,
+            f.end_to_end_bytes,
+            false,
+        ),
+    ]
+    .into_iter()
+    .map(|(name, command, samples, bytes, memory_measured)| {
+        let mut row = Row::new(Group::Repository, name, command);
+        row.stats = Stats::of(samples);
+        row.memory_measured = memory_measured;
+        row.bytes = Some(bytes);
+        row
+    })
+    .collect()
+}
+
 /// The migration's rows: the manual procedure, its steps, and holdfast.
 fn migration_rows(m: &migration::Migration) -> Vec<Row> {
-    let mut rows = Vec::new();
     let mut manual = Row::new(
         Group::Migrate,
         "manual procedure (reference)",
         "pg_dump -F c engine -f engine.dump; CREATE ROLE; CREATE DATABASE; pg_restore -d engine engine.dump",
     );
-    manual.stats = Stats::of(&[Sample {
-        wall: m.manual,
-        peak_rss: m.manual_dump.peak_rss.max(m.manual_restore.peak_rss),
-    }]);
+    manual.stats = Stats::of(&m.manual);
     manual.bytes = Some(m.manual_dump_bytes);
-    rows.push(manual);
-    for (name, command, sample) in [
+    let mut rows = vec![manual];
+    for (name, command, samples) in [
         (
             "manual: pg_dump step",
             "pg_dump -F c engine -f engine.dump",
-            m.manual_dump,
+            &m.manual_dump,
         ),
         (
             "manual: pg_restore step",
             "pg_restore -d engine engine.dump",
-            m.manual_restore,
+            &m.manual_restore,
         ),
     ] {
         let mut row = Row::new(Group::Migrate, name, command);
-        row.stats = Stats::of(&[sample]);
+        row.stats = Stats::of(samples);
         rows.push(row);
     }
     let mut holdfast = Row::new(
@@ -768,10 +802,7 @@ fn migration_rows(m: &migration::Migration) -> Vec<Row> {
         &format!("holdfast migrate --jobs {}", m.jobs),
         "holdfast::ops::migrate::run (provision, dump, restore, compare, conf rewrite), in-process",
     );
-    holdfast.stats = Stats::of(&[Sample {
-        wall: m.holdfast,
-        peak_rss: 0,
-    }]);
+    holdfast.stats = Stats::of(&m.holdfast);
     holdfast.memory_measured = false;
     rows.push(holdfast);
     rows
@@ -779,8 +810,8 @@ fn migration_rows(m: &migration::Migration) -> Vec<Row> {
 
 /// Ratios of each backup row to the floor and the reference, of each
 /// restore row to bare pg_restore and the reference restore, of each
-/// repository row to restic's store of the same night, and of migrate to the
-/// manual procedure.
+/// repository night to restic's store of the same night, of the repository's
+/// floor rows to their floor, and of migrate to the manual procedure.
 fn set_ratios(rows: &mut [Row]) {
     let median = |group: Group, name: &str| {
         rows.iter()
@@ -806,6 +837,13 @@ fn set_ratios(rows: &mut [Row]) {
                 .map(|m| (format!("{night}: "), m))
         })
         .collect();
+    let repo_floor = match (
+        median(Group::Repository, REPO_DUMP_ONLY),
+        median(Group::Repository, REPO_STORE_ONLY),
+    ) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        _ => None,
+    };
     let manual_migration = median(Group::Migrate, "manual procedure (reference)");
     for row in rows.iter_mut() {
         let Some(m) = row.stats.map(|s| s.median.as_secs_f64()) else {
@@ -815,7 +853,9 @@ fn set_ratios(rows: &mut [Row]) {
             Group::Backup => (backup_floor, backup_reference),
             Group::Restore => (restore_floor, restore_reference),
             Group::Repository => (
-                None,
+                repo_floor.filter(|_| {
+                    [REPO_DUMP_ONLY, REPO_STORE_ONLY, REPO_END_TO_END].contains(&row.name.as_str())
+                }),
                 restic
                     .iter()
                     .find(|(prefix, _)| row.name.starts_with(prefix.as_str()))
@@ -902,19 +942,64 @@ fn findings(rows: &[Row], checksum_time: Duration, plan: &Plan) -> Vec<String> {
             repo.join("; ")
         ));
     }
+    if let (Some(e2e), Some(dump), Some(store)) = (
+        find(Group::Repository, REPO_END_TO_END),
+        find(Group::Repository, REPO_DUMP_ONLY).and_then(|r| r.stats),
+        find(Group::Repository, REPO_STORE_ONLY).and_then(|r| r.stats),
+    ) {
+        if let Some(s) = e2e.stats {
+            let range = |s: &Stats| {
+                format!(
+                    "{:.2} s ({:.2}–{:.2})",
+                    s.median.as_secs_f64(),
+                    s.min.as_secs_f64(),
+                    s.max.as_secs_f64()
+                )
+            };
+            notes.push(format!(
+                "Repository backup against its floor, on the initial data, {} runs each into a fresh empty repository: end to end {} is {:.2}× the larger of dump only {} and store only {} (target ≤ 1.2×: {}).{}",
+                s.runs,
+                range(&s),
+                e2e.vs_floor.unwrap_or(f64::NAN),
+                range(&dump),
+                range(&store),
+                verdict(e2e.vs_floor.is_some_and(|r| r <= 1.2)),
+                if s.runs < 3 { " Fewer than 3 runs: run with --runs 3 or more for the figure the issue asks for." } else { "" }
+            ));
+        }
+    }
+    if let (Some(manual), Some(hf)) = (
+        find(Group::Migrate, "manual procedure (reference)").and_then(|r| r.stats),
+        rows.iter()
+            .find(|r| r.group == Group::Migrate && r.name.starts_with("holdfast migrate"))
+            .and_then(|r| r.stats.map(|s| (s, r.vs_reference))),
+    ) {
+        let (hf, ratio) = hf;
+        notes.push(format!(
+            "Migrate, {} runs each, alternating which goes first: holdfast {:.1} s ({:.1}–{:.1}) against the manual procedure {:.1} s ({:.1}–{:.1}): {:.2}× (ratio of the medians).",
+            hf.runs.min(manual.runs),
+            hf.median.as_secs_f64(),
+            hf.min.as_secs_f64(),
+            hf.max.as_secs_f64(),
+            manual.median.as_secs_f64(),
+            manual.min.as_secs_f64(),
+            manual.max.as_secs_f64(),
+            ratio.unwrap_or(f64::NAN),
+        ));
+    }
     notes.push(format!(
         "`holdfast backup` has no --fast-backup or --small-size option (engine-backup's flags, run here through the `engine-backup` link, same executable): --small-size (plain dumps with xz, xz archive) runs once, stopped after {} s. `engine-backup --fast-backup` and `engine-backup --mode=restore` are not run: they are the reference pipelines' formats through the same library as holdfast and would not fit the time budget. The `pg_dump -Z0 | zstd` rows are the zstd command line at levels 1 and 3 on the same dumps; holdfast compresses with zstd level 1 by default (`--compress-level 3` row: level 3).",
         plan.small_size_limit.as_secs()
     ));
     notes.push(format!(
-        "Runs: {} measured runs of the fast cases, {} of the reference pipelines (backup and restore), engine-backup, zstd level 3 (holdfast and the command line) and holdfast restore --jobs 1; the repository and migrate rows are one run each.",
-        plan.runs, plan.slow_runs
+        "Runs: {} measured runs of the fast cases, {} of the reference pipelines (backup and restore), engine-backup, zstd level 3 (holdfast and the command line) and holdfast restore --jobs 1; the repository's floor rows (\"fresh repository\") and the migrate rows are {} runs each too (--runs); the repository's nights are one run each, since each night builds on the one before.",
+        plan.runs, plan.slow_runs, plan.runs
     ));
     notes.push(
         "Peak memory is the largest sum of resident memory of the measured command and all its descendants, sampled from /proc every 20 ms; PostgreSQL's server backends are not descendants and are not counted.".into(),
     );
     notes.push(
-        "The first case of each group (the floor dump, bare pg_restore) ran once as an uncounted warm-up before its measured runs; the later cases run on the caches and WAL segments it warmed. The database server, the clients and the compressors share the same cores, and other jobs may have been running on this machine (see the load average above); compare rows of the same run, not across runs.".into(),
+        "The first case of each group (the floor dump, bare pg_restore) ran once as an uncounted warm-up before its measured runs, and the repository's floor rows had one uncounted round of all three steps; migrate has no warm-up, its two procedures alternate instead. The later cases run on the caches and WAL segments it warmed. The database server, the clients and the compressors share the same cores, and other jobs may have been running on this machine (see the load average above); compare rows of the same run, not across runs.".into(),
     );
     notes.push(
         "The reference pipeline and bare pg_restore connect as the superuser over the unix socket; engine-backup and holdfast connect as the application's roles over TCP, as the install root's conf files say, and holdfast's restores also run the profile's post-restore steps.".into(),

@@ -8,6 +8,7 @@ pub mod machine;
 pub mod measure;
 pub mod migration;
 pub mod nightly;
+pub mod repo_floor;
 pub mod report;
 pub mod schema_apply;
 pub mod timeline;

@@ -2,15 +2,15 @@
 //! against the manual procedure of the oVirt documentation
 //! (`pg_dump -F c engine -f engine.dump`, create role and database,
 //! `pg_restore -d engine engine.dump`, edit the conf file), side by side on the
-//! same data: shared by `bench` (one section of BENCHMARKS.md) and
-//! `migrate-bench` (on its own).
+//! same data, several runs of each, alternating: shared by `bench` (one
+//! section of BENCHMARKS.md) and `migrate-bench` (on its own).
 //!
-//! Both clusters run on this machine with PostgreSQL's durable settings (fsync
-//! on); the "remote" server listens on another port.
+//! All clusters run on this machine with PostgreSQL's durable settings (fsync
+//! on); each run gets a fresh "remote" server, listening on another port.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use holdfast::log::Log;
 use holdfast::ops::migrate::{self, MigrateRequest};
@@ -25,21 +25,23 @@ pub type Error = Box<dyn std::error::Error + Send + Sync>;
 
 const PASSWORD: &str = "bench-engine-pw";
 
-/// What one migration comparison measured.
+/// What the migration comparison measured, one sample per run of each
+/// procedure.
 #[derive(Debug, Clone)]
 pub struct Migration {
     /// `pg_database_size` of the source database.
     pub database_bytes: u64,
-    /// The manual procedure, whole (dump, role and database, restore).
-    pub manual: Duration,
+    /// The manual procedure, whole (dump, role and database, restore); its
+    /// peak memory is the larger of its two steps'.
+    pub manual: Vec<Sample>,
     /// Its dump step and its restore step (with peak memory of each).
-    pub manual_dump: Sample,
-    pub manual_restore: Sample,
-    /// Size of the manual procedure's dump file.
+    pub manual_dump: Vec<Sample>,
+    pub manual_restore: Vec<Sample>,
+    /// Size of the manual procedure's dump file (last run).
     pub manual_dump_bytes: u64,
     /// `holdfast migrate`, whole (provisioning, dump, restore, comparison,
-    /// conf rewrite), in-process.
-    pub holdfast: Duration,
+    /// conf rewrite), in-process: no peak memory.
+    pub holdfast: Vec<Sample>,
     pub jobs: u32,
 }
 
@@ -96,12 +98,18 @@ fn root_for(dir: &Path, c: &Cluster) -> Result<InstallRoot, Error> {
     Ok(InstallRoot::new(&root)?)
 }
 
-/// Build an `engine` database of about `mb` MB, migrate it by hand and with
-/// `holdfast migrate --jobs jobs`, each onto a fresh server; work files go
-/// under `parent`.
+/// Build an `engine` database of about `mb` MB, then migrate it `runs` times
+/// by hand and `runs` times with `holdfast migrate --jobs jobs`, each run onto
+/// a fresh server; work files go under `parent`.
+///
+/// The two procedures alternate, and which one goes first alternates from run
+/// to run (manual first in odd runs, holdfast in even ones), so that a drift of
+/// the machine (caches, background jobs, the source's hint bits) weighs on
+/// both alike.
 pub fn measure(
     mb: u64,
     jobs: u32,
+    runs: usize,
     parent: &Path,
     progress: &dyn Fn(&str),
 ) -> Result<Migration, Error> {
@@ -120,14 +128,51 @@ pub fn measure(
     let work = tempfile::Builder::new()
         .prefix("migrate-bench.")
         .tempdir_in(parent)?;
-    let stderr = work.path().join("stderr.txt");
+    let mut m = Migration {
+        database_bytes,
+        manual: Vec::new(),
+        manual_dump: Vec::new(),
+        manual_restore: Vec::new(),
+        manual_dump_bytes: 0,
+        holdfast: Vec::new(),
+        jobs,
+    };
+    for run in 1..=runs {
+        let manual_first = run % 2 == 1;
+        for manual in [manual_first, !manual_first] {
+            if manual {
+                let (dump, restore, whole, bytes) = manual_procedure(&source, work.path())?;
+                progress(&format!(
+                    "migrate, run {run}/{runs}: manual procedure {:.1} s",
+                    whole.wall.as_secs_f64()
+                ));
+                m.manual.push(whole);
+                m.manual_dump.push(dump);
+                m.manual_restore.push(restore);
+                m.manual_dump_bytes = bytes;
+            } else {
+                let dir = work.path().join(format!("holdfast-{run}"));
+                let sample = holdfast_migrate(&source, &dir, jobs)?;
+                progress(&format!(
+                    "migrate, run {run}/{runs}: holdfast migrate {:.1} s",
+                    sample.wall.as_secs_f64()
+                ));
+                m.holdfast.push(sample);
+            }
+        }
+    }
+    Ok(m)
+}
 
-    // The documented manual procedure, on a fresh "remote" server.
-    let manual_target = cluster()?;
-    let dump = work.path().join("engine.dump");
+/// The documented manual procedure onto a fresh "remote" server (started
+/// untimed): its dump step, its restore step, the whole, and the dump's size.
+fn manual_procedure(source: &Cluster, work: &Path) -> Result<(Sample, Sample, Sample, u64), Error> {
+    let target = cluster()?;
+    let stderr = work.join("stderr.txt");
+    let dump = work.join("engine.dump");
     let bindir = source.bindir().to_path_buf();
     let started = Instant::now();
-    let manual_dump = run_tree(
+    let dump_step = run_tree(
         Command::new(bindir.join("pg_dump"))
             .args(["-F", "c", "engine", "-f"])
             .arg(&dump)
@@ -136,34 +181,38 @@ pub fn measure(
         &stderr,
         None,
     )?;
-    manual_target.execute(
+    target.execute(
         "postgres",
         &format!("CREATE ROLE engine LOGIN PASSWORD '{PASSWORD}'"),
     )?;
-    manual_target.execute(
+    target.execute(
         "postgres",
         "CREATE DATABASE engine OWNER engine TEMPLATE template0 ENCODING 'UTF8'",
     )?;
-    let manual_restore = run_tree(
+    let restore_step = run_tree(
         Command::new(bindir.join("pg_restore"))
             .args(["-d", "engine"])
             .arg(&dump)
-            .envs(manual_target.superuser_env())
+            .envs(target.superuser_env())
             .stdout(Stdio::null()),
         &stderr,
         None,
     )?;
-    let manual = started.elapsed();
-    progress(&format!(
-        "migrate: manual procedure {:.1} s",
-        manual.as_secs_f64()
-    ));
-    let manual_dump_bytes = std::fs::metadata(&dump).map(|m| m.len()).unwrap_or(0);
-    drop(manual_target);
+    let whole = Sample {
+        wall: started.elapsed(),
+        peak_rss: dump_step.peak_rss.max(restore_step.peak_rss),
+    };
+    let bytes = std::fs::metadata(&dump).map(|m| m.len()).unwrap_or(0);
     std::fs::remove_file(&dump)?;
+    Ok((dump_step, restore_step, whole, bytes))
+}
 
+/// `holdfast migrate` onto a fresh server (started untimed), from an install
+/// root of its own under `dir`: the migration rewrites the conf files to point
+/// at the target, so a root is good for one run only.
+fn holdfast_migrate(source: &Cluster, dir: &Path, jobs: u32) -> Result<Sample, Error> {
     let target = cluster()?;
-    let env = Environment::load(Profile::ovirt_engine(), root_for(work.path(), &source)?)?;
+    let env = Environment::load(Profile::ovirt_engine(), root_for(dir, source)?)?;
     let req = MigrateRequest {
         env,
         scope: "db".into(),
@@ -187,23 +236,13 @@ pub fn measure(
         }),
         jobs: holdfast::ops::Jobs::new(jobs)?,
         online: false,
-        tmpdir: work.path().to_path_buf(),
+        tmpdir: dir.to_path_buf(),
     };
-    let log = Log::create(&work.path().join("migrate.log"))?.quiet();
+    let log = Log::create(&dir.join("migrate.log"))?.quiet();
     let started = Instant::now();
     migrate::run(&req, &log)?;
-    let holdfast = started.elapsed();
-    progress(&format!(
-        "migrate: holdfast migrate {:.1} s",
-        holdfast.as_secs_f64()
-    ));
-    Ok(Migration {
-        database_bytes,
-        manual,
-        manual_dump,
-        manual_restore,
-        manual_dump_bytes,
-        holdfast,
-        jobs,
+    Ok(Sample {
+        wall: started.elapsed(),
+        peak_rss: 0,
     })
 }

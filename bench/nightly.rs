@@ -14,6 +14,11 @@
 //! `restic backup` and by `borg create` (zstd level 3 everywhere), each into
 //! its own repository. Measured per night and tool: wall time and repository
 //! growth on disk (and peak memory of the restic and borg processes).
+//!
+//! Before the first night, on the same data, [`crate::repo_floor`] measures
+//! the end-to-end backup against dumping alone and storing alone, several
+//! runs each into fresh repositories: the nights run once each and grow one
+//! repository per tool, which says what dedup saves but gives no spread.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -27,6 +32,7 @@ use holdfast::repo::{Chunking, Repo, RepoLocation};
 use holdfast::Password;
 
 use crate::measure::{run_tree, Sample};
+use crate::repo_floor::{self, FloorRuns};
 
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 
@@ -66,6 +72,14 @@ impl NightRun {
     }
 }
 
+/// What the scenario measured: the floor runs on the initial data, then the
+/// nights.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    pub floor: FloorRuns,
+    pub nights: Vec<NightRun>,
+}
+
 /// The comparison tools of the scenario, each found on this machine or not.
 #[derive(Debug, Clone, Copy)]
 pub struct Comparisons {
@@ -103,15 +117,16 @@ impl Comparisons {
     }
 }
 
-/// Run the three nights with a `bench_events` table of about `mb` MiB of dump,
-/// in a work directory under `parent`.
-/// holdfast always runs; restic and borg where `tools` found them.
+/// With a `bench_events` table of about `mb` MiB of dump, in a work directory
+/// under `parent`: the floor's `runs` runs (see [`repo_floor`]), then the three
+/// nights. holdfast always runs; restic and borg where `tools` found them.
 pub fn measure(
     mb: u64,
+    runs: usize,
     parent: &Path,
     tools: Comparisons,
     progress: &dyn Fn(&str),
-) -> Result<Vec<NightRun>, Error> {
+) -> Result<Scenario, Error> {
     let work = tempfile::Builder::new()
         .prefix("repo-bench.")
         .tempdir_in(parent)?;
@@ -202,7 +217,9 @@ pub fn measure(
         })
     };
 
-    let mut runs = Vec::new();
+    let floor = repo_floor::measure(&cluster, &request, &password, &log, runs, w, progress)?;
+
+    let mut nights = Vec::new();
     for (night, change) in NIGHTS {
         if let Some(which) = change {
             let t = Instant::now();
@@ -222,7 +239,7 @@ pub fn measure(
                 sample.wall.as_secs_f64(),
                 growth as f64 / 1048576.0
             ));
-            runs.push(NightRun {
+            nights.push(NightRun {
                 night,
                 tool,
                 sample,
@@ -300,11 +317,11 @@ pub fn measure(
         }
         std::fs::remove_dir_all(&dumps)?;
     }
-    Ok(runs)
+    Ok(Scenario { floor, nights })
 }
 
 /// Bytes of all files under `dir`.
-fn du(dir: &Path) -> Result<u64, Error> {
+pub(crate) fn du(dir: &Path) -> Result<u64, Error> {
     let mut total = 0;
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {

@@ -220,13 +220,13 @@ impl Report {
                 Group::Repository => {
                     let _ = writeln!(
                         out,
-                        "Three nights on one table (initial; 1 % of rows changed in runs of ids; 1 % changed at random ids), each tool storing the same dump files into its own repository (zstd 3, encrypted); size MB: what the repository grew by that night. × reference: over `restic backup` of the same night. The end-to-end row also takes the dumps.\n"
+                        "Three nights on one table (initial; 1 % of rows changed in runs of ids; 1 % changed at random ids), each tool storing the same dump files into its own repository (zstd 3, encrypted); size MB: what the repository grew by that night. × reference: over `restic backup` of the same night. The end-to-end row also takes the dumps.\n\nThe \"fresh repository\" rows: on the initial data, before the first night, each run (after one uncounted warm-up round) dumps every database, stores those dump files, and backs up end to end, each store into a new empty repository, so no run dedups against an earlier one; size MB: the dump files, or the repository after the run. × floor: median over the larger of the dump-only and store-only medians.\n"
                     );
                 }
                 Group::Migrate => {
                     let _ = writeln!(
                         out,
-                        "Each procedure onto a fresh server on this machine. × reference: over the manual procedure.\n"
+                        "Each run of each procedure onto a fresh server on this machine, the two procedures alternating (which one goes first alternates too). × reference: median over the manual procedure's median.\n"
                     );
                 }
                 Group::Other => {}
