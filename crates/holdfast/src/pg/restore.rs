@@ -313,36 +313,36 @@ fn named(entry_name: &str, kind: &str) -> Option<String> {
     rest.is_empty().then_some(name)
 }
 
-fn target_state(conn: &ConnParams, tools: &PgTools) -> Result<TargetState> {
-    let mut cmd = ClientCommand::connected(tools, "psql", conn)?;
-    cmd.args([
-        "-X",
-        "-q",
-        "-A",
-        "-t",
-        "-F",
-        "|",
-        "-v",
-        "ON_ERROR_STOP=1",
-        "-c",
-        "SELECT 'extension', extname FROM pg_extension \
-         UNION ALL SELECT 'language', lanname FROM pg_language \
-         UNION ALL SELECT 'schema', nspname FROM pg_namespace WHERE nspname = 'public'",
-    ]);
-    let (finished, stdout) = cmd.output()?;
-    if !finished.success() {
-        return Err(finished.failure(&format!("checking the target database '{}'", conn.database)));
-    }
+/// What the target database already has, over a connection of our own (a
+/// psql process per database cost more than the query).
+fn target_state(conn: &ConnParams) -> Result<TargetState> {
+    let mut client = crate::pg::connect(conn)?;
+    let rows = client
+        .simple_query(
+            "SELECT 'extension', extname FROM pg_extension \
+             UNION ALL SELECT 'language', lanname FROM pg_language \
+             UNION ALL SELECT 'schema', nspname FROM pg_namespace WHERE nspname = 'public'",
+        )
+        .map_err(|e| {
+            Error::postgres(format!(
+                "checking the target database '{}': {}",
+                conn.database,
+                crate::pg::error_text(&e)
+            ))
+        })?;
     let mut state = TargetState::default();
-    for line in String::from_utf8_lossy(&stdout).lines() {
-        match line.split_once('|') {
-            Some(("extension", name)) => {
+    for row in rows {
+        let postgres::SimpleQueryMessage::Row(row) = row else {
+            continue;
+        };
+        match (row.get(0), row.get(1)) {
+            (Some("extension"), Some(name)) => {
                 state.extensions.insert(name.to_string());
             }
-            Some(("language", name)) => {
+            (Some("language"), Some(name)) => {
                 state.languages.insert(name.to_string());
             }
-            Some(("schema", "public")) => state.has_public_schema = true,
+            (Some("schema"), Some("public")) => state.has_public_schema = true,
             _ => {}
         }
     }
@@ -493,7 +493,7 @@ fn run_pg_restore_observed(
     progress: Option<&dyn Fn(u64) -> Progress>,
 ) -> Result<RestoreReport> {
     let listing = toc_listing(tools, DumpSource::File(dump))?;
-    let target = target_state(conn, tools)?;
+    let target = target_state(conn)?;
 
     let mut list = String::new();
     let mut skipped = Vec::new();
@@ -637,7 +637,7 @@ pub fn restore_plain(
     tools: &PgTools,
     sql: &mut dyn Read,
 ) -> Result<RestoreReport> {
-    let target = target_state(conn, tools)?;
+    let target = target_state(conn)?;
     let mut cmd = ClientCommand::connected(tools, "psql", conn)?;
     cmd.args([
         "-X",
