@@ -278,9 +278,37 @@ fn restore_all(
     }
     checks::provisioned_targets(targets, steps.restore_permissions, log)?;
     if let Some(plan) = steps.files_plan {
-        files::restore(req, plan, journal, log)?;
-        outcome.files_restored = true;
+        files::keep_replaced(req, plan, journal, log)?;
     }
+    // The files are written and synced on a thread beside the databases'
+    // load: no database step reads them, and syncing a few hundred conf
+    // files is mostly waiting. Whatever fails, both are done before the
+    // journal rolls back.
+    std::thread::scope(|s| {
+        let writing = steps.files_plan.map(|plan| s.spawn(|| plan.apply()));
+        let loaded = restore_databases(req, steps, targets, prefetched, journal, &mut outcome, log);
+        let written = writing.map_or(Ok(()), |w| {
+            w.join()
+                .unwrap_or_else(|_| Err(Error::failed("writing the restored files panicked")))
+        });
+        written.and(loaded)
+    })?;
+    outcome.files_restored = steps.files_plan.is_some();
+    files::restore_sqlite(req, steps.archive, journal, log)?;
+    outcome.rewritten = files::rewrite_conf(steps.rewrites, journal, log)?;
+    Ok(outcome)
+}
+
+/// Load each database in turn, as its dump comes out of the prefetch.
+fn restore_databases(
+    req: &RestoreRequest,
+    steps: &Steps,
+    targets: &mut [DbTarget],
+    prefetched: &prefetch::Prefetched,
+    journal: &mut Journal,
+    outcome: &mut RestoreOutcome,
+    log: &Log,
+) -> Result<()> {
     for (i, t) in targets.iter().enumerate() {
         prefetched.supply(i, t)?;
         databases::restore(
@@ -294,7 +322,5 @@ fn restore_all(
         t.discard_seekable_dump();
         outcome.databases.push(t.component.scope.clone());
     }
-    files::restore_sqlite(req, steps.archive, journal, log)?;
-    outcome.rewritten = files::rewrite_conf(steps.rewrites, journal, log)?;
-    Ok(outcome)
+    Ok(())
 }

@@ -82,8 +82,9 @@ fn check_disk_space(root: &Path, plan: &FilesPlan, work: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Keep the files the plan replaces, then put the archive's in place.
-pub(super) fn restore(
+/// Keep the files the plan replaces; [`FilesPlan::apply`] then puts the
+/// archive's in place.
+pub(super) fn keep_replaced(
     req: &RestoreRequest,
     plan: &FilesPlan,
     journal: &mut Journal,
@@ -92,8 +93,7 @@ pub(super) fn restore(
     crate::interrupt::check()?;
     log.output("- Files");
     log.line("Restoring files");
-    journal.keep_files(plan, req.env.root.path())?;
-    plan.apply()
+    journal.keep_files(plan, req.env.root.path())
 }
 
 /// Copy each SQLite database asked for into place, the old one kept.
