@@ -174,6 +174,71 @@ fn a_preview_holds_only_the_wanted_paths_unless_a_link_leads_to_one() {
     }
 }
 
+#[test]
+fn files_already_in_place_are_left_alone_and_any_difference_is_written() {
+    use std::os::unix::fs::FileExt;
+    let src = tempfile::tempdir().unwrap();
+    make_tree(src.path());
+    let (packed, _) =
+        pack_files(src.path(), &file_set(), Codec::Gzip, None, 1, Vec::new()).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let member = work.path().join("files");
+    std::fs::write(&member, &packed).unwrap();
+    let dest = tempfile::tempdir().unwrap();
+    let plan = |dest: &Path| FilesPlan::new(&member, dest, &[], ReadLimits::default()).unwrap();
+    let first = plan(dest.path());
+    assert!(first.entries().iter().all(|e| !e.already_there));
+    first.apply().unwrap();
+    let restored = snapshot(dest.path());
+
+    // Everything as the archive has it: no file to keep or write.
+    let again = plan(dest.path());
+    let files = |p: &FilesPlan, there: bool| -> Vec<String> {
+        p.entries()
+            .iter()
+            .filter(|e| e.already_there == there && e.kind == holdfast::archive::PlannedKind::File)
+            .map(|e| e.path.display().to_string())
+            .collect()
+    };
+    assert!(
+        files(&again, false).is_empty(),
+        "{:?}",
+        files(&again, false)
+    );
+    assert_eq!(files(&again, true).len(), 6);
+    assert_eq!(again.bytes(), 0);
+    assert!(again
+        .existing_paths()
+        .iter()
+        .all(|p| p.is_dir() || p.is_symlink()));
+
+    // One byte changed in place (same size, time put back), one mode, one
+    // time: those three are written again, the others left alone.
+    let id = dest.path().join("etc/app/keys/id");
+    let mtime = std::fs::metadata(&id).unwrap().modified().unwrap();
+    let f = std::fs::OpenOptions::new().write(true).open(&id).unwrap();
+    f.write_at(b"S", 0).unwrap();
+    f.set_modified(mtime).unwrap();
+    drop(f);
+    let run = dest.path().join("etc/app/run.sh");
+    std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let conf = dest.path().join("etc/app/app.conf");
+    std::fs::File::options()
+        .write(true)
+        .open(&conf)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now())
+        .unwrap();
+    let third = plan(dest.path());
+    assert_eq!(
+        files(&third, false),
+        ["etc/app/app.conf", "etc/app/keys/id", "etc/app/run.sh"]
+    );
+    assert_eq!(third.bytes(), 6 + 11 + 10);
+    third.apply().unwrap();
+    assert_eq!(snapshot(dest.path()), restored);
+}
+
 fn sample_manifest(members: Vec<holdfast::archive::manifest::MemberRecord>) -> Manifest {
     Manifest {
         format_version: MANIFEST_FORMAT_VERSION,

@@ -258,6 +258,9 @@ pub struct PlannedEntry {
     /// Something exists at this path now (it will be replaced, or for a
     /// directory kept and given the archived mode and owner).
     pub exists: bool,
+    /// A regular file that already is what the entry holds (bytes, size,
+    /// mode, time and, as root, owner): left alone, neither kept nor written.
+    pub already_there: bool,
 }
 
 /// What restoring a `files` member will do, computed before anything is
@@ -270,7 +273,7 @@ pub struct FilesPlan {
     limits: ReadLimits,
     entries: Vec<PlannedEntry>,
     missing_parents: Vec<PathBuf>,
-    /// The sizes of the entries, added up.
+    /// The sizes of the entries to write, added up.
     bytes: u64,
 }
 
@@ -332,8 +335,11 @@ impl FilesPlan {
         let mut missing_parents: Vec<PathBuf> = Vec::new();
         let mut missing_seen: HashSet<PathBuf> = HashSet::new();
         let mut total = 0u64;
+        let mut to_write = 0u64;
         let mut link_matters = false;
-        for_each_entry(member, &limits, |header, name, _| {
+        // SAFETY: geteuid has no preconditions.
+        let as_root = unsafe { libc::geteuid() } == 0;
+        for_each_entry(member, &limits, |header, name, data| {
             if link_matters {
                 return Ok(());
             }
@@ -419,10 +425,18 @@ impl FilesPlan {
                 PlannedKind::File => regular_files.insert(relative.clone()),
                 _ => false,
             };
+            let already_there = kind == PlannedKind::File
+                && existing
+                    .as_ref()
+                    .is_some_and(|m| already_there(&absolute, m, header, data, as_root));
+            if !already_there {
+                to_write += size;
+            }
             entries.push(PlannedEntry {
                 path: relative,
                 kind,
                 exists: existing.is_some(),
+                already_there,
             });
             Ok(())
         })?;
@@ -437,11 +451,11 @@ impl FilesPlan {
             limits,
             entries,
             missing_parents,
-            bytes: total,
+            bytes: to_write,
         }))
     }
 
-    /// The sizes of the planned entries, added up.
+    /// The sizes of the entries to write (not [`PlannedEntry::already_there`]), added up.
     pub fn bytes(&self) -> u64 {
         self.bytes
     }
@@ -456,7 +470,7 @@ impl FilesPlan {
     pub fn existing_paths(&self) -> Vec<PathBuf> {
         self.entries
             .iter()
-            .filter(|e| e.exists)
+            .filter(|e| e.exists && !e.already_there)
             .map(|e| self.root.join(&e.path))
             .collect()
     }
@@ -546,6 +560,7 @@ impl FilesPlan {
                     written.entry_in(&path);
                     dir_times.push((path, mtime));
                 }
+                PlannedKind::File if planned.already_there => {}
                 PlannedKind::File => {
                     let size = header.size().map_err(|e| fail(e.to_string()))?;
                     write_file(&path, data, size, mode, mtime, owner).map_err(|e| match e {
@@ -764,6 +779,48 @@ fn write_file(
     temp.persist(path)
         .map_err(|e| Error::io_path("rename into", path, e.error))?;
     Ok(())
+}
+
+/// Whether the regular file at `path` (of metadata `meta`) already is what
+/// the entry of `header` and `data` would write there: same size, mode,
+/// modification time, owner when running as root, and bytes. Restoring onto
+/// the machine that was backed up finds most conf files so.
+fn already_there(
+    path: &Path,
+    meta: &std::fs::Metadata,
+    header: &tar::Header,
+    data: &mut dyn Read,
+    as_root: bool,
+) -> bool {
+    let same_meta = meta.is_file()
+        && header.size().is_ok_and(|size| size == meta.len())
+        && header
+            .mode()
+            .is_ok_and(|mode| mode & 0o7777 == meta.mode() & 0o7777)
+        && header
+            .mtime()
+            .is_ok_and(|t| i64::try_from(t) == Ok(meta.mtime()) && meta.mtime_nsec() == 0);
+    let same_owner =
+        || !as_root || owner::owner_for(header).is_ok_and(|o| o == (meta.uid(), meta.gid()));
+    same_meta && same_owner() && File::open(path).is_ok_and(|file| same_bytes(file, data))
+}
+
+/// Whether two readers give the same bytes.
+fn same_bytes(mut a: impl Read, b: &mut dyn Read) -> bool {
+    let (mut x, mut y) = (vec![0u8; 64 << 10], vec![0u8; 64 << 10]);
+    loop {
+        let n = match a.read(&mut x) {
+            Ok(n) => n,
+            Err(_) => return false,
+        };
+        if n == 0 {
+            // The other must end here too.
+            return matches!(b.read(&mut y[..1]), Ok(0));
+        }
+        if b.read_exact(&mut y[..n]).is_err() || x[..n] != y[..n] {
+            return false;
+        }
+    }
 }
 
 /// Put a symlink at `path`, replacing whatever is there without following it.

@@ -179,7 +179,7 @@ impl Journal {
         for dir in plan.missing_parents() {
             self.record.created_dirs.push(root.join(dir));
         }
-        for entry in plan.entries() {
+        for entry in plan.entries().iter().filter(|e| !e.already_there) {
             let path = root.join(&entry.path);
             match (entry.kind, entry.exists) {
                 (PlannedKind::Directory, false) => self.record.created_dirs.push(path),

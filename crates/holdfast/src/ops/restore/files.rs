@@ -62,7 +62,7 @@ fn check_disk_space(root: &Path, plan: &FilesPlan, work: &Path) -> Result<()> {
     let kept: u64 = plan
         .entries()
         .iter()
-        .filter(|e| e.exists && e.kind != PlannedKind::Directory)
+        .filter(|e| e.exists && !e.already_there && e.kind != PlannedKind::Directory)
         .filter_map(|e| std::fs::symlink_metadata(root.join(&e.path)).ok())
         .map(|m| m.len())
         .sum();
