@@ -142,21 +142,27 @@ impl Migration<'_> {
         log: &Log,
     ) -> Result<(usize, PathBuf)> {
         let req = self.req;
-        if let Some(target) = self.admin {
-            log.output("Provisioning:");
-            provisioning::apply_target(
-                target,
-                &mut Default::default(),
-                &mut |u| {
-                    done.server.push(u);
-                    Ok(())
-                },
-                log,
-            )?;
-        }
+        // The source is dumped while the target is provisioned: neither
+        // needs the other. Both are over before anything is undone.
+        let dir = work.join("dump");
+        let (dumped, provisioned) = std::thread::scope(|s| {
+            let dumper =
+                s.spawn(|| copy::dump(req, self.source, self.tools, src_client, &dir, log));
+            let provisioned = self.provision(done, log);
+            let dumped = dumper
+                .join()
+                .unwrap_or_else(|_| Err(Error::failed("the dump thread panicked")));
+            (dumped, provisioned)
+        });
+        provisioned?;
+        let source_content = dumped?;
         log.output("Copying:");
-        let source_content =
-            copy::copy(req, self.source, self.tools, src_client, work.path(), log)?;
+        log.output(&format!(
+            "- dumped '{}' ({})",
+            self.source.database,
+            crate::log::count(req.jobs.get() as usize, "job", "jobs")
+        ));
+        copy::restore(req, self.tools, &dir, log)?;
         log.output("Comparing:");
         let mut tgt = pg::connect(&req.target)?;
         let target_content = copy::content(&mut tgt)?;
@@ -169,6 +175,24 @@ impl Migration<'_> {
         }
         let journal = journal::write_journal(&req.env, self.db, self.source, req, &done.rewritten)?;
         Ok((tables, journal))
+    }
+
+    /// Create or update the target's role and database, each change noted
+    /// in `done` as it is made.
+    fn provision(&self, done: &mut Done, log: &Log) -> Result<()> {
+        let Some(target) = self.admin else {
+            return Ok(());
+        };
+        log.output("Provisioning:");
+        provisioning::apply_target(
+            target,
+            &mut Default::default(),
+            &mut |u| {
+                done.server.push(u);
+                Ok(())
+            },
+            log,
+        )
     }
 }
 

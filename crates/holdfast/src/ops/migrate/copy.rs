@@ -21,19 +21,19 @@ pub(super) struct Content {
     inventory: ObjectInventory,
 }
 
-/// Dump the source in an exported snapshot (whose checksums are taken at the
-/// same time) and restore into the target; returns the source's content.
-pub(super) fn copy(
+/// Dump the source into the new directory `dir` in an exported snapshot
+/// whose content (checksums, sequences, objects) is taken at the same time;
+/// returns that content.
+pub(super) fn dump(
     req: &MigrateRequest,
     source: &ConnParams,
     tools: &PgTools,
     src_client: &mut postgres::Client,
-    work: &Path,
+    dir: &Path,
     log: &Log,
 ) -> Result<Content> {
     let sql_err = |e: postgres::Error| Error::postgres(format!("source: {}", pg::error_text(&e)));
     let (mut tx, snapshot) = inspect::export_snapshot(src_client)?;
-    let dir = work.join("dump");
     let dump = pg::dump::directory_dump_command(
         source,
         tools,
@@ -43,7 +43,7 @@ pub(super) fn copy(
             snapshot: Some(snapshot),
             jobs: Some(req.jobs.get()),
         },
-        &dir,
+        dir,
     )?;
     log.line(&dump.describe());
     let (content, dumped) = std::thread::scope(|s| {
@@ -62,15 +62,15 @@ pub(super) fn copy(
     }
     let content = content?;
     tx.commit().map_err(sql_err)?;
-    log.output(&format!(
-        "- dumped '{}' ({})",
-        source.database,
-        crate::log::count(req.jobs.get() as usize, "job", "jobs")
-    ));
+    Ok(content)
+}
+
+/// Restore the dump in `dir` into the target, in parallel jobs.
+pub(super) fn restore(req: &MigrateRequest, tools: &PgTools, dir: &Path, log: &Log) -> Result<()> {
     let report = pg::restore::restore_custom(
         &req.target,
         tools,
-        &dir,
+        dir,
         &pg::restore::RestoreOptions {
             jobs: req.jobs.get(),
             restore_permissions: true,
@@ -86,7 +86,7 @@ pub(super) fn copy(
         req.target.database,
         crate::log::count(req.jobs.get() as usize, "job", "jobs")
     ));
-    Ok(content)
+    Ok(())
 }
 
 pub(super) fn content(client: &mut impl inspect::Snapshot) -> Result<Content> {
