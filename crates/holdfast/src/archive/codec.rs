@@ -225,15 +225,31 @@ impl Codec {
         out_path: &Path,
         stop: &(dyn Fn() -> bool + Sync),
     ) -> Result<()> {
-        let mut decoder = self.open_decoded(path)?;
-        let file =
+        let mut file =
             std::fs::File::create(out_path).map_err(|e| Error::io_path("create", out_path, e))?;
-        let mut out = Stoppable { inner: file, stop };
-        let copied = io::copy(&mut decoder, &mut out);
-        match copied {
-            Ok(_) => Ok(()),
+        let copied = self.decompress_to(path, &mut file, u64::MAX, out_path, stop);
+        if copied.is_err() {
+            let _ = std::fs::remove_file(out_path);
+        }
+        copied.map(drop)
+    }
+
+    /// Decompress the file at `path` into `out` (named `out_name` in
+    /// messages), at most `limit` bytes: `Ok(false)` when there would be
+    /// more. `stop` as for [`Codec::decompress_into`].
+    pub fn decompress_to(
+        self,
+        path: &Path,
+        out: &mut dyn Write,
+        limit: u64,
+        out_name: &Path,
+        stop: &(dyn Fn() -> bool + Sync),
+    ) -> Result<bool> {
+        let mut decoder = self.open_decoded(path)?.take(limit.saturating_add(1));
+        let mut out = Stoppable { inner: out, stop };
+        match io::copy(&mut decoder, &mut out) {
+            Ok(copied) => Ok(copied <= limit),
             Err(e) => {
-                let _ = std::fs::remove_file(out_path);
                 if stop() {
                     return Err(Error::failed(format!(
                         "decompressing {} was stopped",
@@ -241,7 +257,7 @@ impl Codec {
                     )));
                 }
                 if e.kind() == io::ErrorKind::StorageFull {
-                    return Err(Error::io_path("write", out_path, e));
+                    return Err(Error::io_path("write", out_name, e));
                 }
                 Err(Error::invalid(format!(
                     "{} does not decompress with {}: {e}",

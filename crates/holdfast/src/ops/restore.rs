@@ -309,7 +309,7 @@ fn restore_databases(
     outcome: &mut RestoreOutcome,
     log: &Log,
 ) -> Result<()> {
-    for (i, t) in targets.iter().enumerate() {
+    for (i, t) in targets.iter_mut().enumerate() {
         prefetched.supply(i, t)?;
         databases::restore(
             req,

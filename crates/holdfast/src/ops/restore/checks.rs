@@ -15,6 +15,7 @@ use crate::pg::{self, ConnParams, PgTools};
 use crate::profile::{DatabaseComponent, Environment};
 use crate::{Error, Remedy, Result};
 
+use super::prefetch::Decompressed;
 use super::selection::Selection;
 
 /// One database to load, checked.
@@ -36,28 +37,49 @@ pub(super) struct DbTarget<'a> {
     /// replace it: the dump's owners are not restored.
     pub replaced_owner: Option<String>,
     /// The dump decompressed for pg_restore, once.
-    seekable: OnceCell<PathBuf>,
+    seekable: OnceCell<Seekable>,
 }
 
 impl DbTarget<'_> {
     pub fn seekable_dump(&self, work: &Path) -> Result<PathBuf> {
-        if let Some(path) = self.seekable.get() {
-            return Ok(path.clone());
+        if let Some(seekable) = self.seekable.get() {
+            return Ok(seekable.path().to_path_buf());
         }
         let path = self.codec.seekable_copy(&self.member, work)?;
-        Ok(self.seekable.get_or_init(|| path).clone())
+        let seekable = if path == self.member {
+            Seekable::Member(path)
+        } else {
+            Seekable::Decompressed(Decompressed::Disk(path))
+        };
+        Ok(self.seekable.get_or_init(|| seekable).path().to_path_buf())
     }
 
     /// The dump decompressed ahead ([`super::prefetch`]) is the one to read.
-    pub fn use_seekable_dump(&self, path: PathBuf) {
-        let _ = self.seekable.set(path);
+    pub fn use_seekable_dump(&self, dump: Decompressed) {
+        let _ = self.seekable.set(Seekable::Decompressed(dump));
     }
 
     /// The database is loaded: its decompressed copy is no longer needed
     /// (the member itself is kept).
-    pub fn discard_seekable_dump(&self) {
-        if let Some(path) = self.seekable.get().filter(|p| **p != self.member) {
-            let _ = std::fs::remove_file(path);
+    pub fn discard_seekable_dump(&mut self) {
+        drop(self.seekable.take());
+    }
+}
+
+/// What pg_restore reads a custom dump from.
+#[derive(Debug)]
+enum Seekable {
+    /// The member, not compressed.
+    Member(PathBuf),
+    /// A decompressed copy, gone when dropped.
+    Decompressed(Decompressed),
+}
+
+impl Seekable {
+    fn path(&self) -> &Path {
+        match self {
+            Seekable::Member(path) => path,
+            Seekable::Decompressed(d) => d.path(),
         }
     }
 }

@@ -2,9 +2,16 @@
 //! `-j` needs a file it can seek in, and while the restore is checked, the
 //! files restored and one database loads, the next dump is decompressed on a
 //! thread of its own, so that the decompression hides behind that work
-//! instead of adding to it. Only the work directory is written to. At most one dump waits decompressed beside the
-//! one loading, and each is removed once loaded.
+//! instead of adding to it. At most one dump waits decompressed beside the
+//! one loading, and each is gone once loaded.
+//!
+//! A decompressed dump that fits an eighth of the memory available is kept
+//! in memory ([`Decompressed::Memory`], a memfd pg_restore opens through
+//! `/proc`): written to disk, gigabytes of it competed with the server's own
+//! writes for the disk while the previous database loaded. Larger ones go
+//! to the work directory, and nothing else is written anywhere.
 
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender};
@@ -24,8 +31,95 @@ pub(super) struct DumpQueue {
 
 /// The loading side: each prefetched dump, waited for in load order.
 pub(super) struct Prefetched<'s> {
-    ready: Receiver<(usize, Result<PathBuf>)>,
+    ready: Receiver<(usize, Result<Decompressed>)>,
     stop: &'s AtomicBool,
+}
+
+/// A dump decompressed for pg_restore to seek in, gone when dropped.
+#[derive(Debug)]
+pub(super) enum Decompressed {
+    /// A memfd of ours, and the `/proc` path other processes open it by.
+    Memory { _file: File, path: PathBuf },
+    /// A file of the work directory.
+    Disk(PathBuf),
+}
+
+impl Decompressed {
+    /// Where pg_restore reads it.
+    pub fn path(&self) -> &Path {
+        match self {
+            Decompressed::Memory { path, .. } | Decompressed::Disk(path) => path,
+        }
+    }
+
+    /// Decompress `member` with `codec`: into memory when it fits `budget`
+    /// bytes, else into `dir`.
+    fn of(
+        member: &Path,
+        codec: Codec,
+        budget: u64,
+        dir: &Path,
+        stop: &(dyn Fn() -> bool + Sync),
+    ) -> Result<Decompressed> {
+        if budget > 0 {
+            if let Some(in_memory) = Decompressed::in_memory(member, codec, budget, stop)? {
+                return Ok(in_memory);
+            }
+        }
+        let name = member.file_name().unwrap_or_default().to_string_lossy();
+        let out = dir.join(format!("{name}.uncompressed"));
+        codec.decompress_into(member, &out, stop)?;
+        Ok(Decompressed::Disk(out))
+    }
+
+    /// `None` when the dump is larger than `budget`, or a memfd cannot be
+    /// had or opened by path.
+    fn in_memory(
+        member: &Path,
+        codec: Codec,
+        budget: u64,
+        stop: &(dyn Fn() -> bool + Sync),
+    ) -> Result<Option<Decompressed>> {
+        let Ok(fd) = rustix::fs::memfd_create("holdfast-dump", rustix::fs::MemfdFlags::CLOEXEC)
+        else {
+            return Ok(None);
+        };
+        let path = PathBuf::from(format!(
+            "/proc/{}/fd/{}",
+            std::process::id(),
+            std::os::fd::AsRawFd::as_raw_fd(&fd)
+        ));
+        let mut file = File::from(fd);
+        if !codec.decompress_to(member, &mut file, budget, Path::new("memory"), stop)? {
+            return Ok(None);
+        }
+        // pg_restore opens the path: make sure a process of ours can.
+        if File::open(&path).is_err() {
+            return Ok(None);
+        }
+        Ok(Some(Decompressed::Memory { _file: file, path }))
+    }
+}
+
+impl Drop for Decompressed {
+    fn drop(&mut self) {
+        if let Decompressed::Disk(path) = self {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// How many bytes one decompressed dump may take in memory: an eighth of
+/// what the kernel calls available (two can be held at once, one loading,
+/// one waiting), nothing when that cannot be read.
+fn memory_budget() -> u64 {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    meminfo
+        .lines()
+        .find_map(|line| line.strip_prefix("MemAvailable:"))
+        .and_then(|rest| rest.trim().strip_suffix("kB"))
+        .and_then(|kib| kib.trim().parse::<u64>().ok())
+        .map_or(0, |kib| kib * 1024 / 8)
 }
 
 impl DumpQueue {
@@ -50,15 +144,10 @@ impl DumpQueue {
 
     /// Decompress every dump in turn, handing each over when it is whole;
     /// ends early when `stop` is set or nobody waits any more.
-    pub fn run(self, ready: SyncSender<(usize, Result<PathBuf>)>, stop: &AtomicBool) {
+    pub fn run(self, ready: SyncSender<(usize, Result<Decompressed>)>, stop: &AtomicBool) {
+        let stopped = || stop.load(Ordering::Relaxed) || crate::interrupt::requested().is_some();
         for (index, member, codec) in self.jobs {
-            let name = member.file_name().unwrap_or_default().to_string_lossy();
-            let out = self.dir.join(format!("{name}.uncompressed"));
-            let done = codec
-                .decompress_into(&member, &out, &|| {
-                    stop.load(Ordering::Relaxed) || crate::interrupt::requested().is_some()
-                })
-                .map(|()| out);
+            let done = Decompressed::of(&member, codec, memory_budget(), &self.dir, &stopped);
             let failed = done.is_err();
             if ready.send((index, done)).is_err() || failed {
                 return;
@@ -68,7 +157,9 @@ impl DumpQueue {
 }
 
 /// A channel for [`DumpQueue::run`]: one dump ahead of the one loading.
-pub(super) fn channel(stop: &AtomicBool) -> (SyncSender<(usize, Result<PathBuf>)>, Prefetched<'_>) {
+pub(super) fn channel(
+    stop: &AtomicBool,
+) -> (SyncSender<(usize, Result<Decompressed>)>, Prefetched<'_>) {
     let (sender, ready) = mpsc::sync_channel(0);
     (sender, Prefetched { ready, stop })
 }
@@ -86,12 +177,9 @@ impl Prefetched<'_> {
                     target.use_seekable_dump(done?);
                     return Ok(());
                 }
-                // A dump the loading side skipped (it failed first).
-                Ok((_, done)) => {
-                    if let Ok(path) = done {
-                        let _ = std::fs::remove_file(path);
-                    }
-                }
+                // A dump the loading side skipped (it failed first): gone
+                // when dropped.
+                Ok(_) => {}
                 Err(_) => {
                     return Err(crate::Error::failed(
                         "the dump decompression stopped before the database's dump",
@@ -106,5 +194,75 @@ impl Drop for Prefetched<'_> {
     /// Whatever happens on the loading side, the decompressing thread stops.
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(dir: &Path, data: &[u8]) -> PathBuf {
+        let path = dir.join("dump.db");
+        std::fs::write(&path, zstd::encode_all(data, 1).unwrap()).unwrap();
+        path
+    }
+
+    #[test]
+    fn a_dump_within_the_budget_stays_in_memory_and_a_larger_one_goes_to_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let data: Vec<u8> = (0..300_000u32).flat_map(|i| i.to_le_bytes()).collect();
+        let member = member(dir.path(), &data);
+        let never = || false;
+
+        let in_memory =
+            Decompressed::of(&member, Codec::Zstd, 2 << 20, dir.path(), &never).unwrap();
+        assert!(
+            matches!(in_memory, Decompressed::Memory { .. }),
+            "{in_memory:?}"
+        );
+        assert!(in_memory.path().starts_with("/proc"));
+        assert_eq!(std::fs::read(in_memory.path()).unwrap(), data);
+        let path = in_memory.path().to_path_buf();
+        drop(in_memory);
+        assert!(std::fs::read(&path).is_err(), "the memfd is closed");
+
+        // One byte short of the dump: on disk, whole, removed when dropped.
+        let budget = data.len() as u64 - 1;
+        let on_disk = Decompressed::of(&member, Codec::Zstd, budget, dir.path(), &never).unwrap();
+        let Decompressed::Disk(path) = &on_disk else {
+            panic!("{on_disk:?}");
+        };
+        assert_eq!(path, &dir.path().join("dump.db.uncompressed"));
+        assert_eq!(std::fs::read(path).unwrap(), data);
+        let path = path.clone();
+        drop(on_disk);
+        assert!(!path.exists());
+
+        // Exactly the budget fits.
+        let exact = data.len() as u64;
+        let fits = Decompressed::of(&member, Codec::Zstd, exact, dir.path(), &never).unwrap();
+        assert!(matches!(fits, Decompressed::Memory { .. }));
+    }
+
+    #[test]
+    fn the_budget_is_an_eighth_of_the_available_memory() {
+        let available = std::fs::read_to_string("/proc/meminfo")
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix("MemAvailable:").map(str::to_string))
+            .unwrap();
+        let kib: u64 = available
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .unwrap();
+        let budget = memory_budget();
+        // Memory moves between the two reads: within 1 %.
+        let expected = kib * 1024 / 8;
+        assert!(
+            budget.abs_diff(expected) <= expected / 100,
+            "{budget} vs {expected}"
+        );
     }
 }
