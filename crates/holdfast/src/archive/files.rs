@@ -32,24 +32,30 @@ pub struct FileSet {
 
 /// Compile exclusion globs.
 fn compile_excludes(patterns: &[String]) -> Result<GlobSet> {
+    compile_globs(patterns, "exclude pattern")
+}
+
+/// Compile root-relative globs (`*` stays within a component); `what` names
+/// them in a refusal.
+fn compile_globs(patterns: &[String], what: &str) -> Result<GlobSet> {
     let mut builder = GlobSetBuilder::new();
     for p in patterns {
         let glob = GlobBuilder::new(p.trim_start_matches('/').trim_end_matches('/'))
             .literal_separator(true)
             .build()
-            .map_err(|e| Error::usage(format!("bad exclude pattern {p:?}: {e}")))?;
+            .map_err(|e| Error::usage(format!("bad {what} {p:?}: {e}")))?;
         builder.add(glob);
     }
     builder
         .build()
-        .map_err(|e| Error::usage(format!("bad exclude patterns: {e}")))
+        .map_err(|e| Error::usage(format!("bad {what}s: {e}")))
 }
 
-/// Whether `relative` or one of its ancestors matches an exclusion.
-fn is_excluded(excludes: &GlobSet, relative: &Path) -> bool {
+/// Whether `relative` or one of its ancestors matches one of `globs`.
+fn matches_or_lies_below(globs: &GlobSet, relative: &Path) -> bool {
     relative
         .ancestors()
-        .any(|a| !a.as_os_str().is_empty() && excludes.is_match(a))
+        .any(|a| !a.as_os_str().is_empty() && globs.is_match(a))
 }
 
 /// Which entries of a `files` tar a [`FilesPlan`] takes.
@@ -86,15 +92,15 @@ impl EntryFilter {
             }
         }
         Ok(Some(EntryFilter::Only {
-            wanted: compile_excludes(wanted)?,
+            wanted: compile_globs(wanted, "path to preview")?,
             through,
         }))
     }
 
     fn takes(&self, relative: &Path) -> bool {
         match self {
-            EntryFilter::Except(excluded) => !is_excluded(excluded, relative),
-            EntryFilter::Only { wanted, .. } => is_excluded(wanted, relative),
+            EntryFilter::Except(excluded) => !matches_or_lies_below(excluded, relative),
+            EntryFilter::Only { wanted, .. } => matches_or_lies_below(wanted, relative),
         }
     }
 
@@ -174,7 +180,7 @@ fn pack_tree<W: Write>(
     excludes: &GlobSet,
     packed: &mut PackedFiles,
 ) -> Result<()> {
-    if is_excluded(excludes, relative) {
+    if matches_or_lies_below(excludes, relative) {
         return Ok(());
     }
     let path = root.join(relative);
