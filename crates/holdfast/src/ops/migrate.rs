@@ -142,20 +142,12 @@ impl Migration<'_> {
         log: &Log,
     ) -> Result<(usize, PathBuf)> {
         let req = self.req;
-        // The source is dumped while the target is provisioned: neither
-        // needs the other. Both are over before anything is undone.
+        // The target is provisioned while pg_dump runs: neither needs the
+        // other. A refusal there kills pg_dump (`SourceDump` dropped).
         let dir = work.join("dump");
-        let (dumped, provisioned) = std::thread::scope(|s| {
-            let dumper =
-                s.spawn(|| copy::dump(req, self.source, self.tools, src_client, &dir, log));
-            let provisioned = self.provision(done, log);
-            let dumped = dumper
-                .join()
-                .unwrap_or_else(|_| Err(Error::failed("the dump thread panicked")));
-            (dumped, provisioned)
-        });
-        provisioned?;
-        let source_content = dumped?;
+        let dumping = copy::start_dump(req, self.source, self.tools, src_client, &dir, log)?;
+        self.provision(done, log)?;
+        let source_content = dumping.finish()?;
         log.output("Copying:");
         log.output(&format!(
             "- dumped '{}' ({})",

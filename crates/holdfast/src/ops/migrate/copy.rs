@@ -4,8 +4,10 @@
 //! table, sequence and object compared.
 
 use std::path::Path;
+use std::process::Stdio;
 
 use crate::log::Log;
+use crate::pg::command::RunningCommand;
 use crate::pg::dump::{DumpFormat, DumpOptions};
 use crate::pg::inspect::{self, ObjectInventory, SequenceValue, TableChecksum};
 use crate::pg::{self, ConnParams, PgTools};
@@ -21,19 +23,27 @@ pub(super) struct Content {
     inventory: ObjectInventory,
 }
 
-/// Dump the source into the new directory `dir` in an exported snapshot
-/// whose content (checksums, sequences, objects) is taken at the same time;
-/// returns that content.
-pub(super) fn dump(
+/// The source's dump under way: pg_dump writing into a directory in the
+/// snapshot `tx` exported, while the caller does other work. Dropped
+/// unfinished, pg_dump is killed and the snapshot let go.
+pub(super) struct SourceDump<'c> {
+    // Fields drop in order: pg_dump is gone before its snapshot.
+    running: RunningCommand,
+    tx: postgres::Transaction<'c>,
+    database: String,
+}
+
+/// Start dumping the source into the new directory `dir`, in a snapshot
+/// exported from `src_client`.
+pub(super) fn start_dump<'c>(
     req: &MigrateRequest,
     source: &ConnParams,
     tools: &PgTools,
-    src_client: &mut postgres::Client,
+    src_client: &'c mut postgres::Client,
     dir: &Path,
     log: &Log,
-) -> Result<Content> {
-    let sql_err = |e: postgres::Error| Error::postgres(format!("source: {}", pg::error_text(&e)));
-    let (mut tx, snapshot) = inspect::export_snapshot(src_client)?;
+) -> Result<SourceDump<'c>> {
+    let (tx, snapshot) = inspect::export_snapshot(src_client)?;
     let dump = pg::dump::directory_dump_command(
         source,
         tools,
@@ -46,23 +56,29 @@ pub(super) fn dump(
         dir,
     )?;
     log.line(&dump.describe());
-    let (content, dumped) = std::thread::scope(|s| {
-        let dumper = s.spawn(|| dump.output());
-        let content = content(&mut tx);
-        (
-            content,
-            dumper
-                .join()
-                .unwrap_or_else(|_| Err(Error::failed("the dump thread panicked"))),
-        )
-    });
-    let (finished, _) = dumped?;
-    if !finished.success() {
-        return Err(finished.failure(&format!("of the source database '{}'", source.database)));
+    let running = dump.spawn(Stdio::null(), Stdio::null())?;
+    Ok(SourceDump {
+        running,
+        tx,
+        database: source.database.clone(),
+    })
+}
+
+impl SourceDump<'_> {
+    /// Take the snapshot's content (checksums, sequences, objects) while
+    /// pg_dump finishes, and wait for it; returns that content.
+    pub fn finish(mut self) -> Result<Content> {
+        let content = content(&mut self.tx);
+        let finished = self.running.wait()?;
+        if !finished.success() {
+            return Err(finished.failure(&format!("of the source database '{}'", self.database)));
+        }
+        let content = content?;
+        self.tx
+            .commit()
+            .map_err(|e| Error::postgres(format!("source: {}", pg::error_text(&e))))?;
+        Ok(content)
     }
-    let content = content?;
-    tx.commit().map_err(sql_err)?;
-    Ok(content)
 }
 
 /// Restore the dump in `dir` into the target, in parallel jobs.
