@@ -116,15 +116,21 @@ fn files_member_round_trips_for_every_codec() {
     }
 }
 
-#[test]
-fn a_preview_holds_only_the_wanted_paths_unless_a_link_leads_to_one() {
+/// The tree of [`make_tree`] (in the first directory) packed with `codec`
+/// into a `files` member at the path returned (in the second).
+fn packed_member(codec: Codec) -> (tempfile::TempDir, tempfile::TempDir, std::path::PathBuf) {
     let src = tempfile::tempdir().unwrap();
     make_tree(src.path());
-    let (packed, _) =
-        pack_files(src.path(), &file_set(), Codec::Zstd, None, 1, Vec::new()).unwrap();
+    let (packed, _) = pack_files(src.path(), &file_set(), codec, None, 1, Vec::new()).unwrap();
     let work = tempfile::tempdir().unwrap();
     let member = work.path().join("files");
     std::fs::write(&member, &packed).unwrap();
+    (src, work, member)
+}
+
+#[test]
+fn a_preview_holds_only_the_wanted_paths_unless_a_link_leads_to_one() {
+    let (src, _work, member) = packed_member(Codec::Zstd);
     let preview = |wanted: &[&str]| {
         let dest = tempfile::tempdir().unwrap();
         let wanted: Vec<String> = wanted.iter().map(|w| w.to_string()).collect();
@@ -177,13 +183,7 @@ fn a_preview_holds_only_the_wanted_paths_unless_a_link_leads_to_one() {
 #[test]
 fn files_already_in_place_are_left_alone_and_any_difference_is_written() {
     use std::os::unix::fs::FileExt;
-    let src = tempfile::tempdir().unwrap();
-    make_tree(src.path());
-    let (packed, _) =
-        pack_files(src.path(), &file_set(), Codec::Gzip, None, 1, Vec::new()).unwrap();
-    let work = tempfile::tempdir().unwrap();
-    let member = work.path().join("files");
-    std::fs::write(&member, &packed).unwrap();
+    let (_src, _work, member) = packed_member(Codec::Gzip);
     let dest = tempfile::tempdir().unwrap();
     let plan = |dest: &Path| FilesPlan::new(&member, dest, &[], ReadLimits::default()).unwrap();
     let first = plan(dest.path());
