@@ -227,28 +227,26 @@ impl Codec {
     ) -> Result<()> {
         let mut file =
             std::fs::File::create(out_path).map_err(|e| Error::io_path("create", out_path, e))?;
-        let copied = self.decompress_to(path, &mut file, u64::MAX, out_path, stop);
+        let copied = self.decompress_to(path, &mut file, out_path, stop);
         if copied.is_err() {
             let _ = std::fs::remove_file(out_path);
         }
-        copied.map(drop)
+        copied
     }
 
     /// Decompress the file at `path` into `out` (named `out_name` in
-    /// messages), at most `limit` bytes: `Ok(false)` when there would be
-    /// more. `stop` as for [`Codec::decompress_into`].
+    /// messages). `stop` as for [`Codec::decompress_into`].
     pub fn decompress_to(
         self,
         path: &Path,
         out: &mut dyn Write,
-        limit: u64,
         out_name: &Path,
         stop: &(dyn Fn() -> bool + Sync),
-    ) -> Result<bool> {
-        let mut decoder = self.open_decoded(path)?.take(limit.saturating_add(1));
+    ) -> Result<()> {
+        let mut decoder = self.open_decoded(path)?;
         let mut out = Stoppable { inner: out, stop };
         match io::copy(&mut decoder, &mut out) {
-            Ok(copied) => Ok(copied <= limit),
+            Ok(_) => Ok(()),
             Err(e) => {
                 if stop() {
                     return Err(Error::failed(format!(

@@ -8,10 +8,12 @@
 //! A decompressed dump that fits an eighth of the memory available is kept
 //! in memory ([`Decompressed::Memory`], a memfd pg_restore opens through
 //! `/proc`): written to disk, gigabytes of it competed with the server's own
-//! writes for the disk while the previous database loaded. Larger ones go
-//! to the work directory, and nothing else is written anywhere.
+//! writes for the disk while the previous database loaded. One that
+//! outgrows that budget moves to the work directory as it does ([`Spill`]),
+//! still decompressed once; nothing else is written anywhere.
 
 use std::fs::File;
+use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender};
@@ -52,8 +54,8 @@ impl Decompressed {
         }
     }
 
-    /// Decompress `member` with `codec`: into memory when it fits `budget`
-    /// bytes, else into `dir`.
+    /// Decompress `member` with `codec`, once: into memory while it fits
+    /// `budget` bytes, moved on to a file of `dir` when it outgrows it.
     fn of(
         member: &Path,
         codec: Codec,
@@ -61,43 +63,98 @@ impl Decompressed {
         dir: &Path,
         stop: &(dyn Fn() -> bool + Sync),
     ) -> Result<Decompressed> {
-        if budget > 0 {
-            if let Some(in_memory) = Decompressed::in_memory(member, codec, budget, stop)? {
-                return Ok(in_memory);
-            }
-        }
         let name = member.file_name().unwrap_or_default().to_string_lossy();
-        let out = dir.join(format!("{name}.uncompressed"));
-        codec.decompress_into(member, &out, stop)?;
-        Ok(Decompressed::Disk(out))
+        let disk_path = dir.join(format!("{name}.uncompressed"));
+        let mut out = Spill::new(budget, disk_path.clone());
+        let done = codec
+            .decompress_to(member, &mut out, &disk_path, stop)
+            .and_then(|()| out.finish());
+        if done.is_err() {
+            let _ = std::fs::remove_file(&disk_path);
+        }
+        done
+    }
+}
+
+/// Where a dump is decompressed to: a memfd while the bytes fit the budget,
+/// then a file of the work directory holding all of them.
+struct Spill {
+    memory: Option<File>,
+    budget: u64,
+    written: u64,
+    disk_path: PathBuf,
+    disk: Option<File>,
+}
+
+impl Spill {
+    /// In memory from the start when a memfd can be had and `budget` is not 0.
+    fn new(budget: u64, disk_path: PathBuf) -> Spill {
+        let memory = (budget > 0)
+            .then(|| rustix::fs::memfd_create("holdfast-dump", rustix::fs::MemfdFlags::CLOEXEC))
+            .and_then(|fd| fd.ok())
+            .map(File::from);
+        Spill {
+            memory,
+            budget,
+            written: 0,
+            disk_path,
+            disk: None,
+        }
     }
 
-    /// `None` when the dump is larger than `budget`, or a memfd cannot be
-    /// had or opened by path.
-    fn in_memory(
-        member: &Path,
-        codec: Codec,
-        budget: u64,
-        stop: &(dyn Fn() -> bool + Sync),
-    ) -> Result<Option<Decompressed>> {
-        let Ok(fd) = rustix::fs::memfd_create("holdfast-dump", rustix::fs::MemfdFlags::CLOEXEC)
-        else {
-            return Ok(None);
-        };
-        let path = PathBuf::from(format!(
-            "/proc/{}/fd/{}",
-            std::process::id(),
-            std::os::fd::AsRawFd::as_raw_fd(&fd)
-        ));
-        let mut file = File::from(fd);
-        if !codec.decompress_to(member, &mut file, budget, Path::new("memory"), stop)? {
-            return Ok(None);
+    /// Move what is in memory to the file on disk, and write there from now on.
+    fn spill(&mut self) -> std::io::Result<&mut File> {
+        let mut disk = File::create(&self.disk_path)?;
+        if let Some(mut memory) = self.memory.take() {
+            memory.seek(SeekFrom::Start(0))?;
+            std::io::copy(&mut memory, &mut disk)?;
         }
-        // pg_restore opens the path: make sure a process of ours can.
-        if File::open(&path).is_err() {
-            return Ok(None);
+        Ok(self.disk.insert(disk))
+    }
+
+    /// The dump, where it ended up. One in memory that a process of ours
+    /// cannot open by its `/proc` path (as pg_restore will) goes to disk.
+    fn finish(&mut self) -> Result<Decompressed> {
+        if let Some(memory) = self.memory.take() {
+            let path = PathBuf::from(format!(
+                "/proc/{}/fd/{}",
+                std::process::id(),
+                std::os::fd::AsRawFd::as_raw_fd(&memory)
+            ));
+            if File::open(&path).is_ok() {
+                return Ok(Decompressed::Memory {
+                    _file: memory,
+                    path,
+                });
+            }
+            self.memory = Some(memory);
         }
-        Ok(Some(Decompressed::Memory { _file: file, path }))
+        if self.disk.is_none() {
+            if let Err(e) = self.spill() {
+                return Err(crate::Error::io_path("write", &self.disk_path, e));
+            }
+        }
+        Ok(Decompressed::Disk(self.disk_path.clone()))
+    }
+}
+
+impl Write for Spill {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Some(disk) = self.disk.as_mut() {
+            return disk.write(buf);
+        }
+        match self.memory.as_mut() {
+            Some(memory) if self.written + buf.len() as u64 <= self.budget => {
+                let n = memory.write(buf)?;
+                self.written += n as u64;
+                Ok(n)
+            }
+            _ => self.spill()?.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -226,7 +283,8 @@ mod tests {
         drop(in_memory);
         assert!(std::fs::read(&path).is_err(), "the memfd is closed");
 
-        // One byte short of the dump: on disk, whole, removed when dropped.
+        // One byte short of the dump: moved to disk as it outgrew the budget,
+        // whole, removed when dropped.
         let budget = data.len() as u64 - 1;
         let on_disk = Decompressed::of(&member, Codec::Zstd, budget, dir.path(), &never).unwrap();
         let Decompressed::Disk(path) = &on_disk else {
@@ -237,6 +295,12 @@ mod tests {
         let path = path.clone();
         drop(on_disk);
         assert!(!path.exists());
+
+        // No budget: straight to disk.
+        let no_memory = Decompressed::of(&member, Codec::Zstd, 0, dir.path(), &never).unwrap();
+        assert!(matches!(no_memory, Decompressed::Disk(_)), "{no_memory:?}");
+        assert_eq!(std::fs::read(no_memory.path()).unwrap(), data);
+        drop(no_memory);
 
         // Exactly the budget fits.
         let exact = data.len() as u64;
