@@ -343,8 +343,7 @@ impl FilesPlan {
         let mut total = 0u64;
         let mut to_write = 0u64;
         let mut link_matters = false;
-        // SAFETY: geteuid has no preconditions.
-        let as_root = unsafe { libc::geteuid() } == 0;
+        let as_root = running_as_root();
         for_each_entry(member, &limits, |header, name, data| {
             if link_matters {
                 return Ok(());
@@ -520,8 +519,7 @@ impl FilesPlan {
                     .context(|| format!("chmod {}", path.display()))?;
             }
         }
-        // SAFETY: geteuid has no preconditions.
-        let as_root = unsafe { libc::geteuid() } == 0;
+        let as_root = running_as_root();
         let fail = |what: String| {
             Error::invalid(format!("{}: {}", self.member.display(), printable(&what)))
         };
@@ -785,6 +783,12 @@ fn write_file(
     temp.persist(path)
         .map_err(|e| Error::io_path("rename into", path, e.error))?;
     Ok(())
+}
+
+/// Whether owners are restored (and compared): only root can set them.
+fn running_as_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
 }
 
 /// Whether the regular file at `path` (of metadata `meta`) already is what
